@@ -1,0 +1,447 @@
+//! The decision: may this request proceed, and with which permit?
+//!
+//! [`PolicySet::compile`] indexes licences by licensee and dataset and compiles each licence's
+//! field plan once. [`PolicySet::decide`] is then a few hash lookups and comparisons: it takes
+//! the clock as an argument and performs no IO.
+
+use crate::catalog::DatasetSpec;
+use crate::classify::{OpenCategory, RuleTable};
+use crate::licence::{Licence, LicenceStatus, Mode, Quota, RateLimit};
+use crate::mask::{MaskRule, PseudonymKey};
+use crate::plan::{FieldAction, FieldPlan, PlannedField};
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use time::OffsetDateTime;
+
+/// A source of the current time, injected so decisions are testable.
+pub trait Clock {
+    /// Now.
+    fn now(&self) -> OffsetDateTime;
+}
+
+/// The system clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> OffsetDateTime {
+        OffsetDateTime::now_utc()
+    }
+}
+
+/// A fixed clock, for tests and replays.
+#[derive(Debug, Clone, Copy)]
+pub struct FixedClock(pub OffsetDateTime);
+
+impl Clock for FixedClock {
+    fn now(&self) -> OffsetDateTime {
+        self.0
+    }
+}
+
+/// One request as the decision sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    /// The authenticated licensee, or `None` on the public listener.
+    pub licensee: Option<&'a str>,
+    /// The dataset asked for.
+    pub dataset: &'a str,
+    /// The declared scenario (`Sluice-Scenario`).
+    pub scenario: Option<&'a str>,
+    /// A subset of fields asked for, or `None` for all the permit allows.
+    pub fields: Option<&'a [&'a str]>,
+}
+
+/// The outcome of a decision.
+#[derive(Debug, Clone)]
+pub enum Decision {
+    /// Proceed under this permit.
+    Allow(Permit),
+    /// Refuse for this reason.
+    Deny(Refusal),
+}
+
+/// What an allowed request may do. Travels down the request path after the decision.
+#[derive(Debug, Clone)]
+pub struct Permit {
+    /// The licence that allows the call; `None` for unconditional data on the public listener.
+    pub licence: Option<Arc<Licence>>,
+    /// The field plan to apply while streaming.
+    pub plan: Arc<FieldPlan>,
+    /// Fields the licence names that will never be emitted (non-open, unknown to the
+    /// dataset, or needing a mask the licence does not give).
+    pub withheld: Arc<[String]>,
+}
+
+impl Permit {
+    /// The licence's rate limit, if any.
+    pub fn rate(&self) -> Option<RateLimit> {
+        self.licence.as_ref().map(|l| l.rate)
+    }
+
+    /// The licence's quotas (unlimited on the public listener; the gateway limits it per IP).
+    pub fn quota(&self) -> Quota {
+        self.licence.as_ref().map(|l| l.quota).unwrap_or_default()
+    }
+}
+
+/// Why a request was refused. Each variant maps to one stable problem type.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// The dataset is not offered here.
+    #[error("dataset `{0}` is not offered by this gateway")]
+    UnknownDataset(String),
+    /// The dataset was closed (emergency switch or classification).
+    #[error("dataset `{0}` is closed")]
+    DatasetClosed(String),
+    /// Conditional data requested without a client certificate.
+    #[error("dataset `{0}` holds conditional data; a licensee certificate is required")]
+    Unauthenticated(String),
+    /// No `Sluice-Scenario` header.
+    #[error("the request declares no scenario (Sluice-Scenario header)")]
+    ScenarioMissing,
+    /// The licensee holds no licence for the dataset.
+    #[error("licensee `{licensee}` holds no licence for dataset `{dataset}`")]
+    NoLicence {
+        /// Licensee id.
+        licensee: String,
+        /// Dataset id.
+        dataset: String,
+    },
+    /// The licensee holds licences for the dataset, but not for this scenario.
+    #[error("scenario `{scenario}` is not licensed for dataset `{dataset}`")]
+    ScenarioNotLicensed {
+        /// Dataset id.
+        dataset: String,
+        /// The declared scenario.
+        scenario: String,
+    },
+    /// The licence is suspended.
+    #[error("licence `{id}` is suspended: {reason}")]
+    LicenceSuspended {
+        /// Licence id.
+        id: String,
+        /// Why.
+        reason: String,
+    },
+    /// The licence is revoked.
+    #[error("licence `{id}` is revoked: {reason}")]
+    LicenceRevoked {
+        /// Licence id.
+        id: String,
+        /// Why.
+        reason: String,
+    },
+    /// The licence's validity ended.
+    #[error("licence `{0}` has expired")]
+    LicenceExpired(String),
+    /// The licence's validity has not begun.
+    #[error("licence `{0}` is not yet valid")]
+    LicenceNotYetValid(String),
+    /// The licensee's access was restricted (violation measure).
+    #[error("licensee `{licensee}` is restricted: {reason}")]
+    LicenseeRestricted {
+        /// Licensee id.
+        licensee: String,
+        /// Why.
+        reason: String,
+    },
+    /// A requested field is not in the permit.
+    #[error("field `{0}` is not allowed by the licence")]
+    FieldNotAllowed(String),
+    /// The licence is for aggregates only.
+    #[error("licence `{0}` allows aggregates only")]
+    AggregateOnly(String),
+}
+
+impl Refusal {
+    /// Stable short code, used in problem type URIs, metrics and the audit.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::UnknownDataset(_) => "unknown-dataset",
+            Self::DatasetClosed(_) => "dataset-closed",
+            Self::Unauthenticated(_) => "unauthenticated",
+            Self::ScenarioMissing => "scenario-missing",
+            Self::NoLicence { .. } => "no-licence",
+            Self::ScenarioNotLicensed { .. } => "scenario-not-licensed",
+            Self::LicenceSuspended { .. } => "licence-suspended",
+            Self::LicenceRevoked { .. } => "licence-revoked",
+            Self::LicenceExpired(_) => "licence-expired",
+            Self::LicenceNotYetValid(_) => "licence-not-yet-valid",
+            Self::LicenseeRestricted { .. } => "licensee-restricted",
+            Self::FieldNotAllowed(_) => "field-not-allowed",
+            Self::AggregateOnly(_) => "aggregate-only",
+        }
+    }
+}
+
+/// Emergency and violation measures that override licences.
+#[derive(Debug, Clone, Default)]
+pub struct Measures {
+    /// Datasets closed by the emergency switch.
+    pub closed_datasets: HashSet<String>,
+    /// All conditional data closed at once.
+    pub all_conditional_closed: bool,
+    /// Licensees whose access is closed, with the reason.
+    pub restricted_licensees: HashMap<String, String>,
+}
+
+struct CompiledDataset {
+    category: OpenCategory,
+    public_permit: Option<Permit>,
+}
+
+struct CompiledLicence {
+    licence: Arc<Licence>,
+    permit: Permit,
+}
+
+/// Everything a decision needs, indexed for microsecond lookups.
+pub struct PolicySet {
+    datasets: HashMap<String, CompiledDataset>,
+    /// licensee → dataset → licences.
+    licences: HashMap<String, HashMap<String, Vec<CompiledLicence>>>,
+    measures: Measures,
+}
+
+impl std::fmt::Debug for PolicySet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PolicySet")
+            .field("datasets", &self.datasets.len())
+            .field("licensees", &self.licences.len())
+            .finish()
+    }
+}
+
+impl PolicySet {
+    /// Compiles datasets, licences and measures. `master_key` derives the per-licensee,
+    /// per-dataset pseudonym keys. Licences for datasets this gateway does not offer are kept
+    /// out of the index.
+    pub fn compile(
+        datasets: &[DatasetSpec],
+        licences: impl IntoIterator<Item = Licence>,
+        rules: &RuleTable,
+        measures: Measures,
+        master_key: &[u8],
+    ) -> Self {
+        let specs: HashMap<&str, &DatasetSpec> = datasets.iter().map(|d| (d.id.as_str(), d)).collect();
+        let compiled_datasets = datasets
+            .iter()
+            .map(|d| {
+                let category = d.category(rules);
+                let public_permit = (category == OpenCategory::Unconditional).then(|| Permit {
+                    licence: None,
+                    plan: Arc::new(FieldPlan {
+                        fields: d
+                            .fields
+                            .iter()
+                            .filter(|f| rules.category(&f.grades) == OpenCategory::Unconditional)
+                            .map(|f| PlannedField {
+                                name: f.name.clone(),
+                                action: FieldAction::Emit { scan: f.scan },
+                            })
+                            .collect(),
+                        row_filter: None,
+                        key: PseudonymKey::derive(master_key, "", &d.id),
+                    }),
+                    withheld: Arc::from(Vec::new()),
+                });
+                (
+                    d.id.clone(),
+                    CompiledDataset {
+                        category,
+                        public_permit,
+                    },
+                )
+            })
+            .collect();
+        let mut index: HashMap<String, HashMap<String, Vec<CompiledLicence>>> = HashMap::new();
+        for licence in licences {
+            let Some(spec) = specs.get(licence.dataset.as_str()) else {
+                continue;
+            };
+            let permit = compile_permit(&licence, spec, rules, master_key);
+            let licence = Arc::new(licence);
+            let permit = Permit {
+                licence: Some(licence.clone()),
+                ..permit
+            };
+            index
+                .entry(licence.licensee.clone())
+                .or_default()
+                .entry(licence.dataset.clone())
+                .or_default()
+                .push(CompiledLicence { licence, permit });
+        }
+        Self {
+            datasets: compiled_datasets,
+            licences: index,
+            measures,
+        }
+    }
+
+    /// The open category of an offered dataset.
+    pub fn dataset_category(&self, dataset: &str) -> Option<OpenCategory> {
+        self.datasets.get(dataset).map(|d| d.category)
+    }
+
+    /// Number of licences indexed.
+    pub fn licence_count(&self) -> usize {
+        self.licences
+            .values()
+            .flat_map(|m| m.values())
+            .map(Vec::len)
+            .sum()
+    }
+
+    /// Decides one request at the time `clock` gives.
+    pub fn decide(&self, req: &Request<'_>, clock: &impl Clock) -> Decision {
+        match self.decide_inner(req, clock.now()) {
+            Ok(permit) => match req.fields {
+                None => Decision::Allow(permit),
+                Some(asked) => match permit.plan.narrowed(asked) {
+                    Ok(plan) => Decision::Allow(Permit {
+                        plan: Arc::new(plan),
+                        ..permit
+                    }),
+                    Err(field) => Decision::Deny(Refusal::FieldNotAllowed(field.to_owned())),
+                },
+            },
+            Err(r) => Decision::Deny(r),
+        }
+    }
+
+    fn decide_inner(&self, req: &Request<'_>, now: OffsetDateTime) -> Result<Permit, Refusal> {
+        let ds = self
+            .datasets
+            .get(req.dataset)
+            .ok_or_else(|| Refusal::UnknownDataset(req.dataset.to_owned()))?;
+        let closed = self.measures.closed_datasets.contains(req.dataset);
+        if closed || ds.category == OpenCategory::NonOpen {
+            return Err(Refusal::DatasetClosed(req.dataset.to_owned()));
+        }
+        let Some(licensee) = req.licensee else {
+            return ds
+                .public_permit
+                .clone()
+                .ok_or_else(|| Refusal::Unauthenticated(req.dataset.to_owned()));
+        };
+        if self.measures.all_conditional_closed && ds.category == OpenCategory::Conditional {
+            return Err(Refusal::DatasetClosed(req.dataset.to_owned()));
+        }
+        if let Some(reason) = self.measures.restricted_licensees.get(licensee) {
+            return Err(Refusal::LicenseeRestricted {
+                licensee: licensee.to_owned(),
+                reason: reason.clone(),
+            });
+        }
+        let no_licence = || Refusal::NoLicence {
+            licensee: licensee.to_owned(),
+            dataset: req.dataset.to_owned(),
+        };
+        let candidates = self
+            .licences
+            .get(licensee)
+            .and_then(|m| m.get(req.dataset))
+            .ok_or_else(no_licence)?;
+        let scenario = req.scenario.ok_or(Refusal::ScenarioMissing)?;
+        let mut best: Option<Refusal> = None;
+        for c in candidates.iter().filter(|c| c.licence.scenario == scenario) {
+            match check_licence(&c.licence, now) {
+                Ok(()) => return Ok(c.permit.clone()),
+                Err(r) => {
+                    if best.as_ref().is_none_or(|b| rank(&r) > rank(b)) {
+                        best = Some(r);
+                    }
+                }
+            }
+        }
+        Err(best.unwrap_or_else(|| Refusal::ScenarioNotLicensed {
+            dataset: req.dataset.to_owned(),
+            scenario: scenario.to_owned(),
+        }))
+    }
+}
+
+/// Among several licences for one scenario, report the most actionable refusal.
+fn rank(r: &Refusal) -> u8 {
+    match r {
+        Refusal::AggregateOnly(_) => 5,
+        Refusal::LicenceNotYetValid(_) => 4,
+        Refusal::LicenceSuspended { .. } => 3,
+        Refusal::LicenceExpired(_) => 2,
+        Refusal::LicenceRevoked { .. } => 1,
+        _ => 0,
+    }
+}
+
+fn check_licence(l: &Licence, now: OffsetDateTime) -> Result<(), Refusal> {
+    match &l.status {
+        LicenceStatus::Active => {}
+        LicenceStatus::Suspended { reason } => {
+            return Err(Refusal::LicenceSuspended {
+                id: l.id.clone(),
+                reason: reason.clone(),
+            })
+        }
+        LicenceStatus::Revoked { reason } => {
+            return Err(Refusal::LicenceRevoked {
+                id: l.id.clone(),
+                reason: reason.clone(),
+            })
+        }
+    }
+    if now < l.valid_from {
+        return Err(Refusal::LicenceNotYetValid(l.id.clone()));
+    }
+    if now >= l.valid_until {
+        return Err(Refusal::LicenceExpired(l.id.clone()));
+    }
+    if l.mode == Mode::Aggregate {
+        return Err(Refusal::AggregateOnly(l.id.clone()));
+    }
+    Ok(())
+}
+
+/// Builds a licence's plan: dataset field order, licence rules, classification floors.
+fn compile_permit(l: &Licence, spec: &DatasetSpec, rules: &RuleTable, master_key: &[u8]) -> Permit {
+    let mut fields = Vec::new();
+    let mut withheld: Vec<String> = l
+        .fields
+        .keys()
+        .filter(|n| spec.field(n).is_none())
+        .cloned()
+        .collect();
+    for f in &spec.fields {
+        let Some(rule) = l.fields.get(&f.name) else {
+            continue;
+        };
+        let category = rules.category(&f.grades);
+        let action = match rule {
+            MaskRule::Drop => continue,
+            _ if category == OpenCategory::NonOpen => None,
+            MaskRule::Clear if rules.requires_masking(&f.grades) => None,
+            MaskRule::Clear => Some(FieldAction::Emit { scan: f.scan }),
+            other => Some(FieldAction::Mask(other.clone())),
+        };
+        match action {
+            Some(action) => fields.push(PlannedField {
+                name: f.name.clone(),
+                action,
+            }),
+            None => withheld.push(f.name.clone()),
+        }
+    }
+    Permit {
+        licence: None,
+        plan: Arc::new(FieldPlan {
+            fields,
+            row_filter: l.row_filter.clone(),
+            key: PseudonymKey::derive(master_key, &l.licensee, &l.dataset),
+        }),
+        withheld: Arc::from(withheld),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,1 @@
+//! The detector safety net: finds personal identifiers in free text and masks them.

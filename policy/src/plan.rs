@@ -1,0 +1,67 @@
+//! The field plan: exactly which fields leave, and how each is masked.
+//!
+//! A plan is an allow-list. A field the plan does not name is dropped; a value the plan
+//! cannot classify is an error. Plans are compiled once per licence, never per request.
+
+use crate::mask::{MaskRule, PseudonymKey};
+use crate::rowfilter::RowFilter;
+
+/// The fields a response may carry, in output order, with the row filter and pseudonym key.
+#[derive(Debug, Clone)]
+pub struct FieldPlan {
+    /// Fields emitted, in output order.
+    pub fields: Vec<PlannedField>,
+    /// Records that do not match are removed.
+    pub row_filter: Option<RowFilter>,
+    /// Key for [`MaskRule::Pseudonym`], specific to the licensee and dataset.
+    pub key: PseudonymKey,
+}
+
+/// One field of a plan.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlannedField {
+    /// Field name (decoded, as the source writes it).
+    pub name: String,
+    /// What to do with its value.
+    pub action: FieldAction,
+}
+
+/// What happens to a planned field's value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FieldAction {
+    /// Emit in the clear; when `scan` is set, strings pass through the detector safety net.
+    Emit {
+        /// Apply [`crate::mask::detect::scrub`] to string values.
+        scan: bool,
+    },
+    /// Apply a masking rule (never [`MaskRule::Clear`] or [`MaskRule::Drop`]).
+    Mask(MaskRule),
+}
+
+impl FieldPlan {
+    /// Names of the emitted fields, in order (the CSV header).
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.fields.iter().map(|f| f.name.as_str())
+    }
+
+    /// Restricts the plan to the requested fields, keeping the plan's order.
+    /// Returns the first requested field the plan does not hold.
+    pub fn narrowed<'a>(&self, requested: &[&'a str]) -> Result<FieldPlan, &'a str> {
+        if let Some(missing) = requested
+            .iter()
+            .find(|r| !self.fields.iter().any(|f| f.name == **r))
+        {
+            return Err(missing);
+        }
+        Ok(FieldPlan {
+            fields: self
+                .fields
+                .iter()
+                .filter(|f| requested.contains(&f.name.as_str()))
+                .cloned()
+                .collect(),
+            row_filter: self.row_filter.clone(),
+            key: self.key.clone(),
+        })
+    }
+}

@@ -106,7 +106,7 @@ impl MaskRule {
     /// let key = PseudonymKey::derive(b"master", "acme", "hydrants");
     /// let rule = MaskRule::Partial { first: 3, last: 4 };
     /// assert_eq!(rule.apply(Scalar::Str("13812345678"), &key), Masked::Str("138****5678".into()));
-    /// ```no_run
+    /// ```
     pub fn apply(&self, value: Scalar<'_>, key: &PseudonymKey) -> Masked {
         apply_rule(self, value, key)
     }

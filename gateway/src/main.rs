@@ -1,3 +1,5 @@
 //! The `sluice` binary.
 
-fn main() {}
+fn main() -> anyhow::Result<()> {
+    Ok(())
+}

@@ -1,0 +1,1 @@
+//! The hash-chained, durable audit log.

@@ -1,1 +1,289 @@
+use super::*;
+use crate::catalog::FieldSpec;
+use crate::classify::{Grades, OrganisationGrade, PersonalGrade};
+use crate::licence::Quota;
+use std::collections::BTreeMap;
+use time::macros::datetime;
 
+fn field(name: &str, personal: PersonalGrade) -> FieldSpec {
+    FieldSpec {
+        name: name.into(),
+        grades: Grades {
+            personal,
+            ..Grades::default()
+        },
+        scan: true,
+        description: String::new(),
+    }
+}
+
+fn hydrants() -> DatasetSpec {
+    DatasetSpec {
+        id: "hydrants".into(),
+        title: "Fire hydrants".into(),
+        owner: "fire".into(),
+        update_frequency: "daily".into(),
+        version: 1,
+        grades: Grades {
+            personal: PersonalGrade::NonAnonymousNonSensitive,
+            ..Grades::default()
+        },
+        fields: vec![
+            field("id", PersonalGrade::None),
+            field("district", PersonalGrade::None),
+            field("adopter_name", PersonalGrade::NonAnonymousNonSensitive),
+            field("adopter_mobile", PersonalGrade::NonAnonymousNonSensitive),
+            field("adopter_id_number", PersonalGrade::NonAnonymousSensitive),
+        ],
+    }
+}
+
+fn parks() -> DatasetSpec {
+    DatasetSpec {
+        id: "parks".into(),
+        title: String::new(),
+        owner: String::new(),
+        update_frequency: String::new(),
+        version: 1,
+        grades: Grades::default(),
+        fields: vec![
+            field("name", PersonalGrade::None),
+            FieldSpec {
+                name: "operator_turnover".into(),
+                grades: Grades {
+                    organisation: OrganisationGrade::InternalOperations,
+                    ..Grades::default()
+                },
+                scan: true,
+                description: String::new(),
+            },
+        ],
+    }
+}
+
+fn licence(id: &str, scenario: &str) -> Licence {
+    let mut fields = BTreeMap::new();
+    fields.insert("id".into(), MaskRule::Clear);
+    fields.insert("district".into(), MaskRule::Clear);
+    fields.insert("adopter_mobile".into(), MaskRule::Partial { first: 3, last: 4 });
+    fields.insert("adopter_name".into(), MaskRule::Clear); // needs masking: withheld
+    fields.insert("adopter_id_number".into(), MaskRule::Redact); // non-open: withheld
+    fields.insert("colour".into(), MaskRule::Clear); // unknown: withheld
+    Licence {
+        id: id.into(),
+        licensee: "acme".into(),
+        dataset: "hydrants".into(),
+        scenario: scenario.into(),
+        fields,
+        row_filter: None,
+        rate: RateLimit::default(),
+        quota: Quota::default(),
+        valid_from: datetime!(2026-01-01 0:00 UTC),
+        valid_until: datetime!(2027-01-01 0:00 UTC),
+        mode: Mode::Records,
+        status: LicenceStatus::Active,
+    }
+}
+
+const NOW: FixedClock = FixedClock(datetime!(2026-06-01 12:00 UTC));
+
+fn set(licences: Vec<Licence>, measures: Measures) -> PolicySet {
+    PolicySet::compile(
+        &[hydrants(), parks()],
+        licences,
+        &RuleTable::default(),
+        measures,
+        b"k",
+    )
+}
+
+fn req<'a>(licensee: Option<&'a str>, dataset: &'a str, scenario: Option<&'a str>) -> Request<'a> {
+    Request {
+        licensee,
+        dataset,
+        scenario,
+        fields: None,
+    }
+}
+
+fn deny(d: Decision) -> Refusal {
+    match d {
+        Decision::Deny(r) => r,
+        Decision::Allow(p) => panic!("expected a refusal, got {p:?}"),
+    }
+}
+
+fn allow(d: Decision) -> Permit {
+    match d {
+        Decision::Allow(p) => p,
+        Decision::Deny(r) => panic!("expected a permit, got {r:?}"),
+    }
+}
+
+#[test]
+fn licensed_request_gets_the_plan_with_floors_applied() {
+    let s = set(vec![licence("l1", "adoption")], Measures::default());
+    let p = allow(s.decide(&req(Some("acme"), "hydrants", Some("adoption")), &NOW));
+    let names: Vec<&str> = p.plan.names().collect();
+    assert_eq!(names, ["id", "district", "adopter_mobile"]);
+    assert_eq!(
+        p.plan.fields[2].action,
+        FieldAction::Mask(MaskRule::Partial { first: 3, last: 4 })
+    );
+    let mut withheld = p.withheld.to_vec();
+    withheld.sort();
+    assert_eq!(withheld, ["adopter_id_number", "adopter_name", "colour"]);
+    assert_eq!(p.licence.as_ref().map(|l| l.id.as_str()), Some("l1"));
+}
+
+#[test]
+fn refusals_are_typed() {
+    let s = set(vec![licence("l1", "adoption")], Measures::default());
+    assert_eq!(
+        deny(s.decide(&req(Some("acme"), "hydrants", Some("marketing")), &NOW)),
+        Refusal::ScenarioNotLicensed {
+            dataset: "hydrants".into(),
+            scenario: "marketing".into()
+        }
+    );
+    assert_eq!(
+        deny(s.decide(&req(Some("acme"), "hydrants", None), &NOW)),
+        Refusal::ScenarioMissing
+    );
+    assert_eq!(
+        deny(s.decide(&req(Some("other"), "hydrants", Some("adoption")), &NOW)).code(),
+        "no-licence"
+    );
+    assert_eq!(
+        deny(s.decide(&req(Some("acme"), "nope", Some("adoption")), &NOW)),
+        Refusal::UnknownDataset("nope".into())
+    );
+    assert_eq!(
+        deny(s.decide(&req(None, "hydrants", None), &NOW)).code(),
+        "unauthenticated"
+    );
+}
+
+#[test]
+fn status_and_validity() {
+    let mut suspended = licence("l1", "adoption");
+    suspended.status = LicenceStatus::Suspended {
+        reason: "audit".into(),
+    };
+    let s = set(vec![suspended], Measures::default());
+    assert_eq!(
+        deny(s.decide(&req(Some("acme"), "hydrants", Some("adoption")), &NOW)).code(),
+        "licence-suspended"
+    );
+
+    let mut revoked = licence("l1", "adoption");
+    revoked.status = LicenceStatus::Revoked {
+        reason: "misuse".into(),
+    };
+    let s = set(vec![revoked], Measures::default());
+    assert_eq!(
+        deny(s.decide(&req(Some("acme"), "hydrants", Some("adoption")), &NOW)).code(),
+        "licence-revoked"
+    );
+
+    let s = set(vec![licence("l1", "adoption")], Measures::default());
+    let later = FixedClock(datetime!(2027-01-01 0:00 UTC));
+    let earlier = FixedClock(datetime!(2025-12-31 23:59:59 UTC));
+    assert_eq!(
+        deny(s.decide(&req(Some("acme"), "hydrants", Some("adoption")), &later)),
+        Refusal::LicenceExpired("l1".into())
+    );
+    assert_eq!(
+        deny(s.decide(&req(Some("acme"), "hydrants", Some("adoption")), &earlier)),
+        Refusal::LicenceNotYetValid("l1".into())
+    );
+}
+
+#[test]
+fn an_active_licence_wins_over_a_revoked_one_for_the_same_scenario() {
+    let mut old = licence("old", "adoption");
+    old.status = LicenceStatus::Revoked {
+        reason: "replaced".into(),
+    };
+    let s = set(vec![old, licence("new", "adoption")], Measures::default());
+    let p = allow(s.decide(&req(Some("acme"), "hydrants", Some("adoption")), &NOW));
+    assert_eq!(p.licence.map(|l| l.id.clone()).as_deref(), Some("new"));
+}
+
+#[test]
+fn measures_override_licences() {
+    let closed = Measures {
+        closed_datasets: ["hydrants".to_owned()].into(),
+        ..Measures::default()
+    };
+    let s = set(vec![licence("l1", "adoption")], closed);
+    assert_eq!(
+        deny(s.decide(&req(Some("acme"), "hydrants", Some("adoption")), &NOW)).code(),
+        "dataset-closed"
+    );
+
+    let all = Measures {
+        all_conditional_closed: true,
+        ..Measures::default()
+    };
+    let s = set(vec![licence("l1", "adoption")], all);
+    assert_eq!(
+        deny(s.decide(&req(Some("acme"), "hydrants", Some("adoption")), &NOW)).code(),
+        "dataset-closed"
+    );
+    // Unconditional data stays open in an emergency that closes conditional data.
+    assert!(matches!(
+        s.decide(&req(None, "parks", None), &NOW),
+        Decision::Allow(_)
+    ));
+
+    let restricted = Measures {
+        restricted_licensees: [("acme".to_owned(), "violation v-1".to_owned())].into(),
+        ..Measures::default()
+    };
+    let s = set(vec![licence("l1", "adoption")], restricted);
+    assert_eq!(
+        deny(s.decide(&req(Some("acme"), "hydrants", Some("adoption")), &NOW)).code(),
+        "licensee-restricted"
+    );
+}
+
+#[test]
+fn public_requests_see_only_unconditional_fields() {
+    let s = set(vec![], Measures::default());
+    let p = allow(s.decide(&req(None, "parks", None), &NOW));
+    assert_eq!(p.plan.names().collect::<Vec<_>>(), ["name"]);
+    assert!(p.licence.is_none());
+}
+
+#[test]
+fn requested_fields_narrow_the_plan() {
+    let s = set(vec![licence("l1", "adoption")], Measures::default());
+    let asked = ["adopter_mobile", "id"];
+    let r = Request {
+        fields: Some(&asked),
+        ..req(Some("acme"), "hydrants", Some("adoption"))
+    };
+    let p = allow(s.decide(&r, &NOW));
+    assert_eq!(p.plan.names().collect::<Vec<_>>(), ["id", "adopter_mobile"]);
+    let asked = ["adopter_id_number"];
+    let r = Request {
+        fields: Some(&asked),
+        ..req(Some("acme"), "hydrants", Some("adoption"))
+    };
+    assert_eq!(
+        deny(s.decide(&r, &NOW)),
+        Refusal::FieldNotAllowed("adopter_id_number".into())
+    );
+}
+
+#[test]
+fn aggregate_licences_do_not_grant_records() {
+    let mut l = licence("agg", "stats");
+    l.mode = Mode::Aggregate;
+    let s = set(vec![l], Measures::default());
+    assert_eq!(
+        deny(s.decide(&req(Some("acme"), "hydrants", Some("stats")), &NOW)).code(),
+        "aggregate-only"
+    );
+}

@@ -72,7 +72,7 @@ fn bench(c: &mut Criterion) {
     g.bench_function("allow", |b| {
         let r = Request {
             licensee: Some("licensee-12345"),
-            dataset: "dataset-26",
+            dataset: "dataset-25",
             scenario: Some("scenario-0"),
             fields: None,
         };

@@ -1,0 +1,340 @@
+//! The HTTP connector: an agency REST endpoint reached with a pooled hyper client.
+//!
+//! Only allow-listed query parameters pass, the row filter's equality conditions are pushed
+//! down as query parameters when mapped, hop-by-hop headers never cross, and both the connect
+//! and the response-head waits are bounded.
+
+use bytes::Bytes;
+use http::{header, HeaderMap, Request, Response, StatusCode, Uri};
+use http_body_util::{combinators::BoxBody, BodyExt, Empty};
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::TokioExecutor;
+use serde::{Deserialize, Serialize};
+use sluice_policy::rowfilter::{Op, RowFilter};
+use sluice_policy::stream::InputFormat;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// How a dataset's records are fetched from an HTTP source.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSourceConfig {
+    /// Upstream URL of the records, e.g. `http://127.0.0.1:9000/hydrants`.
+    pub url: String,
+    /// Body format: `json` (array), `ndjson` or `csv`.
+    #[serde(default)]
+    pub format: SourceFormat,
+    /// For `json`: dotted path of the records array inside an envelope object, e.g. `data.items`.
+    #[serde(default)]
+    pub records_path: Option<String>,
+    /// Client query parameters passed to the upstream (all others are dropped).
+    #[serde(default)]
+    pub query_allow: Vec<String>,
+    /// Upstream parameter carrying the page size.
+    #[serde(default = "default_limit_param")]
+    pub limit_param: String,
+    /// Upstream parameter carrying the offset.
+    #[serde(default = "default_offset_param")]
+    pub offset_param: String,
+    /// Row-filter fields the upstream can filter on, mapped to its query parameter.
+    #[serde(default)]
+    pub filter_params: BTreeMap<String, String>,
+    /// Connect timeout, ms.
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout_ms: u64,
+    /// Time to the response head, ms.
+    #[serde(default = "default_response_timeout")]
+    pub response_timeout_ms: u64,
+    /// Longest wait for the next body chunk, ms.
+    #[serde(default = "default_read_timeout")]
+    pub read_timeout_ms: u64,
+}
+
+fn default_limit_param() -> String {
+    "limit".into()
+}
+fn default_offset_param() -> String {
+    "offset".into()
+}
+fn default_connect_timeout() -> u64 {
+    2_000
+}
+fn default_response_timeout() -> u64 {
+    10_000
+}
+fn default_read_timeout() -> u64 {
+    10_000
+}
+
+/// Body format of a source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceFormat {
+    /// JSON array, or an envelope with `records_path`.
+    #[default]
+    Json,
+    /// Newline-delimited JSON.
+    Ndjson,
+    /// CSV with a header row.
+    Csv,
+}
+
+impl HttpSourceConfig {
+    /// Problems with the config, as (relative path, message).
+    pub fn validate(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        match self.url.parse::<Uri>() {
+            Ok(u) if u.scheme_str() == Some("http") && u.host().is_some() => {}
+            Ok(_) => out.push(("url".into(), "must be an absolute http:// URL".into())),
+            Err(e) => out.push(("url".into(), format!("not a URL: {e}"))),
+        }
+        if self.records_path.is_some() && self.format != SourceFormat::Json {
+            out.push(("records_path".into(), "only applies to format = \"json\"".into()));
+        }
+        if self.connect_timeout_ms == 0 || self.response_timeout_ms == 0 || self.read_timeout_ms == 0 {
+            out.push(("connect_timeout_ms".into(), "timeouts must be positive".into()));
+        }
+        out
+    }
+
+    /// The policy crate's input format for this source.
+    pub fn input_format(&self) -> InputFormat {
+        match (self.format, &self.records_path) {
+            (SourceFormat::Json, None) => InputFormat::JsonArray,
+            (SourceFormat::Json, Some(p)) => InputFormat::JsonAt(p.split('.').map(str::to_owned).collect()),
+            (SourceFormat::Ndjson, _) => InputFormat::Ndjson,
+            (SourceFormat::Csv, _) => InputFormat::Csv,
+        }
+    }
+}
+
+/// One fetch: the page and the client's parameters.
+#[derive(Debug, Clone, Default)]
+pub struct Fetch<'a> {
+    /// Page size.
+    pub limit: u64,
+    /// Offset into the source's records.
+    pub offset: u64,
+    /// Client query parameters (filtered against `query_allow`).
+    pub params: Vec<(&'a str, &'a str)>,
+    /// The licence's row filter, pushed down where mapped.
+    pub row_filter: Option<&'a RowFilter>,
+    /// Request id, forwarded as `x-request-id`.
+    pub request_id: &'a str,
+}
+
+/// Why a fetch failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    /// The URL could not be built.
+    #[error("bad upstream URL: {0}")]
+    Url(String),
+    /// Connecting or sending failed.
+    #[error("upstream unreachable: {0}")]
+    Unreachable(String),
+    /// No response head within the timeout.
+    #[error("upstream did not answer within {0:?}")]
+    Timeout(Duration),
+    /// The upstream answered with an error status.
+    #[error("upstream answered {0}")]
+    Status(StatusCode),
+}
+
+/// A streaming upstream body.
+pub type UpstreamBody = BoxBody<Bytes, hyper::Error>;
+
+/// A pooled HTTP client for all sources of one gateway.
+#[derive(Clone)]
+pub struct UpstreamClient {
+    client: Client<HttpConnector, Empty<Bytes>>,
+}
+
+impl std::fmt::Debug for UpstreamClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("UpstreamClient")
+    }
+}
+
+impl UpstreamClient {
+    /// A client with connection pooling; `connect_timeout` bounds TCP connects.
+    pub fn new(connect_timeout: Duration) -> Self {
+        let mut http = HttpConnector::new();
+        http.set_connect_timeout(Some(connect_timeout));
+        http.set_nodelay(true);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .pool_max_idle_per_host(64)
+            .build(http);
+        Self { client }
+    }
+
+    /// Fetches one page; resolves when the response head arrives.
+    pub async fn fetch(
+        &self,
+        source: &HttpSourceConfig,
+        fetch: &Fetch<'_>,
+    ) -> Result<(HeaderMap, UpstreamBody), FetchError> {
+        let uri = build_uri(source, fetch)?;
+        let req = Request::get(uri)
+            .header(header::ACCEPT, accept_of(source.format))
+            .header("x-request-id", fetch.request_id)
+            .body(Empty::new())
+            .map_err(|e| FetchError::Url(e.to_string()))?;
+        let wait = Duration::from_millis(source.response_timeout_ms);
+        let resp: Response<hyper::body::Incoming> = tokio::time::timeout(wait, self.client.request(req))
+            .await
+            .map_err(|_| FetchError::Timeout(wait))?
+            .map_err(|e| FetchError::Unreachable(error_chain(&e)))?;
+        if !resp.status().is_success() {
+            return Err(FetchError::Status(resp.status()));
+        }
+        let (parts, body) = resp.into_parts();
+        Ok((strip_hop_by_hop(parts.headers), body.boxed()))
+    }
+}
+
+fn accept_of(f: SourceFormat) -> &'static str {
+    match f {
+        SourceFormat::Json => "application/json",
+        SourceFormat::Ndjson => "application/x-ndjson",
+        SourceFormat::Csv => "text/csv",
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+/// Builds the upstream URI: the source URL, allow-listed client parameters, pushed-down
+/// filter conditions, and the page.
+pub fn build_uri(source: &HttpSourceConfig, fetch: &Fetch<'_>) -> Result<Uri, FetchError> {
+    let mut url = url::Url::parse(&source.url).map_err(|e| FetchError::Url(e.to_string()))?;
+    {
+        let mut q = url.query_pairs_mut();
+        for (k, v) in &fetch.params {
+            if source.query_allow.iter().any(|a| a == k)
+                && *k != source.limit_param
+                && *k != source.offset_param
+            {
+                q.append_pair(k, v);
+            }
+        }
+        if let Some(filter) = fetch.row_filter {
+            for c in &filter.conditions {
+                if let (Op::Eq, Some(param)) = (c.op, source.filter_params.get(&c.field)) {
+                    q.append_pair(param, &c.values[0]);
+                }
+            }
+        }
+        q.append_pair(&source.limit_param, &fetch.limit.to_string());
+        q.append_pair(&source.offset_param, &fetch.offset.to_string());
+    }
+    url.as_str()
+        .parse::<Uri>()
+        .map_err(|e| FetchError::Url(e.to_string()))
+}
+
+/// Removes hop-by-hop headers (RFC 9110 §7.6.1), including those named by `Connection`.
+pub fn strip_hop_by_hop(mut headers: HeaderMap) -> HeaderMap {
+    let named: Vec<String> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(',').map(|s| s.trim().to_ascii_lowercase()))
+        .collect();
+    for h in named {
+        headers.remove(h.as_str());
+    }
+    for h in [
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    ] {
+        headers.remove(h);
+    }
+    headers
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn source() -> HttpSourceConfig {
+        toml_like(
+            "http://127.0.0.1:9/hydrants?token=fixed",
+            vec!["district".into()],
+            [("district".to_owned(), "d".to_owned())].into(),
+        )
+    }
+
+    fn toml_like(
+        url: &str,
+        query_allow: Vec<String>,
+        filter_params: BTreeMap<String, String>,
+    ) -> HttpSourceConfig {
+        HttpSourceConfig {
+            url: url.into(),
+            format: SourceFormat::Json,
+            records_path: None,
+            query_allow,
+            limit_param: "limit".into(),
+            offset_param: "offset".into(),
+            filter_params,
+            connect_timeout_ms: 1000,
+            response_timeout_ms: 1000,
+            read_timeout_ms: 1000,
+        }
+    }
+
+    #[test]
+    fn only_allowed_parameters_pass_and_filters_push_down() {
+        let f = RowFilter::parse("district = 'Huang pu' and status != 'x'").unwrap();
+        let fetch = Fetch {
+            limit: 10,
+            offset: 20,
+            params: vec![("district", "a&b"), ("secret", "1"), ("limit", "999")],
+            row_filter: Some(&f),
+            request_id: "r1",
+        };
+        let uri = build_uri(&source(), &fetch).unwrap().to_string();
+        assert_eq!(
+            uri,
+            "http://127.0.0.1:9/hydrants?token=fixed&district=a%26b&d=Huang+pu&limit=10&offset=20"
+        );
+    }
+
+    #[test]
+    fn hop_by_hop_headers_are_removed() {
+        let mut h = HeaderMap::new();
+        h.insert("connection", "close, x-private".parse().unwrap());
+        h.insert("x-private", "1".parse().unwrap());
+        h.insert("transfer-encoding", "chunked".parse().unwrap());
+        h.insert("content-type", "application/json".parse().unwrap());
+        let h = strip_hop_by_hop(h);
+        assert_eq!(h.len(), 1);
+        assert!(h.contains_key("content-type"));
+    }
+
+    #[test]
+    fn validate_names_bad_values() {
+        let mut s = source();
+        s.url = "ftp://x/y".into();
+        s.format = SourceFormat::Csv;
+        s.records_path = Some("data".into());
+        let problems: Vec<String> = s.validate().into_iter().map(|p| p.0).collect();
+        assert_eq!(problems, ["url", "records_path"]);
+    }
+}

@@ -6,7 +6,15 @@
 //! the body. Anything that does not parse is an error: the caller must abort the response.
 
 use crate::plan::FieldPlan;
+use json::{is_ws, PErr};
+use record::{Kind, Record, Slots, Val};
 use std::sync::Arc;
+
+mod csv;
+mod json;
+mod record;
+#[cfg(test)]
+mod tests;
 
 /// The shape of the upstream body.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,37 +117,633 @@ pub enum MaskError {
     Truncated,
 }
 
+/// Where the reader is in the document, outside records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Top {
+    /// Before the `[` of the array.
+    ArrStart,
+    /// After `[`: a record or `]`.
+    ArrFirst,
+    /// After a record: `,` or `]`.
+    ArrNext,
+    /// After `,`: a record.
+    ArrItem,
+    /// Before the `{` of the enclosing object (`JsonAt`).
+    NavStart,
+    /// Inside the object at this depth of the path, after `{`: a member name or `}`.
+    NavKeyOrEnd(usize),
+    /// After `,`: a member name.
+    NavKey(usize),
+    /// After a member name: `:`; `true` when the name is the next path member.
+    NavColon(usize, bool),
+    /// After `:`: the member value.
+    NavValue(usize, bool),
+    /// After a member value: `,` or `}`.
+    NavNext(usize),
+    /// NDJSON: at the start of a line.
+    LineStart,
+    /// NDJSON: after a record, before the end of its line.
+    LineEnd,
+    /// CSV: before the header row.
+    CsvHeader,
+    /// CSV: before a data row.
+    CsvRow,
+    /// After the document: only whitespace may follow.
+    End,
+}
+
 /// Applies a field plan to a streaming body. Feed chunks, then call [`Masker::finish`].
+///
+/// Chunks may split the input anywhere. Each record is parsed and validated completely before
+/// any of its bytes reach `out`, so a failing run never ends in the middle of a record. After an
+/// error, every call returns that error and writes nothing.
 pub struct Masker {
-    _plan: Arc<FieldPlan>,
+    plan: Arc<FieldPlan>,
+    slots: Slots,
+    input: InputFormat,
+    output: OutputFormat,
+    limits: MaskerLimits,
+    top: Top,
+    /// Path members matched so far (`JsonAt`): each path member is entered at most once.
+    entered: usize,
+    /// The array at the path was found (`JsonAt`).
+    found: bool,
+    /// The input bytes of an incomplete unit, carried to the next chunk.
+    carry: Vec<u8>,
+    /// Absolute input offset of the first byte not yet consumed.
+    consumed: u64,
+    rec: Record,
+    /// CSV: the slot of each column.
+    cols: Vec<Option<usize>>,
+    cells: Vec<csv::Cell>,
+    /// Scratch for decoded member names.
+    key_buf: Vec<u8>,
+    opened: bool,
+    finished: bool,
+    failed: Option<MaskError>,
+    stats: MaskStats,
 }
 
 impl Masker {
     /// A masker for one response.
     pub fn new(plan: Arc<FieldPlan>, input: InputFormat, output: OutputFormat, limits: MaskerLimits) -> Self {
-        let _ = (input, output, limits);
-        todo!("streaming masker")
+        let slots = Slots::new(&plan);
+        let top = match &input {
+            InputFormat::JsonArray => Top::ArrStart,
+            InputFormat::JsonAt(path) if path.is_empty() => Top::ArrStart,
+            InputFormat::JsonAt(_) => Top::NavStart,
+            InputFormat::Ndjson => Top::LineStart,
+            InputFormat::Csv => Top::CsvHeader,
+        };
+        let mut rec = Record::default();
+        rec.reset(slots.len());
+        Self {
+            plan,
+            slots,
+            input,
+            output,
+            limits,
+            top,
+            entered: 0,
+            found: false,
+            carry: Vec::new(),
+            consumed: 0,
+            rec,
+            cols: Vec::new(),
+            cells: Vec::new(),
+            key_buf: Vec::new(),
+            opened: false,
+            finished: false,
+            failed: None,
+            stats: MaskStats::default(),
+        }
     }
 
     /// Consumes one chunk of input, appending masked output to `out`.
+    ///
+    /// Once [`Masker::is_full`] is true, or after [`Masker::finish`], input is ignored.
     pub fn feed(&mut self, chunk: &[u8], out: &mut Vec<u8>) -> Result<(), MaskError> {
-        let _ = (chunk, out);
-        todo!()
+        if let Some(e) = &self.failed {
+            return Err(e.clone());
+        }
+        if self.finished || self.is_full() {
+            return Ok(());
+        }
+        self.stats.bytes_in += chunk.len() as u64;
+        let before = out.len();
+        let r = self.feed_inner(chunk, out);
+        self.stats.bytes_out += (out.len() - before) as u64;
+        if let Err(e) = &r {
+            self.failed = Some(e.clone());
+        }
+        r
     }
 
     /// Ends the input, appending the rest of the output. Errors if the document is incomplete.
+    ///
+    /// When `max_records` were reached the output is closed without reading further.
     pub fn finish(&mut self, out: &mut Vec<u8>) -> Result<MaskStats, MaskError> {
-        let _ = out;
-        todo!()
+        if let Some(e) = &self.failed {
+            return Err(e.clone());
+        }
+        if self.finished {
+            return Ok(self.stats);
+        }
+        let before = out.len();
+        let r = self.finish_inner(out);
+        self.stats.bytes_out += (out.len() - before) as u64;
+        match r {
+            Ok(()) => {
+                self.finished = true;
+                Ok(self.stats)
+            }
+            Err(e) => {
+                self.failed = Some(e.clone());
+                Err(e)
+            }
+        }
     }
 
     /// True once `max_records` were emitted: the caller may stop reading the input.
     pub fn is_full(&self) -> bool {
-        todo!()
+        self.limits
+            .max_records
+            .is_some_and(|m| self.stats.records_out >= m)
     }
 
     /// Counters so far.
     pub fn stats(&self) -> MaskStats {
-        todo!()
+        self.stats
+    }
+
+    /// The error that ended the run, if any.
+    pub fn error(&self) -> Option<&MaskError> {
+        self.failed.as_ref()
+    }
+
+    fn feed_inner(&mut self, chunk: &[u8], out: &mut Vec<u8>) -> Result<(), MaskError> {
+        let mut pos = 0;
+        if !self.carry.is_empty() {
+            // Grow the carried unit until it completes; grow geometrically so that re-scanning
+            // it from its start stays linear.
+            let mut carry = std::mem::take(&mut self.carry);
+            loop {
+                let take = (chunk.len() - pos).min(carry.len().max(4096));
+                carry.extend_from_slice(&chunk[pos..pos + take]);
+                pos += take;
+                let c = self.run(&carry, false, out)?;
+                self.consumed += c as u64;
+                carry.drain(..c);
+                if self.is_full() {
+                    carry.clear();
+                    self.carry = carry;
+                    return Ok(());
+                }
+                if carry.len() > self.limits.max_record_bytes {
+                    return Err(MaskError::RecordTooLarge(self.limits.max_record_bytes));
+                }
+                if carry.is_empty() || pos == chunk.len() {
+                    break;
+                }
+            }
+            self.carry = carry;
+            if !self.carry.is_empty() {
+                return Ok(());
+            }
+        }
+        let rest = &chunk[pos..];
+        let c = self.run(rest, false, out)?;
+        self.consumed += c as u64;
+        if self.is_full() {
+            return Ok(());
+        }
+        let left = &rest[c..];
+        if left.len() > self.limits.max_record_bytes {
+            return Err(MaskError::RecordTooLarge(self.limits.max_record_bytes));
+        }
+        self.carry.extend_from_slice(left);
+        Ok(())
+    }
+
+    fn finish_inner(&mut self, out: &mut Vec<u8>) -> Result<(), MaskError> {
+        if !self.is_full() {
+            let carry = std::mem::take(&mut self.carry);
+            let c = self.run(&carry, true, out)?;
+            self.consumed += c as u64;
+            if !self.is_full() {
+                if c < carry.len() {
+                    return Err(MaskError::Truncated);
+                }
+                match self.top {
+                    Top::End | Top::LineStart | Top::LineEnd | Top::CsvRow => {}
+                    Top::CsvHeader => {
+                        return Err(MaskError::InvalidCsv {
+                            offset: self.consumed,
+                            msg: "missing header row",
+                        })
+                    }
+                    _ => return Err(MaskError::Truncated),
+                }
+                if matches!(&self.input, InputFormat::JsonAt(p) if !p.is_empty()) && !self.found {
+                    return Err(MaskError::Shape {
+                        offset: self.consumed,
+                        msg: "no array at the member path",
+                    });
+                }
+            }
+        }
+        self.open(out);
+        if self.output == OutputFormat::Json {
+            out.push(b']');
+        }
+        Ok(())
+    }
+
+    /// Writes the start of the output document once.
+    fn open(&mut self, out: &mut Vec<u8>) {
+        if self.opened {
+            return;
+        }
+        self.opened = true;
+        match self.output {
+            OutputFormat::Json => out.push(b'['),
+            OutputFormat::Ndjson => {}
+            OutputFormat::Csv => self.slots.write_csv_header(out),
+        }
+    }
+
+    fn json_err(&self, e: PErr) -> MaskError {
+        match e {
+            PErr::More => MaskError::Truncated,
+            PErr::Bad(i, msg) => MaskError::InvalidJson {
+                offset: self.consumed + i as u64,
+                msg,
+            },
+        }
+    }
+
+    fn shape(&self, i: usize, msg: &'static str) -> MaskError {
+        MaskError::Shape {
+            offset: self.consumed + i as u64,
+            msg,
+        }
+    }
+
+    /// Consumes complete units of `d` (whose first byte is at `self.consumed`); returns how
+    /// many bytes were consumed. The rest is an incomplete unit. `fin`: `d` ends the input.
+    fn run(&mut self, d: &[u8], fin: bool, out: &mut Vec<u8>) -> Result<usize, MaskError> {
+        let mut i = 0;
+        while i < d.len() {
+            if self.is_full() {
+                break;
+            }
+            let b = d[i];
+            match self.top {
+                Top::CsvHeader | Top::CsvRow => match self.csv_row(d, i, fin, out)? {
+                    Some(end) => i = end,
+                    None => break,
+                },
+                _ if is_ws(b) && self.top != Top::LineEnd => i += 1,
+                Top::ArrStart => {
+                    if b != b'[' {
+                        return Err(self.shape(i, "expected a JSON array"));
+                    }
+                    self.top = Top::ArrFirst;
+                    i += 1;
+                }
+                Top::ArrFirst | Top::ArrItem => {
+                    if b == b'{' {
+                        match self.json_record(d, i, out)? {
+                            Some(end) => i = end,
+                            None => break,
+                        }
+                        self.top = Top::ArrNext;
+                    } else if b == b']' && self.top == Top::ArrFirst {
+                        i += 1;
+                        self.end_array();
+                    } else {
+                        return Err(self.not_object(d, i));
+                    }
+                }
+                Top::ArrNext => match b {
+                    b',' => {
+                        self.top = Top::ArrItem;
+                        i += 1;
+                    }
+                    b']' => {
+                        i += 1;
+                        self.end_array();
+                    }
+                    _ => return Err(self.json_err(PErr::Bad(i, "expected `,` or `]`"))),
+                },
+                Top::LineStart => {
+                    if b != b'{' {
+                        return Err(self.not_object(d, i));
+                    }
+                    match self.json_record(d, i, out)? {
+                        Some(end) => i = end,
+                        None => break,
+                    }
+                    self.top = Top::LineEnd;
+                }
+                Top::LineEnd => match b {
+                    b'\n' => {
+                        self.top = Top::LineStart;
+                        i += 1;
+                    }
+                    b' ' | b'\t' | b'\r' => i += 1,
+                    _ => return Err(self.json_err(PErr::Bad(i, "expected the end of the line"))),
+                },
+                Top::NavStart => {
+                    if b != b'{' {
+                        return Err(self.shape(i, "expected a JSON object"));
+                    }
+                    self.top = Top::NavKeyOrEnd(0);
+                    i += 1;
+                }
+                Top::NavKeyOrEnd(depth) | Top::NavKey(depth) => {
+                    if b == b'}' && matches!(self.top, Top::NavKeyOrEnd(_)) {
+                        i += 1;
+                        self.top = self.close_nav(depth);
+                        continue;
+                    }
+                    if b != b'"' {
+                        return Err(self.json_err(PErr::Bad(i, "expected a member name")));
+                    }
+                    let (end, esc) = match json::scan_str(d, i + 1) {
+                        Ok(r) => r,
+                        Err(PErr::More) => break,
+                        Err(e) => return Err(self.json_err(e)),
+                    };
+                    let body = &d[i + 1..end - 1];
+                    let name: &[u8] = if esc {
+                        self.key_buf.clear();
+                        json::decode_str(body, &mut self.key_buf).map_err(|e| self.json_err(e))?;
+                        &self.key_buf
+                    } else {
+                        body
+                    };
+                    let matched = match &self.input {
+                        InputFormat::JsonAt(path) => {
+                            self.entered == depth && path.get(depth).is_some_and(|p| p.as_bytes() == name)
+                        }
+                        _ => false,
+                    };
+                    self.top = Top::NavColon(depth, matched);
+                    i = end;
+                }
+                Top::NavColon(depth, matched) => {
+                    if b != b':' {
+                        return Err(self.json_err(PErr::Bad(i, "expected `:`")));
+                    }
+                    self.top = Top::NavValue(depth, matched);
+                    i += 1;
+                }
+                Top::NavValue(depth, matched) => {
+                    let last = matches!(&self.input, InputFormat::JsonAt(p) if depth + 1 == p.len());
+                    if matched {
+                        self.entered += 1;
+                        if last {
+                            if b != b'[' {
+                                return Err(self.shape(i, "the member at the path is not an array"));
+                            }
+                            self.found = true;
+                            self.top = Top::ArrFirst;
+                        } else {
+                            if b != b'{' {
+                                return Err(self.shape(i, "the member on the path is not an object"));
+                            }
+                            self.top = Top::NavKeyOrEnd(depth + 1);
+                        }
+                        i += 1;
+                    } else {
+                        // A member that is not emitted: validate and skip it.
+                        let end = match json::scan_value(d, i, depth + 1) {
+                            Ok(r) => r.3,
+                            Err(PErr::More) => break,
+                            Err(e) => return Err(self.json_err(e)),
+                        };
+                        if end - i > self.limits.max_record_bytes {
+                            return Err(MaskError::RecordTooLarge(self.limits.max_record_bytes));
+                        }
+                        self.check_utf8(&d[i..end], i)?;
+                        self.top = Top::NavNext(depth);
+                        i = end;
+                    }
+                }
+                Top::NavNext(depth) => match b {
+                    b',' => {
+                        self.top = Top::NavKey(depth);
+                        i += 1;
+                    }
+                    b'}' => {
+                        i += 1;
+                        self.top = self.close_nav(depth);
+                    }
+                    _ => return Err(self.json_err(PErr::Bad(i, "expected `,` or `}`"))),
+                },
+                Top::End => return Err(self.json_err(PErr::Bad(i, "trailing bytes after the document"))),
+            }
+        }
+        Ok(i)
+    }
+
+    /// The state after the `}` of the object at `depth` of the path.
+    fn close_nav(&self, depth: usize) -> Top {
+        if depth == 0 {
+            Top::End
+        } else {
+            Top::NavNext(depth - 1)
+        }
+    }
+
+    /// The state after the `]` of the record array.
+    fn end_array(&mut self) {
+        self.top = match &self.input {
+            InputFormat::JsonAt(p) if !p.is_empty() => Top::NavNext(p.len() - 1),
+            _ => Top::End,
+        };
+    }
+
+    /// The error for a record that is not an object: invalid JSON if it is not a value at all.
+    fn not_object(&self, d: &[u8], i: usize) -> MaskError {
+        match json::scan_value(d, i, 1) {
+            Err(PErr::Bad(..)) => self.json_err(PErr::Bad(i, "expected a JSON object")),
+            _ => self.shape(i, "a record is not a JSON object"),
+        }
+    }
+
+    fn check_utf8(&self, bytes: &[u8], at: usize) -> Result<(), MaskError> {
+        match std::str::from_utf8(bytes) {
+            Ok(_) => Ok(()),
+            Err(e) => Err(self.json_err(PErr::Bad(at + e.valid_up_to(), "invalid UTF-8"))),
+        }
+    }
+
+    /// Parses the record object at `d[i]`, then writes it. `None`: the slice ends inside it.
+    fn json_record(&mut self, d: &[u8], i: usize, out: &mut Vec<u8>) -> Result<Option<usize>, MaskError> {
+        self.rec.reset(self.slots.len());
+        let end = match parse_record(d, i, &self.slots, &mut self.rec, &mut self.key_buf) {
+            Ok(end) => end,
+            Err(PErr::More) => return Ok(None),
+            Err(e) => return Err(self.json_err(e)),
+        };
+        if end - i > self.limits.max_record_bytes {
+            return Err(MaskError::RecordTooLarge(self.limits.max_record_bytes));
+        }
+        self.check_utf8(&d[i..end], i)?;
+        self.emit(d, out)?;
+        Ok(Some(end))
+    }
+
+    /// Writes the parsed record (row filter, masks, output format).
+    fn emit(&mut self, d: &[u8], out: &mut Vec<u8>) -> Result<(), MaskError> {
+        self.stats.records_in += 1;
+        self.open(out);
+        let first = self.stats.records_out == 0;
+        let written = self.rec.write(
+            &self.slots,
+            &self.plan.key,
+            d,
+            self.output,
+            first,
+            out,
+            &mut self.stats,
+        )?;
+        if written {
+            self.stats.records_out += 1;
+        } else {
+            self.stats.records_filtered += 1;
+        }
+        Ok(())
+    }
+
+    /// Reads one CSV row at `d[i]` (the header or a record). `None`: the slice ends inside it.
+    fn csv_row(
+        &mut self,
+        d: &[u8],
+        i: usize,
+        fin: bool,
+        out: &mut Vec<u8>,
+    ) -> Result<Option<usize>, MaskError> {
+        let csv_err = |e: PErr, consumed: u64| match e {
+            PErr::More => MaskError::Truncated,
+            PErr::Bad(at, msg) => MaskError::InvalidCsv {
+                offset: consumed + at as u64,
+                msg,
+            },
+        };
+        let end = match csv::row(d, i, fin, &mut self.cells, &mut self.rec.buf) {
+            Ok(csv::Row::Blank(end)) => return Ok(Some(end)),
+            Ok(csv::Row::Cells(end)) => end,
+            Err(PErr::More) => return Ok(None),
+            Err(e) => return Err(csv_err(e, self.consumed)),
+        };
+        if end - i > self.limits.max_record_bytes {
+            return Err(MaskError::RecordTooLarge(self.limits.max_record_bytes));
+        }
+        if let Err(e) = std::str::from_utf8(&d[i..end]) {
+            return Err(csv_err(
+                PErr::Bad(i + e.valid_up_to(), "invalid UTF-8"),
+                self.consumed,
+            ));
+        }
+        if self.top == Top::CsvHeader {
+            self.cols.clear();
+            for (n, c) in self.cells.iter().enumerate() {
+                let mut name = if c.in_buf {
+                    &self.rec.buf[c.start..c.end]
+                } else {
+                    &d[c.start..c.end]
+                };
+                if n == 0 {
+                    name = name.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(name);
+                }
+                let slot = self.slots.find(name).filter(|s| !self.cols.contains(&Some(*s)));
+                self.cols.push(slot);
+            }
+            self.top = Top::CsvRow;
+            return Ok(Some(end));
+        }
+        if self.cells.len() != self.cols.len() {
+            return Err(csv_err(
+                PErr::Bad(i, "row has a different number of cells than the header"),
+                self.consumed,
+            ));
+        }
+        self.rec.reset(self.slots.len());
+        for (c, slot) in self.cells.iter().zip(&self.cols) {
+            self.rec.set(
+                *slot,
+                Val {
+                    kind: Kind::Text,
+                    in_buf: c.in_buf,
+                    start: c.start,
+                    end: c.end,
+                },
+            );
+        }
+        self.emit(d, out)?;
+        Ok(Some(end))
+    }
+}
+
+/// Parses the record object at `d[i] == b'{'` into the record's slots; returns the index after
+/// it. Values of fields without a slot are validated and dropped.
+#[inline]
+fn parse_record(
+    d: &[u8],
+    i: usize,
+    slots: &Slots,
+    rec: &mut Record,
+    key_buf: &mut Vec<u8>,
+) -> json::PResult<usize> {
+    let mut j = json::skip_ws(d, i + 1);
+    match d.get(j) {
+        None => return Err(PErr::More),
+        Some(b'}') => return Ok(j + 1),
+        Some(_) => {}
+    }
+    loop {
+        if *d.get(j).ok_or(PErr::More)? != b'"' {
+            return Err(PErr::Bad(j, "expected a member name"));
+        }
+        let (kend, esc) = json::scan_str(d, j + 1)?;
+        let slot = if esc {
+            key_buf.clear();
+            json::decode_str(&d[j + 1..kend - 1], key_buf)?;
+            slots.find(key_buf)
+        } else {
+            slots.find(&d[j + 1..kend - 1])
+        };
+        j = kend;
+        if d.get(j) != Some(&b':') {
+            j = json::skip_ws(d, j);
+            if *d.get(j).ok_or(PErr::More)? != b':' {
+                return Err(PErr::Bad(j, "expected `:`"));
+            }
+        }
+        j = json::skip_ws(d, j + 1);
+        let (kind, start, end, next) = json::scan_value(d, j, 2)?;
+        rec.set(
+            slot,
+            Val {
+                kind: Kind::Json(kind),
+                in_buf: false,
+                start,
+                end,
+            },
+        );
+        j = next;
+        let mut b = *d.get(j).ok_or(PErr::More)?;
+        if is_ws(b) {
+            j = json::skip_ws(d, j);
+            b = *d.get(j).ok_or(PErr::More)?;
+        }
+        match b {
+            b',' => j = json::skip_ws(d, j + 1),
+            b'}' => return Ok(j + 1),
+            _ => return Err(PErr::Bad(j, "expected `,` or `}`")),
+        }
     }
 }

@@ -1,0 +1,467 @@
+//! Per-record slots (one per planned field, plus row-filter fields the plan does not emit),
+//! the row filter, masking, and the output writers (JSON object, CSV row).
+
+use super::csv::write_cell;
+use super::json::{self, compact, decode_str, write_str, PErr, VKind};
+use super::{MaskError, MaskStats, OutputFormat};
+use crate::mask::{MaskRule, Masked, PseudonymKey, Scalar};
+use crate::plan::{FieldAction, FieldPlan};
+use crate::rowfilter::RowFilter;
+use std::borrow::Cow;
+
+/// The detector safety net for `scan` fields.
+pub(super) fn scrub(s: &str) -> (Cow<'_, str>, u32) {
+    // TEMPORARY until `mask::detect::scrub_counted` lands: no detection yet.
+    (Cow::Borrowed(s), 0)
+}
+
+/// What happens to the value of one slot.
+#[derive(Debug, Clone)]
+pub(super) enum SlotAction {
+    /// Written as it is (scrubbed when `scan`).
+    Emit { scan: bool },
+    /// Written masked.
+    Mask(MaskRule),
+    /// Only read by the row filter (or dropped by a `Drop` rule): never written.
+    Hidden,
+}
+
+/// One slot: a field name (decoded bytes), its action, and its key as canonical JSON.
+#[derive(Debug)]
+pub(super) struct SlotDef {
+    name: Box<[u8]>,
+    action: SlotAction,
+    key_json: Box<[u8]>,
+}
+
+/// The slot table of a plan.
+#[derive(Debug)]
+pub(super) struct Slots {
+    defs: Vec<SlotDef>,
+    /// The first `n_plan` slots are the plan's fields, in plan order.
+    n_plan: usize,
+    filter: Option<RowFilter>,
+    /// Distinct row-filter field names and their slots.
+    filter_slots: Vec<(String, usize)>,
+}
+
+impl Slots {
+    pub(super) fn new(plan: &FieldPlan) -> Self {
+        let mut defs: Vec<SlotDef> = plan
+            .fields
+            .iter()
+            .map(|f| {
+                let action = match &f.action {
+                    FieldAction::Emit { scan } => SlotAction::Emit { scan: *scan },
+                    FieldAction::Mask(MaskRule::Clear) => SlotAction::Emit { scan: false },
+                    FieldAction::Mask(MaskRule::Drop) => SlotAction::Hidden,
+                    FieldAction::Mask(rule) => SlotAction::Mask(rule.clone()),
+                };
+                let mut key_json = Vec::new();
+                write_str(f.name.as_bytes(), &mut key_json);
+                key_json.push(b':');
+                SlotDef {
+                    name: f.name.as_bytes().into(),
+                    action,
+                    key_json: key_json.into(),
+                }
+            })
+            .collect();
+        let n_plan = defs.len();
+        let mut filter_slots: Vec<(String, usize)> = Vec::new();
+        if let Some(filter) = &plan.row_filter {
+            for name in filter.fields() {
+                if filter_slots.iter().any(|(n, _)| n == name) {
+                    continue;
+                }
+                let slot = match defs.iter().position(|d| &*d.name == name.as_bytes()) {
+                    Some(s) => s,
+                    None => {
+                        defs.push(SlotDef {
+                            name: name.as_bytes().into(),
+                            action: SlotAction::Hidden,
+                            key_json: Box::default(),
+                        });
+                        defs.len() - 1
+                    }
+                };
+                filter_slots.push((name.to_owned(), slot));
+            }
+        }
+        Self {
+            defs,
+            n_plan,
+            filter: plan.row_filter.clone(),
+            filter_slots,
+        }
+    }
+
+    /// Number of slots.
+    pub(super) fn len(&self) -> usize {
+        self.defs.len()
+    }
+
+    /// The slot of a decoded field name (first slot of that name).
+    #[inline]
+    pub(super) fn find(&self, key: &[u8]) -> Option<usize> {
+        self.defs
+            .iter()
+            .position(|d| d.name.len() == key.len() && *d.name == *key)
+    }
+
+    /// Writes the CSV header row: the plan's field names.
+    pub(super) fn write_csv_header(&self, out: &mut Vec<u8>) {
+        for (n, d) in self.defs[..self.n_plan].iter().enumerate() {
+            if n > 0 {
+                out.push(b',');
+            }
+            write_cell(&d.name, self.n_plan == 1 && d.name.is_empty(), out);
+        }
+        out.push(b'\n');
+    }
+}
+
+/// Where a slot's value is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Kind {
+    /// A JSON value as scanned (string: the body, raw).
+    Json(VKind),
+    /// Decoded text (a CSV cell).
+    Text,
+}
+
+/// One field value of the current record: `input[start..end]`, or `Record::buf` when `in_buf`.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Val {
+    pub kind: Kind,
+    pub in_buf: bool,
+    pub start: usize,
+    pub end: usize,
+}
+
+/// The text the row filter sees for one field.
+#[derive(Debug, Clone, Copy)]
+enum FText {
+    None,
+    Static(&'static str),
+    Input(usize, usize),
+    RecBuf(usize, usize),
+    FBuf(usize, usize),
+}
+
+/// The state of the current record, reused across records.
+#[derive(Debug, Default)]
+pub(super) struct Record {
+    /// One value per slot.
+    pub vals: Vec<Option<Val>>,
+    /// Decoded CSV cells.
+    pub buf: Vec<u8>,
+    /// Values dropped while reading (not planned, or duplicates).
+    pub dropped: u64,
+    scratch: Vec<u8>,
+    fbuf: Vec<u8>,
+    ftext: Vec<FText>,
+}
+
+fn internal(msg: &'static str) -> MaskError {
+    MaskError::InvalidJson { offset: 0, msg }
+}
+
+fn utf8(b: &[u8]) -> Result<&str, MaskError> {
+    std::str::from_utf8(b).map_err(|_| internal("invalid UTF-8"))
+}
+
+fn perr(e: PErr) -> MaskError {
+    match e {
+        PErr::More => MaskError::Truncated,
+        PErr::Bad(_, msg) => internal(msg),
+    }
+}
+
+/// Counters of one record, added to the stats once it is written.
+#[derive(Default)]
+struct Counts {
+    emitted: u64,
+    masked: u64,
+    dropped: u64,
+    hits: u64,
+}
+
+impl Record {
+    /// Clears the record for `slots` slots.
+    #[inline]
+    pub(super) fn reset(&mut self, slots: usize) {
+        self.vals.clear();
+        self.vals.resize(slots, None);
+        self.dropped = 0;
+    }
+
+    /// Stores a value for `slot` unless the record already holds one (first wins).
+    #[inline]
+    pub(super) fn set(&mut self, slot: Option<usize>, val: Val) {
+        match slot.and_then(|s| self.vals.get_mut(s)) {
+            Some(v @ None) => *v = Some(val),
+            _ => self.dropped += 1,
+        }
+    }
+
+    /// Evaluates the row filter on the original values.
+    fn passes(&mut self, slots: &Slots, input: &[u8]) -> Result<bool, MaskError> {
+        let Some(filter) = &slots.filter else {
+            return Ok(true);
+        };
+        self.fbuf.clear();
+        self.ftext.clear();
+        for (_, slot) in &slots.filter_slots {
+            let t = match self.vals[*slot] {
+                None => FText::None,
+                Some(v) => match v.kind {
+                    Kind::Json(VKind::Str { esc: true }) => {
+                        let s = self.fbuf.len();
+                        decode_str(&input[v.start..v.end], &mut self.fbuf).map_err(perr)?;
+                        FText::FBuf(s, self.fbuf.len())
+                    }
+                    Kind::Json(VKind::True) => FText::Static("true"),
+                    Kind::Json(VKind::False) => FText::Static("false"),
+                    Kind::Json(VKind::Null | VKind::Composite) => FText::None,
+                    _ if v.in_buf => FText::RecBuf(v.start, v.end),
+                    _ => FText::Input(v.start, v.end),
+                },
+            };
+            self.ftext.push(t);
+        }
+        let (fbuf, buf, ftext) = (&self.fbuf, &self.buf, &self.ftext);
+        Ok(filter.matches(|name| {
+            let k = slots.filter_slots.iter().position(|(n, _)| n == name)?;
+            match ftext[k] {
+                FText::None => None,
+                FText::Static(s) => Some(s),
+                FText::Input(s, e) => std::str::from_utf8(&input[s..e]).ok(),
+                FText::RecBuf(s, e) => std::str::from_utf8(&buf[s..e]).ok(),
+                FText::FBuf(s, e) => std::str::from_utf8(&fbuf[s..e]).ok(),
+            }
+        }))
+    }
+
+    /// Writes the record to `out` if it passes the row filter; returns whether it was written.
+    /// `first`: no record was written before (JSON arrays need no comma). On error nothing of
+    /// the record is left in `out`.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn write(
+        &mut self,
+        slots: &Slots,
+        key: &PseudonymKey,
+        input: &[u8],
+        fmt: OutputFormat,
+        first: bool,
+        out: &mut Vec<u8>,
+        stats: &mut MaskStats,
+    ) -> Result<bool, MaskError> {
+        if !self.passes(slots, input)? {
+            return Ok(false);
+        }
+        let mark = out.len();
+        let mut c = Counts {
+            dropped: self.dropped,
+            ..Counts::default()
+        };
+        match self.write_fields(slots, key, input, fmt, first, out, &mut c) {
+            Ok(()) => {
+                stats.fields_emitted += c.emitted;
+                stats.fields_masked += c.masked;
+                stats.fields_dropped += c.dropped;
+                stats.detector_hits += c.hits;
+                Ok(true)
+            }
+            Err(e) => {
+                out.truncate(mark);
+                Err(e)
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn write_fields(
+        &mut self,
+        slots: &Slots,
+        key: &PseudonymKey,
+        input: &[u8],
+        fmt: OutputFormat,
+        first: bool,
+        out: &mut Vec<u8>,
+        c: &mut Counts,
+    ) -> Result<(), MaskError> {
+        let csv = fmt == OutputFormat::Csv;
+        let row_start = out.len();
+        if !csv {
+            if fmt == OutputFormat::Json && !first {
+                out.push(b',');
+            }
+            out.push(b'{');
+        }
+        let mut any = false;
+        let (buf, scratch) = (&self.buf, &mut self.scratch);
+        for (s, def) in slots.defs[..slots.n_plan].iter().enumerate() {
+            if csv && s > 0 {
+                out.push(b',');
+            }
+            let Some(v) = self.vals[s] else { continue };
+            let field = |out: &mut Vec<u8>, any: &mut bool| {
+                if !csv {
+                    if *any {
+                        out.push(b',');
+                    }
+                    out.extend_from_slice(&def.key_json);
+                }
+                *any = true;
+            };
+            match &def.action {
+                SlotAction::Hidden => c.dropped += 1,
+                SlotAction::Emit { scan } => {
+                    if v.kind == Kind::Json(VKind::Composite) {
+                        field(out, &mut any);
+                        let sc: Option<json::Scrub<'_>> = if *scan { Some(&scrub) } else { None };
+                        if csv {
+                            scratch.clear();
+                            compact(input, v.start, sc, &mut c.hits, scratch).map_err(perr)?;
+                            write_cell(scratch, false, out);
+                        } else {
+                            compact(input, v.start, sc, &mut c.hits, out).map_err(perr)?;
+                        }
+                    } else {
+                        let sc = scalar(v, input, buf, scratch)?;
+                        field(out, &mut any);
+                        let scrubbed = match sc {
+                            Scalar::Str(t) | Scalar::Num(t) if *scan => {
+                                let (t, n) = scrub(t);
+                                c.hits += u64::from(n);
+                                match t {
+                                    Cow::Owned(t) => Some(t),
+                                    Cow::Borrowed(_) => None,
+                                }
+                            }
+                            _ => None,
+                        };
+                        match scrubbed {
+                            Some(t) => write_text(t.as_bytes(), csv, out),
+                            None => write_original(sc, v, csv, out),
+                        }
+                    }
+                    c.emitted += 1;
+                }
+                SlotAction::Mask(rule) => {
+                    let sc = scalar(v, input, buf, scratch)?;
+                    match rule.apply(sc, key) {
+                        Masked::Omit => {
+                            c.dropped += 1;
+                            continue;
+                        }
+                        Masked::Keep => {
+                            field(out, &mut any);
+                            write_original(sc, v, csv, out);
+                        }
+                        Masked::Null => {
+                            field(out, &mut any);
+                            if !csv {
+                                out.extend_from_slice(b"null");
+                            }
+                        }
+                        Masked::Str(t) => {
+                            field(out, &mut any);
+                            write_text(t.as_bytes(), csv, out);
+                        }
+                        Masked::Num(t) => {
+                            field(out, &mut any);
+                            if json::is_number(t.as_bytes()) {
+                                out.extend_from_slice(t.as_bytes());
+                            } else {
+                                write_text(t.as_bytes(), csv, out);
+                            }
+                        }
+                    }
+                    c.emitted += 1;
+                    c.masked += 1;
+                }
+            }
+        }
+        if csv {
+            if slots.n_plan == 1 && out.len() == row_start {
+                // A lone empty cell would read as a blank line.
+                out.extend_from_slice(b"\"\"");
+            }
+            out.push(b'\n');
+        } else {
+            out.push(b'}');
+            if fmt == OutputFormat::Ndjson {
+                out.push(b'\n');
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The value of a slot as the masking functions see it (strings decoded, composites compact).
+fn scalar<'s>(
+    v: Val,
+    input: &'s [u8],
+    buf: &'s [u8],
+    scratch: &'s mut Vec<u8>,
+) -> Result<Scalar<'s>, MaskError> {
+    let raw = || {
+        if v.in_buf {
+            &buf[v.start..v.end]
+        } else {
+            &input[v.start..v.end]
+        }
+    };
+    Ok(match v.kind {
+        Kind::Text | Kind::Json(VKind::Str { esc: false }) => Scalar::Str(utf8(raw())?),
+        Kind::Json(VKind::Str { esc: true }) => {
+            scratch.clear();
+            decode_str(raw(), scratch).map_err(perr)?;
+            Scalar::Str(utf8(scratch)?)
+        }
+        Kind::Json(VKind::Num) => Scalar::Num(utf8(raw())?),
+        Kind::Json(VKind::True) => Scalar::Bool(true),
+        Kind::Json(VKind::False) => Scalar::Bool(false),
+        Kind::Json(VKind::Null) => Scalar::Null,
+        Kind::Json(VKind::Composite) => {
+            scratch.clear();
+            compact(input, v.start, None, &mut 0, scratch).map_err(perr)?;
+            Scalar::Composite(utf8(scratch)?)
+        }
+    })
+}
+
+/// Writes decoded text as a JSON string or a CSV cell.
+#[inline]
+fn write_text(t: &[u8], csv: bool, out: &mut Vec<u8>) {
+    if csv {
+        write_cell(t, false, out);
+    } else {
+        write_str(t, out);
+    }
+}
+
+/// Writes a value unchanged (JSON: canonical; a string without escapes is copied as it is).
+#[inline]
+fn write_original(sc: Scalar<'_>, v: Val, csv: bool, out: &mut Vec<u8>) {
+    match sc {
+        Scalar::Str(t) if !csv && v.kind == Kind::Json(VKind::Str { esc: false }) => {
+            out.push(b'"');
+            out.extend_from_slice(t.as_bytes());
+            out.push(b'"');
+        }
+        Scalar::Str(t) => write_text(t.as_bytes(), csv, out),
+        Scalar::Num(t) => out.extend_from_slice(t.as_bytes()),
+        Scalar::Bool(true) => out.extend_from_slice(b"true"),
+        Scalar::Bool(false) => out.extend_from_slice(b"false"),
+        Scalar::Null => {
+            if !csv {
+                out.extend_from_slice(b"null")
+            }
+        }
+        Scalar::Composite(t) if csv => write_cell(t.as_bytes(), false, out),
+        Scalar::Composite(t) => out.extend_from_slice(t.as_bytes()),
+    }
+}

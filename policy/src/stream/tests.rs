@@ -1,0 +1,548 @@
+//! Unit tests of the streaming masker.
+
+use super::*;
+use crate::mask::{MaskRule, PseudonymKey};
+use crate::plan::{FieldAction, PlannedField};
+use crate::rowfilter::RowFilter;
+
+const EMIT: FieldAction = FieldAction::Emit { scan: false };
+
+fn plan(fields: &[(&str, FieldAction)], filter: Option<&str>) -> Arc<FieldPlan> {
+    Arc::new(FieldPlan {
+        fields: fields
+            .iter()
+            .map(|(n, a)| PlannedField {
+                name: (*n).to_owned(),
+                action: a.clone(),
+            })
+            .collect(),
+        row_filter: filter.map(|f| RowFilter::parse(f).unwrap()),
+        key: PseudonymKey::derive(b"master", "acme", "hydrants"),
+    })
+}
+
+fn simple() -> Arc<FieldPlan> {
+    plan(&[("id", EMIT), ("name", EMIT), ("tags", EMIT)], None)
+}
+
+struct Run {
+    out: Vec<u8>,
+    res: Result<MaskStats, MaskError>,
+}
+
+impl Run {
+    fn text(&self) -> &str {
+        std::str::from_utf8(&self.out).unwrap()
+    }
+    fn ok(&self) -> &str {
+        if let Err(e) = &self.res {
+            panic!("unexpected error {e}; output {}", self.text());
+        }
+        self.text()
+    }
+    fn err(&self) -> &MaskError {
+        match &self.res {
+            Ok(_) => panic!("expected an error; output {}", self.text()),
+            Err(e) => e,
+        }
+    }
+}
+
+fn run_chunks(
+    plan: &Arc<FieldPlan>,
+    input: &InputFormat,
+    output: OutputFormat,
+    limits: MaskerLimits,
+    chunks: &[&[u8]],
+) -> Run {
+    let mut m = Masker::new(plan.clone(), input.clone(), output, limits);
+    let mut out = Vec::new();
+    for c in chunks {
+        if let Err(e) = m.feed(c, &mut out) {
+            // After an error nothing more is written.
+            let len = out.len();
+            assert_eq!(m.feed(b"{}", &mut out), Err(e.clone()));
+            assert_eq!(m.finish(&mut out), Err(e.clone()));
+            assert_eq!(out.len(), len);
+            return Run { out, res: Err(e) };
+        }
+    }
+    let res = m.finish(&mut out);
+    Run { out, res }
+}
+
+fn run(plan: &Arc<FieldPlan>, input: InputFormat, output: OutputFormat, doc: &str) -> Run {
+    run_chunks(plan, &input, output, MaskerLimits::default(), &[doc.as_bytes()])
+}
+
+/// Runs `doc` in one chunk, split at every position, in three pieces around every position,
+/// and byte by byte; every run must give the same output and the same result.
+fn run_all_splits(plan: &Arc<FieldPlan>, input: InputFormat, output: OutputFormat, doc: &str) -> Run {
+    let d = doc.as_bytes();
+    let lim = MaskerLimits::default();
+    let whole = run_chunks(plan, &input, output, lim, &[d]);
+    let check = |r: Run, what: &str| {
+        assert_eq!(r.text(), whole.text(), "{what}");
+        assert_eq!(r.res.is_ok(), whole.res.is_ok(), "{what}");
+        if let (Ok(a), Ok(b)) = (&r.res, &whole.res) {
+            assert_eq!(a, b, "{what}");
+        }
+    };
+    for k in 0..=d.len() {
+        check(
+            run_chunks(plan, &input, output, lim, &[&d[..k], &d[k..]]),
+            &format!("split at {k}"),
+        );
+        let k2 = (k + 3).min(d.len());
+        check(
+            run_chunks(plan, &input, output, lim, &[&d[..k], &d[k..k2], &d[k2..]]),
+            &format!("split at {k}, {k2}"),
+        );
+    }
+    let bytes: Vec<&[u8]> = d.chunks(1).collect();
+    check(run_chunks(plan, &input, output, lim, &bytes), "bytewise");
+    whole
+}
+
+#[test]
+fn json_array_in_plan_order_drops_unplanned() {
+    let doc = r#"[{"secret":"s1","name":"Ann","id":1,"tags":["a",{"b" : null}]},
+                  {"id":2.5e3,"other":{"x":[1,2]}},{}]"#;
+    let r = run_all_splits(&simple(), InputFormat::JsonArray, OutputFormat::Json, doc);
+    assert_eq!(
+        r.ok(),
+        r#"[{"id":1,"name":"Ann","tags":["a",{"b":null}]},{"id":2.5e3},{}]"#
+    );
+    let s = r.res.unwrap();
+    assert_eq!(
+        (s.records_in, s.records_out, s.fields_emitted, s.fields_dropped),
+        (3, 3, 4, 2)
+    );
+    assert_eq!(s.bytes_in, doc.len() as u64);
+    assert_eq!(s.bytes_out, r.out.len() as u64);
+}
+
+#[test]
+fn empty_inputs() {
+    let p = simple();
+    assert_eq!(
+        run(&p, InputFormat::JsonArray, OutputFormat::Json, " [ ] ").ok(),
+        "[]"
+    );
+    assert_eq!(run(&p, InputFormat::Ndjson, OutputFormat::Json, "").ok(), "[]");
+    assert_eq!(
+        run(&p, InputFormat::Ndjson, OutputFormat::Csv, "\n\n").ok(),
+        "id,name,tags\n"
+    );
+    assert_eq!(run(&p, InputFormat::Csv, OutputFormat::Ndjson, "x,id\n").ok(), "");
+    assert!(matches!(
+        run(&p, InputFormat::JsonArray, OutputFormat::Json, "").err(),
+        MaskError::Truncated
+    ));
+    assert!(matches!(
+        run(&p, InputFormat::Csv, OutputFormat::Json, "").err(),
+        MaskError::InvalidCsv { .. }
+    ));
+}
+
+#[test]
+fn json_at_path() {
+    let doc = r#"{"meta":{"items":[{"id":"no"}],"n":[1,{"a":"b"}]},"data":{"total":2,
+        "items":[{"id":1},{"id":2}],"items":[{"id":"dup"}],"more":"x"},"data":{"items":[{"id":"dup2"}]},"z":null}"#;
+    let input = InputFormat::JsonAt(vec!["data".into(), "items".into()]);
+    let r = run_all_splits(&simple(), input.clone(), OutputFormat::Ndjson, doc);
+    assert_eq!(r.ok(), "{\"id\":1}\n{\"id\":2}\n");
+    // Escaped member names on the path match by their decoded value.
+    let r = run(
+        &simple(),
+        input.clone(),
+        OutputFormat::Json,
+        r#"{"d\u0061ta":{"items":[{"id":3}]}}"#,
+    );
+    assert_eq!(r.ok(), r#"[{"id":3}]"#);
+    let r = run(
+        &simple(),
+        input.clone(),
+        OutputFormat::Json,
+        r#"{"data":{"other":[]}}"#,
+    );
+    assert!(matches!(r.err(), MaskError::Shape { .. }));
+    let r = run(
+        &simple(),
+        input.clone(),
+        OutputFormat::Json,
+        r#"{"data":{"items":{}}}"#,
+    );
+    assert!(matches!(r.err(), MaskError::Shape { .. }));
+    let r = run(&simple(), input.clone(), OutputFormat::Json, r#"[{"id":1}]"#);
+    assert!(matches!(r.err(), MaskError::Shape { .. }));
+    let r = run(
+        &simple(),
+        input,
+        OutputFormat::Json,
+        r#"{"data":{"items":[{"id":1}]}} x"#,
+    );
+    assert!(matches!(r.err(), MaskError::InvalidJson { .. }));
+}
+
+#[test]
+fn ndjson_lines() {
+    let doc = "\n{\"id\":1,\"name\":\"a\"}\r\n\n  {\"name\":\"b\\n\"} \n{\"id\":3}";
+    let r = run_all_splits(&simple(), InputFormat::Ndjson, OutputFormat::Ndjson, doc);
+    assert_eq!(
+        r.ok(),
+        "{\"id\":1,\"name\":\"a\"}\n{\"name\":\"b\\n\"}\n{\"id\":3}\n"
+    );
+    let r = run(
+        &simple(),
+        InputFormat::Ndjson,
+        OutputFormat::Ndjson,
+        "{\"id\":1} {\"id\":2}\n",
+    );
+    assert!(matches!(r.err(), MaskError::InvalidJson { .. }));
+    assert_eq!(r.text(), "{\"id\":1}\n");
+    let r = run(
+        &simple(),
+        InputFormat::Ndjson,
+        OutputFormat::Ndjson,
+        "{\"id\":1}\n[1]\n",
+    );
+    assert!(matches!(r.err(), MaskError::Shape { .. }));
+}
+
+#[test]
+fn escapes_in_keys_and_values() {
+    let p = plan(&[("name", EMIT), ("q\"k", EMIT), ("é", EMIT)], None);
+    let doc = r#"[{"na\u006de":"x\u00e9\ud83d\ude00\/\"\t","q\"k":1,"\u00e9":"\u0000"}]"#;
+    let r = run_all_splits(&p, InputFormat::JsonArray, OutputFormat::Json, doc);
+    assert_eq!(r.ok(), r#"[{"name":"xé😀/\"\t","q\"k":1,"é":"\u0000"}]"#);
+    let v: serde_json::Value = serde_json::from_str(r.ok()).unwrap();
+    assert_eq!(v[0]["name"], "xé😀/\"\t");
+    for bad in [
+        r#"[{"name":"\ud83d"}]"#,
+        r#"[{"name":"\udc00x"}]"#,
+        r#"[{"name":"\x"}]"#,
+        "[{\"name\":\"a\nb\"}]",
+    ] {
+        let r = run(&p, InputFormat::JsonArray, OutputFormat::Json, bad);
+        assert!(matches!(r.err(), MaskError::InvalidJson { .. }), "{bad}");
+        assert_eq!(r.text(), "");
+    }
+}
+
+#[test]
+fn duplicate_keys_first_wins() {
+    let p = plan(&[("id", EMIT), ("d", EMIT)], Some("d = 'a'"));
+    let doc = r#"[{"id":1,"d":"a","id":2,"d":"b","i\u0064":3},{"d":"b","d":"a","id":4}]"#;
+    let r = run_all_splits(&p, InputFormat::JsonArray, OutputFormat::Json, doc);
+    assert_eq!(r.ok(), r#"[{"id":1,"d":"a"}]"#);
+    let s = r.res.unwrap();
+    assert_eq!(
+        (s.records_in, s.records_out, s.records_filtered, s.fields_dropped),
+        (2, 1, 1, 3)
+    );
+}
+
+#[test]
+fn nested_values_and_depth() {
+    let p = plan(&[("n", EMIT)], None);
+    let doc = "[{\"n\" : { \"a\" : [ 1 , -0.5E-3 , true , false , null , \"\\u0041\" , [ ] , { } ] } }]";
+    let r = run_all_splits(&p, InputFormat::JsonArray, OutputFormat::Json, doc);
+    assert_eq!(r.ok(), r#"[{"n":{"a":[1,-0.5E-3,true,false,null,"A",[],{}]}}]"#);
+    let r = run(&p, InputFormat::JsonArray, OutputFormat::Csv, doc);
+    assert_eq!(
+        r.ok(),
+        "n\n\"{\"\"a\"\":[1,-0.5E-3,true,false,null,\"\"A\"\",[],{}]}\"\n"
+    );
+    let ok = format!("[{{\"n\":{}1{}}}]", "[".repeat(100), "]".repeat(100));
+    assert!(run(&p, InputFormat::JsonArray, OutputFormat::Json, &ok)
+        .res
+        .is_ok());
+    let deep = format!("[{{\"x\":{}1{}}}]", "[".repeat(500), "]".repeat(500));
+    let r = run(&p, InputFormat::JsonArray, OutputFormat::Json, &deep);
+    assert!(matches!(
+        r.err(),
+        MaskError::InvalidJson {
+            msg: "nesting too deep",
+            ..
+        }
+    ));
+}
+
+#[test]
+fn csv_in_and_out() {
+    let p = plan(&[("id", EMIT), ("name", EMIT), ("note", EMIT)], None);
+    let doc =
+        "\u{feff}name,skip,id,note\r\n\"Ann, \"\"A\"\"\",x,1,\"multi\nline\"\r\nBob,\"\",2,\n\n\"\",y,,é";
+    let r = run_all_splits(&p, InputFormat::Csv, OutputFormat::Csv, doc);
+    assert_eq!(
+        r.ok(),
+        "id,name,note\n1,\"Ann, \"\"A\"\"\",\"multi\nline\"\n2,Bob,\n,,é\n"
+    );
+    let r = run(&p, InputFormat::Csv, OutputFormat::Json, doc);
+    assert_eq!(
+        r.ok(),
+        r#"[{"id":"1","name":"Ann, \"A\"","note":"multi\nline"},{"id":"2","name":"Bob","note":""},{"id":"","name":"","note":"é"}]"#
+    );
+    let s = r.res.unwrap();
+    assert_eq!((s.records_out, s.fields_dropped), (3, 3));
+    // JSON to CSV: numbers as text, null empty, strings quoted only when needed.
+    let doc = r#"[{"id":1.5,"name":"a,b","note":null},{"name":"say \"hi\"","note":true},{"id":"x\ny"}]"#;
+    let r = run(&p, InputFormat::JsonArray, OutputFormat::Csv, doc);
+    assert_eq!(
+        r.ok(),
+        "id,name,note\n1.5,\"a,b\",\n,\"say \"\"hi\"\"\",true\n\"x\ny\",,\n"
+    );
+    // A single column: empty values stay visible.
+    let p1 = plan(&[("name", EMIT)], None);
+    let r = run(
+        &p1,
+        InputFormat::JsonArray,
+        OutputFormat::Csv,
+        r#"[{"name":""},{}]"#,
+    );
+    assert_eq!(r.ok(), "name\n\"\"\n\"\"\n");
+}
+
+#[test]
+fn csv_errors() {
+    let p = plan(&[("a", EMIT), ("b", EMIT)], None);
+    for bad in [
+        "a,b\n1,2\n1,2,3\n",
+        "a,b\n1,2\n\"BROKEN,2\n",
+        "a,b\n1,2\nx\"y,2\n",
+        "a,b\n1,2\n\"x\"y,2\n",
+        "a,b\n1,2\n1\r2,3\n",
+    ] {
+        let r = run_chunks(
+            &p,
+            &InputFormat::Csv,
+            OutputFormat::Csv,
+            MaskerLimits::default(),
+            &[bad.as_bytes()],
+        );
+        assert!(matches!(r.err(), MaskError::InvalidCsv { .. }), "{bad:?}");
+        assert_eq!(r.text(), "a,b\n1,2\n", "{bad:?}");
+    }
+    let bad = b"a,b\n1,2\n\xff,2\n";
+    let r = run_chunks(
+        &p,
+        &InputFormat::Csv,
+        OutputFormat::Csv,
+        MaskerLimits::default(),
+        &[bad],
+    );
+    assert!(matches!(
+        r.err(),
+        MaskError::InvalidCsv {
+            msg: "invalid UTF-8",
+            ..
+        }
+    ));
+}
+
+#[test]
+fn invalid_json_stops_after_the_last_complete_record() {
+    let p = simple();
+    let good = r#"[{"id":1,"name":"ok"}"#;
+    let bad_tails = [
+        r#",{"name":"BROKEN""#,
+        r#",{"name":"BROKEN",}]"#,
+        r#",{"name":"BROKEN" "id":1}]"#,
+        r#",{"name":"BROKEN","id":01}]"#,
+        r#",{"name":"BROKEN","id":1.}]"#,
+        r#",{"name":"BROKEN","id":tru}]"#,
+        r#",{"name":"BROKEN","id":[1,]}]"#,
+        r#",{"name":"BROKEN","id":"\u12"}]"#,
+        r#",{"name":"BROKEN",id:1}]"#,
+        r#",["BROKEN"]]"#,
+        r#","BROKEN"]"#,
+        r#",{"name":"BROKEN"]"#,
+        r#"{"name":"BROKEN"}]"#,
+    ];
+    for tail in bad_tails {
+        let doc = format!("{good}{tail}");
+        for k in [0, 1, 7, doc.len() / 2, doc.len() - 1] {
+            let d = doc.as_bytes();
+            let r = run_chunks(
+                &p,
+                &InputFormat::JsonArray,
+                OutputFormat::Json,
+                MaskerLimits::default(),
+                &[&d[..k], &d[k..]],
+            );
+            r.err();
+            assert!(!r.text().contains("BROKEN"), "{doc}");
+            assert!(
+                r.text().is_empty() || r.text() == r#"[{"id":1,"name":"ok"}"#,
+                "{doc}: {}",
+                r.text()
+            );
+        }
+    }
+    // Errors after a complete record: the record was valid and is written, nothing after it.
+    for tail in [
+        r#",{"name":"two"}]]"#,
+        r#",{"name":"two"}] x"#,
+        r#",{"name":"two"}}"#,
+        r#",{"name":"two"},]"#,
+    ] {
+        let doc = format!("{good}{tail}");
+        let r = run(&p, InputFormat::JsonArray, OutputFormat::Json, &doc);
+        r.err();
+        assert_eq!(r.text(), r#"[{"id":1,"name":"ok"},{"name":"two"}"#);
+    }
+    let mut d = br#"[{"id":1,"name":"ok"},{"name":"BROKEN"#.to_vec();
+    d.extend_from_slice(b"\xc3\x28\"}]");
+    let r = run_chunks(
+        &p,
+        &InputFormat::JsonArray,
+        OutputFormat::Json,
+        MaskerLimits::default(),
+        &[&d],
+    );
+    assert!(matches!(
+        r.err(),
+        MaskError::InvalidJson {
+            msg: "invalid UTF-8",
+            ..
+        }
+    ));
+    assert_eq!(r.text(), r#"[{"id":1,"name":"ok"}"#);
+    // A UTF-8 sequence split across chunks is fine.
+    let doc = "[{\"name\":\"é中😀\"}]".as_bytes();
+    for k in 0..doc.len() {
+        let r = run_chunks(
+            &p,
+            &InputFormat::JsonArray,
+            OutputFormat::Json,
+            MaskerLimits::default(),
+            &[&doc[..k], &doc[k..]],
+        );
+        assert_eq!(r.ok(), "[{\"name\":\"é中😀\"}]");
+    }
+}
+
+#[test]
+fn offsets_are_absolute() {
+    let p = simple();
+    let d = br#"[{"id":1},{"id":x}]"#;
+    let r = run_chunks(
+        &p,
+        &InputFormat::JsonArray,
+        OutputFormat::Json,
+        MaskerLimits::default(),
+        &[&d[..12], &d[12..]],
+    );
+    assert_eq!(
+        r.err(),
+        &MaskError::InvalidJson {
+            offset: 16,
+            msg: "expected a value"
+        }
+    );
+}
+
+#[test]
+fn row_filter_on_hidden_and_escaped_fields() {
+    let p = plan(
+        &[("id", EMIT)],
+        Some("district in ('Huangpu', 'Jing''an') and ok = 'true'"),
+    );
+    let doc = r#"[{"id":1,"district":"Huangpu","ok":true},{"id":2,"district":"Jing'an","ok":false},
+        {"id":3,"district":"Jing\u0027an","ok":true},{"id":4,"ok":true},{"id":5,"district":"Xuhui","ok":true}]"#;
+    let r = run_all_splits(&p, InputFormat::JsonArray, OutputFormat::Json, doc);
+    assert_eq!(r.ok(), r#"[{"id":1},{"id":3}]"#);
+    let s = r.res.unwrap();
+    assert_eq!((s.records_in, s.records_out, s.records_filtered), (5, 2, 3));
+    let p = plan(&[("id", EMIT)], Some("n = 5"));
+    let r = run(&p, InputFormat::Csv, OutputFormat::Csv, "id,n\n1,5\n2,6\n");
+    assert_eq!(r.ok(), "id\n1\n");
+}
+
+#[test]
+fn max_records_closes_the_document() {
+    let p = simple();
+    let lim = MaskerLimits {
+        max_records: Some(2),
+        ..MaskerLimits::default()
+    };
+    let doc = br#"[{"id":1},{"id":2},{"id":3},{"id":4}, garbage"#;
+    let mut m = Masker::new(p.clone(), InputFormat::JsonArray, OutputFormat::Json, lim);
+    let mut out = Vec::new();
+    m.feed(&doc[..5], &mut out).unwrap();
+    assert!(!m.is_full());
+    m.feed(&doc[5..], &mut out).unwrap();
+    assert!(m.is_full());
+    m.feed(b"more garbage", &mut out).unwrap();
+    let s = m.finish(&mut out).unwrap();
+    assert_eq!(out, br#"[{"id":1},{"id":2}]"#);
+    assert_eq!((s.records_in, s.records_out), (2, 2));
+    let lim0 = MaskerLimits {
+        max_records: Some(0),
+        ..MaskerLimits::default()
+    };
+    let r = run_chunks(&p, &InputFormat::Csv, OutputFormat::Csv, lim0, &[b"id\n1\n"]);
+    assert_eq!(r.ok(), "id,name,tags\n");
+}
+
+#[test]
+fn record_too_large() {
+    let p = simple();
+    let lim = MaskerLimits {
+        max_records: None,
+        max_record_bytes: 64,
+    };
+    let big = format!(r#"[{{"id":1}},{{"name":"{}"}}]"#, "x".repeat(100));
+    for chunks in [vec![big.as_bytes()], big.as_bytes().chunks(7).collect()] {
+        let r = run_chunks(&p, &InputFormat::JsonArray, OutputFormat::Json, lim, &chunks);
+        assert_eq!(r.err(), &MaskError::RecordTooLarge(64));
+        assert_eq!(r.text(), r#"[{"id":1}"#);
+    }
+    let big = format!("id\n1\n{}\n", "x".repeat(100));
+    let r = run_chunks(&p, &InputFormat::Csv, OutputFormat::Csv, lim, &[big.as_bytes()]);
+    assert_eq!(r.err(), &MaskError::RecordTooLarge(64));
+}
+
+#[test]
+fn truncated_input() {
+    let p = simple();
+    for doc in [
+        r#"[{"id":1}"#,
+        r#"[{"id":1},"#,
+        r#"[{"id":1},{"id""#,
+        "[",
+        r#"[{"id":12"#,
+    ] {
+        let r = run(&p, InputFormat::JsonArray, OutputFormat::Json, doc);
+        assert_eq!(r.err(), &MaskError::Truncated, "{doc}");
+    }
+    let r = run(
+        &p,
+        InputFormat::Ndjson,
+        OutputFormat::Json,
+        "{\"id\":1}\n{\"id\":",
+    );
+    assert_eq!(r.err(), &MaskError::Truncated);
+    let r = run(&p, InputFormat::Csv, OutputFormat::Json, "id\n\"1");
+    assert!(matches!(r.err(), MaskError::InvalidCsv { .. }));
+}
+
+#[test]
+fn masks_and_scan() {
+    let p = plan(
+        &[
+            ("id", FieldAction::Mask(MaskRule::Redact)),
+            ("name", FieldAction::Mask(MaskRule::Null)),
+            ("tags", FieldAction::Mask(MaskRule::Redact)),
+        ],
+        None,
+    );
+    let doc = r#"[{"id":12345,"name":"Ann","tags":[1,2]}]"#;
+    let r = run_all_splits(&p, InputFormat::JsonArray, OutputFormat::Json, doc);
+    assert_eq!(r.ok(), r#"[{"id":"***","name":null,"tags":"***"}]"#);
+    let s = r.res.unwrap();
+    assert_eq!((s.fields_emitted, s.fields_masked), (3, 3));
+    let r = run(&p, InputFormat::JsonArray, OutputFormat::Csv, doc);
+    assert_eq!(r.ok(), "id,name,tags\n***,,***\n");
+}

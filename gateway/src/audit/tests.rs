@@ -6,6 +6,7 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::Instant;
 
+#[allow(clippy::manual_is_multiple_of)] // `is_multiple_of` is newer than the workspace's MSRV
 fn rec(i: u64) -> AuditRecord {
     AuditRecord {
         request_id: format!("req-{i}"),
@@ -112,6 +113,15 @@ async fn concurrent_appenders_get_contiguous_seqs_that_survive_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let log = std::sync::Arc::new(AuditLog::open(dir.path(), AuditOptions::default()).await.unwrap());
     let started = Instant::now();
+    for i in 0..50 {
+        log.append(rec(i)).await.unwrap();
+    }
+    let elapsed = started.elapsed();
+    eprintln!(
+        "one appender: 50 durable appends in {elapsed:?} = {:.0} appends/s",
+        50.0 / elapsed.as_secs_f64()
+    );
+    let started = Instant::now();
     let mut handles = Vec::new();
     for t in 0..TASKS {
         let log = log.clone();
@@ -134,16 +144,16 @@ async fn concurrent_appenders_get_contiguous_seqs_that_survive_reopen() {
         seqs.len() as f64 / elapsed.as_secs_f64()
     );
     seqs.sort_unstable();
-    assert_eq!(seqs, (1..=TASKS * EACH).collect::<Vec<_>>());
+    assert_eq!(seqs, (51..=50 + TASKS * EACH).collect::<Vec<_>>());
     log.close().await.unwrap();
 
     let log = AuditLog::open(dir.path(), AuditOptions::default()).await.unwrap();
-    assert_eq!(log.head().seq, TASKS * EACH);
-    assert_eq!(log.append(rec(0)).await.unwrap(), TASKS * EACH + 1);
+    assert_eq!(log.head().seq, 50 + TASKS * EACH);
+    assert_eq!(log.append(rec(0)).await.unwrap(), 51 + TASKS * EACH);
     log.close().await.unwrap();
     let report = verify_dir(dir.path()).unwrap();
     assert!(report.is_ok(), "{report:?}");
-    assert_eq!(report.records, TASKS * EACH + 1);
+    assert_eq!(report.records, 51 + TASKS * EACH);
     let mut ids: Vec<String> = tail(dir.path(), usize::MAX)
         .unwrap()
         .into_iter()
@@ -485,4 +495,33 @@ async fn cli_tail_and_query_print_one_line_per_record() {
         .map(|l| serde_json::from_str::<AuditRecord>(l).unwrap().seq)
         .collect();
     assert_eq!(seqs, [4, 8]);
+}
+
+#[test]
+fn cli_definition_is_valid() {
+    use clap::{CommandFactory, Parser};
+    #[derive(Parser)]
+    struct Cli {
+        #[command(subcommand)]
+        cmd: AuditCommand,
+    }
+    Cli::command().debug_assert();
+    let parsed = Cli::try_parse_from(["x", "verify", "/tmp/a", "--anchor-seq", "3"]);
+    assert!(parsed.is_err(), "an anchor needs both seq and hash");
+    let parsed = Cli::try_parse_from([
+        "x",
+        "query",
+        "/tmp/a",
+        "--since",
+        "2025-03-01",
+        "--decision",
+        "deny",
+    ])
+    .unwrap();
+    let AuditCommand::Query { since, .. } = parsed.cmd else {
+        panic!("query")
+    };
+    assert_eq!(since, Some(time::macros::datetime!(2025-03-01 0:00 UTC)));
+    assert!(Cli::try_parse_from(["x", "query", "/tmp/a", "--decision", "maybe"]).is_err());
+    assert!(Cli::try_parse_from(["x", "tail", "/tmp/a", "-n", "5", "-f", "--json"]).is_ok());
 }

@@ -249,7 +249,12 @@ struct SegmentWriter {
 
 impl SegmentWriter {
     fn open(dir: &Path, options: &AuditOptions) -> Result<SegmentWriter, AuditError> {
-        std::fs::create_dir_all(dir).map_err(AuditError::io("creating", dir))?;
+        if !dir.is_dir() {
+            std::fs::create_dir_all(dir).map_err(AuditError::io("creating", dir))?;
+            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+                segment::sync_dir(parent)?;
+            }
+        }
         let r = segment::recover(dir)?;
         tracing::info!(dir = %dir.display(), segment = %r.segment.name, seq = r.seq, "audit log opened");
         Ok(SegmentWriter {

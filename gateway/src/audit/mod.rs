@@ -15,7 +15,9 @@
 //! `"prev"` and then `"hash"`:
 //!
 //! * `seq` is global and contiguous, starting at 1;
-//! * `prev` is the `hash` of the previous record (64 zeros for the first record ever);
+//! * `prev` is the `hash` of the previous record (64 zeros for the first record ever); since
+//!   that hash covers every byte of the previous line except the hash itself, this chains
+//!   whole lines;
 //! * `hash` is the hex SHA-256 of the line's exact bytes without the `,"hash":"…"` member,
 //!   i.e. of the record's canonical serialisation without `hash` (which includes `prev`).
 //!

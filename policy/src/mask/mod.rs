@@ -101,7 +101,7 @@ impl MaskRule {
 
     /// Applies the rule to one value. `key` is the pseudonym key of this licensee and dataset.
     ///
-    /// ```no_run
+    /// ```
     /// use sluice_policy::mask::{MaskRule, Masked, PseudonymKey, Scalar};
     /// let key = PseudonymKey::derive(b"master", "acme", "hydrants");
     /// let rule = MaskRule::Partial { first: 3, last: 4 };
@@ -112,7 +112,290 @@ impl MaskRule {
     }
 }
 
+/// The value every rule falls back to when it cannot apply: fail closed, never the original.
+fn redacted() -> Masked {
+    Masked::Str(REDACTED.to_owned())
+}
+
+/// The text of [`MaskRule::Redact`] and of every rule that cannot apply to a value.
+pub const REDACTED: &str = "***";
+
+/// Prefix of the canonical bytes of a composite value in a pseudonym, so that the object
+/// `{"a":1}` and the string `"{\"a\":1}"` get different pseudonyms.
+const COMPOSITE_TAG: &[u8] = b"\0json\0";
+
 fn apply_rule(rule: &MaskRule, value: Scalar<'_>, key: &PseudonymKey) -> Masked {
-    let _ = (rule, value, key);
-    todo!("implemented by the masking-functions work")
+    match rule {
+        MaskRule::Clear => return Masked::Keep,
+        MaskRule::Drop => return Masked::Omit,
+        _ => {}
+    }
+    if value == Scalar::Null {
+        return Masked::Null;
+    }
+    let out = match rule {
+        MaskRule::Clear => Some(Masked::Keep),
+        MaskRule::Drop => Some(Masked::Omit),
+        MaskRule::Null => Some(Masked::Null),
+        MaskRule::Redact => None,
+        MaskRule::Partial { first, last } => match value {
+            Scalar::Str(s) | Scalar::Num(s) => Some(Masked::Str(partial::partial(s, *first, *last))),
+            Scalar::Bool(_) | Scalar::Null | Scalar::Composite(_) => None,
+        },
+        MaskRule::Pseudonym => Some(Masked::Str(match value {
+            // Strings and numbers hash their text, so a CSV "42" and a JSON 42 agree.
+            Scalar::Str(s) | Scalar::Num(s) => key.pseudonym(s.as_bytes()),
+            Scalar::Bool(b) => key.pseudonym(if b { b"true" } else { b"false" }),
+            Scalar::Composite(s) => key.pseudonym_parts(&[COMPOSITE_TAG, s.as_bytes()]),
+            Scalar::Null => return Masked::Null,
+        })),
+        MaskRule::AgeBand { width } => number(value)
+            .and_then(|v| generalize::age_band(v, *width))
+            .map(Masked::Str),
+        MaskRule::Month => date(value).map(|(y, m)| Masked::Str(format!("{y:04}-{m:02}"))),
+        MaskRule::Year => date(value).map(|(y, _)| Masked::Str(format!("{y:04}"))),
+        MaskRule::Grid { cell } => number(value)
+            .and_then(|v| generalize::grid(v, *cell))
+            .map(Masked::Num),
+        MaskRule::Decimals { places } => number(value)
+            .and_then(|v| generalize::decimals(v, *places))
+            .map(Masked::Num),
+        MaskRule::Range { width } => number(value)
+            .and_then(|v| generalize::range(v, *width))
+            .map(Masked::Str),
+    };
+    out.unwrap_or_else(redacted)
+}
+
+/// A number, or a string holding one (CSV sources give strings).
+fn number(value: Scalar<'_>) -> Option<generalize::Dec> {
+    match value {
+        Scalar::Num(s) | Scalar::Str(s) => generalize::Dec::parse(s),
+        Scalar::Bool(_) | Scalar::Null | Scalar::Composite(_) => None,
+    }
+}
+
+/// Year and month of a date or datetime string.
+fn date(value: Scalar<'_>) -> Option<(u16, u8)> {
+    match value {
+        Scalar::Str(s) => generalize::year_month(s),
+        Scalar::Num(_) | Scalar::Bool(_) | Scalar::Null | Scalar::Composite(_) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> PseudonymKey {
+        PseudonymKey::derive(b"master", "acme", "hydrants")
+    }
+
+    fn apply(rule: MaskRule, v: Scalar<'_>) -> Masked {
+        rule.apply(v, &key())
+    }
+
+    fn s(t: &str) -> Masked {
+        Masked::Str(t.to_owned())
+    }
+
+    fn n(t: &str) -> Masked {
+        Masked::Num(t.to_owned())
+    }
+
+    fn all_rules() -> Vec<MaskRule> {
+        vec![
+            MaskRule::Clear,
+            MaskRule::Drop,
+            MaskRule::Null,
+            MaskRule::Redact,
+            MaskRule::Partial { first: 1, last: 1 },
+            MaskRule::Pseudonym,
+            MaskRule::AgeBand { width: 10 },
+            MaskRule::Month,
+            MaskRule::Year,
+            MaskRule::Grid { cell: 0.01 },
+            MaskRule::Decimals { places: 2 },
+            MaskRule::Range { width: 1000.0 },
+        ]
+    }
+
+    #[test]
+    fn simple_rules() {
+        let v = Scalar::Str("张三");
+        assert_eq!(apply(MaskRule::Clear, v), Masked::Keep);
+        assert_eq!(apply(MaskRule::Drop, v), Masked::Omit);
+        assert_eq!(apply(MaskRule::Null, v), Masked::Null);
+        assert_eq!(apply(MaskRule::Redact, v), s("***"));
+        assert_eq!(apply(MaskRule::Redact, Scalar::Num("12")), s("***"));
+        assert_eq!(apply(MaskRule::Redact, Scalar::Bool(true)), s("***"));
+        assert_eq!(apply(MaskRule::Redact, Scalar::Composite("[1,2]")), s("***"));
+        assert_eq!(apply(MaskRule::Null, Scalar::Composite("{}")), Masked::Null);
+        assert_eq!(apply(MaskRule::Drop, Scalar::Composite("{}")), Masked::Omit);
+        assert!(MaskRule::Clear.is_clear());
+        assert!(!MaskRule::Redact.is_clear());
+    }
+
+    #[test]
+    fn null_input() {
+        for rule in all_rules() {
+            let expected = match rule {
+                MaskRule::Clear => Masked::Keep,
+                MaskRule::Drop => Masked::Omit,
+                _ => Masked::Null,
+            };
+            assert_eq!(apply(rule.clone(), Scalar::Null), expected, "{rule:?}");
+        }
+    }
+
+    #[test]
+    fn partial() {
+        let p = |first, last| MaskRule::Partial { first, last };
+        assert_eq!(apply(p(3, 4), Scalar::Str("13812345678")), s("138****5678"));
+        assert_eq!(apply(p(1, 0), Scalar::Str("张三丰")), s("张**"));
+        assert_eq!(apply(p(1, 0), Scalar::Str("张")), s("*"));
+        assert_eq!(apply(p(3, 4), Scalar::Num("13812345678")), s("138****5678"));
+        assert_eq!(apply(p(1, 1), Scalar::Num("-1.5e3")), s("-****3"));
+        assert_eq!(apply(p(1, 1), Scalar::Bool(true)), s("***"));
+        assert_eq!(apply(p(1, 1), Scalar::Composite(r#"{"a":"b"}"#)), s("***"));
+    }
+
+    #[test]
+    fn pseudonym() {
+        let k = key();
+        let other = PseudonymKey::derive(b"master", "globex", "hydrants");
+        let p = MaskRule::Pseudonym;
+        let a = p.apply(Scalar::Str("110105194912310025"), &k);
+        assert_eq!(a, p.apply(Scalar::Str("110105194912310025"), &k));
+        assert_ne!(a, p.apply(Scalar::Str("110105194912310025"), &other));
+        assert_eq!(a, s(&k.pseudonym(b"110105194912310025")));
+        let Masked::Str(text) = &a else { panic!("{a:?}") };
+        assert!(text.starts_with("p_") && text.len() == 24);
+        // A CSV string and a JSON number with the same text agree.
+        assert_eq!(p.apply(Scalar::Num("42"), &k), p.apply(Scalar::Str("42"), &k));
+        assert_eq!(p.apply(Scalar::Bool(true), &k), s(&k.pseudonym(b"true")));
+        // A composite differs from the string of the same text.
+        assert_ne!(
+            p.apply(Scalar::Composite("[1]"), &k),
+            p.apply(Scalar::Str("[1]"), &k)
+        );
+        assert_eq!(
+            p.apply(Scalar::Composite("[1]"), &k),
+            p.apply(Scalar::Composite("[1]"), &k)
+        );
+    }
+
+    #[test]
+    fn age_band() {
+        let r = MaskRule::AgeBand { width: 10 };
+        assert_eq!(apply(r.clone(), Scalar::Num("37")), s("30-39"));
+        assert_eq!(apply(r.clone(), Scalar::Str("37")), s("30-39"));
+        assert_eq!(apply(r.clone(), Scalar::Str(" 40 ")), s("40-49"));
+        assert_eq!(apply(r.clone(), Scalar::Num("3.7e1")), s("30-39"));
+        assert_eq!(
+            apply(MaskRule::AgeBand { width: 5 }, Scalar::Num("37")),
+            s("35-39")
+        );
+        assert_eq!(apply(r.clone(), Scalar::Num("-3")), s("***"));
+        assert_eq!(apply(r.clone(), Scalar::Str("thirty")), s("***"));
+        assert_eq!(apply(r.clone(), Scalar::Bool(false)), s("***"));
+        assert_eq!(apply(MaskRule::AgeBand { width: 0 }, Scalar::Num("37")), s("***"));
+    }
+
+    #[test]
+    fn month_and_year() {
+        for (v, month, year) in [
+            ("2024-03-15", "2024-03", "2024"),
+            ("2024-03-15T08:30:00+08:00", "2024-03", "2024"),
+            ("1999-12-31T23:59:59.999Z", "1999-12", "1999"),
+            ("2024-03-15 08:30:00", "2024-03", "2024"),
+        ] {
+            assert_eq!(apply(MaskRule::Month, Scalar::Str(v)), s(month), "{v}");
+            assert_eq!(apply(MaskRule::Year, Scalar::Str(v)), s(year), "{v}");
+        }
+        for v in [
+            Scalar::Str("not a date"),
+            Scalar::Str("2023-02-29"),
+            Scalar::Str("15/03/2024"),
+            Scalar::Num("20240315"),
+            Scalar::Bool(true),
+            Scalar::Composite(r#"{"d":"2024-03-15"}"#),
+        ] {
+            assert_eq!(apply(MaskRule::Month, v), s("***"), "{v:?}");
+            assert_eq!(apply(MaskRule::Year, v), s("***"), "{v:?}");
+        }
+    }
+
+    #[test]
+    fn grid_decimals_range() {
+        let g = MaskRule::Grid { cell: 0.01 };
+        assert_eq!(apply(g.clone(), Scalar::Num("31.2345")), n("31.23"));
+        assert_eq!(apply(g.clone(), Scalar::Num("31.23")), n("31.23"));
+        assert_eq!(apply(g.clone(), Scalar::Str("121.4745")), n("121.47"));
+        assert_eq!(apply(g.clone(), Scalar::Num("-121.4745")), n("-121.48"));
+        assert_eq!(apply(g.clone(), Scalar::Str("north")), s("***"));
+        assert_eq!(apply(g.clone(), Scalar::Composite("[31.2,121.4]")), s("***"));
+        assert_eq!(apply(MaskRule::Grid { cell: -1.0 }, Scalar::Num("3")), s("***"));
+        assert_eq!(
+            apply(MaskRule::Grid { cell: f64::NAN }, Scalar::Num("3")),
+            s("***")
+        );
+
+        let d = MaskRule::Decimals { places: 2 };
+        assert_eq!(apply(d.clone(), Scalar::Num("31.2345")), n("31.23"));
+        assert_eq!(apply(d.clone(), Scalar::Num("31.235")), n("31.24"));
+        assert_eq!(apply(d.clone(), Scalar::Str("7")), n("7.00"));
+        assert_eq!(apply(d.clone(), Scalar::Num("-1.5e3")), n("-1500.00"));
+        assert_eq!(
+            apply(MaskRule::Decimals { places: 0 }, Scalar::Num("2.5")),
+            n("3")
+        );
+        assert_eq!(apply(d.clone(), Scalar::Bool(true)), s("***"));
+
+        let r = MaskRule::Range { width: 1000.0 };
+        assert_eq!(apply(r.clone(), Scalar::Num("1234")), s("1000-1999"));
+        assert_eq!(apply(r.clone(), Scalar::Str("1234.5")), s("1000-1999"));
+        assert_eq!(apply(r.clone(), Scalar::Num("-1.5e3")), s("-2000--1001"));
+        assert_eq!(
+            apply(MaskRule::Range { width: 0.5 }, Scalar::Num("1.7")),
+            s("[1.5,2.0)")
+        );
+        assert_eq!(apply(r.clone(), Scalar::Str("n/a")), s("***"));
+        assert_eq!(apply(MaskRule::Range { width: 0.0 }, Scalar::Num("1")), s("***"));
+    }
+
+    #[test]
+    fn never_the_original_value() {
+        let values = [
+            Scalar::Str("13812345678"),
+            Scalar::Str("张"),
+            Scalar::Str("2024-03-15"),
+            Scalar::Str("31.2345"),
+            Scalar::Num("37"),
+            Scalar::Num("-1.5e3"),
+            Scalar::Bool(true),
+            Scalar::Composite(r#"{"phone":"13812345678"}"#),
+        ];
+        for rule in all_rules().into_iter().filter(|r| !r.is_clear()) {
+            for v in values {
+                let out = apply(rule.clone(), v);
+                assert_ne!(out, Masked::Keep, "{rule:?} {v:?}");
+                let text = match v {
+                    Scalar::Str(t) | Scalar::Num(t) | Scalar::Composite(t) => t,
+                    Scalar::Bool(_) | Scalar::Null => "true",
+                };
+                if let Masked::Str(o) = &out {
+                    assert!(o != text || text.len() <= 2, "{rule:?} {v:?} → {o}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn rules_deserialise_from_config() {
+        let r: MaskRule = serde_json::from_str(r#"{"rule":"partial","first":3,"last":4}"#).unwrap();
+        assert_eq!(r, MaskRule::Partial { first: 3, last: 4 });
+        let r: MaskRule = serde_json::from_str(r#"{"rule":"grid","cell":0.01}"#).unwrap();
+        assert_eq!(apply(r, Scalar::Num("31.2345")), n("31.23"));
+    }
 }

@@ -10,6 +10,8 @@ use super::json::{PErr, PResult};
 /// One cell: its decoded text is `buf[start..end]` when `in_buf`, else `input[start..end]`.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Cell {
+    /// The cell was quoted (it may hold commas, quotes, CR or LF).
+    pub quoted: bool,
     pub in_buf: bool,
     pub start: usize,
     pub end: usize,
@@ -73,12 +75,14 @@ pub(super) fn row(d: &[u8], i: usize, fin: bool, cells: &mut Vec<Cell>, buf: &mu
                             }
                             buf.extend_from_slice(&d[s..q]);
                             cells.push(Cell {
+                                quoted: true,
                                 in_buf: true,
                                 start: bstart,
                                 end: buf.len(),
                             });
                         } else {
                             cells.push(Cell {
+                                quoted: true,
                                 in_buf: false,
                                 start,
                                 end: q,
@@ -95,13 +99,12 @@ pub(super) fn row(d: &[u8], i: usize, fin: bool, cells: &mut Vec<Cell>, buf: &mu
             }
         } else {
             let start = j;
-            while j < d.len() && !matches!(d[j], b',' | b'\n' | b'\r' | b'"') {
-                j += 1;
-            }
+            j = find_special(d, j);
             if d.get(j) == Some(&b'"') {
                 return Err(PErr::Bad(j, "quote inside an unquoted cell"));
             }
             cells.push(Cell {
+                quoted: false,
                 in_buf: false,
                 start,
                 end: j,
@@ -124,9 +127,40 @@ pub(super) fn row(d: &[u8], i: usize, fin: bool, cells: &mut Vec<Cell>, buf: &mu
     }
 }
 
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGH: u64 = 0x8080_8080_8080_8080;
+
+#[inline]
+fn has_byte(w: u64, b: u8) -> u64 {
+    let x = w ^ (ONES * b as u64);
+    x.wrapping_sub(ONES) & !x
+}
+
+/// Index of the first `,`, `"`, CR or LF at or after `i`, or `d.len()`. Eight bytes at a time
+/// (SWAR): the lowest flagged byte of each test is exact.
+#[inline]
+pub(super) fn find_special(d: &[u8], mut i: usize) -> usize {
+    while i + 8 <= d.len() {
+        let Ok(a) = <[u8; 8]>::try_from(&d[i..i + 8]) else {
+            break;
+        };
+        let w = u64::from_le_bytes(a);
+        let m = (has_byte(w, b',') | has_byte(w, b'"') | has_byte(w, b'\n') | has_byte(w, b'\r')) & HIGH;
+        if m != 0 {
+            return i + (m.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while i < d.len() && !matches!(d[i], b',' | b'\n' | b'\r' | b'"') {
+        i += 1;
+    }
+    i
+}
+
 /// Appends one CSV cell, quoted when it holds a comma, quote, CR or LF (or when `force`).
+#[inline]
 pub(super) fn write_cell(text: &[u8], force: bool, out: &mut Vec<u8>) {
-    if !force && memchr::memchr3(b',', b'"', b'\n', text).is_none() && memchr::memchr(b'\r', text).is_none() {
+    if !force && find_special(text, 0) == text.len() {
         out.extend_from_slice(text);
         return;
     }

@@ -178,6 +178,8 @@ pub struct Masker {
     cells: Vec<csv::Cell>,
     /// Scratch for decoded member names.
     key_buf: Vec<u8>,
+    /// The slice being read is valid UTF-8 up to here.
+    utf8_to: usize,
     opened: bool,
     finished: bool,
     failed: Option<MaskError>,
@@ -212,6 +214,7 @@ impl Masker {
             cols: Vec::new(),
             cells: Vec::new(),
             key_buf: Vec::new(),
+            utf8_to: 0,
             opened: false,
             finished: false,
             failed: None,
@@ -392,6 +395,13 @@ impl Masker {
     /// Consumes complete units of `d` (whose first byte is at `self.consumed`); returns how
     /// many bytes were consumed. The rest is an incomplete unit. `fin`: `d` ends the input.
     fn run(&mut self, d: &[u8], fin: bool, out: &mut Vec<u8>) -> Result<usize, MaskError> {
+        // UTF-8 is validated once per slice; a unit is valid when it ends before `utf8_to`.
+        // (An incomplete sequence can only be at the end of the slice, so no complete unit
+        // holds one: a unit reaching past `utf8_to` holds an invalid sequence.)
+        self.utf8_to = match std::str::from_utf8(d) {
+            Ok(_) => d.len(),
+            Err(e) => e.valid_up_to(),
+        };
         let mut i = 0;
         while i < d.len() {
             if self.is_full() {
@@ -526,7 +536,7 @@ impl Masker {
                         if end - i > self.limits.max_record_bytes {
                             return Err(MaskError::RecordTooLarge(self.limits.max_record_bytes));
                         }
-                        self.check_utf8(&d[i..end], i)?;
+                        self.check_utf8(end)?;
                         self.top = Top::NavNext(depth);
                         i = end;
                     }
@@ -573,10 +583,13 @@ impl Masker {
         }
     }
 
-    fn check_utf8(&self, bytes: &[u8], at: usize) -> Result<(), MaskError> {
-        match std::str::from_utf8(bytes) {
-            Ok(_) => Ok(()),
-            Err(e) => Err(self.json_err(PErr::Bad(at + e.valid_up_to(), "invalid UTF-8"))),
+    /// Checks that the unit ending at `end` holds valid UTF-8 (see [`Masker::run`]).
+    #[inline]
+    fn check_utf8(&self, end: usize) -> Result<(), MaskError> {
+        if end <= self.utf8_to {
+            Ok(())
+        } else {
+            Err(self.json_err(PErr::Bad(self.utf8_to, "invalid UTF-8")))
         }
     }
 
@@ -591,7 +604,7 @@ impl Masker {
         if end - i > self.limits.max_record_bytes {
             return Err(MaskError::RecordTooLarge(self.limits.max_record_bytes));
         }
-        self.check_utf8(&d[i..end], i)?;
+        self.check_utf8(end)?;
         self.emit(d, out)?;
         Ok(Some(end))
     }
@@ -676,10 +689,11 @@ impl Masker {
             self.rec.set(
                 *slot,
                 Val {
-                    kind: Kind::Text,
+                    kind: Kind::Text { quoted: c.quoted },
                     in_buf: c.in_buf,
                     start: c.start,
                     end: c.end,
+                    member: None,
                 },
             );
         }
@@ -708,13 +722,14 @@ fn parse_record(
         if *d.get(j).ok_or(PErr::More)? != b'"' {
             return Err(PErr::Bad(j, "expected a member name"));
         }
+        let mstart = j;
         let (kend, esc) = json::scan_str(d, j + 1)?;
         let slot = if esc {
             key_buf.clear();
             json::decode_str(&d[j + 1..kend - 1], key_buf)?;
             slots.find(key_buf)
         } else {
-            slots.find(&d[j + 1..kend - 1])
+            slots.find_in(d, j + 1, kend - 1)
         };
         j = kend;
         if d.get(j) != Some(&b':') {
@@ -723,8 +738,23 @@ fn parse_record(
                 return Err(PErr::Bad(j, "expected `:`"));
             }
         }
+        // `"name":value` is canonical when the name has no escapes and no whitespace surrounds
+        // the colon: the writer may then copy the member as it is.
+        let canon = !esc && j == kend && d.get(j + 1).is_some_and(|b| !is_ws(*b));
         j = json::skip_ws(d, j + 1);
-        let (kind, start, end, next) = json::scan_value(d, j, 2)?;
+        // Strings and numbers inline; the rest through the general scanner.
+        let (kind, start, end, next) = match *d.get(j).ok_or(PErr::More)? {
+            b'"' => {
+                let (end, esc) = json::scan_str(d, j + 1)?;
+                (json::VKind::Str { esc }, j + 1, end - 1, end)
+            }
+            b'0'..=b'9' => {
+                let end = json::scan_num(d, j)?;
+                (json::VKind::Num, j, end, end)
+            }
+            _ => json::scan_value(d, j, 2)?,
+        };
+        let raw = canon && !matches!(kind, json::VKind::Composite | json::VKind::Str { esc: true });
         rec.set(
             slot,
             Val {
@@ -732,6 +762,7 @@ fn parse_record(
                 in_buf: false,
                 start,
                 end,
+                member: if raw { Some((mstart, next)) } else { None },
             },
         );
         j = next;

@@ -15,6 +15,15 @@ pub(super) fn scrub(s: &str) -> (Cow<'_, str>, u32) {
     (Cow::Borrowed(s), 0)
 }
 
+/// The first eight bytes of `k`, zero-padded.
+#[inline]
+fn prefix(k: &[u8]) -> u64 {
+    match k.get(..8).and_then(|a| <[u8; 8]>::try_from(a).ok()) {
+        Some(a) => u64::from_le_bytes(a),
+        None => k.iter().rev().fold(0, |w, &b| (w << 8) | u64::from(b)),
+    }
+}
+
 /// What happens to the value of one slot.
 #[derive(Debug, Clone)]
 pub(super) enum SlotAction {
@@ -30,6 +39,8 @@ pub(super) enum SlotAction {
 #[derive(Debug)]
 pub(super) struct SlotDef {
     name: Box<[u8]>,
+    /// The first eight bytes of the name, for a quick comparison.
+    prefix: u64,
     action: SlotAction,
     key_json: Box<[u8]>,
 }
@@ -62,6 +73,7 @@ impl Slots {
                 key_json.push(b':');
                 SlotDef {
                     name: f.name.as_bytes().into(),
+                    prefix: prefix(f.name.as_bytes()),
                     action,
                     key_json: key_json.into(),
                 }
@@ -79,6 +91,7 @@ impl Slots {
                     None => {
                         defs.push(SlotDef {
                             name: name.as_bytes().into(),
+                            prefix: prefix(name.as_bytes()),
                             action: SlotAction::Hidden,
                             key_json: Box::default(),
                         });
@@ -104,9 +117,27 @@ impl Slots {
     /// The slot of a decoded field name (first slot of that name).
     #[inline]
     pub(super) fn find(&self, key: &[u8]) -> Option<usize> {
-        self.defs
-            .iter()
-            .position(|d| d.name.len() == key.len() && *d.name == *key)
+        self.find_with(key, prefix(key))
+    }
+
+    /// The slot of the name `d[start..end]`, reading its prefix from the slice in one load
+    /// when the slice extends far enough.
+    #[inline]
+    pub(super) fn find_in(&self, d: &[u8], start: usize, end: usize) -> Option<usize> {
+        let key = &d[start..end];
+        let p = match d.get(start..start + 8).and_then(|a| <[u8; 8]>::try_from(a).ok()) {
+            Some(a) if key.len() >= 8 => u64::from_le_bytes(a),
+            Some(a) => u64::from_le_bytes(a) & ((1u64 << (8 * key.len())) - 1),
+            None => prefix(key),
+        };
+        self.find_with(key, p)
+    }
+
+    #[inline]
+    fn find_with(&self, key: &[u8], p: u64) -> Option<usize> {
+        self.defs.iter().position(|d| {
+            d.prefix == p && d.name.len() == key.len() && (key.len() <= 8 || d.name[8..] == key[8..])
+        })
     }
 
     /// Writes the CSV header row: the plan's field names.
@@ -126,8 +157,8 @@ impl Slots {
 pub(super) enum Kind {
     /// A JSON value as scanned (string: the body, raw).
     Json(VKind),
-    /// Decoded text (a CSV cell).
-    Text,
+    /// Decoded text (a CSV cell); `quoted`: it may hold commas, quotes, CR or LF.
+    Text { quoted: bool },
 }
 
 /// One field value of the current record: `input[start..end]`, or `Record::buf` when `in_buf`.
@@ -137,6 +168,9 @@ pub(super) struct Val {
     pub in_buf: bool,
     pub start: usize,
     pub end: usize,
+    /// JSON: the input range of the whole member (`"name":value`) when it is canonical, so
+    /// that it may be copied as it is.
+    pub member: Option<(usize, usize)>,
 }
 
 /// The text the row filter sees for one field.
@@ -301,89 +335,95 @@ impl Record {
         }
         let mut any = false;
         let (buf, scratch) = (&self.buf, &mut self.scratch);
+        // Input bytes still to copy: runs of canonical members that are adjacent in the input
+        // and in the output are copied at once.
+        let mut pend: Option<(usize, usize)> = None;
+        let flush = |pend: &mut Option<(usize, usize)>, out: &mut Vec<u8>| {
+            if let Some((s, e)) = pend.take() {
+                out.extend_from_slice(&input[s..e]);
+            }
+        };
         for (s, def) in slots.defs[..slots.n_plan].iter().enumerate() {
             if csv && s > 0 {
                 out.push(b',');
             }
             let Some(v) = self.vals[s] else { continue };
-            let field = |out: &mut Vec<u8>, any: &mut bool| {
-                if !csv {
-                    if *any {
-                        out.push(b',');
-                    }
-                    out.extend_from_slice(&def.key_json);
-                }
-                *any = true;
-            };
-            match &def.action {
-                SlotAction::Hidden => c.dropped += 1,
-                SlotAction::Emit { scan } => {
-                    if v.kind == Kind::Json(VKind::Composite) {
-                        field(out, &mut any);
-                        let sc: Option<json::Scrub<'_>> = if *scan { Some(&scrub) } else { None };
-                        if csv {
-                            scratch.clear();
-                            compact(input, v.start, sc, &mut c.hits, scratch).map_err(perr)?;
-                            write_cell(scratch, false, out);
-                        } else {
-                            compact(input, v.start, sc, &mut c.hits, out).map_err(perr)?;
+            if let (SlotAction::Emit { scan: false }, Some((ms, me)), false) = (&def.action, v.member, csv) {
+                match pend {
+                    Some((ps, pe)) if ms == pe + 1 && input[pe] == b',' => pend = Some((ps, me)),
+                    _ => {
+                        flush(&mut pend, out);
+                        if any {
+                            out.push(b',');
                         }
+                        pend = Some((ms, me));
+                    }
+                }
+                any = true;
+                c.emitted += 1;
+                continue;
+            }
+            flush(&mut pend, out);
+            let masked = match &def.action {
+                SlotAction::Hidden => {
+                    c.dropped += 1;
+                    continue;
+                }
+                SlotAction::Emit { scan: false } => None,
+                SlotAction::Emit { scan: true } => {
+                    if v.kind == Kind::Json(VKind::Composite) {
+                        None
                     } else {
-                        let sc = scalar(v, input, buf, scratch)?;
-                        field(out, &mut any);
-                        let scrubbed = match sc {
-                            Scalar::Str(t) | Scalar::Num(t) if *scan => {
+                        match scalar(v, input, buf, scratch)? {
+                            Scalar::Str(t) | Scalar::Num(t) => {
                                 let (t, n) = scrub(t);
                                 c.hits += u64::from(n);
                                 match t {
-                                    Cow::Owned(t) => Some(t),
+                                    Cow::Owned(t) => Some(Masked::Str(t)),
                                     Cow::Borrowed(_) => None,
                                 }
                             }
                             _ => None,
-                        };
-                        match scrubbed {
-                            Some(t) => write_text(t.as_bytes(), csv, out),
-                            None => write_original(sc, v, csv, out),
                         }
                     }
-                    c.emitted += 1;
                 }
                 SlotAction::Mask(rule) => {
-                    let sc = scalar(v, input, buf, scratch)?;
-                    match rule.apply(sc, key) {
+                    c.masked += 1;
+                    match rule.apply(scalar(v, input, buf, scratch)?, key) {
+                        Masked::Keep => None,
                         Masked::Omit => {
+                            c.masked -= 1;
                             c.dropped += 1;
                             continue;
                         }
-                        Masked::Keep => {
-                            field(out, &mut any);
-                            write_original(sc, v, csv, out);
-                        }
-                        Masked::Null => {
-                            field(out, &mut any);
-                            if !csv {
-                                out.extend_from_slice(b"null");
-                            }
-                        }
-                        Masked::Str(t) => {
-                            field(out, &mut any);
-                            write_text(t.as_bytes(), csv, out);
-                        }
-                        Masked::Num(t) => {
-                            field(out, &mut any);
-                            if json::is_number(t.as_bytes()) {
-                                out.extend_from_slice(t.as_bytes());
-                            } else {
-                                write_text(t.as_bytes(), csv, out);
-                            }
-                        }
+                        m => Some(m),
                     }
-                    c.emitted += 1;
-                    c.masked += 1;
+                }
+            };
+            if !csv {
+                if any {
+                    out.push(b',');
+                }
+                out.extend_from_slice(&def.key_json);
+            }
+            any = true;
+            c.emitted += 1;
+            match masked {
+                None => {
+                    let scan = matches!(def.action, SlotAction::Emit { scan: true });
+                    write_plain(v, scan, input, buf, scratch, csv, out, &mut c.hits)?;
+                }
+                Some(Masked::Str(t)) => write_text(t.as_bytes(), csv, out),
+                Some(Masked::Num(t)) if json::is_number(t.as_bytes()) => out.extend_from_slice(t.as_bytes()),
+                Some(Masked::Num(t)) => write_text(t.as_bytes(), csv, out),
+                Some(_) => {
+                    if !csv {
+                        out.extend_from_slice(b"null");
+                    }
                 }
             }
         }
+        flush(&mut pend, out);
         if csv {
             if slots.n_plan == 1 && out.len() == row_start {
                 // A lone empty cell would read as a blank line.
@@ -415,7 +455,7 @@ fn scalar<'s>(
         }
     };
     Ok(match v.kind {
-        Kind::Text | Kind::Json(VKind::Str { esc: false }) => Scalar::Str(utf8(raw())?),
+        Kind::Text { .. } | Kind::Json(VKind::Str { esc: false }) => Scalar::Str(utf8(raw())?),
         Kind::Json(VKind::Str { esc: true }) => {
             scratch.clear();
             decode_str(raw(), scratch).map_err(perr)?;
@@ -443,25 +483,65 @@ fn write_text(t: &[u8], csv: bool, out: &mut Vec<u8>) {
     }
 }
 
-/// Writes a value unchanged (JSON: canonical; a string without escapes is copied as it is).
+/// Writes a value unchanged (JSON: canonical, a string without escapes copied as it is;
+/// composites compact, their string leaves scrubbed when `scan`).
+#[allow(clippy::too_many_arguments)]
 #[inline]
-fn write_original(sc: Scalar<'_>, v: Val, csv: bool, out: &mut Vec<u8>) {
-    match sc {
-        Scalar::Str(t) if !csv && v.kind == Kind::Json(VKind::Str { esc: false }) => {
-            out.push(b'"');
-            out.extend_from_slice(t.as_bytes());
-            out.push(b'"');
-        }
-        Scalar::Str(t) => write_text(t.as_bytes(), csv, out),
-        Scalar::Num(t) => out.extend_from_slice(t.as_bytes()),
-        Scalar::Bool(true) => out.extend_from_slice(b"true"),
-        Scalar::Bool(false) => out.extend_from_slice(b"false"),
-        Scalar::Null => {
-            if !csv {
-                out.extend_from_slice(b"null")
+fn write_plain(
+    v: Val,
+    scan: bool,
+    input: &[u8],
+    buf: &[u8],
+    scratch: &mut Vec<u8>,
+    csv: bool,
+    out: &mut Vec<u8>,
+    hits: &mut u64,
+) -> Result<(), MaskError> {
+    let raw = if v.in_buf {
+        &buf[v.start..v.end]
+    } else {
+        &input[v.start..v.end]
+    };
+    match v.kind {
+        Kind::Json(VKind::Str { esc: false }) => {
+            if csv {
+                write_cell(raw, false, out);
+            } else {
+                out.push(b'"');
+                out.extend_from_slice(raw);
+                out.push(b'"');
             }
         }
-        Scalar::Composite(t) if csv => write_cell(t.as_bytes(), false, out),
-        Scalar::Composite(t) => out.extend_from_slice(t.as_bytes()),
+        Kind::Json(VKind::Str { esc: true }) => {
+            scratch.clear();
+            decode_str(raw, scratch).map_err(perr)?;
+            write_text(scratch, csv, out);
+        }
+        Kind::Json(VKind::Num | VKind::True | VKind::False) => out.extend_from_slice(raw),
+        Kind::Json(VKind::Null) => {
+            if !csv {
+                out.extend_from_slice(b"null");
+            }
+        }
+        Kind::Json(VKind::Composite) => {
+            let sc: Option<json::Scrub<'_>> = if scan { Some(&scrub) } else { None };
+            if csv {
+                scratch.clear();
+                compact(input, v.start, sc, hits, scratch).map_err(perr)?;
+                write_cell(scratch, false, out);
+            } else {
+                compact(input, v.start, sc, hits, out).map_err(perr)?;
+            }
+        }
+        Kind::Text { quoted } => {
+            if !csv {
+                write_str(raw, out);
+            } else if quoted {
+                write_cell(raw, false, out);
+            } else {
+                out.extend_from_slice(raw);
+            }
+        }
     }
+    Ok(())
 }

@@ -11,7 +11,8 @@ pub const GENESIS_PREV: &str = "000000000000000000000000000000000000000000000000
 ///
 /// Fill it with struct-update syntax from [`Default`] and hand it to
 /// [`AuditLog::append`](super::AuditLog::append); the writer sets the chain fields (`seq`,
-/// `prev`, `hash`) and stamps `time` when it is empty:
+/// `prev`, `hash`), stamps `time` when it is empty and normalises a given `time` to UTC with
+/// milliseconds:
 ///
 /// ```
 /// use sluice_gateway::audit::AuditRecord;

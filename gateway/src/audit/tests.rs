@@ -100,9 +100,15 @@ async fn invalid_records_are_refused_without_using_a_seq() {
         ..rec(2)
     };
     assert_eq!(log.append(timed).await.unwrap(), 1);
+    let offset = AuditRecord {
+        time: "2025-01-02T05:04:05+02:00".into(),
+        ..rec(3)
+    };
+    assert_eq!(log.append(offset).await.unwrap(), 2);
     log.close().await.unwrap();
     let records = tail(dir.path(), 5).unwrap();
     assert_eq!(records[0].time, "2025-01-02T03:04:05.678Z");
+    assert_eq!(records[1].time, "2025-01-02T03:04:05.000Z");
     assert!(verify_dir(dir.path()).unwrap().is_ok());
 }
 

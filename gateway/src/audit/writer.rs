@@ -110,9 +110,10 @@ impl AuditLog {
 
     /// Appends a record; resolves to its seq once it is written and fsynced.
     ///
-    /// The writer sets `seq`, `prev` and `hash`, and stamps `time` if it is empty. An error
-    /// means the record is not in the log (the caller should fail closed). The future does not
-    /// borrow the log; dropping it after it has started does not withdraw the record.
+    /// The writer sets `seq`, `prev` and `hash`, and stamps `time` if it is empty (normalising
+    /// a given one to UTC with milliseconds). An error means the record is not in the log (the
+    /// caller should fail closed). The future does not borrow the log; dropping it after it
+    /// has started does not withdraw the record.
     pub fn append(
         &self,
         record: AuditRecord,
@@ -293,9 +294,10 @@ impl SegmentWriter {
             }
             rec.seq = seq + 1;
             rec.prev = std::mem::take(&mut prev);
-            if rec.time.is_empty() {
-                rec.time.clone_from(&now);
-            }
+            rec.time = match rec.timestamp() {
+                Some(t) => format_time(t), // normalised to UTC with milliseconds
+                None => now.clone(),       // empty (validated above)
+            };
             let encoded = line::encode(&rec);
             prev = std::mem::take(&mut rec.prev);
             let (bytes, hash) = match encoded {

@@ -8,7 +8,7 @@
 //! | identifier | recognised | masked as |
 //! |---|---|---|
 //! | mainland mobile | 11 digits `1[3-9]…`, compact or `3-4-4` with spaces/dashes, optional `86`/`+86` prefix | middle four digits starred: `138****5678`, `138-****-5678`, `+86 138 **** 5678` |
-//! | resident ID (GB 11643) | 17 digits + digit/`X`, compact or `6-8-4`, valid check digit and birth date | first 3 and the check character kept: `110**************X` |
+//! | resident ID (GB 11643) | 17 digits + digit/`X`, compact, `6-8-4` or `6-4-4-4`, valid check digit and birth date | first 3 and the check character kept: `110**************X` |
 //! | bank card | 13–19 digits, compact or groups of 4 (last group 1–4) with single spaces/dashes, valid Luhn | first 6 and last 4 digits kept: `411111******1111` |
 //! | e-mail | ASCII `local@domain.tld` | first character of the local part and the domain kept: `z***@example.com` |
 //!
@@ -218,10 +218,11 @@ fn is_domain_char(c: u8) -> bool {
 /// Finds e-mail addresses; returns how many.
 fn find_emails(b: &[u8], edits: &mut Vec<Edit>) -> u32 {
     let mut hits = 0;
-    let mut prev_end = 0;
     for at in memchr::memchr_iter(b'@', b) {
+        // In `a@b.com@c.com` the second local part is the first domain: masking it too keeps
+        // the edits apart and the result stable under a second scrub.
         let mut start = at;
-        while start > prev_end && is_local_char(b[start - 1]) {
+        while start > 0 && is_local_char(b[start - 1]) {
             start -= 1;
         }
         while start < at && b[start] == b'.' {
@@ -248,7 +249,6 @@ fn find_emails(b: &[u8], edits: &mut Vec<Edit>) -> u32 {
             span_end: end,
         });
         hits += 1;
-        prev_end = end;
     }
     hits
 }
@@ -300,8 +300,10 @@ fn find_numbers(b: &[u8], edits: &mut Vec<Edit>) -> u32 {
             while i < b.len() && b[i].is_ascii_digit() {
                 i += 1;
             }
+            // An X closes a resident ID (17 digits, or 3 in the spaced forms) even when a
+            // letter follows; after other digit runs only when it stands alone.
             let x = matches!(b.get(i), Some(b'X' | b'x'))
-                && !b.get(i + 1).is_some_and(|c| c.is_ascii_alphanumeric());
+                && (matches!(i - start, 17 | 3) || !b.get(i + 1).is_some_and(|c| c.is_ascii_alphanumeric()));
             groups.push(Group { start, end: i, x });
             if x {
                 i += 1;
@@ -397,17 +399,21 @@ fn match_at(b: &[u8], gs: &[Group], edits: &mut Vec<Edit>) -> Option<usize> {
     let g0 = gs[0];
     let digits0 = &b[g0.start..g0.end];
 
-    // Resident ID: compact, or 6-8-4.
+    // Resident ID: compact, 6-8-4 or 6-4-4-4.
+    // (groups used, whether the last group's X is the check character)
+    let no_x = |gs: &[Group]| gs.iter().all(|g| !g.x);
     let id_shape = match lens.as_slice() {
-        [18, ..] if !g0.x => Some(1),
-        [17, ..] if g0.x => Some(1),
-        [6, 8, 4, ..] if !gs[1].x && !gs[2].x => Some(3),
-        [6, 8, 3, ..] if !gs[1].x && gs[2].x => Some(3),
+        [18, ..] => Some((1, false)),
+        [17, ..] if g0.x => Some((1, true)),
+        [6, 8, 4, ..] if no_x(&gs[..2]) => Some((3, false)),
+        [6, 8, 3, ..] if no_x(&gs[..2]) && gs[2].x => Some((3, true)),
+        [6, 4, 4, 4, ..] if no_x(&gs[..3]) => Some((4, false)),
+        [6, 4, 4, 3, ..] if no_x(&gs[..3]) && gs[3].x => Some((4, true)),
         _ => None,
     };
-    if let Some(n) = id_shape {
+    if let Some((n, with_x)) = id_shape {
         let used = &gs[..n];
-        if resident_id_valid(&chars_of(b, used, true)) {
+        if resident_id_valid(&chars_of(b, used, with_x)) {
             // Keep the first 3 digits and the check character; star digits 4–17.
             return star_digits(edits, used, 3, 17);
         }
@@ -595,12 +601,14 @@ mod tests {
             "身份证号110**************X。"
         );
         assert_eq!(scrub("11010519491231002x"), "110**************x");
+        assert_eq!(scrub("ID:11010519491231002Xabc"), "ID:110**************Xabc");
         let id = with_check("44030019900307123");
         let (out, hits) = scrub_counted(&id);
         assert_eq!(hits, 1);
         assert_eq!(out, format!("440**************{}", &id[17..]));
         assert!(!out.contains("19900307"));
         assert_eq!(scrub("110105 19491231 002X"), "110*** ******** ***X");
+        assert_eq!(scrub("110105-1949-1231-002X"), "110***-****-****-***X");
         // A wrong check digit is not an ID (and, not being Luhn-valid, not a card either).
         let bad = wrong_check("11010519491231002X");
         let bad = if luhn_valid(&bad) {
@@ -654,7 +662,8 @@ mod tests {
         assert_eq!(scrub("13812345678@163.com"), "1***@163.com");
         assert_eq!(scrub("x <.dot.first@example.org>"), "x <.d***@example.org>");
         assert_eq!(scrub_counted("a@x.org, b@y.org").1, 2);
-        assert_eq!(scrub("a@b.com@c.com"), "a***@b.com@c.com");
+        assert_eq!(scrub("a@b.com@c.com"), "a***@b***@c.com");
+        assert_eq!(scrub("a@0.XX@X.Xa"), "a***@0***@X.Xa");
         for s in [
             "@example.com",
             "me@",
@@ -701,6 +710,84 @@ mod tests {
             "1234 1234 1234 1",
         ] {
             let _ = scrub_counted(s);
+        }
+    }
+
+    mod props {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        /// Text around an identifier: no ASCII digits, no '.', no '@' (a neighbouring digit or
+        /// decimal point legitimately changes what the identifier is).
+        fn context() -> impl Strategy<Value = String> {
+            proptest::string::string_regex("[a-zA-Z 请联系处理，。:\\-_（）]{0,12}").unwrap()
+        }
+
+        fn id17() -> impl Strategy<Value = String> {
+            (
+                1u32..=9,
+                0u32..100_000,
+                1900u32..=2099,
+                1u32..=12,
+                1u32..=28,
+                0u32..1000,
+            )
+                .prop_map(|(a, region, y, m, d, seq)| format!("{a}{region:05}{y:04}{m:02}{d:02}{seq:03}"))
+        }
+
+        proptest! {
+            #[test]
+            fn never_panics_and_is_idempotent(s in "[0-9 \\-xX@.a-z张]{0,60}") {
+                let (once, hits) = scrub_counted(&s);
+                let (twice, again) = scrub_counted(&once);
+                prop_assert_eq!(&twice, &once);
+                prop_assert_eq!(again, 0);
+                prop_assert_eq!(hits == 0, matches!(once, Cow::Borrowed(_)));
+            }
+
+            #[test]
+            fn mobiles_are_masked(pre in context(), post in context(), p in 3u8..=9, rest in 0u64..1_000_000_000) {
+                let phone = format!("1{p}{rest:09}");
+                let text = format!("{pre}{phone}{post}");
+                let (out, hits) = scrub_counted(&text);
+                prop_assert!(!out.contains(&phone), "{} → {}", text, out);
+                let masked = format!("{}****{}", &phone[..3], &phone[7..]);
+                prop_assert!(out.contains(&masked), "{} → {}", text, out);
+                prop_assert!(hits >= 1);
+            }
+
+            #[test]
+            fn resident_ids_are_masked(pre in context(), post in context(), id in id17(), lower in any::<bool>()) {
+                let sum: u32 = id.bytes().zip(ID_WEIGHTS).map(|(c, w)| u32::from(c - b'0') * w).sum();
+                let check = char::from(ID_CHECK[(sum % 11) as usize]);
+                let check = if lower { check.to_ascii_lowercase() } else { check };
+                let id = format!("{id}{check}");
+                prop_assert!(resident_id_valid(&id));
+                let text = format!("{pre}{id}{post}");
+                let out = scrub(&text);
+                prop_assert!(!out.contains(&id[3..17]), "{} → {}", text, out);
+            }
+
+            #[test]
+            fn cards_are_masked(pre in context(), post in context(), body in "[1-9][0-9]{11,17}") {
+                let card = (0..10).map(|d| format!("{body}{d}")).find(|c| luhn_valid(c)).unwrap();
+                let text = format!("{pre}{card}{post}");
+                let out = scrub(&text);
+                prop_assert!(!out.contains(&card), "{} → {}", text, out);
+                // 18 digits may form a resident ID, 13 an 86-prefixed mobile: masked more.
+                prop_assert!(out.matches('*').count() >= card.len() - 10, "{} → {}", text, out);
+            }
+
+            #[test]
+            fn emails_are_masked(pre in context(), local in "[a-z0-9._]{1,10}", domain in "[a-z0-9]{1,8}\\.(com|cn|org)") {
+                let local = local.trim_start_matches('.');
+                prop_assume!(!local.is_empty());
+                let email = format!("{local}@{domain}");
+                let text = format!("{pre}{email} ");
+                let out = scrub(&text);
+                prop_assert!(out.contains(&format!("***@{domain}")), "{} → {}", text, out);
+                prop_assert!(local.len() == 1 || !out.contains(&email));
+            }
         }
     }
 }

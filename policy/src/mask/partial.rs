@@ -75,4 +75,13 @@ mod tests {
             }
         }
     }
+
+    proptest::proptest! {
+        #[test]
+        fn never_unchanged(s in "[^*]{1,20}", first in 0usize..25, last in 0usize..25) {
+            let out = partial(&s, first, last);
+            proptest::prop_assert_ne!(&out, &s);
+            proptest::prop_assert_eq!(out.chars().count(), s.chars().count());
+        }
+    }
 }

@@ -9,7 +9,7 @@
 //! |---|---|---|
 //! | mainland mobile | 11 digits `1[3-9]…`, compact or `3-4-4` with spaces/dashes, optional `86`/`+86` prefix | middle four digits starred: `138****5678`, `138-****-5678`, `+86 138 **** 5678` |
 //! | resident ID (GB 11643) | 17 digits + digit/`X`, compact, `6-8-4` or `6-4-4-4`, valid check digit and birth date | first 3 and the check character kept: `110**************X` |
-//! | bank card | 13–19 digits, compact or groups of 4 (last group 1–4) with single spaces/dashes, valid Luhn | first 6 and last 4 digits kept: `411111******1111` |
+//! | bank card | 13–19 digits starting with 2–6 or 9, compact or groups of 4 (last group 1–4) with single spaces/dashes, valid Luhn | first 6 and last 4 digits kept: `411111******1111` |
 //! | e-mail | ASCII `local@domain.tld` | first character of the local part and the domain kept: `z***@example.com` |
 //!
 //! Digits are masked in place (separators and length are kept). A number is only taken
@@ -388,6 +388,13 @@ fn star_digits(edits: &mut Vec<Edit>, used: &[Group], from: usize, to: usize) ->
     Some(used.len())
 }
 
+/// Payment cards start with 2–6 (Mastercard 2-series, Amex/JCB, Visa, Mastercard,
+/// UnionPay/Discover) or 9 (older domestic debit cards). Excluding 1, 7 and 8 keeps
+/// millisecond timestamps (`17…`) and the like from being taken for cards.
+fn is_card_prefix(d: &[u8]) -> bool {
+    matches!(d.first(), Some(b'2'..=b'6' | b'9'))
+}
+
 fn is_mobile(d: &[u8]) -> bool {
     d.len() == 11 && d[0] == b'1' && (b'3'..=b'9').contains(&d[1])
 }
@@ -433,6 +440,9 @@ fn match_at(b: &[u8], gs: &[Group], edits: &mut Vec<Edit>) -> Option<usize> {
     }
 
     // Bank card: compact 13–19, or groups of 4 with a last group of 1–4.
+    if !is_card_prefix(digits0) {
+        return None;
+    }
     if (13..=19).contains(&g0.len()) && luhn_bytes(digits0.iter().copied()) {
         let n = g0.len();
         return star_digits(edits, &gs[..1], 6, n - 4);
@@ -647,6 +657,9 @@ mod tests {
         );
         let thirteen = with_luhn("422222222222");
         assert_eq!(scrub(&thirteen), format!("422222***{}", &thirteen[9..]));
+        // Millisecond timestamps are not cards, even when Luhn-valid.
+        let ts = with_luhn("171000000000");
+        assert_eq!(scrub(&ts), ts);
         // A card followed by an extra group: the card is masked, the extra group stays.
         assert_eq!(scrub("4111 1111 1111 1111 2222"), "4111 11** **** 1111 2222");
     }
@@ -746,7 +759,9 @@ mod tests {
             }
 
             #[test]
-            fn mobiles_are_masked(pre in context(), post in context(), p in 3u8..=9, rest in 0u64..1_000_000_000) {
+            fn mobiles_are_masked(
+                pre in context(), post in context(), p in 3u8..=9, rest in 0u64..1_000_000_000,
+            ) {
                 let phone = format!("1{p}{rest:09}");
                 let text = format!("{pre}{phone}{post}");
                 let (out, hits) = scrub_counted(&text);
@@ -757,7 +772,9 @@ mod tests {
             }
 
             #[test]
-            fn resident_ids_are_masked(pre in context(), post in context(), id in id17(), lower in any::<bool>()) {
+            fn resident_ids_are_masked(
+                pre in context(), post in context(), id in id17(), lower in any::<bool>(),
+            ) {
                 let sum: u32 = id.bytes().zip(ID_WEIGHTS).map(|(c, w)| u32::from(c - b'0') * w).sum();
                 let check = char::from(ID_CHECK[(sum % 11) as usize]);
                 let check = if lower { check.to_ascii_lowercase() } else { check };
@@ -769,7 +786,7 @@ mod tests {
             }
 
             #[test]
-            fn cards_are_masked(pre in context(), post in context(), body in "[1-9][0-9]{11,17}") {
+            fn cards_are_masked(pre in context(), post in context(), body in "[2-69][0-9]{11,17}") {
                 let card = (0..10).map(|d| format!("{body}{d}")).find(|c| luhn_valid(c)).unwrap();
                 let text = format!("{pre}{card}{post}");
                 let out = scrub(&text);
@@ -779,7 +796,9 @@ mod tests {
             }
 
             #[test]
-            fn emails_are_masked(pre in context(), local in "[a-z0-9._]{1,10}", domain in "[a-z0-9]{1,8}\\.(com|cn|org)") {
+            fn emails_are_masked(
+                pre in context(), local in "[a-z0-9._]{1,10}", domain in "[a-z0-9]{1,8}\\.(com|cn|org)",
+            ) {
                 let local = local.trim_start_matches('.');
                 prop_assume!(!local.is_empty());
                 let email = format!("{local}@{domain}");

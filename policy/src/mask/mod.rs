@@ -2,6 +2,15 @@
 //!
 //! Each [`MaskRule`] turns one [`Scalar`] into a [`Masked`] value. The functions are pure and
 //! allocation-light; the streaming masker calls them once per masked field per record.
+//!
+//! Rules fail closed. `null` stays `null` (except under `drop` and `clear`); a value a rule
+//! cannot apply to — a date rule on a non-date, a numeric rule on a non-number, anything but
+//! `drop`, `null`, `redact` and `pseudonym` on an object or array, `partial` on a boolean —
+//! becomes `"***"` ([`REDACTED`]), never the original. Numeric rules accept numbers and strings
+//! holding a number (CSV sources give strings) and compute in exact decimal arithmetic.
+//!
+//! [`detect`] is the safety net for clear text: it finds and masks mobile numbers, resident ID
+//! numbers, bank card numbers and e-mail addresses inside strings.
 
 use serde::{Deserialize, Serialize};
 
@@ -56,7 +65,13 @@ pub enum MaskRule {
     Null,
     /// Replace the value with `"***"`.
     Redact,
-    /// Keep the first `first` and last `last` characters (Unicode scalars), star the rest.
+    /// Keep the first `first` and last `last` characters (Unicode scalars), star the rest:
+    /// `13812345678` with 3/4 → `"138****5678"`, `张三丰` with 1/0 → `"张**"`. Numbers are
+    /// masked as their text and emitted as strings.
+    ///
+    /// A value of at most `first + last` characters is never emitted unchanged: it keeps at
+    /// most `first` leading characters but never more than `(len - 1) / 2`, and no trailing
+    /// ones (`张` → `"*"`, `张三` with 1/1 → `"**"`, `12345` with 3/4 → `"12***"`).
     Partial {
         /// Characters kept at the start.
         #[serde(default)]
@@ -65,28 +80,41 @@ pub enum MaskRule {
         #[serde(default)]
         last: usize,
     },
-    /// Keyed pseudonym: HMAC-SHA256 keyed per licensee and dataset.
+    /// Keyed pseudonym: HMAC-SHA256 keyed per licensee and dataset, emitted as
+    /// `"p_"` + 22 base64url characters (see [`PseudonymKey::pseudonym`]). Strings and numbers
+    /// are keyed by their text (a CSV `"42"` and a JSON `42` agree), booleans by
+    /// `true`/`false`, objects and arrays by their compact JSON text under a distinct tag.
     Pseudonym,
-    /// Age in years → a band of `width` years, e.g. 37 → `"30-39"`.
+    /// Age in years → a band of `width` years, e.g. 37 → `"30-39"` (width 10), 37.9 →
+    /// `"35-39"` (width 5). Negative ages and a zero width redact.
     AgeBand {
         /// Band width in years.
         width: u32,
     },
-    /// Date or datetime → `YYYY-MM`.
+    /// Date or datetime string → `"YYYY-MM"`. Accepts `YYYY-MM-DD`, `YYYY-MM`, and a date
+    /// followed by `T`/space and a time with an optional offset (RFC 3339 and SQL forms); the
+    /// date is taken as written, not converted to UTC. Dates that do not exist redact.
     Month,
-    /// Date or datetime → `YYYY`.
+    /// Date or datetime string → `"YYYY"` (same inputs as [`MaskRule::Month`]).
     Year,
-    /// Coordinate → the south-west corner of a grid cell of `cell` degrees.
+    /// Coordinate → the south-west corner of a grid cell of `cell` degrees,
+    /// `floor(v / cell) × cell`, emitted as a JSON number with the cell's decimals:
+    /// `31.2345` → `31.23`, `-121.4745` → `-121.48` (cell 0.01). A non-positive or
+    /// non-finite cell redacts.
     Grid {
         /// Cell size in degrees, e.g. `0.01` (about 1 km).
         cell: f64,
     },
-    /// Coordinate or number → rounded to `places` decimals.
+    /// Coordinate or number → rounded half away from zero to `places` decimals, emitted as a
+    /// JSON number with exactly `places` decimals: `31.235` → `31.24`, `7` → `7.00`.
     Decimals {
         /// Decimal places kept.
         places: u8,
     },
-    /// Number → the range of `width` it falls in, e.g. 1234 with width 1000 → `"1000-1999"`.
+    /// Number → the range of `width` it falls in, as a string. Integer widths give inclusive
+    /// integer bounds (1234 with width 1000 → `"1000-1999"`, -5 with width 10 →
+    /// `"-10--1"`); fractional widths give a half-open interval with the width's decimals
+    /// (1.7 with width 0.5 → `"[1.5,2.0)"`). A non-positive or non-finite width redacts.
     Range {
         /// Range width.
         width: f64,
@@ -100,12 +128,24 @@ impl MaskRule {
     }
 
     /// Applies the rule to one value. `key` is the pseudonym key of this licensee and dataset.
+    /// Fails closed: see the [module docs](self).
     ///
     /// ```
     /// use sluice_policy::mask::{MaskRule, Masked, PseudonymKey, Scalar};
     /// let key = PseudonymKey::derive(b"master", "acme", "hydrants");
     /// let rule = MaskRule::Partial { first: 3, last: 4 };
     /// assert_eq!(rule.apply(Scalar::Str("13812345678"), &key), Masked::Str("138****5678".into()));
+    ///
+    /// let grid = MaskRule::Grid { cell: 0.01 };
+    /// assert_eq!(grid.apply(Scalar::Num("31.2345"), &key), Masked::Num("31.23".into()));
+    /// let month = MaskRule::Month.apply(Scalar::Str("2024-03-15T08:30:00+08:00"), &key);
+    /// assert_eq!(month, Masked::Str("2024-03".into()));
+    /// let band = MaskRule::AgeBand { width: 10 }.apply(Scalar::Str("37"), &key);
+    /// assert_eq!(band, Masked::Str("30-39".into()));
+    ///
+    /// // A rule that cannot apply redacts; null stays null.
+    /// assert_eq!(MaskRule::Month.apply(Scalar::Str("soon"), &key), Masked::Str("***".into()));
+    /// assert_eq!(MaskRule::Redact.apply(Scalar::Null, &key), Masked::Null);
     /// ```
     pub fn apply(&self, value: Scalar<'_>, key: &PseudonymKey) -> Masked {
         apply_rule(self, value, key)

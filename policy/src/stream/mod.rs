@@ -702,6 +702,24 @@ impl Masker {
     }
 }
 
+/// Byte equality of two slices of the same length, eight bytes at a time (names are short:
+/// this beats a call to `memcmp`).
+#[inline]
+fn eq_bytes(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let word = |s: &[u8]| <[u8; 8]>::try_from(s).map(u64::from_ne_bytes).unwrap_or(0);
+    let mut ca = a.chunks_exact(8);
+    let mut cb = b.chunks_exact(8);
+    for (x, y) in (&mut ca).zip(&mut cb) {
+        if word(x) != word(y) {
+            return false;
+        }
+    }
+    ca.remainder().iter().zip(cb.remainder()).all(|(x, y)| x == y)
+}
+
 /// Parses the record object at `d[i] == b'{'` into the record's slots; returns the index after
 /// it. Values of fields without a slot are validated and dropped.
 #[inline]
@@ -718,18 +736,35 @@ fn parse_record(
         Some(b'}') => return Ok(j + 1),
         Some(_) => {}
     }
+    let mut member = 0;
     loop {
         if *d.get(j).ok_or(PErr::More)? != b'"' {
             return Err(PErr::Bad(j, "expected a member name"));
         }
         let mstart = j;
-        let (kend, esc) = json::scan_str(d, j + 1)?;
-        let slot = if esc {
-            key_buf.clear();
-            json::decode_str(&d[j + 1..kend - 1], key_buf)?;
-            slots.find(key_buf)
-        } else {
-            slots.find_in(d, j + 1, kend - 1)
+        // Records usually repeat the member order: try the slot that held this position in
+        // the previous record before scanning the name.
+        let n = member;
+        member += 1;
+        let hinted = rec.hint(n).and_then(|s| {
+            let name = slots.plain_name(s)?;
+            let end = j + 1 + name.len();
+            (d.get(end) == Some(&b'"') && eq_bytes(&d[j + 1..end], name)).then_some((s, end + 1))
+        });
+        let (slot, kend, esc) = match hinted {
+            Some((s, kend)) => (Some(s), kend, false),
+            None => {
+                let (kend, esc) = json::scan_str(d, j + 1)?;
+                let slot = if esc {
+                    key_buf.clear();
+                    json::decode_str(&d[j + 1..kend - 1], key_buf)?;
+                    slots.find(key_buf)
+                } else {
+                    slots.find_in(d, j + 1, kend - 1)
+                };
+                rec.set_hint(n, slot);
+                (slot, kend, esc)
+            }
         };
         j = kend;
         if d.get(j) != Some(&b':') {

@@ -10,9 +10,9 @@ use crate::rowfilter::RowFilter;
 use std::borrow::Cow;
 
 /// The detector safety net for `scan` fields.
+#[inline]
 pub(super) fn scrub(s: &str) -> (Cow<'_, str>, u32) {
-    // TEMPORARY until `mask::detect::scrub_counted` lands: no detection yet.
-    (Cow::Borrowed(s), 0)
+    crate::mask::detect::scrub_counted(s)
 }
 
 /// The first eight bytes of `k`, zero-padded.
@@ -22,6 +22,11 @@ fn prefix(k: &[u8]) -> u64 {
         Some(a) => u64::from_le_bytes(a),
         None => k.iter().rev().fold(0, |w, &b| (w << 8) | u64::from(b)),
     }
+}
+
+/// Whether a name is not empty and needs no escapes in JSON.
+fn is_plain(name: &[u8]) -> bool {
+    !name.is_empty() && json::find_special(name, 0) == name.len()
 }
 
 /// What happens to the value of one slot.
@@ -41,6 +46,8 @@ pub(super) struct SlotDef {
     name: Box<[u8]>,
     /// The first eight bytes of the name, for a quick comparison.
     prefix: u64,
+    /// The name is not empty and needs no escapes in JSON.
+    plain: bool,
     action: SlotAction,
     key_json: Box<[u8]>,
 }
@@ -74,6 +81,7 @@ impl Slots {
                 SlotDef {
                     name: f.name.as_bytes().into(),
                     prefix: prefix(f.name.as_bytes()),
+                    plain: is_plain(f.name.as_bytes()),
                     action,
                     key_json: key_json.into(),
                 }
@@ -92,6 +100,7 @@ impl Slots {
                         defs.push(SlotDef {
                             name: name.as_bytes().into(),
                             prefix: prefix(name.as_bytes()),
+                            plain: is_plain(name.as_bytes()),
                             action: SlotAction::Hidden,
                             key_json: Box::default(),
                         });
@@ -118,6 +127,13 @@ impl Slots {
     #[inline]
     pub(super) fn find(&self, key: &[u8]) -> Option<usize> {
         self.find_with(key, prefix(key))
+    }
+
+    /// The name of a slot when it is written in JSON without escapes.
+    #[inline]
+    pub(super) fn plain_name(&self, slot: usize) -> Option<&[u8]> {
+        let d = self.defs.get(slot)?;
+        d.plain.then_some(&*d.name)
     }
 
     /// The slot of the name `d[start..end]`, reading its prefix from the slice in one load
@@ -192,6 +208,8 @@ pub(super) struct Record {
     pub buf: Vec<u8>,
     /// Values dropped while reading (not planned, or duplicates).
     pub dropped: u64,
+    /// The slot of each member position in the last record that had it (`u32::MAX`: none).
+    hints: Vec<u32>,
     scratch: Vec<u8>,
     fbuf: Vec<u8>,
     ftext: Vec<FText>,
@@ -228,6 +246,23 @@ impl Record {
         self.vals.clear();
         self.vals.resize(slots, None);
         self.dropped = 0;
+    }
+
+    /// The slot the `n`th member had last time.
+    #[inline]
+    pub(super) fn hint(&self, n: usize) -> Option<usize> {
+        self.hints.get(n).filter(|h| **h != u32::MAX).map(|h| *h as usize)
+    }
+
+    /// Remembers the slot of the `n`th member (the first 64 members).
+    #[inline]
+    pub(super) fn set_hint(&mut self, n: usize, slot: Option<usize>) {
+        if n < 64 {
+            if self.hints.len() <= n {
+                self.hints.resize(n + 1, u32::MAX);
+            }
+            self.hints[n] = slot.map_or(u32::MAX, |s| s as u32);
+        }
     }
 
     /// Stores a value for `slot` unless the record already holds one (first wins).

@@ -546,3 +546,53 @@ fn masks_and_scan() {
     let r = run(&p, InputFormat::JsonArray, OutputFormat::Csv, doc);
     assert_eq!(r.ok(), "id,name,tags\n***,,***\n");
 }
+
+#[test]
+fn scan_scrubs_strings_nested_leaves_and_numbers() {
+    let p = plan(
+        &[
+            ("notes", FieldAction::Emit { scan: true }),
+            ("n", FieldAction::Emit { scan: true }),
+        ],
+        None,
+    );
+    let doc = r#"[{"notes":"call 13812345678 now","n":{"a":["x 13812345678"]}},{"notes":13812345678},{"notes":"fine","n":1}]"#;
+    let r = run_all_splits(&p, InputFormat::JsonArray, OutputFormat::Json, doc);
+    let text = r.ok();
+    assert!(!text.contains("13812345678"), "{text}");
+    assert!(text.ends_with(r#"{"notes":"fine","n":1}]"#), "{text}");
+    serde_json::from_str::<serde_json::Value>(text).unwrap();
+    assert!(r.res.unwrap().detector_hits >= 3);
+    let r = run(
+        &p,
+        InputFormat::Csv,
+        OutputFormat::Csv,
+        "notes\n\"13812345678, ok\"\n",
+    );
+    assert!(!r.ok().contains("13812345678"));
+}
+
+#[test]
+fn pseudonym_and_partial_on_escaped_strings() {
+    let p = plan(
+        &[
+            ("m", FieldAction::Mask(MaskRule::Partial { first: 3, last: 4 })),
+            ("p", FieldAction::Mask(MaskRule::Pseudonym)),
+        ],
+        None,
+    );
+    let a = run(
+        &p,
+        InputFormat::JsonArray,
+        OutputFormat::Json,
+        r#"[{"m":"13812345678","p":"abc"}]"#,
+    );
+    let b = run(
+        &p,
+        InputFormat::JsonArray,
+        OutputFormat::Json,
+        r#"[{"m":"\u0031\u00338\u0031\u0032345678","p":"a\u0062c"}]"#,
+    );
+    assert_eq!(a.ok(), b.ok());
+    assert!(a.ok().starts_with(r#"[{"m":"138****5678","p":"#), "{}", a.ok());
+}

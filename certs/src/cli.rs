@@ -1,6 +1,9 @@
 //! The `sluice certs …` subcommand (clap derive). The `sluice` binary mounts
 //! [`CertsCommand`] and calls [`run`].
 
+// Field doc comments double as `--help` text, where `<CA dir>`-style placeholders are wanted.
+#![allow(rustdoc::invalid_html_tags)]
+
 use std::io::Write;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -60,7 +63,8 @@ pub enum CertsCommand {
         #[command(subcommand)]
         what: IssueCommand,
     },
-    /// Issue a new key and certificate with the same identity as an existing certificate.
+    /// Issue a new key and certificate with the same identity as an existing certificate
+    /// (replaces the <kind>-<id> files in the output folder: that is the rotation).
     Renew {
         #[command(flatten)]
         dir: CaDir,
@@ -125,6 +129,9 @@ pub enum IssueCommand {
         days: u32,
         #[command(flatten)]
         output: Output,
+        /// Replace existing output files.
+        #[arg(long)]
+        force: bool,
     },
     /// A licensee client certificate (urn:sluice:licensee:<ID>).
     Licensee {
@@ -138,6 +145,9 @@ pub enum IssueCommand {
         days: u32,
         #[command(flatten)]
         output: Output,
+        /// Replace existing output files.
+        #[arg(long)]
+        force: bool,
     },
     /// An administrator client certificate (urn:sluice:admin:<NAME>).
     Admin {
@@ -152,6 +162,9 @@ pub enum IssueCommand {
         /// Output folder [default: <CA dir>/issued].
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Replace existing output files.
+        #[arg(long)]
+        force: bool,
     },
     /// A gateway's client certificate towards the registry (urn:sluice:gateway:<ID>).
     GatewayClient {
@@ -165,6 +178,9 @@ pub enum IssueCommand {
         days: u32,
         #[command(flatten)]
         output: Output,
+        /// Replace existing output files.
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -247,8 +263,8 @@ pub fn run_with_output(cmd: CertsCommand, out: &mut dyn Write) -> Result<()> {
             let ca = Ca::open(&dir.dir)?;
             let pem = String::from_utf8_lossy(&util::read(&cert)?).into_owned();
             let issued = issue::renew(&ca, &pem, days)?;
-            let default_name = default_basename(&issued)?;
-            write_issued(out, &ca, &issued, output, &default_name)?;
+            let target = Target::new(&ca, output, &default_basename(&issued)?, true)?;
+            target.write(out, &issued)?;
             say(
                 out,
                 format_args!(
@@ -329,47 +345,121 @@ fn run_issue(what: IssueCommand, out: &mut dyn Write) -> Result<()> {
             ip,
             days,
             output,
+            force,
         } => {
             let ca = Ca::open(&dir.dir)?;
+            let first = dns.first().cloned().or_else(|| ip.first().map(|i| i.to_string()));
+            let default = format!("gateway-{}", safe_file_part(first.as_deref().unwrap_or("server")));
+            let target = Target::new(&ca, output, &default, force)?;
             let issued = issue::issue_gateway(&ca, IssueGateway { dns, ips: ip, days })?;
-            let name = default_basename(&issued)?;
-            write_issued(out, &ca, &issued, output, &name)
+            target.write(out, &issued)
         }
         IssueCommand::Licensee {
             dir,
             id,
             days,
             output,
+            force,
         } => {
             let ca = Ca::open(&dir.dir)?;
+            crate::identity::validate_id(&id)?;
+            let target = Target::new(&ca, output, &format!("licensee-{id}"), force)?;
             let issued = issue::issue_licensee(&ca, &id, days)?;
-            write_issued(out, &ca, &issued, output, &format!("licensee-{id}"))
+            target.write(out, &issued)
         }
         IssueCommand::Admin {
             dir,
             admin,
             days,
             out: folder,
+            force,
         } => {
             let ca = Ca::open(&dir.dir)?;
-            let issued = issue::issue_admin(&ca, &admin, days)?;
+            crate::identity::validate_id(&admin)?;
             let output = Output {
                 out: folder,
                 name: None,
             };
-            write_issued(out, &ca, &issued, output, &format!("admin-{admin}"))
+            let target = Target::new(&ca, output, &format!("admin-{admin}"), force)?;
+            let issued = issue::issue_admin(&ca, &admin, days)?;
+            target.write(out, &issued)
         }
         IssueCommand::GatewayClient {
             dir,
             id,
             days,
             output,
+            force,
         } => {
             let ca = Ca::open(&dir.dir)?;
+            crate::identity::validate_id(&id)?;
+            let target = Target::new(&ca, output, &format!("gateway-client-{id}"), force)?;
             let issued = issue::issue_gateway_client(&ca, &id, days)?;
-            write_issued(out, &ca, &issued, output, &format!("gateway-client-{id}"))
+            target.write(out, &issued)
         }
     }
+}
+
+/// Where an issued certificate goes, decided (and checked) before issuing.
+struct Target {
+    folder: PathBuf,
+    name: String,
+}
+
+impl Target {
+    /// Resolves the folder and base name; unless `force`, refuses when the files exist.
+    fn new(ca: &Ca, output: Output, default_name: &str, force: bool) -> Result<Target> {
+        let folder = output.out.unwrap_or_else(|| ca.dir().join(store::ISSUED_DIR));
+        let name = output.name.unwrap_or_else(|| default_name.to_string());
+        if !force {
+            for ext in ["pem", "key", "chain.pem"] {
+                let p = folder.join(format!("{name}.{ext}"));
+                if p.exists() {
+                    return Err(CertError::AlreadyExists(p));
+                }
+            }
+        }
+        Ok(Target { folder, name })
+    }
+
+    fn write(&self, out: &mut dyn Write, issued: &IssuedCert) -> Result<()> {
+        let files = issued.write_to(&self.folder, &self.name)?;
+        say(
+            out,
+            format_args!(
+                "issued {} certificate, serial {}, valid until {}",
+                issued.kind,
+                issued.serial_hex,
+                util::rfc3339(issued.not_after)
+            ),
+        )?;
+        say(out, format_args!("  wrote {}", files.cert.display()))?;
+        say(
+            out,
+            format_args!("  wrote {} (private key, mode 0600)", files.key.display()),
+        )?;
+        if let Some(chain) = &files.chain {
+            say(
+                out,
+                format_args!("  wrote {} (certificate + intermediate)", chain.display()),
+            )?;
+        }
+        Ok(())
+    }
+}
+
+fn safe_file_part(s: &str) -> String {
+    let safe: String = s
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    safe.trim_start_matches('.').to_string()
 }
 
 /// `<kind>-<id>` for identity certificates, `gateway-<first name>` for gateway servers.
@@ -388,50 +478,7 @@ fn default_basename(issued: &IssuedCert) -> Result<String> {
         .next()
         .map(|s| s.split_once(':').map(|(_, v)| v.to_string()).unwrap_or(s))
         .unwrap_or_else(|| "server".to_string());
-    let safe: String = first
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    Ok(format!("gateway-{}", safe.trim_start_matches('.')))
-}
-
-fn write_issued(
-    out: &mut dyn Write,
-    ca: &Ca,
-    issued: &IssuedCert,
-    output: Output,
-    default_name: &str,
-) -> Result<()> {
-    let folder = output.out.unwrap_or_else(|| ca.dir().join(store::ISSUED_DIR));
-    let name = output.name.unwrap_or_else(|| default_name.to_string());
-    let files = issued.write_to(&folder, &name)?;
-    say(
-        out,
-        format_args!(
-            "issued {} certificate, serial {}, valid until {}",
-            issued.kind,
-            issued.serial_hex,
-            util::rfc3339(issued.not_after)
-        ),
-    )?;
-    say(out, format_args!("  wrote {}", files.cert.display()))?;
-    say(
-        out,
-        format_args!("  wrote {} (private key, mode 0600)", files.key.display()),
-    )?;
-    if let Some(chain) = &files.chain {
-        say(
-            out,
-            format_args!("  wrote {} (certificate + intermediate)", chain.display()),
-        )?;
-    }
-    Ok(())
+    Ok(format!("gateway-{}", safe_file_part(&first)))
 }
 
 fn say(out: &mut dyn Write, args: std::fmt::Arguments<'_>) -> Result<()> {

@@ -7,9 +7,9 @@
 //!   sluice identity as a SAN URI: `urn:sluice:licensee:<id>`, `urn:sluice:admin:<name>`,
 //!   `urn:sluice:gateway:<id>` ([`issue_licensee`], [`issue_admin`], [`issue_gateway_client`],
 //!   [`issue_gateway`]), renews them ([`renew`], [`renew_licensee`]);
-//! * records revocations and produces signed v2 CRLs ([`revoke`], [`crl`]);
+//! * records revocations and produces signed v2 CRLs ([`revoke`], [`crl()`]);
 //! * reads the identity out of a peer certificate ([`identity_from_der`]) under strict rules;
-//! * describes certificates for humans ([`inspect`], [`days_to_expiry`]);
+//! * describes certificates for humans ([`inspect()`], [`days_to_expiry`]);
 //! * provides the `sluice certs …` subcommand ([`cli::CertsCommand`], [`cli::run`]).
 //!
 //! What it must not do:

@@ -1,5 +1,6 @@
 //! Issuing and renewing leaf certificates: gateway servers, licensees, admins, gateway clients.
 
+use std::borrow::Borrow;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
@@ -95,7 +96,10 @@ impl IssuedCert {
 }
 
 /// Issues a gateway TLS server certificate (serverAuth, DNS and IP SANs, no sluice URI).
-pub fn issue_gateway(ca: &Ca, params: IssueGateway) -> Result<IssuedCert> {
+///
+/// Takes the parameters by value or by reference.
+pub fn issue_gateway(ca: &Ca, params: impl Borrow<IssueGateway>) -> Result<IssuedCert> {
+    let params = params.borrow();
     if params.dns.is_empty() && params.ips.is_empty() {
         return Err(CertError::InvalidInput(
             "a gateway certificate needs at least one --dns or --ip".into(),

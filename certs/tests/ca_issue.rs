@@ -159,7 +159,7 @@ fn gateway_server_certificate() {
     assert!(text.contains("sluice id:    none"));
     assert!(issue_gateway(
         &ca,
-        IssueGateway {
+        &IssueGateway {
             dns: vec![],
             ips: vec![],
             days: 1

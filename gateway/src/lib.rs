@@ -3,4 +3,17 @@
 //! The request path is a visible sequence of phases (identity → route → decide → limit →
 //! fetch → mask → respond → audit); see `ARCHITECTURE.md`.
 
+pub mod admin;
 pub mod audit;
+pub mod body;
+pub mod config;
+pub mod data_plane;
+pub mod demo;
+pub mod gateway;
+pub mod identity;
+pub mod limits;
+pub mod metrics;
+pub mod problem;
+pub mod runtime;
+pub mod server;
+pub mod tls;

@@ -1,5 +1,126 @@
-//! The `sluice` binary.
+//! The `sluice` binary: one binary, a subcommand per role.
 
-fn main() -> anyhow::Result<()> {
-    Ok(())
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// sluice: a federated data-exchange gateway.
+#[derive(Parser)]
+#[command(name = "sluice", version, about)]
+struct Cli {
+    /// Log as JSON lines.
+    #[arg(long, global = true, env = "SLUICE_LOG_JSON")]
+    log_json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run an agency gateway (SIGHUP reloads, SIGTERM drains).
+    Gateway {
+        /// Config file (TOML).
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Validate a gateway config file and exit (like `nginx -t`).
+    Check {
+        /// Config file (TOML).
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Run a whole demo federation on this machine until interrupted.
+    Demo {
+        /// Folder for the demo's CA, certificates, config and state (recreated).
+        #[arg(long, default_value = "sluice-demo")]
+        dir: PathBuf,
+    },
+    /// Serve the demo's sample agency source (the fire-hydrant register) over plain HTTP.
+    SampleSource {
+        /// Address to bind.
+        #[arg(long, default_value = "127.0.0.1:9000")]
+        addr: std::net::SocketAddr,
+    },
+    /// Read and verify the audit log.
+    #[command(subcommand)]
+    Audit(sluice_gateway::audit::cli::AuditCommand),
+    /// Run the certificate authority: CA, certificates, CRLs.
+    #[command(subcommand)]
+    Certs(sluice_certs::cli::CertsCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.log_json);
+    match run(cli.command) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Gateway { config } => {
+            runtime()?.block_on(sluice_gateway::gateway::run(&config))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Check { config } => match sluice_gateway::config::Config::load(&config) {
+            Ok(cfg) => {
+                sluice_gateway::tls::install_provider();
+                sluice_gateway::tls::data_server_config(&cfg.listeners.data)
+                    .with_context(|| format!("{}: listeners.data", config.display()))?;
+                println!(
+                    "{}: ok ({} datasets, {} licences)",
+                    config.display(),
+                    cfg.datasets.len(),
+                    cfg.licences.len()
+                );
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                eprintln!("{}: configuration test failed", config.display());
+                Ok(ExitCode::FAILURE)
+            }
+        },
+        Command::Demo { dir } => {
+            runtime()?.block_on(sluice_gateway::demo::run(&dir))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::SampleSource { addr } => {
+            runtime()?.block_on(async {
+                let src = sluice_gateway::demo::source::SampleSource::start(addr).await?;
+                println!("sample source on http://{}/hydrants", src.addr);
+                tokio::signal::ctrl_c().await?;
+                anyhow::Ok(())
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Audit(cmd) => sluice_gateway::audit::cli::run(cmd),
+        Command::Certs(cmd) => {
+            sluice_certs::cli::run(cmd)?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+}
+
+fn init_tracing(json: bool) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("SLUICE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
 }

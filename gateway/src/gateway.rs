@@ -1,0 +1,332 @@
+//! The running gateway: shared state, listeners, reload (SIGHUP) and drain (SIGTERM).
+
+use crate::audit::{AuditLog, AuditOptions};
+use crate::config::{Config, ConfigError};
+use crate::limits::{DailyQuotas, PublicLimits, RateLimits};
+use crate::metrics::{CertLabels, Metrics};
+use crate::runtime::Runtime;
+use crate::server::{serve, ListenerKind};
+use crate::tls::{self, TlsError};
+use rustls::ServerConfig;
+use sluice_connectors::http::UpstreamClient;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// Why the gateway could not start or reload.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Bad config.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// Bad TLS material.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// A listener could not bind, or state could not be written.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// The audit log could not be opened.
+    #[error("audit log: {0}")]
+    Audit(String),
+}
+
+/// Shared state of one gateway process.
+pub struct Gateway {
+    runtime: RwLock<Arc<Runtime>>,
+    tls_data: RwLock<Arc<ServerConfig>>,
+    tls_public: RwLock<Arc<ServerConfig>>,
+    config_path: PathBuf,
+    master_key: Vec<u8>,
+    /// Rate limiters per licence.
+    pub rate: RateLimits,
+    /// Daily quotas per licence.
+    pub quotas: DailyQuotas,
+    /// Per-IP limits of the public listener.
+    pub public_limits: Option<PublicLimits>,
+    /// The audit log.
+    pub audit: AuditLog,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Pooled client to the sources.
+    pub upstream: UpstreamClient,
+}
+
+/// A started gateway: its bound addresses and a way to stop it.
+pub struct Running {
+    /// Shared state.
+    pub gateway: Arc<Gateway>,
+    /// Bound data listener address.
+    pub data_addr: SocketAddr,
+    /// Bound public listener address, if configured.
+    pub public_addr: Option<SocketAddr>,
+    /// Bound admin listener address.
+    pub admin_addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Running {
+    /// Stops accepting, drains open connections, flushes the audit log.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+        if let Err(e) = self.gateway.audit.close().await {
+            tracing::error!(error = %e, "audit log close failed");
+        }
+    }
+}
+
+impl Gateway {
+    /// The current runtime (config compiled for the request path).
+    pub fn runtime(&self) -> Arc<Runtime> {
+        self.runtime.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn tls_data(&self) -> Arc<ServerConfig> {
+        self.tls_data.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn tls_public(&self) -> Arc<ServerConfig> {
+        self.tls_public.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Re-reads config, licences and TLS files. On any error the old state stays in force.
+    pub fn reload(&self) -> Result<(), StartError> {
+        let config = Config::load(&self.config_path)?;
+        let data = tls::data_server_config(&config.listeners.data)?;
+        let public = tls::public_server_config(&config.listeners.data)?;
+        self.record_cert_expiry(&config);
+        let runtime = Arc::new(Runtime::build(config, &self.master_key));
+        *self.runtime.write().unwrap_or_else(|p| p.into_inner()) = runtime;
+        *self.tls_data.write().unwrap_or_else(|p| p.into_inner()) = data;
+        *self.tls_public.write().unwrap_or_else(|p| p.into_inner()) = public;
+        tracing::info!("configuration and certificates reloaded");
+        Ok(())
+    }
+
+    fn record_cert_expiry(&self, config: &Config) {
+        let l = &config.listeners.data;
+        for (name, path) in [("server", &l.cert), ("client_ca", &l.client_ca)] {
+            match std::fs::read_to_string(path)
+                .map_err(|e| e.to_string())
+                .and_then(|pem| sluice_certs::days_to_expiry(&pem).map_err(|e| e.to_string()))
+            {
+                Ok(days) => {
+                    self.metrics
+                        .cert_days_to_expiry
+                        .get_or_create(&CertLabels { cert: name.into() })
+                        .set(days);
+                    if days < 30 {
+                        tracing::warn!(cert = name, days, path = %path.display(), "certificate expires in under 30 days");
+                    }
+                }
+                Err(e) => tracing::warn!(cert = name, error = %e, "cannot read certificate expiry"),
+            }
+        }
+    }
+
+    /// Loads config, opens state, binds listeners and starts serving.
+    pub async fn start(config_path: &Path) -> Result<Running, StartError> {
+        tls::install_provider();
+        let config = Config::load(config_path)?;
+        let io = |what: String| move |source| StartError::Io { what, source };
+        std::fs::create_dir_all(&config.gateway.state_dir)
+            .map_err(io(format!("creating {}", config.gateway.state_dir.display())))?;
+        let master_key = load_or_create_master_key(&config)?;
+        let tls_data = tls::data_server_config(&config.listeners.data)?;
+        let tls_public = tls::public_server_config(&config.listeners.data)?;
+        let audit = AuditLog::open(&config.gateway.state_dir.join("audit"), AuditOptions::default())
+            .await
+            .map_err(|e| StartError::Audit(e.to_string()))?;
+        let limits = config.limits.clone();
+        let data_listener = TcpListener::bind(config.listeners.data.addr)
+            .await
+            .map_err(io(format!(
+                "binding data listener {}",
+                config.listeners.data.addr
+            )))?;
+        let public_listener = match &config.listeners.public {
+            Some(p) => Some(
+                TcpListener::bind(p.addr)
+                    .await
+                    .map_err(io(format!("binding public listener {}", p.addr)))?,
+            ),
+            None => None,
+        };
+        let admin_listener = TcpListener::bind(config.listeners.admin.addr)
+            .await
+            .map_err(io(format!(
+                "binding admin listener {}",
+                config.listeners.admin.addr
+            )))?;
+        let local = |l: &TcpListener, what: &str| {
+            l.local_addr().map_err(|source| StartError::Io {
+                what: what.into(),
+                source,
+            })
+        };
+        let data_addr = local(&data_listener, "data listener address")?;
+        let public_addr = public_listener
+            .as_ref()
+            .map(|l| local(l, "public listener address"))
+            .transpose()?;
+        let admin_addr = local(&admin_listener, "admin listener address")?;
+        let connect_timeout = config
+            .sources
+            .values()
+            .map(|s| s.connect_timeout_ms)
+            .max()
+            .unwrap_or(2_000);
+        let public_limits = config
+            .listeners
+            .public
+            .as_ref()
+            .map(|p| PublicLimits::new(p.per_ip_per_second, p.per_ip_burst));
+        let metrics = Arc::new(Metrics::default());
+        let gateway = Arc::new(Gateway {
+            runtime: RwLock::new(Arc::new(Runtime::build(config.clone(), &master_key))),
+            tls_data: RwLock::new(tls_data),
+            tls_public: RwLock::new(tls_public),
+            config_path: config_path.to_owned(),
+            master_key,
+            rate: RateLimits::default(),
+            quotas: DailyQuotas::default(),
+            public_limits,
+            audit,
+            metrics: metrics.clone(),
+            upstream: UpstreamClient::new(Duration::from_millis(connect_timeout)),
+        });
+        gateway.record_cert_expiry(&config);
+        let (shutdown, rx) = watch::channel(false);
+        let mut tasks = Vec::new();
+        {
+            let gw = gateway.clone();
+            let h = crate::data_plane::handler(gateway.clone());
+            tasks.push(tokio::spawn(serve(
+                data_listener,
+                ListenerKind::Data,
+                move || gw.tls_data(),
+                limits.clone(),
+                metrics.clone(),
+                rx.clone(),
+                h,
+            )));
+        }
+        if let Some(l) = public_listener {
+            let gw = gateway.clone();
+            let h = crate::data_plane::handler(gateway.clone());
+            tasks.push(tokio::spawn(serve(
+                l,
+                ListenerKind::Public,
+                move || gw.tls_public(),
+                limits.clone(),
+                metrics.clone(),
+                rx.clone(),
+                h,
+            )));
+            let gw = gateway.clone();
+            let mut stop = rx.clone();
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(60)) => {
+                            if let Some(p) = &gw.public_limits { p.retain_recent(); }
+                        }
+                        _ = stop.changed() => break,
+                    }
+                }
+            }));
+        }
+        tasks.push(tokio::spawn(crate::admin::serve(
+            admin_listener,
+            gateway.clone(),
+            rx.clone(),
+        )));
+        tracing::info!(%data_addr, ?public_addr, %admin_addr, gateway = %config.gateway.id, "gateway listening");
+        Ok(Running {
+            gateway,
+            data_addr,
+            public_addr,
+            admin_addr,
+            shutdown,
+            tasks,
+        })
+    }
+}
+
+/// Runs a gateway until SIGTERM/SIGINT; SIGHUP reloads config and certificates.
+pub async fn run(config_path: &Path) -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let running = Gateway::start(config_path).await?;
+    let mut hup = signal(SignalKind::hangup())?;
+    let mut term = signal(SignalKind::terminate())?;
+    loop {
+        tokio::select! {
+            _ = hup.recv() => {
+                if let Err(e) = running.gateway.reload() {
+                    tracing::error!(error = %e, "reload refused; the previous configuration stays in force");
+                }
+            }
+            _ = term.recv() => break,
+            _ = tokio::signal::ctrl_c() => break,
+        }
+    }
+    tracing::info!("draining");
+    running.shutdown().await;
+    Ok(())
+}
+
+fn load_or_create_master_key(config: &Config) -> Result<Vec<u8>, StartError> {
+    let path = config
+        .gateway
+        .master_key_file
+        .clone()
+        .unwrap_or_else(|| config.gateway.state_dir.join("pseudonym.key"));
+    let io = |what: &str| {
+        let what = format!("{what} {}", path.display());
+        move |source| StartError::Io { what, source }
+    };
+    match std::fs::read(&path) {
+        Ok(k) if k.len() >= 32 => Ok(k),
+        Ok(_) => Err(StartError::Io {
+            what: format!("master key {}", path.display()),
+            source: std::io::Error::new(std::io::ErrorKind::InvalidData, "shorter than 32 bytes"),
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut key = vec![0u8; 32];
+            rustls::crypto::aws_lc_rs::default_provider()
+                .secure_random
+                .fill(&mut key)
+                .map_err(|_| StartError::Io {
+                    what: "generating the master key".into(),
+                    source: std::io::Error::other("no randomness"),
+                })?;
+            write_private(&path, &key).map_err(io("writing"))?;
+            Ok(key)
+        }
+        Err(e) => Err(io("reading")(e)),
+    }
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(bytes)?;
+    f.sync_all()
+}

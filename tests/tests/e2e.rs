@@ -1,0 +1,364 @@
+//! End-to-end: real TLS, a real upstream, the gateway on loopback.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use sluice_tests::client::{get, tls_config};
+use sluice_tests::upstream::{Mode, Upstream};
+use sluice_tests::{audit_dir, start_gateway, Pki};
+
+const SCENARIO: (&str, &str) = ("sluice-scenario", "fire-hydrant-adoption");
+const RECORDS: &str = "/v1/datasets/fire-hydrants/records";
+
+fn licence(id: &str, licensee: &str, extra: &str) -> String {
+    format!(
+        r#"
+[[licences]]
+id = "{id}"
+licensee = "{licensee}"
+dataset = "fire-hydrants"
+scenario = "fire-hydrant-adoption"
+valid_from = "2025-01-01T00:00:00Z"
+valid_until = "2035-01-01T00:00:00Z"
+fields.id = {{ rule = "clear" }}
+fields.district = {{ rule = "clear" }}
+fields.adopter_name = {{ rule = "partial", first = 1, last = 0 }}
+fields.adopter_mobile = {{ rule = "partial", first = 3, last = 4 }}
+fields.adopter_id_number = {{ rule = "clear" }}
+fields.notes = {{ rule = "clear" }}
+{extra}
+"#
+    )
+}
+
+#[tokio::test]
+async fn licensed_call_is_masked_as_planned() {
+    let pki = Pki::new();
+    let up = Upstream::start().await;
+    let gw = start_gateway(&pki, up.addr, &licence("l1", "acme", ""), "").await;
+    let (cert, key) = pki.licensee("acme");
+    let tls = tls_config(&pki.ca_pem(), Some((&cert, &key)));
+    let r = get(&tls, gw.data_addr, &format!("{RECORDS}?limit=50"), &[SCENARIO])
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.headers["sluice-licence"], "l1");
+    let records = r.json();
+    let records = records.as_array().unwrap();
+    assert_eq!(records.len(), 50);
+    let register = sluice_gateway::demo::hydrants::generate();
+    for (rec, src) in records.iter().zip(&register) {
+        let obj = rec.as_object().unwrap();
+        let keys: Vec<&str> = obj.keys().map(String::as_str).collect();
+        // Plan order; non-open adopter_id_number never leaves, whatever the licence says.
+        assert_eq!(
+            keys,
+            ["id", "district", "adopter_name", "adopter_mobile", "notes"]
+        );
+        assert_eq!(obj["id"], src.id.as_str());
+        let mobile = obj["adopter_mobile"].as_str().unwrap();
+        assert_eq!(
+            mobile,
+            format!("{}****{}", &src.adopter_mobile[..3], &src.adopter_mobile[7..])
+        );
+        let name = obj["adopter_name"].as_str().unwrap();
+        assert_eq!(name.chars().next(), src.adopter_name.chars().next());
+        assert!(name.chars().skip(1).all(|c| c == '*'));
+        // The detector safety net masked phone numbers in the free text.
+        assert!(!obj["notes"].as_str().unwrap().contains(&src.adopter_mobile));
+    }
+    let body = r.text();
+    for src in &register[..50] {
+        assert!(!body.contains(&src.adopter_id_number));
+        assert!(!body.contains(&src.adopter_mobile));
+    }
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn formats_and_paging() {
+    let pki = Pki::new();
+    let up = Upstream::start().await;
+    let gw = start_gateway(&pki, up.addr, &licence("l1", "acme", ""), "").await;
+    let (cert, key) = pki.licensee("acme");
+    let tls = tls_config(&pki.ca_pem(), Some((&cert, &key)));
+    let r = get(
+        &tls,
+        gw.data_addr,
+        &format!("{RECORDS}?limit=3&format=csv"),
+        &[SCENARIO],
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 200);
+    let text = r.text();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "id,district,adopter_name,adopter_mobile,notes");
+    assert_eq!(lines.len(), 4);
+    let r = get(
+        &tls,
+        gw.data_addr,
+        &format!("{RECORDS}?limit=2&format=ndjson&offset=5"),
+        &[SCENARIO],
+    )
+    .await
+    .unwrap();
+    let text = r.text();
+    let ids: Vec<String> = text
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(ids, ["SH-HYD-000006", "SH-HYD-000007"]);
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn refusals_are_problems_and_audited() {
+    let pki = Pki::new();
+    let up = Upstream::start().await;
+    let licences = format!(
+        "{}{}{}",
+        licence("l1", "acme", ""),
+        licence(
+            "l2",
+            "revoked-co",
+            "status = { state = \"revoked\", reason = \"misuse\" }"
+        ),
+        licence("l3", "late-co", "").replace("2035-01-01", "2025-06-01"),
+    );
+    let gw = start_gateway(&pki, up.addr, &licences, "").await;
+    let ca = pki.ca_pem();
+    let acme = pki.licensee("acme");
+    let nobody = pki.licensee("nobody");
+    let revoked = pki.licensee("revoked-co");
+    let late = pki.licensee("late-co");
+    type Case<'a> = (
+        (std::path::PathBuf, std::path::PathBuf),
+        Vec<(&'a str, &'a str)>,
+        &'a str,
+        u16,
+    );
+    let cases: Vec<Case> = vec![
+        (
+            acme.clone(),
+            vec![("sluice-scenario", "marketing")],
+            "scenario-not-licensed",
+            403,
+        ),
+        (acme.clone(), vec![], "scenario-missing", 400),
+        (nobody, vec![SCENARIO], "no-licence", 403),
+        (revoked, vec![SCENARIO], "licence-revoked", 403),
+        (late, vec![SCENARIO], "licence-expired", 403),
+    ];
+    for ((cert, key), headers, code, status) in cases {
+        let tls = tls_config(&ca, Some((&cert, &key)));
+        let r = get(&tls, gw.data_addr, RECORDS, &headers).await.unwrap();
+        assert_eq!(r.status, status, "{code}");
+        assert_eq!(r.problem(), code);
+        let j = r.json();
+        assert_eq!(j["status"], status);
+        assert!(j["request_id"].as_str().is_some());
+    }
+    let tls = tls_config(&ca, Some((&acme.0, &acme.1)));
+    let r = get(&tls, gw.data_addr, "/v1/datasets/nope/records", &[SCENARIO])
+        .await
+        .unwrap();
+    assert_eq!(r.problem(), "unknown-dataset");
+    let r = get(&tls, gw.data_addr, "/v2/else", &[]).await.unwrap();
+    assert_eq!(r.problem(), "not-found");
+    let r = get(&tls, gw.data_addr, &format!("{RECORDS}?limit=abc"), &[SCENARIO])
+        .await
+        .unwrap();
+    assert_eq!(r.problem(), "bad-request");
+    gw.shutdown().await;
+    let report = sluice_gateway::audit::verify_dir(&audit_dir(&pki)).unwrap();
+    assert!(report.first_bad.is_none());
+    assert_eq!(report.records, 8);
+}
+
+#[tokio::test]
+async fn no_certificate_or_foreign_ca_is_refused_at_the_handshake() {
+    let pki = Pki::new();
+    let up = Upstream::start().await;
+    let gw = start_gateway(&pki, up.addr, &licence("l1", "acme", ""), "").await;
+    let tls = tls_config(&pki.ca_pem(), None);
+    let r = get(&tls, gw.data_addr, RECORDS, &[SCENARIO]).await;
+    assert!(
+        r.is_err(),
+        "a connection without a client certificate must fail: {r:?}"
+    );
+    // Same licensee id, same subject, but issued by another CA.
+    let other = Pki::new();
+    let (cert, key) = other.licensee("acme");
+    let tls = tls_config(&pki.ca_pem(), Some((&cert, &key)));
+    assert!(get(&tls, gw.data_addr, RECORDS, &[SCENARIO]).await.is_err());
+    // On the public listener, conditional data needs a licence: a clear problem.
+    let public = gw.public_addr.unwrap();
+    let tls = tls_config(&pki.ca_pem(), None);
+    let r = get(&tls, public, RECORDS, &[SCENARIO]).await.unwrap();
+    assert_eq!(r.problem(), "unauthenticated");
+    // Unconditional data is served there, only its unconditional fields.
+    let r = get(
+        &tls,
+        public,
+        "/v1/datasets/hydrant-locations/records?limit=2",
+        &[],
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 200);
+    let recs = r.json();
+    let keys: Vec<&str> = recs[0].as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(
+        keys,
+        ["id", "district", "street", "latitude", "longitude", "status"]
+    );
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn rate_limit_and_quota() {
+    let pki = Pki::new();
+    let up = Upstream::start().await;
+    let licences = format!(
+        "{}{}",
+        licence("fast", "acme", "rate = { per_second = 1, burst = 2 }"),
+        licence(
+            "small",
+            "small-co",
+            "quota = { requests_per_day = 100, records_per_day = 25 }"
+        ),
+    );
+    let gw = start_gateway(&pki, up.addr, &licences, "").await;
+    let (cert, key) = pki.licensee("acme");
+    let tls = tls_config(&pki.ca_pem(), Some((&cert, &key)));
+    let mut statuses = Vec::new();
+    let mut limited = None;
+    for _ in 0..4 {
+        let r = get(&tls, gw.data_addr, &format!("{RECORDS}?limit=1"), &[SCENARIO])
+            .await
+            .unwrap();
+        statuses.push(r.status.as_u16());
+        if r.status == 429 {
+            limited = Some(r);
+        }
+    }
+    assert_eq!(&statuses[..2], [200, 200]);
+    let r = limited.expect("a request over the burst is limited");
+    assert_eq!(r.problem(), "rate-limited");
+    assert!(r.headers.contains_key("retry-after"));
+    assert!(r.headers.contains_key("ratelimit-policy"));
+    assert!(r.headers.contains_key("ratelimit"));
+
+    let (cert, key) = pki.licensee("small-co");
+    let tls = tls_config(&pki.ca_pem(), Some((&cert, &key)));
+    let r = get(&tls, gw.data_addr, &format!("{RECORDS}?limit=20"), &[SCENARIO])
+        .await
+        .unwrap();
+    assert_eq!(r.json().as_array().unwrap().len(), 20);
+    // Only 5 records of the day's 25 are left: the page is cut to them.
+    let r = get(&tls, gw.data_addr, &format!("{RECORDS}?limit=20"), &[SCENARIO])
+        .await
+        .unwrap();
+    assert_eq!(r.json().as_array().unwrap().len(), 5);
+    let r = get(&tls, gw.data_addr, &format!("{RECORDS}?limit=20"), &[SCENARIO])
+        .await
+        .unwrap();
+    assert_eq!(r.problem(), "quota-exhausted");
+    assert!(r.headers.contains_key("retry-after"));
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn upstream_failures() {
+    let pki = Pki::new();
+    let up = Upstream::start().await;
+    let gw = start_gateway(&pki, up.addr, &licence("l1", "acme", ""), "").await;
+    let (cert, key) = pki.licensee("acme");
+    let tls = tls_config(&pki.ca_pem(), Some((&cert, &key)));
+
+    up.set_mode(Mode::Error);
+    let r = get(&tls, gw.data_addr, RECORDS, &[SCENARIO]).await.unwrap();
+    assert_eq!(
+        (r.status.as_u16(), r.problem().as_str()),
+        (502, "upstream-failed")
+    );
+
+    up.set_mode(Mode::Slow);
+    let r = get(&tls, gw.data_addr, RECORDS, &[SCENARIO]).await.unwrap();
+    assert_eq!(
+        (r.status.as_u16(), r.problem().as_str()),
+        (504, "upstream-timeout")
+    );
+
+    // Invalid JSON after the first record: the client sees a broken transfer, and what it got
+    // before the break holds only masked data.
+    up.set_mode(Mode::BrokenMidStream);
+    let r = get(&tls, gw.data_addr, RECORDS, &[SCENARIO]).await.unwrap();
+    assert_eq!(r.status, 200);
+    let (_, partial) = r.body.expect_err("the stream must be aborted");
+    let partial = String::from_utf8_lossy(&partial);
+    assert!(partial.contains("138****5678"), "{partial}");
+    assert!(!partial.contains("13812345678") && !partial.contains("13987654321"));
+
+    drop(up);
+    let r = get(&tls, gw.data_addr, RECORDS, &[SCENARIO]).await.unwrap();
+    assert_eq!(
+        (r.status.as_u16(), r.problem().as_str()),
+        (502, "upstream-failed")
+    );
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn audit_chain_detects_tampering() {
+    let pki = Pki::new();
+    let up = Upstream::start().await;
+    let gw = start_gateway(&pki, up.addr, &licence("l1", "acme", ""), "").await;
+    let (cert, key) = pki.licensee("acme");
+    let tls = tls_config(&pki.ca_pem(), Some((&cert, &key)));
+    for _ in 0..3 {
+        let r = get(&tls, gw.data_addr, &format!("{RECORDS}?limit=2"), &[SCENARIO])
+            .await
+            .unwrap();
+        assert_eq!(r.status, 200);
+        r.text();
+    }
+    let r = get(&tls, gw.data_addr, RECORDS, &[("sluice-scenario", "other")])
+        .await
+        .unwrap();
+    assert_eq!(r.status, 403);
+    gw.shutdown().await;
+    let dir = audit_dir(&pki);
+    let report = sluice_gateway::audit::verify_dir(&dir).unwrap();
+    assert_eq!(report.records, 4);
+    assert!(report.first_bad.is_none());
+    let records = sluice_gateway::audit::tail(&dir, 10).unwrap();
+    let allowed: Vec<_> = records.iter().filter(|r| r.decision == "allow").collect();
+    assert_eq!(allowed.len(), 3);
+    assert!(allowed
+        .iter()
+        .all(|r| r.records_out == 2 && r.licence.as_deref() == Some("l1")));
+    assert!(allowed
+        .iter()
+        .all(|r| r.cert_fingerprint.as_ref().is_some_and(|f| f.len() == 64)));
+    let denied = records.iter().find(|r| r.decision == "deny").unwrap();
+    assert_eq!(denied.reason.as_deref(), Some("scenario-not-licensed"));
+
+    // Edit one record: the chain names it.
+    let segment = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "jsonl"))
+        .unwrap();
+    let text = std::fs::read_to_string(&segment).unwrap();
+    let tampered = text.replacen("\"records_out\":2", "\"records_out\":1", 1);
+    assert_ne!(text, tampered);
+    std::fs::write(&segment, tampered).unwrap();
+    let report = sluice_gateway::audit::verify_dir(&dir).unwrap();
+    let bad = report.first_bad.expect("tampering is detected");
+    assert_eq!(bad.line, 1);
+}

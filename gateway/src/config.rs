@@ -57,6 +57,14 @@ pub struct GatewaySection {
     /// Log as JSON lines.
     #[serde(default)]
     pub log_json: bool,
+    /// How often to poll the config, licences and TLS files for changes and reload, ms;
+    /// 0 turns file watching off (SIGHUP still reloads).
+    #[serde(default = "default_watch_interval_ms")]
+    pub watch_interval_ms: u64,
+}
+
+fn default_watch_interval_ms() -> u64 {
+    1_000
 }
 
 /// The listeners.
@@ -408,3 +416,7 @@ fn parse<T: serde::de::DeserializeOwned>(path: &Path, text: &str) -> Result<T, C
         message: e.to_string(),
     })
 }
+
+#[cfg(test)]
+#[path = "config_tests.rs"]
+mod tests;

@@ -1,0 +1,122 @@
+use super::*;
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+fn base(dir: &Path) -> String {
+    for f in ["cert.pem", "key.pem", "ca.pem"] {
+        write(dir, f, "placeholder");
+    }
+    r#"
+[gateway]
+id = "gw-1"
+state_dir = "state"
+
+[listeners.data]
+addr = "127.0.0.1:0"
+cert = "cert.pem"
+key = "key.pem"
+client_ca = "ca.pem"
+
+[sources.parks]
+url = "http://127.0.0.1:9/parks"
+
+[[datasets]]
+id = "parks"
+fields = [{ name = "name" }, { name = "area" }]
+"#
+    .to_owned()
+}
+
+#[test]
+fn a_good_config_loads_with_paths_resolved() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "gw.toml", &base(dir.path()));
+    let cfg = Config::load(&path).unwrap();
+    assert_eq!(cfg.listeners.data.cert, dir.path().join("cert.pem"));
+    assert_eq!(cfg.gateway.state_dir, dir.path().join("state"));
+    assert_eq!(cfg.limits.max_headers, Limits::default().max_headers);
+}
+
+#[test]
+fn unknown_keys_are_refused_with_their_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = base(dir.path()).replace("[gateway]\n", "[gateway]\ncolour = \"blue\"\n");
+    let path = write(dir.path(), "gw.toml", &text);
+    let err = Config::load(&path).unwrap_err().to_string();
+    assert!(err.contains("colour"), "{err}");
+}
+
+#[test]
+fn every_bad_value_is_named_by_its_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = base(dir.path())
+        .replace("id = \"gw-1\"", "id = \"gw 1\"")
+        .replace("key = \"key.pem\"", "key = \"missing.pem\"")
+        .replace("{ name = \"area\" }", "{ name = \"name\" }")
+        + r#"
+[sources.ghost]
+url = "ftp://x"
+
+[[licences]]
+id = "l1"
+licensee = "acme"
+dataset = "parks"
+scenario = "s"
+valid_from = "2026-01-01T00:00:00Z"
+valid_until = "2025-01-01T00:00:00Z"
+fields.height = { rule = "clear" }
+"#;
+    let path = write(dir.path(), "gw.toml", &text);
+    let Err(ConfigError::Invalid(problems)) = Config::load(&path) else {
+        panic!("expected invalid")
+    };
+    let paths: Vec<&str> = problems.iter().map(|p| p.path.as_str()).collect();
+    for expected in [
+        "gateway.id",
+        "listeners.data.key",
+        "datasets[0].fields[1].name",
+        "sources.ghost",
+        "licences[0].valid_until",
+        "licences[0].fields.height",
+    ] {
+        assert!(paths.contains(&expected), "{expected} not in {paths:?}");
+    }
+}
+
+#[test]
+fn bad_masking_rule_and_row_filter_fail_to_parse() {
+    let dir = tempfile::tempdir().unwrap();
+    let lic = |extra: &str| {
+        format!(
+            r#"
+[[licences]]
+id = "l1"
+licensee = "acme"
+dataset = "parks"
+scenario = "s"
+valid_from = "2026-01-01T00:00:00Z"
+valid_until = "2027-01-01T00:00:00Z"
+{extra}
+"#
+        )
+    };
+    let path = write(
+        dir.path(),
+        "a.toml",
+        &(base(dir.path()) + &lic("fields.name = { rule = \"scramble\" }")),
+    );
+    assert!(Config::load(&path).unwrap_err().to_string().contains("scramble"));
+    let path = write(
+        dir.path(),
+        "b.toml",
+        &(base(dir.path()) + &lic("row_filter = \"name ~ 'x'\"\nfields.name = { rule = \"clear\" }")),
+    );
+    assert!(Config::load(&path)
+        .unwrap_err()
+        .to_string()
+        .contains("row filter"));
+}

@@ -100,6 +100,7 @@ handshake_timeout_ms = 2000
 [sources.fire-hydrants]
 url = "http://{upstream}/hydrants"
 query_allow = ["district"]
+filter_params = {{ district = "district" }}
 response_timeout_ms = 1000
 read_timeout_ms = 1000
 

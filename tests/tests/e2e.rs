@@ -362,3 +362,130 @@ async fn audit_chain_detects_tampering() {
     let bad = report.first_bad.expect("tampering is detected");
     assert_eq!(bad.line, 1);
 }
+
+#[tokio::test]
+async fn row_filter_field_subset_and_pseudonyms() {
+    let pki = Pki::new();
+    let up = Upstream::start().await;
+    let extra = "row_filter = \"district = 'Huangpu'\"";
+    let licences = format!(
+        "{}{}",
+        licence("maps", "maps-co", extra)
+            .replace("rule = \"partial\", first = 1, last = 0", "rule = \"pseudonym\""),
+        licence("other", "other-co", "")
+            .replace("rule = \"partial\", first = 1, last = 0", "rule = \"pseudonym\""),
+    );
+    let gw = start_gateway(&pki, up.addr, &licences, "").await;
+    let (cert, key) = pki.licensee("maps-co");
+    let tls = tls_config(&pki.ca_pem(), Some((&cert, &key)));
+    let r = get(&tls, gw.data_addr, &format!("{RECORDS}?limit=1000"), &[SCENARIO])
+        .await
+        .unwrap();
+    let recs = r.json();
+    let recs = recs.as_array().unwrap();
+    assert!(!recs.is_empty());
+    assert!(
+        recs.iter().all(|r| r["district"] == "Huangpu"),
+        "row filter holds"
+    );
+    // fields= narrows the plan; asking for a field outside it is refused.
+    let r = get(
+        &tls,
+        gw.data_addr,
+        &format!("{RECORDS}?limit=2&fields=adopter_name,id"),
+        &[SCENARIO],
+    )
+    .await
+    .unwrap();
+    let recs2 = r.json();
+    let keys: Vec<&str> = recs2[0].as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(keys, ["id", "adopter_name"]);
+    let r = get(
+        &tls,
+        gw.data_addr,
+        &format!("{RECORDS}?fields=adopter_id_number"),
+        &[SCENARIO],
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.problem(), "field-not-allowed");
+    // Pseudonyms are stable for one licensee and differ across licensees.
+    let first_id = recs[0]["id"].as_str().unwrap().to_owned();
+    let p1 = recs[0]["adopter_name"].as_str().unwrap().to_owned();
+    let again = get(&tls, gw.data_addr, &format!("{RECORDS}?limit=1"), &[SCENARIO])
+        .await
+        .unwrap()
+        .json();
+    assert_eq!(again[0]["adopter_name"], p1.as_str());
+    let (cert, key) = pki.licensee("other-co");
+    let tls = tls_config(&pki.ca_pem(), Some((&cert, &key)));
+    let all = get(&tls, gw.data_addr, &format!("{RECORDS}?limit=1000"), &[SCENARIO])
+        .await
+        .unwrap()
+        .json();
+    let same = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == first_id.as_str())
+        .unwrap();
+    assert!(p1.starts_with("p_"));
+    assert_ne!(same["adopter_name"], p1.as_str());
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn catalog_header_limits_and_public_rate_limit() {
+    let pki = Pki::new();
+    let up = Upstream::start().await;
+    let gw = start_gateway(&pki, up.addr, &licence("l1", "acme", ""), "").await;
+    let (cert, key) = pki.licensee("acme");
+    let tls = tls_config(&pki.ca_pem(), Some((&cert, &key)));
+    let cat = get(&tls, gw.data_addr, "/v1/catalog", &[]).await.unwrap().json();
+    let ds = cat["datasets"].as_array().unwrap();
+    assert_eq!(ds.len(), 2);
+    let hydrants = ds.iter().find(|d| d["id"] == "fire-hydrants").unwrap();
+    assert_eq!(hydrants["open_category"], "conditional");
+    let idn = hydrants["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "adopter_id_number")
+        .unwrap();
+    assert_eq!(idn["open_category"], "non_open");
+
+    // Too many headers → 431 from the HTTP layer, never reaching the data plane.
+    let many: Vec<(String, String)> = (0..100).map(|i| (format!("x-h{i}"), "v".to_owned())).collect();
+    let many: Vec<(&str, &str)> = many.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let r = get(&tls, gw.data_addr, "/v1/catalog", &many).await.unwrap();
+    assert_eq!(r.status, 431);
+    let big = "x".repeat(20_000);
+    let r = get(&tls, gw.data_addr, "/v1/catalog", &[("x-big", big.as_str())])
+        .await
+        .unwrap();
+    assert_eq!(r.status, 431);
+
+    // The public listener lists only unconditional datasets and limits per client IP (burst 3).
+    let public = gw.public_addr.unwrap();
+    let anon = tls_config(&pki.ca_pem(), None);
+    let cat = get(&anon, public, "/v1/catalog", &[]).await.unwrap().json();
+    let ids: Vec<&str> = cat["datasets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["hydrant-locations"]);
+    let mut codes = Vec::new();
+    for _ in 0..6 {
+        codes.push(
+            get(&anon, public, "/v1/catalog", &[])
+                .await
+                .unwrap()
+                .status
+                .as_u16(),
+        );
+    }
+    assert!(codes.contains(&429), "{codes:?}");
+    gw.shutdown().await;
+}

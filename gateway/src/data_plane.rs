@@ -211,6 +211,8 @@ async fn phases(
         Decision::Deny(r) => return Err(Problem::from(&r)),
     };
     ctx.licence = permit.licence.as_ref().map(|l| l.id.clone());
+    // Fail closed: no data leaves while the audit log cannot record it.
+    gw.audit.health().map_err(|e| unavailable_audit(&e.to_string()))?;
     // limit
     let day = time::OffsetDateTime::now_utc()
         .unix_timestamp()

@@ -12,6 +12,7 @@ pub mod licence;
 pub mod mask;
 pub mod plan;
 pub mod rowfilter;
+pub mod snapshot;
 pub mod stream;
 
 pub use decide::{Clock, Decision, Permit, PolicySet, Refusal, Request};

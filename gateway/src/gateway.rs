@@ -11,7 +11,8 @@ use rustls::ServerConfig;
 use sluice_connectors::http::UpstreamClient;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -46,6 +47,9 @@ pub struct Gateway {
     tls_public: RwLock<Arc<ServerConfig>>,
     config_path: PathBuf,
     master_key: Vec<u8>,
+    reload_lock: Mutex<()>,
+    reloads_ok: AtomicU64,
+    reloads_failed: AtomicU64,
     /// Rate limiters per licence.
     pub rate: RateLimits,
     /// Daily quotas per licence.
@@ -58,6 +62,15 @@ pub struct Gateway {
     pub metrics: Arc<Metrics>,
     /// Pooled client to the sources.
     pub upstream: UpstreamClient,
+}
+
+/// How many reloads (SIGHUP or file watching) succeeded and were refused since start.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReloadStats {
+    /// Reloads that swapped in the new state.
+    pub ok: u64,
+    /// Reloads refused (the previous state stayed in force).
+    pub failed: u64,
 }
 
 /// A started gateway: its bound addresses and a way to stop it.
@@ -102,7 +115,27 @@ impl Gateway {
     }
 
     /// Re-reads config, licences and TLS files. On any error the old state stays in force.
+    /// Concurrent calls (SIGHUP, the file watcher) run one after the other.
     pub fn reload(&self) -> Result<(), StartError> {
+        let _one_at_a_time = self.reload_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let result = self.swap_in_files();
+        let counter = match result {
+            Ok(()) => &self.reloads_ok,
+            Err(_) => &self.reloads_failed,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        result
+    }
+
+    /// Reloads so far.
+    pub fn reload_stats(&self) -> ReloadStats {
+        ReloadStats {
+            ok: self.reloads_ok.load(Ordering::Relaxed),
+            failed: self.reloads_failed.load(Ordering::Relaxed),
+        }
+    }
+
+    fn swap_in_files(&self) -> Result<(), StartError> {
         let config = Config::load(&self.config_path)?;
         let data = tls::data_server_config(&config.listeners.data)?;
         let public = tls::public_server_config(&config.listeners.data)?;
@@ -200,6 +233,9 @@ impl Gateway {
             tls_public: RwLock::new(tls_public),
             config_path: config_path.to_owned(),
             master_key,
+            reload_lock: Mutex::new(()),
+            reloads_ok: AtomicU64::new(0),
+            reloads_failed: AtomicU64::new(0),
             rate: RateLimits::default(),
             quotas: DailyQuotas::default(),
             public_limits,
@@ -247,6 +283,16 @@ impl Gateway {
                     }
                 }
             }));
+        }
+        if config.gateway.watch_interval_ms > 0 {
+            let files =
+                crate::watch::FileWatch::new(config_path, crate::watch::watched_paths(config_path, &config));
+            tasks.push(tokio::spawn(crate::watch::run(
+                gateway.clone(),
+                files,
+                Duration::from_millis(config.gateway.watch_interval_ms),
+                rx.clone(),
+            )));
         }
         tasks.push(tokio::spawn(crate::admin::serve(
             admin_listener,

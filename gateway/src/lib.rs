@@ -17,3 +17,4 @@ pub mod problem;
 pub mod runtime;
 pub mod server;
 pub mod tls;
+pub mod watch;

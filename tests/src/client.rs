@@ -100,6 +100,10 @@ pub async fn get(
         .send_request(req.body(Empty::<Bytes>::new()).unwrap())
         .await
         .map_err(|e| format!("request: {e}"))?;
+    Ok(read_reply(resp).await)
+}
+
+async fn read_reply(resp: http::Response<hyper::body::Incoming>) -> Reply {
     let status = resp.status();
     let headers = resp.headers().clone();
     let mut body = resp.into_body();
@@ -115,9 +119,76 @@ pub async fn get(
             Some(Err(e)) => break Err((e.to_string(), Bytes::from(got))),
         }
     };
-    Ok(Reply {
+    Reply {
         status,
         headers,
         body,
-    })
+    }
+}
+
+/// An open HTTP/1.1 keep-alive connection over TLS, for several requests in a row.
+pub struct Conn {
+    send: hyper::client::conn::http1::SendRequest<Empty<Bytes>>,
+    server_chain: Vec<CertificateDer<'static>>,
+}
+
+impl Conn {
+    /// Connects and completes the TLS handshake. `Err` when the connection or handshake fails
+    /// (a client certificate refused by a TLS 1.3 server may only show at the first request).
+    pub async fn open(tls: &Arc<ClientConfig>, addr: SocketAddr) -> Result<Conn, String> {
+        let tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+        let name = ServerName::try_from("localhost").unwrap();
+        let tls = TlsConnector::from(tls.clone())
+            .connect(name, tcp)
+            .await
+            .map_err(|e| format!("handshake: {}", causes(&e)))?;
+        let server_chain = tls
+            .get_ref()
+            .1
+            .peer_certificates()
+            .unwrap_or_default()
+            .iter()
+            .map(|c| c.clone().into_owned())
+            .collect();
+        let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+            .await
+            .map_err(|e| format!("http: {}", causes(&e)))?;
+        tokio::spawn(conn);
+        Ok(Conn { send, server_chain })
+    }
+
+    /// The certificate chain the server presented, leaf first.
+    pub fn server_chain(&self) -> &[CertificateDer<'static>] {
+        &self.server_chain
+    }
+
+    /// Sends one GET on this connection and reads the whole reply.
+    pub async fn get(&mut self, path: &str, headers: &[(&str, &str)]) -> Result<Reply, String> {
+        self.send
+            .ready()
+            .await
+            .map_err(|e| format!("connection: {}", causes(&e)))?;
+        let mut req = Request::get(path).header("host", "localhost");
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = self
+            .send
+            .send_request(req.body(Empty::<Bytes>::new()).unwrap())
+            .await
+            .map_err(|e| format!("request: {}", causes(&e)))?;
+        Ok(read_reply(resp).await)
+    }
+}
+
+/// An error with its chain of causes, `outer: inner: …` (TLS alerts hide under hyper's errors).
+pub fn causes(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        out.push_str(": ");
+        out.push_str(&cause.to_string());
+        next = cause.source();
+    }
+    out
 }

@@ -56,6 +56,37 @@ impl Pki {
     pub fn certs(&self) -> PathBuf {
         self.dir.path().join("certs")
     }
+
+    /// Where [`Pki::write_crl`] writes the CRL: `<dir>/ca/crl.pem`.
+    pub fn crl_path(&self) -> PathBuf {
+        self.dir.path().join("ca").join("crl.pem")
+    }
+
+    /// Signs a CRL of every certificate revoked so far and replaces [`Pki::crl_path`] with it
+    /// (write to a temp file, then rename); returns the path.
+    pub fn write_crl(&self) -> PathBuf {
+        let pem = sluice_certs::crl(&self.ca, 24).unwrap();
+        let path = self.crl_path();
+        replace_file(&path, pem.as_bytes());
+        path
+    }
+}
+
+/// Replaces a file atomically (temp file in the same folder, then rename), as deployment tools
+/// do; a watcher never sees it half written.
+pub fn replace_file(path: &Path, bytes: &[u8]) {
+    let tmp = path.with_extension("tmp-replace");
+    std::fs::write(&tmp, bytes).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+/// Settings of a test gateway beyond the defaults of [`write_config`].
+#[derive(Debug, Clone, Default)]
+pub struct GatewayOptions {
+    /// `[listeners.data] crl`.
+    pub crl: Option<PathBuf>,
+    /// `[gateway] watch_interval_ms`; the gateway's default when `None`.
+    pub watch_interval_ms: Option<u64>,
 }
 
 impl Default for Pki {
@@ -70,22 +101,54 @@ pub async fn start_gateway(pki: &Pki, upstream: SocketAddr, licences: &str, extr
     Gateway::start(&path).await.unwrap()
 }
 
+/// Writes a gateway config with `options` in the PKI folder and starts the gateway.
+pub async fn start_gateway_with(
+    pki: &Pki,
+    upstream: SocketAddr,
+    licences: &str,
+    extra: &str,
+    options: &GatewayOptions,
+) -> Running {
+    let path = write_config_with(pki, upstream, licences, extra, options);
+    Gateway::start(&path).await.unwrap()
+}
+
 /// Writes the gateway config; returns its path.
 pub fn write_config(pki: &Pki, upstream: SocketAddr, licences: &str, extra: &str) -> PathBuf {
+    write_config_with(pki, upstream, licences, extra, &GatewayOptions::default())
+}
+
+/// Writes the gateway config with `options`; returns its path.
+pub fn write_config_with(
+    pki: &Pki,
+    upstream: SocketAddr,
+    licences: &str,
+    extra: &str,
+    options: &GatewayOptions,
+) -> PathBuf {
     let dir = pki.dir.path();
+    let gateway_extra = options
+        .watch_interval_ms
+        .map(|ms| format!("watch_interval_ms = {ms}\n"))
+        .unwrap_or_default();
+    let data_extra = options
+        .crl
+        .as_ref()
+        .map(|p| format!("crl = {:?}\n", p.display().to_string()))
+        .unwrap_or_default();
     let text = format!(
         r#"licences_file = "licences.toml"
 {extra}
 [gateway]
 id = "test-gateway"
 state_dir = "state"
-
+{gateway_extra}
 [listeners.data]
 addr = "127.0.0.1:0"
 cert = "certs/gateway.pem"
 key = "certs/gateway.key"
 client_ca = "ca/ca.pem"
-
+{data_extra}
 [listeners.public]
 addr = "127.0.0.1:0"
 per_ip_per_second = 1

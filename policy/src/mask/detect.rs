@@ -144,23 +144,57 @@ pub fn scrub_counted(text: &str) -> (Cow<'_, str>, u32) {
 /// The cheap pre-check: an `@`, or at least 11 digits in a run where single spaces or dashes
 /// may separate digits.
 fn may_contain_identifier(b: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const LOW7: u64 = ONES * 0x7f;
     let mut run = 0u32;
     let mut after_sep = false;
-    for &c in b {
-        if c.is_ascii_digit() {
-            run += 1;
-            if run >= 11 {
-                return true;
-            }
-            after_sep = false;
-        } else if c == b'@' {
-            return true;
-        } else if (c == b' ' || c == b'-') && run > 0 && !after_sep {
-            after_sep = true;
-        } else {
+    let mut words = b.chunks_exact(8);
+    for w in &mut words {
+        let x = <[u8; 8]>::try_from(w).map_or(0, u64::from_le_bytes);
+        // Flags (at least) every byte that is an ASCII digit or `@` (bytes of 0x80 and above
+        // are never flagged: they are neither). A word without any is eight bytes that end
+        // every run: two non-digits in a row reset the state below.
+        let low = x & LOW7;
+        let digit = (ONES * (127 + 1 + b'9' as u64) - low) & !x & (low + ONES * (128 - b'0' as u64));
+        let at = {
+            let y = x ^ (ONES * u64::from(b'@'));
+            y.wrapping_sub(ONES) & !y
+        };
+        if (digit | at) & (ONES * 0x80) == 0 {
             run = 0;
             after_sep = false;
+            continue;
         }
+        for &c in w {
+            if step(c, &mut run, &mut after_sep) {
+                return true;
+            }
+        }
+    }
+    for &c in words.remainder() {
+        if step(c, &mut run, &mut after_sep) {
+            return true;
+        }
+    }
+    false
+}
+
+/// One byte of [`may_contain_identifier`]; true when the text may hold an identifier.
+#[inline]
+fn step(c: u8, run: &mut u32, after_sep: &mut bool) -> bool {
+    if c.is_ascii_digit() {
+        *run += 1;
+        if *run >= 11 {
+            return true;
+        }
+        *after_sep = false;
+    } else if c == b'@' {
+        return true;
+    } else if (c == b' ' || c == b'-') && *run > 0 && !*after_sep {
+        *after_sep = true;
+    } else {
+        *run = 0;
+        *after_sep = false;
     }
     false
 }
@@ -552,6 +586,34 @@ mod tests {
             assert!(matches!(out, Cow::Borrowed(_)), "{s}");
             assert_eq!(hits, 0);
         }
+        // The word-at-a-time pre-check agrees with the plain byte loop.
+        let reference = |b: &[u8]| {
+            let (mut run, mut after_sep) = (0, false);
+            b.iter().any(|&c| step(c, &mut run, &mut after_sep))
+        };
+        let alphabet = b"0123456789 -@a/:.\x7f\xc3\xa9";
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        for len in 0..60 {
+            for _ in 0..300 {
+                let v: Vec<u8> = (0..len)
+                    .map(|_| {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        // Mostly digits and separators, so that runs form.
+                        alphabet[(x % if x & 0x100 == 0 { 12 } else { alphabet.len() as u64 }) as usize]
+                    })
+                    .collect();
+                assert_eq!(may_contain_identifier(&v), reference(&v), "{v:?}");
+            }
+        }
+        for b in 0..=255u8 {
+            let mut v = vec![b'x'; 9];
+            v[3] = b;
+            assert_eq!(may_contain_identifier(&v), b == b'@', "{b}");
+        }
+        assert!(may_contain_identifier(b"abcdefgh138123456789"));
+        assert!(may_contain_identifier(b"abcdefg 13812345678 tail"));
         assert!(!may_contain_identifier(b"1234567890"));
         assert!(may_contain_identifier(b"12345678901"));
         assert!(may_contain_identifier(b"138 1234 5678"));

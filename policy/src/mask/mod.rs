@@ -148,13 +148,38 @@ impl MaskRule {
     /// assert_eq!(MaskRule::Redact.apply(Scalar::Null, &key), Masked::Null);
     /// ```
     pub fn apply(&self, value: Scalar<'_>, key: &PseudonymKey) -> Masked {
-        apply_rule(self, value, key)
+        let mut text = String::new();
+        match apply_rule(self, value, key, &mut text) {
+            Out::Keep => Masked::Keep,
+            Out::Omit => Masked::Omit,
+            Out::Null => Masked::Null,
+            Out::Str => Masked::Str(text),
+            Out::Num => Masked::Num(text),
+        }
+    }
+
+    /// Like [`MaskRule::apply`], writing the text of a string or number result into `text`
+    /// (cleared first) instead of allocating: the streaming masker reuses one buffer.
+    #[inline]
+    pub(crate) fn apply_into(&self, value: Scalar<'_>, key: &PseudonymKey, text: &mut String) -> Out {
+        text.clear();
+        apply_rule(self, value, key, text)
     }
 }
 
-/// The value every rule falls back to when it cannot apply: fail closed, never the original.
-fn redacted() -> Masked {
-    Masked::Str(REDACTED.to_owned())
+/// The result of [`MaskRule::apply_into`]: [`Masked`] without its text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Out {
+    /// Emit the original value unchanged.
+    Keep,
+    /// Leave the field out of the record.
+    Omit,
+    /// Emit `null`.
+    Null,
+    /// Emit the text as a string.
+    Str,
+    /// Emit the text as a number.
+    Num,
 }
 
 /// The text of [`MaskRule::Redact`] and of every rule that cannot apply to a value.
@@ -164,47 +189,89 @@ pub const REDACTED: &str = "***";
 /// `{"a":1}` and the string `"{\"a\":1}"` get different pseudonyms.
 const COMPOSITE_TAG: &[u8] = b"\0json\0";
 
-fn apply_rule(rule: &MaskRule, value: Scalar<'_>, key: &PseudonymKey) -> Masked {
+/// Appends `v` in decimal, zero-padded to `width` digits (as `format!("{v:0width$}")`).
+#[inline]
+fn push_padded(text: &mut String, v: u16, width: usize) {
+    let mut digits = [b'0'; 5];
+    let mut n = v;
+    let mut k = digits.len();
+    while n > 0 {
+        k -= 1;
+        digits[k] = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+    let start = k.min(digits.len() - width);
+    // ASCII digits.
+    text.push_str(std::str::from_utf8(&digits[start..]).unwrap_or_default());
+}
+
+/// Applies `rule`; a string or number result is appended to `text` (empty on entry).
+fn apply_rule(rule: &MaskRule, value: Scalar<'_>, key: &PseudonymKey, text: &mut String) -> Out {
     match rule {
-        MaskRule::Clear => return Masked::Keep,
-        MaskRule::Drop => return Masked::Omit,
+        MaskRule::Clear => return Out::Keep,
+        MaskRule::Drop => return Out::Omit,
         _ => {}
     }
     if value == Scalar::Null {
-        return Masked::Null;
+        return Out::Null;
     }
+    // `None`: the rule cannot apply; fail closed, never the original.
     let out = match rule {
-        MaskRule::Clear => Some(Masked::Keep),
-        MaskRule::Drop => Some(Masked::Omit),
-        MaskRule::Null => Some(Masked::Null),
+        MaskRule::Clear => Some(Out::Keep),
+        MaskRule::Drop => Some(Out::Omit),
+        MaskRule::Null => Some(Out::Null),
         MaskRule::Redact => None,
         MaskRule::Partial { first, last } => match value {
-            Scalar::Str(s) | Scalar::Num(s) => Some(Masked::Str(partial::partial(s, *first, *last))),
+            Scalar::Str(s) | Scalar::Num(s) => {
+                partial::partial_into(s, *first, *last, text);
+                Some(Out::Str)
+            }
             Scalar::Bool(_) | Scalar::Null | Scalar::Composite(_) => None,
         },
-        MaskRule::Pseudonym => Some(Masked::Str(match value {
-            // Strings and numbers hash their text, so a CSV "42" and a JSON 42 agree.
-            Scalar::Str(s) | Scalar::Num(s) => key.pseudonym(s.as_bytes()),
-            Scalar::Bool(b) => key.pseudonym(if b { b"true" } else { b"false" }),
-            Scalar::Composite(s) => key.pseudonym_parts(&[COMPOSITE_TAG, s.as_bytes()]),
-            Scalar::Null => return Masked::Null,
-        })),
+        MaskRule::Pseudonym => {
+            match value {
+                // Strings and numbers hash their text, so a CSV "42" and a JSON 42 agree.
+                Scalar::Str(s) | Scalar::Num(s) => key.pseudonym_into(&[s.as_bytes()], text),
+                Scalar::Bool(b) => key.pseudonym_into(&[if b { b"true" } else { b"false" }], text),
+                Scalar::Composite(s) => key.pseudonym_into(&[COMPOSITE_TAG, s.as_bytes()], text),
+                Scalar::Null => return Out::Null,
+            }
+            Some(Out::Str)
+        }
         MaskRule::AgeBand { width } => number(value)
             .and_then(|v| generalize::age_band(v, *width))
-            .map(Masked::Str),
-        MaskRule::Month => date(value).map(|(y, m)| Masked::Str(format!("{y:04}-{m:02}"))),
-        MaskRule::Year => date(value).map(|(y, _)| Masked::Str(format!("{y:04}"))),
+            .map(|s| owned(text, s, Out::Str)),
+        MaskRule::Month => date(value).map(|(y, m)| {
+            push_padded(text, y, 4);
+            text.push('-');
+            push_padded(text, u16::from(m), 2);
+            Out::Str
+        }),
+        MaskRule::Year => date(value).map(|(y, _)| {
+            push_padded(text, y, 4);
+            Out::Str
+        }),
         MaskRule::Grid { cell } => number(value)
             .and_then(|v| generalize::grid(v, *cell))
-            .map(Masked::Num),
+            .map(|s| owned(text, s, Out::Num)),
         MaskRule::Decimals { places } => number(value)
             .and_then(|v| generalize::decimals(v, *places))
-            .map(Masked::Num),
+            .map(|s| owned(text, s, Out::Num)),
         MaskRule::Range { width } => number(value)
             .and_then(|v| generalize::range(v, *width))
-            .map(Masked::Str),
+            .map(|s| owned(text, s, Out::Str)),
     };
-    out.unwrap_or_else(redacted)
+    out.unwrap_or_else(|| {
+        text.clear();
+        text.push_str(REDACTED);
+        Out::Str
+    })
+}
+
+/// Puts an owned result into `text`.
+fn owned(text: &mut String, s: String, out: Out) -> Out {
+    *text = s;
+    out
 }
 
 /// A number, or a string holding one (CSV sources give strings).
@@ -427,6 +494,47 @@ mod tests {
                 if let Masked::Str(o) = &out {
                     assert!(o != text || text.len() <= 2, "{rule:?} {v:?} → {o}");
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn padded_digits_match_format() {
+        for v in [0u16, 1, 9, 10, 99, 100, 999, 1000, 2024, 9999, 10000, 65535] {
+            for w in [2usize, 4] {
+                let mut t = String::new();
+                push_padded(&mut t, v, w);
+                assert_eq!(t, format!("{v:0w$}"), "{v} {w}");
+            }
+        }
+    }
+
+    #[test]
+    fn apply_into_matches_apply() {
+        let k = key();
+        let mut text = String::from("stale");
+        let values = [
+            Scalar::Str("13812345678"),
+            Scalar::Str("张三丰"),
+            Scalar::Str("2024-03-15"),
+            Scalar::Str("31.2345"),
+            Scalar::Num("37"),
+            Scalar::Num("-1.5e3"),
+            Scalar::Bool(true),
+            Scalar::Null,
+            Scalar::Composite(r#"{"phone":"13812345678"}"#),
+        ];
+        for rule in all_rules() {
+            for v in values {
+                let expected = rule.apply(v, &k);
+                let got = match rule.apply_into(v, &k, &mut text) {
+                    Out::Keep => Masked::Keep,
+                    Out::Omit => Masked::Omit,
+                    Out::Null => Masked::Null,
+                    Out::Str => Masked::Str(text.clone()),
+                    Out::Num => Masked::Num(text.clone()),
+                };
+                assert_eq!(got, expected, "{rule:?} {v:?}");
             }
         }
     }

@@ -11,14 +11,32 @@
 //! stays empty (there is nothing to hide).
 
 /// Keeps the first `first` and last `last` characters of `s` and stars the others.
+#[cfg(test)]
 pub(crate) fn partial(s: &str, first: usize, last: usize) -> String {
-    let len = s.chars().count();
+    let mut out = String::with_capacity(s.len());
+    partial_into(s, first, last, &mut out);
+    out
+}
+
+/// Like [`partial`], appending to `out`.
+pub(crate) fn partial_into(s: &str, first: usize, last: usize, out: &mut String) {
+    // ASCII text (the common case) has one byte per character.
+    let len = if s.is_ascii() { s.len() } else { s.chars().count() };
     let (keep_first, keep_last) = if len > first.saturating_add(last) {
         (first, last)
     } else {
         (first.min(len.saturating_sub(1) / 2), 0)
     };
-    let mut out = String::with_capacity(s.len());
+    if len == s.len() {
+        // One byte per character: slices are character boundaries.
+        let tail = len - keep_last;
+        out.reserve(len);
+        out.push_str(s.get(..keep_first).unwrap_or_default());
+        out.extend(std::iter::repeat_n('*', tail - keep_first));
+        out.push_str(s.get(tail..).unwrap_or_default());
+        return;
+    }
+    out.reserve(s.len());
     for (i, c) in s.chars().enumerate() {
         if i < keep_first || i >= len - keep_last {
             out.push(c);
@@ -26,7 +44,6 @@ pub(crate) fn partial(s: &str, first: usize, last: usize) -> String {
             out.push('*');
         }
     }
-    out
 }
 
 #[cfg(test)]

@@ -204,10 +204,18 @@ pub(super) fn scan_num(d: &[u8], i: usize) -> PResult<usize> {
 /// Whether `s` is exactly one JSON number.
 pub(super) fn is_number(s: &[u8]) -> bool {
     // Append a delimiter so that the scanner can see the end.
-    let mut t = Vec::with_capacity(s.len() + 1);
-    t.extend_from_slice(s);
-    t.push(b' ');
-    scan_num(&t, 0) == Ok(s.len())
+    let mut small = [b' '; 64];
+    let mut big = Vec::new();
+    let t: &[u8] = if s.len() < small.len() {
+        small[..s.len()].copy_from_slice(s);
+        &small[..=s.len()]
+    } else {
+        big.reserve(s.len() + 1);
+        big.extend_from_slice(s);
+        big.push(b' ');
+        &big
+    };
+    scan_num(t, 0) == Ok(s.len())
 }
 
 fn scan_lit(d: &[u8], i: usize, lit: &'static [u8]) -> PResult<usize> {

@@ -398,10 +398,8 @@ impl Masker {
         // UTF-8 is validated once per slice; a unit is valid when it ends before `utf8_to`.
         // (An incomplete sequence can only be at the end of the slice, so no complete unit
         // holds one: a unit reaching past `utf8_to` holds an invalid sequence.)
-        self.utf8_to = match std::str::from_utf8(d) {
-            Ok(_) => d.len(),
-            Err(e) => e.valid_up_to(),
-        };
+        let text = valid_prefix(d);
+        self.utf8_to = text.len();
         let mut i = 0;
         while i < d.len() {
             if self.is_full() {
@@ -409,7 +407,7 @@ impl Masker {
             }
             let b = d[i];
             match self.top {
-                Top::CsvHeader | Top::CsvRow => match self.csv_row(d, i, fin, out)? {
+                Top::CsvHeader | Top::CsvRow => match self.csv_row(d, text, i, fin, out)? {
                     Some(end) => i = end,
                     None => break,
                 },
@@ -423,7 +421,7 @@ impl Masker {
                 }
                 Top::ArrFirst | Top::ArrItem => {
                     if b == b'{' {
-                        match self.json_record(d, i, out)? {
+                        match self.json_record(d, text, i, out)? {
                             Some(end) => i = end,
                             None => break,
                         }
@@ -450,7 +448,7 @@ impl Masker {
                     if b != b'{' {
                         return Err(self.not_object(d, i));
                     }
-                    match self.json_record(d, i, out)? {
+                    match self.json_record(d, text, i, out)? {
                         Some(end) => i = end,
                         None => break,
                     }
@@ -594,7 +592,14 @@ impl Masker {
     }
 
     /// Parses the record object at `d[i]`, then writes it. `None`: the slice ends inside it.
-    fn json_record(&mut self, d: &[u8], i: usize, out: &mut Vec<u8>) -> Result<Option<usize>, MaskError> {
+    /// `text`: the valid UTF-8 prefix of `d`.
+    fn json_record(
+        &mut self,
+        d: &[u8],
+        text: &str,
+        i: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<Option<usize>, MaskError> {
         self.rec.reset(self.slots.len());
         let end = match parse_record(d, i, &self.slots, &mut self.rec, &mut self.key_buf) {
             Ok(end) => end,
@@ -605,19 +610,20 @@ impl Masker {
             return Err(MaskError::RecordTooLarge(self.limits.max_record_bytes));
         }
         self.check_utf8(end)?;
-        self.emit(d, out)?;
+        self.emit(text, out)?;
         Ok(Some(end))
     }
 
-    /// Writes the parsed record (row filter, masks, output format).
-    fn emit(&mut self, d: &[u8], out: &mut Vec<u8>) -> Result<(), MaskError> {
+    /// Writes the parsed record (row filter, masks, output format). `text`: the valid UTF-8
+    /// prefix of the slice, holding the whole record.
+    fn emit(&mut self, text: &str, out: &mut Vec<u8>) -> Result<(), MaskError> {
         self.stats.records_in += 1;
         self.open(out);
         let first = self.stats.records_out == 0;
         let written = self.rec.write(
             &self.slots,
             &self.plan.key,
-            d,
+            text,
             self.output,
             first,
             out,
@@ -635,6 +641,7 @@ impl Masker {
     fn csv_row(
         &mut self,
         d: &[u8],
+        text: &str,
         i: usize,
         fin: bool,
         out: &mut Vec<u8>,
@@ -655,11 +662,10 @@ impl Masker {
         if end - i > self.limits.max_record_bytes {
             return Err(MaskError::RecordTooLarge(self.limits.max_record_bytes));
         }
-        if let Err(e) = std::str::from_utf8(&d[i..end]) {
-            return Err(csv_err(
-                PErr::Bad(i + e.valid_up_to(), "invalid UTF-8"),
-                self.consumed,
-            ));
+        // The row starts at a character boundary at or before `utf8_to` (see `run`): it is
+        // valid exactly when it ends by then, else its first invalid byte is at `utf8_to`.
+        if end > self.utf8_to {
+            return Err(csv_err(PErr::Bad(self.utf8_to, "invalid UTF-8"), self.consumed));
         }
         if self.top == Top::CsvHeader {
             self.cols.clear();
@@ -697,27 +703,35 @@ impl Masker {
                 },
             );
         }
-        self.emit(d, out)?;
+        self.emit(text, out)?;
         Ok(Some(end))
     }
 }
 
-/// Byte equality of two slices of the same length, eight bytes at a time (names are short:
-/// this beats a call to `memcmp`).
-#[inline]
-fn eq_bytes(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    let word = |s: &[u8]| <[u8; 8]>::try_from(s).map(u64::from_ne_bytes).unwrap_or(0);
-    let mut ca = a.chunks_exact(8);
-    let mut cb = b.chunks_exact(8);
-    for (x, y) in (&mut ca).zip(&mut cb) {
-        if word(x) != word(y) {
-            return false;
+/// The longest valid UTF-8 prefix of `d`, validated in one pass unless `d` holds an invalid
+/// sequence. (An incomplete sequence at the end, from a chunk split, is cut off first.)
+fn valid_prefix(d: &[u8]) -> &str {
+    let n = d.len();
+    let mut cut = n;
+    for k in 1..=n.min(4) {
+        let b = d[n - k];
+        if b & 0xC0 != 0x80 {
+            let need = match b {
+                0xF0..=0xFF => 4,
+                0xE0..=0xEF => 3,
+                0xC0..=0xDF => 2,
+                _ => 1,
+            };
+            if need > k {
+                cut = n - k;
+            }
+            break;
         }
     }
-    ca.remainder().iter().zip(cb.remainder()).all(|(x, y)| x == y)
+    match std::str::from_utf8(&d[..cut]) {
+        Ok(s) => s,
+        Err(e) => std::str::from_utf8(&d[..e.valid_up_to()]).unwrap_or_default(),
+    }
 }
 
 /// Parses the record object at `d[i] == b'{'` into the record's slots; returns the index after
@@ -746,11 +760,9 @@ fn parse_record(
         // the previous record before scanning the name.
         let n = member;
         member += 1;
-        let hinted = rec.hint(n).and_then(|s| {
-            let name = slots.plain_name(s)?;
-            let end = j + 1 + name.len();
-            (d.get(end) == Some(&b'"') && eq_bytes(&d[j + 1..end], name)).then_some((s, end + 1))
-        });
+        let hinted = rec
+            .hint(n)
+            .and_then(|s| slots.name_at(s, d, j + 1).map(|kend| (s, kend)));
         let (slot, kend, esc) = match hinted {
             Some((s, kend)) => (Some(s), kend, false),
             None => {

@@ -4,7 +4,7 @@
 use super::csv::write_cell;
 use super::json::{self, compact, decode_str, write_str, PErr, VKind};
 use super::{MaskError, MaskStats, OutputFormat};
-use crate::mask::{MaskRule, Masked, PseudonymKey, Scalar};
+use crate::mask::{MaskRule, Out, PseudonymKey, Scalar};
 use crate::plan::{FieldAction, FieldPlan};
 use crate::rowfilter::RowFilter;
 use std::borrow::Cow;
@@ -129,11 +129,36 @@ impl Slots {
         self.find_with(key, prefix(key))
     }
 
-    /// The name of a slot when it is written in JSON without escapes.
+    /// Whether `d[at..]` is the name of `slot` (plain: written without escapes) followed by
+    /// a quote; returns the index after the quote.
     #[inline]
-    pub(super) fn plain_name(&self, slot: usize) -> Option<&[u8]> {
-        let d = self.defs.get(slot)?;
-        d.plain.then_some(&*d.name)
+    pub(super) fn name_at(&self, slot: usize, d: &[u8], at: usize) -> Option<usize> {
+        let def = self.defs.get(slot)?;
+        let name = &*def.name;
+        let n = name.len();
+        if !def.plain || d.get(at + n) != Some(&b'"') {
+            return None;
+        }
+        let word = |s: &[u8], k: usize| s.get(k..k + 8).and_then(|a| <[u8; 8]>::try_from(a).ok());
+        let same = if n >= 8 {
+            // Whole words, the last one overlapping the one before.
+            let mut k = 0;
+            loop {
+                if word(d, at + k) != word(name, k) {
+                    break false;
+                }
+                if k + 8 == n {
+                    break true;
+                }
+                k = (k + 8).min(n - 8);
+            }
+        } else {
+            match word(d, at) {
+                Some(a) => u64::from_le_bytes(a) & ((1u64 << (8 * n)) - 1) == def.prefix,
+                None => &d[at..at + n] == name,
+            }
+        };
+        same.then_some(at + n + 1)
     }
 
     /// The slot of the name `d[start..end]`, reading its prefix from the slice in one load
@@ -211,6 +236,8 @@ pub(super) struct Record {
     /// The slot of each member position in the last record that had it (`u32::MAX`: none).
     hints: Vec<u32>,
     scratch: Vec<u8>,
+    /// The text of a masked value.
+    masked: String,
     fbuf: Vec<u8>,
     ftext: Vec<FText>,
 }
@@ -275,10 +302,11 @@ impl Record {
     }
 
     /// Evaluates the row filter on the original values.
-    fn passes(&mut self, slots: &Slots, input: &[u8]) -> Result<bool, MaskError> {
+    fn passes(&mut self, slots: &Slots, text: &str) -> Result<bool, MaskError> {
         let Some(filter) = &slots.filter else {
             return Ok(true);
         };
+        let input = text.as_bytes();
         self.fbuf.clear();
         self.ftext.clear();
         for (_, slot) in &slots.filter_slots {
@@ -305,7 +333,7 @@ impl Record {
             match ftext[k] {
                 FText::None => None,
                 FText::Static(s) => Some(s),
-                FText::Input(s, e) => std::str::from_utf8(&input[s..e]).ok(),
+                FText::Input(s, e) => text.get(s..e),
                 FText::RecBuf(s, e) => std::str::from_utf8(&buf[s..e]).ok(),
                 FText::FBuf(s, e) => std::str::from_utf8(&fbuf[s..e]).ok(),
             }
@@ -320,13 +348,13 @@ impl Record {
         &mut self,
         slots: &Slots,
         key: &PseudonymKey,
-        input: &[u8],
+        text: &str,
         fmt: OutputFormat,
         first: bool,
         out: &mut Vec<u8>,
         stats: &mut MaskStats,
     ) -> Result<bool, MaskError> {
-        if !self.passes(slots, input)? {
+        if !self.passes(slots, text)? {
             return Ok(false);
         }
         let mark = out.len();
@@ -334,7 +362,7 @@ impl Record {
             dropped: self.dropped,
             ..Counts::default()
         };
-        match self.write_fields(slots, key, input, fmt, first, out, &mut c) {
+        match self.write_fields(slots, key, text, fmt, first, out, &mut c) {
             Ok(()) => {
                 stats.fields_emitted += c.emitted;
                 stats.fields_masked += c.masked;
@@ -354,12 +382,13 @@ impl Record {
         &mut self,
         slots: &Slots,
         key: &PseudonymKey,
-        input: &[u8],
+        text: &str,
         fmt: OutputFormat,
         first: bool,
         out: &mut Vec<u8>,
         c: &mut Counts,
     ) -> Result<(), MaskError> {
+        let input = text.as_bytes();
         let csv = fmt == OutputFormat::Csv;
         let row_start = out.len();
         if !csv {
@@ -369,7 +398,7 @@ impl Record {
             out.push(b'{');
         }
         let mut any = false;
-        let (buf, scratch) = (&self.buf, &mut self.scratch);
+        let (buf, scratch, mtext) = (&self.buf, &mut self.scratch, &mut self.masked);
         // Input bytes still to copy: runs of canonical members that are adjacent in the input
         // and in the output are copied at once.
         let mut pend: Option<(usize, usize)> = None;
@@ -378,11 +407,41 @@ impl Record {
                 out.extend_from_slice(&input[s..e]);
             }
         };
+        // CSV: the slot of the last cell in `pend`.
+        let mut pend_slot = 0;
         for (s, def) in slots.defs[..slots.n_plan].iter().enumerate() {
-            if csv && s > 0 {
-                out.push(b',');
+            let val = self.vals[s];
+            if csv {
+                // Unquoted CSV cells written as they are: runs of cells that are adjacent in
+                // the input and in the output are copied at once, with their commas.
+                if let (SlotAction::Emit { scan: false }, Some(v)) = (&def.action, val) {
+                    if v.kind == (Kind::Text { quoted: false }) && !v.in_buf {
+                        match pend {
+                            Some((ps, pe))
+                                if pend_slot + 1 == s && v.start == pe + 1 && input[pe] == b',' =>
+                            {
+                                pend = Some((ps, v.end))
+                            }
+                            _ => {
+                                flush(&mut pend, out);
+                                if s > 0 {
+                                    out.push(b',');
+                                }
+                                pend = Some((v.start, v.end));
+                            }
+                        }
+                        pend_slot = s;
+                        any = true;
+                        c.emitted += 1;
+                        continue;
+                    }
+                }
+                flush(&mut pend, out);
+                if s > 0 {
+                    out.push(b',');
+                }
             }
-            let Some(v) = self.vals[s] else { continue };
+            let Some(v) = val else { continue };
             if let (SlotAction::Emit { scan: false }, Some((ms, me)), false) = (&def.action, v.member, csv) {
                 match pend {
                     Some((ps, pe)) if ms == pe + 1 && input[pe] == b',' => pend = Some((ps, me)),
@@ -404,34 +463,34 @@ impl Record {
                     c.dropped += 1;
                     continue;
                 }
-                SlotAction::Emit { scan: false } => None,
+                SlotAction::Emit { scan: false } => Res::Plain,
                 SlotAction::Emit { scan: true } => {
                     if v.kind == Kind::Json(VKind::Composite) {
-                        None
+                        Res::Plain
                     } else {
-                        match scalar(v, input, buf, scratch)? {
+                        match scalar(v, text, buf, scratch)? {
                             Scalar::Str(t) | Scalar::Num(t) => {
                                 let (t, n) = scrub(t);
                                 c.hits += u64::from(n);
                                 match t {
-                                    Cow::Owned(t) => Some(Masked::Str(t)),
-                                    Cow::Borrowed(_) => None,
+                                    Cow::Owned(t) => Res::Scrubbed(t),
+                                    Cow::Borrowed(_) => Res::Plain,
                                 }
                             }
-                            _ => None,
+                            _ => Res::Plain,
                         }
                     }
                 }
                 SlotAction::Mask(rule) => {
                     c.masked += 1;
-                    match rule.apply(scalar(v, input, buf, scratch)?, key) {
-                        Masked::Keep => None,
-                        Masked::Omit => {
+                    match rule.apply_into(scalar(v, text, buf, scratch)?, key, mtext) {
+                        Out::Keep => Res::Plain,
+                        Out::Omit => {
                             c.masked -= 1;
                             c.dropped += 1;
                             continue;
                         }
-                        m => Some(m),
+                        m => Res::Masked(m),
                     }
                 }
             };
@@ -444,14 +503,17 @@ impl Record {
             any = true;
             c.emitted += 1;
             match masked {
-                None => {
+                Res::Plain => {
                     let scan = matches!(def.action, SlotAction::Emit { scan: true });
                     write_plain(v, scan, input, buf, scratch, csv, out, &mut c.hits)?;
                 }
-                Some(Masked::Str(t)) => write_text(t.as_bytes(), csv, out),
-                Some(Masked::Num(t)) if json::is_number(t.as_bytes()) => out.extend_from_slice(t.as_bytes()),
-                Some(Masked::Num(t)) => write_text(t.as_bytes(), csv, out),
-                Some(_) => {
+                Res::Scrubbed(t) => write_text(t.as_bytes(), csv, out),
+                Res::Masked(Out::Str) => write_text(mtext.as_bytes(), csv, out),
+                Res::Masked(Out::Num) if json::is_number(mtext.as_bytes()) => {
+                    out.extend_from_slice(mtext.as_bytes())
+                }
+                Res::Masked(Out::Num) => write_text(mtext.as_bytes(), csv, out),
+                Res::Masked(_) => {
                     if !csv {
                         out.extend_from_slice(b"null");
                     }
@@ -475,13 +537,25 @@ impl Record {
     }
 }
 
+/// What to write for one slot.
+enum Res {
+    /// The value unchanged.
+    Plain,
+    /// The value rewritten by the detector.
+    Scrubbed(String),
+    /// The value masked (the text is in `Record::masked`).
+    Masked(Out),
+}
+
 /// The value of a slot as the masking functions see it (strings decoded, composites compact).
+/// `text`: the valid UTF-8 input holding the record.
 fn scalar<'s>(
     v: Val,
-    input: &'s [u8],
+    text: &'s str,
     buf: &'s [u8],
     scratch: &'s mut Vec<u8>,
 ) -> Result<Scalar<'s>, MaskError> {
+    let input = text.as_bytes();
     let raw = || {
         if v.in_buf {
             &buf[v.start..v.end]
@@ -489,14 +563,20 @@ fn scalar<'s>(
             &input[v.start..v.end]
         }
     };
+    // A value read from the input is a slice of valid text: its ends are character
+    // boundaries (next to ASCII delimiters), so it needs no second validation.
+    let input_str = || match text.get(v.start..v.end) {
+        Some(t) if !v.in_buf => Ok(t),
+        _ => utf8(raw()),
+    };
     Ok(match v.kind {
-        Kind::Text { .. } | Kind::Json(VKind::Str { esc: false }) => Scalar::Str(utf8(raw())?),
+        Kind::Text { .. } | Kind::Json(VKind::Str { esc: false }) => Scalar::Str(input_str()?),
         Kind::Json(VKind::Str { esc: true }) => {
             scratch.clear();
             decode_str(raw(), scratch).map_err(perr)?;
             Scalar::Str(utf8(scratch)?)
         }
-        Kind::Json(VKind::Num) => Scalar::Num(utf8(raw())?),
+        Kind::Json(VKind::Num) => Scalar::Num(input_str()?),
         Kind::Json(VKind::True) => Scalar::Bool(true),
         Kind::Json(VKind::False) => Scalar::Bool(false),
         Kind::Json(VKind::Null) => Scalar::Null,

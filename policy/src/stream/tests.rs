@@ -596,3 +596,103 @@ fn pseudonym_and_partial_on_escaped_strings() {
     assert_eq!(a.ok(), b.ok());
     assert!(a.ok().starts_with(r#"[{"m":"138****5678","p":"#), "{}", a.ok());
 }
+
+/// Runs raw bytes whole and split at every position (two and three pieces); every run must
+/// give the same output and exactly the same result, errors included.
+fn same_at_all_splits(plan: &Arc<FieldPlan>, input: InputFormat, output: OutputFormat, d: &[u8]) -> Run {
+    let lim = MaskerLimits::default();
+    let whole = run_chunks(plan, &input, output, lim, &[d]);
+    for k in 0..=d.len() {
+        for k2 in [
+            k,
+            (k + 1).min(d.len()),
+            (k + 2).min(d.len()),
+            (k + 3).min(d.len()),
+        ] {
+            let r = run_chunks(plan, &input, output, lim, &[&d[..k], &d[k..k2], &d[k2..]]);
+            assert_eq!(r.out, whole.out, "split at {k}, {k2}");
+            assert_eq!(r.res, whole.res, "split at {k}, {k2}");
+        }
+    }
+    whole
+}
+
+#[test]
+fn utf8_at_chunk_ends_and_invalid_sequences() {
+    let p = plan(
+        &[
+            ("a", EMIT),
+            ("b", FieldAction::Mask(MaskRule::Partial { first: 1, last: 0 })),
+            ("c", FieldAction::Mask(MaskRule::Pseudonym)),
+        ],
+        None,
+    );
+    let good = "[{\"a\":\"张三丰\",\"b\":\"欧阳娜娜\",\"c\":\"😀x\"},{\"a\":\"é\",\"b\":\"ü\",\"c\":1}]";
+    let r = same_at_all_splits(&p, InputFormat::JsonArray, OutputFormat::Json, good.as_bytes());
+    assert!(r.ok().contains("\"欧***\""), "{}", r.text());
+    let csv = "a,b,c\n张三丰,欧阳娜娜,😀x\né,ü,\"1,2\"\n";
+    let r = same_at_all_splits(&p, InputFormat::Csv, OutputFormat::Csv, csv.as_bytes());
+    assert!(r.ok().starts_with("a,b,c\n张三丰,欧***,p_"), "{}", r.text());
+    // Invalid sequences: a stray continuation byte, a truncated sequence before ASCII, an
+    // overlong lead, a lead byte at the very end; in the first record or a later one.
+    for bad in [&b"\x80"[..], b"\xe4\xb8", b"\xc0\xaf", b"\xf0\x9f\x98", b"\xff"] {
+        for input in [InputFormat::JsonArray, InputFormat::Csv] {
+            let mut d = Vec::new();
+            if input == InputFormat::Csv {
+                d.extend_from_slice("a,b,c\n张,x,y\n".as_bytes());
+                d.extend_from_slice(b"1,");
+                d.extend_from_slice(bad);
+                d.extend_from_slice(b",3\n");
+            } else {
+                d.extend_from_slice("[{\"a\":\"张\"},{\"a\":\"".as_bytes());
+                d.extend_from_slice(bad);
+                d.extend_from_slice(b"\"}]");
+            }
+            let r = same_at_all_splits(&p, input.clone(), OutputFormat::Json, &d);
+            assert!(r.res.is_err(), "{bad:?} {input:?}");
+            // The first record was written; the invalid one was not.
+            assert!(r.text().contains("张"), "{}", r.text());
+            let at = d.len() - bad.len() - 3;
+            match r.err() {
+                MaskError::InvalidJson { offset, msg } | MaskError::InvalidCsv { offset, msg } => {
+                    assert_eq!((*offset, *msg), (at as u64, "invalid UTF-8"), "{bad:?} {input:?}")
+                }
+                e => panic!("{e:?}"),
+            }
+        }
+        // At the very end of the input.
+        let mut d = "a,b,c\n1,2,".as_bytes().to_vec();
+        d.extend_from_slice(bad);
+        let r = same_at_all_splits(&p, InputFormat::Csv, OutputFormat::Csv, &d);
+        assert!(r.res.is_err(), "{bad:?}");
+    }
+}
+
+#[test]
+fn csv_runs_of_adjacent_cells() {
+    let scan = FieldAction::Emit { scan: true };
+    let p = plan(
+        &[
+            ("a", EMIT),
+            ("b", EMIT),
+            ("d", EMIT),
+            ("c", EMIT),
+            ("e", scan),
+            ("f", EMIT),
+            ("g", EMIT),
+            ("h", EMIT),
+        ],
+        None,
+    );
+    let doc = "a,b,c,d,e,f,x,g,h\n1,2,3,4,13812345678,\"6,6\",x,7,\"8\"\n,,,,,,,,\n1,\"\",3,4,5,6,x,7,8\n";
+    let r = run_all_splits(&p, InputFormat::Csv, OutputFormat::Csv, doc);
+    assert_eq!(
+        r.ok(),
+        "a,b,d,c,e,f,g,h\n1,2,4,3,138****5678,\"6,6\",7,8\n,,,,,,,\n1,,4,3,5,6,7,8\n"
+    );
+    // A column the input does not have is an empty cell.
+    let r = run_all_splits(&p, InputFormat::Csv, OutputFormat::Csv, "a,c,b\n1,3,2\n");
+    assert_eq!(r.ok(), "a,b,d,c,e,f,g,h\n1,2,,3,,,,\n");
+    let r = run_all_splits(&p, InputFormat::Csv, OutputFormat::Json, "a,b,c\n1,2,3\n");
+    assert_eq!(r.ok(), r#"[{"a":"1","b":"2","c":"3"}]"#);
+}

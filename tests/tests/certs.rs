@@ -304,6 +304,15 @@ async fn rotated_server_certificate_is_served_to_new_connections() {
     )
     .unwrap();
     assert_ne!(rotated.serial_hex, old_serial);
+    // Half a rotation (the new key beside the old certificate) is refused; service continues.
+    sluice_tests::replace_file(&pki.certs().join("gateway.key"), rotated.key_pem.as_bytes());
+    eventually("the mismatched key to be refused", || async {
+        gw.gateway.reload_stats().failed >= 1
+    })
+    .await;
+    assert_eq!(server_serial(&pki, gw.data_addr, "acme").await, old_serial);
+    assert_eq!(status_as(&pki, gw.data_addr, "acme").await, Ok(200));
+
     rotated.write_to(pki.certs(), "gateway").unwrap();
     eventually("new connections to see the rotated certificate", || async {
         server_serial(&pki, gw.data_addr, "acme").await == rotated.serial_hex
@@ -315,7 +324,7 @@ async fn rotated_server_certificate_is_served_to_new_connections() {
     let r = open.get(RECORDS, &[SCENARIO]).await.unwrap();
     assert_eq!(r.status, 200);
     assert_eq!(r.json().as_array().unwrap().len(), 2);
-    assert_eq!(gw.gateway.reload_stats().failed, 0);
+    assert_eq!(gw.gateway.reload_stats().failed, 1);
     // The expiry gauge follows the rotated certificate.
     let admin = gw.admin_addr;
     eventually("the server expiry gauge to follow the rotation", || async {

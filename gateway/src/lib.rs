@@ -14,6 +14,7 @@ pub mod identity;
 pub mod limits;
 pub mod metrics;
 pub mod problem;
+pub mod registry;
 pub mod runtime;
 pub mod server;
 pub mod tls;

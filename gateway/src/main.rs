@@ -48,6 +48,14 @@ enum Command {
     /// Run the certificate authority: CA, certificates, CRLs.
     #[command(subcommand)]
     Certs(sluice_certs::cli::CertsCommand),
+    /// Run the registry (licence authority): admin API, signed snapshots, public pages.
+    Registry {
+        /// Config file (TOML).
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Administer the registry over its HTTPS API with an admin certificate.
+    Admin(Box<sluice_gateway::registry::cli::AdminArgs>),
 }
 
 fn main() -> ExitCode {
@@ -101,6 +109,11 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Audit(cmd) => sluice_gateway::audit::cli::run(cmd),
+        Command::Registry { config } => {
+            runtime()?.block_on(sluice_gateway::registry::run(&config))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Admin(args) => runtime()?.block_on(sluice_gateway::registry::cli::run(*args)),
         Command::Certs(cmd) => {
             sluice_certs::cli::run(cmd)?;
             Ok(ExitCode::SUCCESS)

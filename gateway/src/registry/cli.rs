@@ -1,0 +1,381 @@
+//! `sluice admin …`: the administrator's command line over the registry's admin API.
+
+use super::client::{RegistryClient, Reply};
+use clap::{Args, Subcommand};
+use serde_json::{json, Map, Value};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Connection settings and the command.
+#[derive(Debug, Args)]
+pub struct AdminArgs {
+    /// Registry URL, e.g. `https://registry.example:7443`.
+    #[arg(long, env = "SLUICE_REGISTRY")]
+    pub registry: String,
+    /// Admin certificate (PEM).
+    #[arg(long, env = "SLUICE_ADMIN_CERT")]
+    pub cert: PathBuf,
+    /// Admin private key (PEM).
+    #[arg(long, env = "SLUICE_ADMIN_KEY")]
+    pub key: PathBuf,
+    /// CA certificate the registry's certificate chains to.
+    #[arg(long, env = "SLUICE_CA")]
+    pub ca: PathBuf,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: AdminCommand,
+}
+
+/// Admin commands.
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Licensees (approved enterprises).
+    #[command(subcommand)]
+    Licensee(LicenseeCommand),
+    /// Grant a licence.
+    Grant(GrantArgs),
+    /// Suspend a licence.
+    Suspend(StatusArgs),
+    /// Resume a suspended licence.
+    Resume(StatusArgs),
+    /// Revoke a licence for good.
+    Revoke(StatusArgs),
+    /// List licences.
+    List {
+        /// Only this licensee's.
+        #[arg(long)]
+        licensee: Option<String>,
+    },
+    /// Show one licence.
+    Show {
+        /// Licence id.
+        licence: String,
+    },
+    /// Violations.
+    #[command(subcommand)]
+    Violation(ViolationCommand),
+    /// Catalog entries and the emergency switch.
+    #[command(subcommand)]
+    Dataset(DatasetCommand),
+    /// Record a revoked certificate serial, enforced by gateways through the snapshot.
+    RevokeCert {
+        /// Serial (hex).
+        serial: String,
+        /// Why.
+        #[arg(long)]
+        reason: String,
+    },
+    /// The record of administrative changes.
+    Changes,
+}
+
+/// `sluice admin licensee …`.
+#[derive(Debug, Subcommand)]
+pub enum LicenseeCommand {
+    /// Register a licensee.
+    Add {
+        /// Identifier (as in its certificate).
+        id: String,
+        /// Registered name.
+        #[arg(long)]
+        name: String,
+        /// Unified social credit code.
+        #[arg(long)]
+        credit_code: String,
+        /// Why.
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// List licensees.
+    List,
+}
+
+/// `sluice admin grant`.
+#[derive(Debug, Args)]
+pub struct GrantArgs {
+    /// Licensee id.
+    pub licensee: String,
+    /// Dataset id.
+    pub dataset: String,
+    /// Scenario (declared purpose).
+    pub scenario: String,
+    /// Licence id (generated when absent).
+    #[arg(long)]
+    pub id: Option<String>,
+    /// Allowed field: `name=rule[:key=value,…]`, e.g. `mobile=partial:first=3,last=4`. Repeat.
+    #[arg(long = "field", required = true)]
+    pub fields: Vec<String>,
+    /// Row filter, e.g. `district = 'Huangpu'`.
+    #[arg(long)]
+    pub row_filter: Option<String>,
+    /// Requests per second.
+    #[arg(long)]
+    pub rate: Option<u32>,
+    /// Burst above the rate.
+    #[arg(long)]
+    pub burst: Option<u32>,
+    /// Requests per UTC day.
+    #[arg(long)]
+    pub requests_per_day: Option<u64>,
+    /// Records per UTC day.
+    #[arg(long)]
+    pub records_per_day: Option<u64>,
+    /// Start of validity (RFC 3339 or YYYY-MM-DD); now when absent.
+    #[arg(long)]
+    pub from: Option<String>,
+    /// End of validity (RFC 3339 or YYYY-MM-DD).
+    #[arg(long)]
+    pub until: String,
+    /// `records` or `aggregate`.
+    #[arg(long, default_value = "records")]
+    pub mode: String,
+    /// Why.
+    #[arg(long, default_value = "")]
+    pub reason: String,
+}
+
+/// A licence and a reason.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Licence id.
+    pub licence: String,
+    /// Why.
+    #[arg(long)]
+    pub reason: String,
+}
+
+/// `sluice admin violation …`.
+#[derive(Debug, Subcommand)]
+pub enum ViolationCommand {
+    /// Record a violation and its measure.
+    Record {
+        /// Licensee id.
+        licensee: String,
+        /// What happened.
+        #[arg(long)]
+        what: String,
+        /// `warn`, `restrict` or `close`.
+        #[arg(long)]
+        measure: String,
+        /// Why this measure.
+        #[arg(long)]
+        reason: String,
+    },
+    /// List the register.
+    List,
+}
+
+/// `sluice admin dataset …`.
+#[derive(Debug, Subcommand)]
+pub enum DatasetCommand {
+    /// Close a dataset (or `--all` conditional data) everywhere.
+    Close(SwitchArgs),
+    /// Reopen a dataset (or `--all`).
+    Open(SwitchArgs),
+    /// Register or replace a catalog entry from a JSON file (a `DatasetSpec`).
+    Register {
+        /// JSON file.
+        file: PathBuf,
+        /// Why.
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// List the catalog.
+    List,
+}
+
+/// One dataset or all.
+#[derive(Debug, Args)]
+pub struct SwitchArgs {
+    /// Dataset id.
+    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    pub id: Option<String>,
+    /// All conditional data.
+    #[arg(long)]
+    pub all: bool,
+    /// Why.
+    #[arg(long)]
+    pub reason: String,
+}
+
+/// Why a command line could not be turned into a request.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// A `--field` is malformed.
+    #[error("--field {0:?}: expected name=rule[:key=value,…]")]
+    Field(String),
+    /// A date is malformed.
+    #[error("{0:?}: expected RFC 3339 or YYYY-MM-DD")]
+    Date(String),
+}
+
+/// Parses `name=rule[:key=value,…]` into the name and the rule as JSON.
+pub fn parse_field(s: &str) -> Result<(String, Value), CliError> {
+    let (name, rest) = s.split_once('=').ok_or_else(|| CliError::Field(s.into()))?;
+    let (rule, args) = rest.split_once(':').unwrap_or((rest, ""));
+    if name.is_empty() || rule.is_empty() {
+        return Err(CliError::Field(s.into()));
+    }
+    let mut obj = Map::new();
+    obj.insert("rule".into(), Value::String(rule.into()));
+    for kv in args.split(',').filter(|kv| !kv.is_empty()) {
+        let (k, v) = kv.split_once('=').ok_or_else(|| CliError::Field(s.into()))?;
+        let v = serde_json::from_str::<serde_json::Number>(v)
+            .map(Value::Number)
+            .unwrap_or_else(|_| Value::String(v.into()));
+        obj.insert(k.into(), v);
+    }
+    Ok((name.into(), Value::Object(obj)))
+}
+
+fn date(s: &str) -> Result<String, CliError> {
+    let full = if s.len() == 10 {
+        format!("{s}T00:00:00Z")
+    } else {
+        s.to_owned()
+    };
+    time::OffsetDateTime::parse(&full, &time::format_description::well_known::Rfc3339)
+        .map_err(|_| CliError::Date(s.into()))?;
+    Ok(full)
+}
+
+/// The grant request body of `sluice admin grant`.
+pub fn grant_body(g: &GrantArgs) -> Result<Value, CliError> {
+    let mut fields = Map::new();
+    for f in &g.fields {
+        let (name, rule) = parse_field(f)?;
+        fields.insert(name, rule);
+    }
+    let mut body = json!({
+        "licensee": g.licensee,
+        "dataset": g.dataset,
+        "scenario": g.scenario,
+        "fields": fields,
+        "valid_until": date(&g.until)?,
+        "mode": g.mode,
+        "reason": g.reason,
+    });
+    if let Some(id) = &g.id {
+        body["id"] = json!(id);
+    }
+    if let Some(f) = &g.row_filter {
+        body["row_filter"] = json!(f);
+    }
+    if g.rate.is_some() || g.burst.is_some() {
+        let d = sluice_policy::licence::RateLimit::default();
+        body["rate"] = json!({
+            "per_second": g.rate.unwrap_or(d.per_second),
+            "burst": g.burst.unwrap_or(d.burst),
+        });
+    }
+    let mut quota = Map::new();
+    if let Some(n) = g.requests_per_day {
+        quota.insert("requests_per_day".into(), json!(n));
+    }
+    if let Some(n) = g.records_per_day {
+        quota.insert("records_per_day".into(), json!(n));
+    }
+    body["quota"] = Value::Object(quota);
+    if let Some(f) = &g.from {
+        body["valid_from"] = json!(date(f)?);
+    }
+    Ok(body)
+}
+
+fn print(reply: &Reply) -> ExitCode {
+    let text = serde_json::to_string_pretty(&reply.json())
+        .unwrap_or_else(|_| String::from_utf8_lossy(&reply.body).into_owned());
+    if reply.status.is_success() {
+        println!("{text}");
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("{}: {text}", reply.status);
+        ExitCode::FAILURE
+    }
+}
+
+/// Runs an admin command.
+pub async fn run(args: AdminArgs) -> anyhow::Result<ExitCode> {
+    let c = RegistryClient::new(&args.registry, &args.ca, Some((&args.cert, &args.key)))?;
+    let reply = match args.command {
+        AdminCommand::Licensee(LicenseeCommand::Add {
+            id,
+            name,
+            credit_code,
+            reason,
+        }) => {
+            let b = json!({ "id": id, "name": name, "credit_code": credit_code, "reason": reason });
+            c.post("/admin/licensees", &b).await?
+        }
+        AdminCommand::Licensee(LicenseeCommand::List) => c.get("/admin/licensees").await?,
+        AdminCommand::Grant(g) => c.post("/admin/licences", &grant_body(&g)?).await?,
+        AdminCommand::Suspend(s) => status(&c, "suspend", s).await?,
+        AdminCommand::Resume(s) => status(&c, "resume", s).await?,
+        AdminCommand::Revoke(s) => status(&c, "revoke", s).await?,
+        AdminCommand::List { licensee } => match licensee {
+            Some(l) => c.get(&format!("/admin/licences?licensee={l}")).await?,
+            None => c.get("/admin/licences").await?,
+        },
+        AdminCommand::Show { licence } => c.get(&format!("/admin/licences/{licence}")).await?,
+        AdminCommand::Violation(ViolationCommand::Record {
+            licensee,
+            what,
+            measure,
+            reason,
+        }) => {
+            let b = json!({ "licensee": licensee, "what": what, "measure": measure, "reason": reason });
+            c.post("/admin/violations", &b).await?
+        }
+        AdminCommand::Violation(ViolationCommand::List) => c.get("/admin/violations").await?,
+        AdminCommand::Dataset(DatasetCommand::Close(s)) => switch(&c, "close", s).await?,
+        AdminCommand::Dataset(DatasetCommand::Open(s)) => switch(&c, "open", s).await?,
+        AdminCommand::Dataset(DatasetCommand::Register { file, reason }) => {
+            let spec: Value = serde_json::from_str(&std::fs::read_to_string(&file)?)?;
+            c.post("/admin/datasets", &json!({ "dataset": spec, "reason": reason }))
+                .await?
+        }
+        AdminCommand::Dataset(DatasetCommand::List) => c.get("/admin/datasets").await?,
+        AdminCommand::RevokeCert { serial, reason } => {
+            c.post(
+                "/admin/certs/revoke",
+                &json!({ "serial": serial, "reason": reason }),
+            )
+            .await?
+        }
+        AdminCommand::Changes => c.get("/admin/changes").await?,
+    };
+    Ok(print(&reply))
+}
+
+async fn status(c: &RegistryClient, action: &str, s: StatusArgs) -> anyhow::Result<Reply> {
+    let path = format!("/admin/licences/{}/{action}", s.licence);
+    Ok(c.post(&path, &json!({ "reason": s.reason })).await?)
+}
+
+async fn switch(c: &RegistryClient, action: &str, s: SwitchArgs) -> anyhow::Result<Reply> {
+    let path = match (&s.id, s.all) {
+        (_, true) => format!("/admin/datasets/{action}-all"),
+        (Some(id), false) => format!("/admin/datasets/{id}/{action}"),
+        (None, false) => anyhow::bail!("name a dataset or pass --all"),
+    };
+    Ok(c.post(&path, &json!({ "reason": s.reason })).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_parse_to_mask_rules() {
+        let (n, r) = parse_field("mobile=partial:first=3,last=4").unwrap();
+        assert_eq!(n, "mobile");
+        let rule: sluice_policy::mask::MaskRule = serde_json::from_value(r).unwrap();
+        assert_eq!(rule, sluice_policy::mask::MaskRule::Partial { first: 3, last: 4 });
+        let (_, r) = parse_field("id=clear").unwrap();
+        assert_eq!(r, json!({ "rule": "clear" }));
+        assert!(parse_field("nope").is_err());
+        assert!(parse_field("x=partial:first").is_err());
+        assert_eq!(date("2030-01-02").unwrap(), "2030-01-02T00:00:00Z");
+        assert!(date("tomorrow").is_err());
+    }
+}

@@ -1,0 +1,92 @@
+//! Turning a grant request into a licence: the licensee and dataset must exist, every field
+//! must be in the dataset and not non-open, fields that need masking may not be granted in
+//! the clear, the row filter may only name dataset fields, validity and limits must be sane.
+
+use super::api::valid_id;
+use super::model::GrantRequest;
+use super::problem::{Problem, RegistryProblem as P};
+use super::store::Store;
+use sluice_policy::classify::{OpenCategory, RuleTable};
+use sluice_policy::licence::{Licence, LicenceStatus};
+
+fn invalid(msg: impl Into<String>) -> Problem {
+    Problem::new(P::Invalid, msg)
+}
+
+/// Validates a grant against the store; returns the licence to insert (status active).
+pub async fn build_licence(store: &Store, g: GrantRequest) -> Result<Licence, Problem> {
+    let id =
+        g.id.clone()
+            .unwrap_or_else(|| format!("lic-{}", uuid::Uuid::now_v7().simple()));
+    valid_id(&id)?;
+    if g.scenario.trim().is_empty() {
+        return Err(invalid("scenario must not be empty"));
+    }
+    if !store.licensee_exists(&g.licensee).await? {
+        return Err(invalid(format!("unknown licensee {}", g.licensee)));
+    }
+    let dataset = match store.dataset(&g.dataset).await {
+        Ok(d) => d,
+        Err(super::store::StoreError::NotFound(_)) => {
+            return Err(invalid(format!("unknown dataset {}", g.dataset)))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if g.fields.is_empty() {
+        return Err(invalid("a licence must allow at least one field"));
+    }
+    let rules = RuleTable::default();
+    for (name, rule) in &g.fields {
+        let field = dataset
+            .spec
+            .field(name)
+            .ok_or_else(|| invalid(format!("dataset {} has no field {name}", g.dataset)))?;
+        match rules.category(&field.grades) {
+            OpenCategory::NonOpen => {
+                return Err(invalid(format!(
+                    "field {name} is non-open and cannot be licensed"
+                )))
+            }
+            _ if rule.is_clear() && rules.requires_masking(&field.grades) => {
+                return Err(invalid(format!(
+                    "field {name} must be masked; `clear` is not allowed"
+                )))
+            }
+            _ => {}
+        }
+    }
+    if let Some(filter) = &g.row_filter {
+        for f in filter.fields() {
+            if dataset.spec.field(f).is_none() {
+                return Err(invalid(format!("row filter names unknown field {f}")));
+            }
+        }
+    }
+    let valid_from = g.valid_from.unwrap_or_else(time::OffsetDateTime::now_utc);
+    if g.valid_until <= valid_from {
+        return Err(invalid("valid_until must be after valid_from"));
+    }
+    let rate = g.rate.unwrap_or_default();
+    if rate.per_second == 0 || rate.burst == 0 {
+        return Err(invalid("rate per_second and burst must be at least 1"));
+    }
+    if g.quota.requests_per_day == Some(0) || g.quota.records_per_day == Some(0) {
+        return Err(invalid(
+            "a daily quota of 0 allows nothing; omit it for unlimited",
+        ));
+    }
+    Ok(Licence {
+        id,
+        licensee: g.licensee,
+        dataset: g.dataset,
+        scenario: g.scenario,
+        fields: g.fields,
+        row_filter: g.row_filter,
+        rate,
+        quota: g.quota,
+        valid_from,
+        valid_until: g.valid_until,
+        mode: g.mode,
+        status: LicenceStatus::Active,
+    })
+}

@@ -1,0 +1,204 @@
+//! The registry's records as the admin API sends and receives them.
+
+use serde::{Deserialize, Serialize};
+use sluice_policy::catalog::DatasetSpec;
+use sluice_policy::classify::OpenCategory;
+
+/// An approved enterprise.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LicenseeRecord {
+    /// Identifier, as in its certificate's `urn:sluice:licensee:<id>`.
+    pub id: String,
+    /// Registered name.
+    pub name: String,
+    /// Unified social credit code (GB 32100), check character verified.
+    pub credit_code: String,
+    /// When it was registered (RFC 3339).
+    #[serde(default)]
+    pub created_at: String,
+}
+
+/// A catalog entry kept by the registry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DatasetRecord {
+    /// The dataset as its agency declares it (id, title, owner, grades, fields, version…).
+    pub spec: DatasetSpec,
+    /// Open category of the dataset as a whole under the default rules.
+    pub open_category: OpenCategory,
+    /// Closed by the emergency switch.
+    pub closed: bool,
+}
+
+/// What a violation leads to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Measure {
+    /// Recorded and published; access continues.
+    Warn,
+    /// Access restricted: the licensee is refused at every gateway.
+    Restrict,
+    /// Access closed: the licensee is refused at every gateway.
+    Close,
+}
+
+impl Measure {
+    /// Stable lower-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Warn => "warn",
+            Self::Restrict => "restrict",
+            Self::Close => "close",
+        }
+    }
+
+    /// Parses [`Measure::as_str`].
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "warn" => Some(Self::Warn),
+            "restrict" => Some(Self::Restrict),
+            "close" => Some(Self::Close),
+            _ => None,
+        }
+    }
+
+    /// Whether the licensee is refused at the gateways.
+    pub fn restricts(self) -> bool {
+        !matches!(self, Self::Warn)
+    }
+}
+
+/// A recorded violation, as published in the register.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ViolationRecord {
+    /// Identifier.
+    pub id: String,
+    /// The licensee.
+    pub licensee: String,
+    /// What happened.
+    pub what: String,
+    /// When it was recorded (RFC 3339).
+    pub at: String,
+    /// The measure taken.
+    pub measure: Measure,
+    /// Why this measure.
+    pub reason: String,
+}
+
+/// One administrative change: who, when, what, why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdminChange {
+    /// The revision this change produced.
+    pub revision: u64,
+    /// Admin id from the certificate (`urn:sluice:admin:<name>`).
+    pub admin: String,
+    /// When (RFC 3339).
+    pub at: String,
+    /// What: an action name such as `licence.suspend`.
+    pub action: String,
+    /// The object acted on (licence id, dataset id…).
+    pub target: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// `POST /admin/licensees`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewLicensee {
+    /// Identifier (`[A-Za-z0-9._-]{1,64}`).
+    pub id: String,
+    /// Registered name.
+    pub name: String,
+    /// Unified social credit code.
+    pub credit_code: String,
+    /// Why (recorded).
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// `POST /admin/licences`: a grant. Status starts active.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrantRequest {
+    /// Licence id; generated when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// Licensee id (must be registered).
+    pub licensee: String,
+    /// Dataset id (must be in the catalog).
+    pub dataset: String,
+    /// Declared scenario.
+    pub scenario: String,
+    /// Allowed fields and their masking rules.
+    pub fields: std::collections::BTreeMap<String, sluice_policy::mask::MaskRule>,
+    /// Optional row filter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub row_filter: Option<sluice_policy::rowfilter::RowFilter>,
+    /// Rate limit; the default when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate: Option<sluice_policy::licence::RateLimit>,
+    /// Daily quotas.
+    #[serde(default)]
+    pub quota: sluice_policy::licence::Quota,
+    /// Start of validity; now when absent.
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub valid_from: Option<time::OffsetDateTime>,
+    /// End of validity (exclusive).
+    #[serde(with = "time::serde::rfc3339")]
+    pub valid_until: time::OffsetDateTime,
+    /// `records` or `aggregate`.
+    #[serde(default)]
+    pub mode: sluice_policy::licence::Mode,
+    /// Why (recorded).
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// Body of state changes that need only a reason.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReasonBody {
+    /// Why (recorded, required).
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// `POST /admin/violations`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewViolation {
+    /// The licensee.
+    pub licensee: String,
+    /// What happened.
+    pub what: String,
+    /// Measure taken.
+    pub measure: Measure,
+    /// Why this measure.
+    pub reason: String,
+}
+
+/// `POST /admin/datasets`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewDataset {
+    /// The catalog entry.
+    pub dataset: DatasetSpec,
+    /// Why (recorded).
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// `POST /admin/certs/revoke`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeSerial {
+    /// Certificate serial, hex (case and `:` separators ignored).
+    pub serial: String,
+    /// Why.
+    pub reason: String,
+}

@@ -1,0 +1,597 @@
+//! The registry's state in SQL through `sqlx::Any`: SQLite (embedded default, WAL) or
+//! PostgreSQL, chosen by the database URL. The SQL is portable (TEXT and BIGINT columns only,
+//! `$n` placeholders used once each, in order). Every change runs in one transaction that also
+//! records the admin change and bumps the `revision` counter.
+
+use super::model::{AdminChange, DatasetRecord, LicenseeRecord, Measure, ViolationRecord};
+use sluice_policy::catalog::DatasetSpec;
+use sluice_policy::classify::{OpenCategory, RuleTable};
+use sluice_policy::licence::{Licence, LicenceStatus};
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Row};
+use std::collections::BTreeMap;
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database failed.
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    /// A stored JSON document does not parse.
+    #[error("corrupt stored record {0}: {1}")]
+    Corrupt(String, String),
+    /// No such object.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// The change conflicts with the current state.
+    #[error("{0}")]
+    Conflict(String),
+    /// The request is invalid.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Result of store operations.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+const SCHEMA: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS registry_meta (k TEXT PRIMARY KEY, v BIGINT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS licensees (id TEXT PRIMARY KEY, name TEXT NOT NULL, \
+     credit_code TEXT NOT NULL UNIQUE, created_at TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS datasets (id TEXT PRIMARY KEY, title TEXT NOT NULL, owner TEXT NOT NULL, \
+     update_frequency TEXT NOT NULL, version BIGINT NOT NULL, open_category TEXT NOT NULL, \
+     closed BIGINT NOT NULL, spec TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS licences (id TEXT PRIMARY KEY, licensee TEXT NOT NULL, dataset TEXT NOT NULL, \
+     scenario TEXT NOT NULL, state TEXT NOT NULL, body TEXT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS licences_by_licensee ON licences (licensee)",
+    "CREATE TABLE IF NOT EXISTS violations (id TEXT PRIMARY KEY, licensee TEXT NOT NULL, what TEXT NOT NULL, \
+     at TEXT NOT NULL, measure TEXT NOT NULL, reason TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS revoked_serials (serial TEXT PRIMARY KEY, at TEXT NOT NULL, reason TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS admin_changes (id TEXT PRIMARY KEY, revision BIGINT NOT NULL, admin TEXT NOT NULL, \
+     at TEXT NOT NULL, action TEXT NOT NULL, target TEXT NOT NULL, reason TEXT NOT NULL)",
+];
+
+/// Who makes a change and why; recorded with it.
+#[derive(Debug, Clone)]
+pub struct Change<'a> {
+    /// Admin id.
+    pub admin: &'a str,
+    /// Action name, e.g. `licence.grant`.
+    pub action: &'a str,
+    /// Object acted on.
+    pub target: &'a str,
+    /// Why.
+    pub reason: &'a str,
+}
+
+/// Everything a snapshot carries, read at one revision.
+#[derive(Debug, Clone, Default)]
+pub struct SnapshotState {
+    /// Revision.
+    pub revision: u64,
+    /// All licences.
+    pub licences: Vec<Licence>,
+    /// Closed dataset ids.
+    pub closed_datasets: Vec<String>,
+    /// All conditional data closed.
+    pub all_conditional_closed: bool,
+    /// Restricted licensees with the reason.
+    pub restricted_licensees: BTreeMap<String, String>,
+    /// Revoked certificate serials.
+    pub revoked_serials: Vec<String>,
+}
+
+/// The registry store.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: AnyPool,
+}
+
+fn now() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+fn to_u64(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+fn state_name(s: &LicenceStatus) -> &'static str {
+    match s {
+        LicenceStatus::Active => "active",
+        LicenceStatus::Suspended { .. } => "suspended",
+        LicenceStatus::Revoked { .. } => "revoked",
+    }
+}
+
+fn json<T: serde::Serialize>(v: &T) -> Result<String> {
+    serde_json::to_string(v).map_err(|e| StoreError::Invalid(e.to_string()))
+}
+
+fn licence_from(row: &AnyRow) -> Result<Licence> {
+    let id: String = row.try_get("id")?;
+    let body: String = row.try_get("body")?;
+    serde_json::from_str(&body).map_err(|e| StoreError::Corrupt(format!("licence {id}"), e.to_string()))
+}
+
+fn dataset_from(row: &AnyRow) -> Result<DatasetRecord> {
+    let id: String = row.try_get("id")?;
+    let spec: String = row.try_get("spec")?;
+    let spec: DatasetSpec = serde_json::from_str(&spec)
+        .map_err(|e| StoreError::Corrupt(format!("dataset {id}"), e.to_string()))?;
+    let cat: String = row.try_get("open_category")?;
+    let closed: i64 = row.try_get("closed")?;
+    Ok(DatasetRecord {
+        spec,
+        open_category: category(&cat),
+        closed: closed != 0,
+    })
+}
+
+fn category(s: &str) -> OpenCategory {
+    match s {
+        "unconditional" => OpenCategory::Unconditional,
+        "conditional" => OpenCategory::Conditional,
+        _ => OpenCategory::NonOpen,
+    }
+}
+
+fn map_unique(e: sqlx::Error, what: &str) -> StoreError {
+    match &e {
+        sqlx::Error::Database(d) if d.is_unique_violation() => {
+            StoreError::Conflict(format!("{what} already exists"))
+        }
+        _ => StoreError::Db(e),
+    }
+}
+
+type Tx = sqlx::Transaction<'static, sqlx::Any>;
+
+impl Store {
+    /// Opens (and creates if missing) the store at `url`: `sqlite://path` or `postgres://…`.
+    pub async fn open(url: &str) -> Result<Self> {
+        sqlx::any::install_default_drivers();
+        let sqlite = url.starts_with("sqlite:");
+        // One writer connection for SQLite: writes serialise anyway, and it avoids SQLITE_BUSY.
+        let pool = AnyPoolOptions::new()
+            .max_connections(if sqlite { 1 } else { 8 })
+            .connect(url)
+            .await?;
+        if sqlite {
+            sqlx::query("PRAGMA journal_mode=WAL").fetch_all(&pool).await?;
+        }
+        for stmt in SCHEMA {
+            sqlx::query(stmt).execute(&pool).await?;
+        }
+        // Seed the counters; a concurrent replica may have done it first.
+        for key in ["revision", "all_conditional_closed"] {
+            let have = sqlx::query("SELECT v FROM registry_meta WHERE k = $1")
+                .bind(key)
+                .fetch_optional(&pool)
+                .await?;
+            if have.is_none() {
+                let r = sqlx::query("INSERT INTO registry_meta (k, v) VALUES ($1, 0)")
+                    .bind(key)
+                    .execute(&pool)
+                    .await;
+                if let Err(e) = r {
+                    if !matches!(&e, sqlx::Error::Database(d) if d.is_unique_violation()) {
+                        return Err(e.into());
+                    }
+                }
+            }
+        }
+        Ok(Self { pool })
+    }
+
+    /// The SQLite URL of the embedded default in `state_dir`.
+    pub fn sqlite_url(state_dir: &std::path::Path) -> String {
+        format!("sqlite://{}?mode=rwc", state_dir.join("registry.db").display())
+    }
+
+    /// Closes the pool.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// The current revision.
+    pub async fn revision(&self) -> Result<u64> {
+        let row = sqlx::query("SELECT v FROM registry_meta WHERE k = 'revision'")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(to_u64(row.try_get("v")?))
+    }
+
+    async fn begin(&self) -> Result<Tx> {
+        Ok(self.pool.begin().await?)
+    }
+
+    /// Bumps the revision, records the change and commits; returns the new revision.
+    async fn finish(mut tx: Tx, change: &Change<'_>) -> Result<u64> {
+        sqlx::query("UPDATE registry_meta SET v = v + 1 WHERE k = 'revision'")
+            .execute(&mut *tx)
+            .await?;
+        let row = sqlx::query("SELECT v FROM registry_meta WHERE k = 'revision'")
+            .fetch_one(&mut *tx)
+            .await?;
+        let rev: i64 = row.try_get("v")?;
+        sqlx::query(
+            "INSERT INTO admin_changes (id, revision, admin, at, action, target, reason) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(uuid::Uuid::now_v7().to_string())
+        .bind(rev)
+        .bind(change.admin)
+        .bind(now())
+        .bind(change.action)
+        .bind(change.target)
+        .bind(change.reason)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(to_u64(rev))
+    }
+
+    /// Registers a licensee (the credit code must already be validated).
+    pub async fn add_licensee(
+        &self,
+        l: &LicenseeRecord,
+        change: &Change<'_>,
+    ) -> Result<(LicenseeRecord, u64)> {
+        let mut tx = self.begin().await?;
+        let rec = LicenseeRecord {
+            created_at: now(),
+            ..l.clone()
+        };
+        sqlx::query("INSERT INTO licensees (id, name, credit_code, created_at) VALUES ($1, $2, $3, $4)")
+            .bind(&rec.id)
+            .bind(&rec.name)
+            .bind(&rec.credit_code)
+            .bind(&rec.created_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| {
+                map_unique(
+                    e,
+                    &format!("licensee {} or credit code {}", rec.id, rec.credit_code),
+                )
+            })?;
+        let rev = Self::finish(tx, change).await?;
+        Ok((rec, rev))
+    }
+
+    /// All licensees by id.
+    pub async fn licensees(&self) -> Result<Vec<LicenseeRecord>> {
+        let rows = sqlx::query("SELECT id, name, credit_code, created_at FROM licensees ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(LicenseeRecord {
+                    id: r.try_get("id")?,
+                    name: r.try_get("name")?,
+                    credit_code: r.try_get("credit_code")?,
+                    created_at: r.try_get("created_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Whether a licensee exists.
+    pub async fn licensee_exists(&self, id: &str) -> Result<bool> {
+        Ok(sqlx::query("SELECT id FROM licensees WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .is_some())
+    }
+
+    /// Registers or replaces a catalog entry (keeps its closed flag).
+    pub async fn put_dataset(&self, spec: &DatasetSpec, change: &Change<'_>) -> Result<(DatasetRecord, u64)> {
+        let cat = spec.category(&RuleTable::default());
+        let mut tx = self.begin().await?;
+        let existing = sqlx::query("SELECT closed FROM datasets WHERE id = $1")
+            .bind(&spec.id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let closed: i64 = match &existing {
+            Some(r) => r.try_get("closed")?,
+            None => 0,
+        };
+        if existing.is_some() {
+            sqlx::query("DELETE FROM datasets WHERE id = $1")
+                .bind(&spec.id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query(
+            "INSERT INTO datasets (id, title, owner, update_frequency, version, open_category, closed, spec) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&spec.id)
+        .bind(&spec.title)
+        .bind(&spec.owner)
+        .bind(&spec.update_frequency)
+        .bind(i64::from(spec.version))
+        .bind(cat.as_str())
+        .bind(closed)
+        .bind(json(spec)?)
+        .execute(&mut *tx)
+        .await?;
+        let rev = Self::finish(tx, change).await?;
+        Ok((
+            DatasetRecord {
+                spec: spec.clone(),
+                open_category: cat,
+                closed: closed != 0,
+            },
+            rev,
+        ))
+    }
+
+    /// A catalog entry.
+    pub async fn dataset(&self, id: &str) -> Result<DatasetRecord> {
+        let row = sqlx::query("SELECT id, spec, open_category, closed FROM datasets WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("dataset {id}")))?;
+        dataset_from(&row)
+    }
+
+    /// The catalog, by id.
+    pub async fn datasets(&self) -> Result<Vec<DatasetRecord>> {
+        let rows = sqlx::query("SELECT id, spec, open_category, closed FROM datasets ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(dataset_from).collect()
+    }
+
+    /// Closes or reopens one dataset.
+    pub async fn set_dataset_closed(&self, id: &str, closed: bool, change: &Change<'_>) -> Result<u64> {
+        let mut tx = self.begin().await?;
+        let n = sqlx::query("UPDATE datasets SET closed = $1 WHERE id = $2")
+            .bind(i64::from(closed))
+            .bind(id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if n == 0 {
+            return Err(StoreError::NotFound(format!("dataset {id}")));
+        }
+        Self::finish(tx, change).await
+    }
+
+    /// Closes or reopens all conditional data at once.
+    pub async fn set_all_closed(&self, closed: bool, change: &Change<'_>) -> Result<u64> {
+        let mut tx = self.begin().await?;
+        sqlx::query("UPDATE registry_meta SET v = $1 WHERE k = 'all_conditional_closed'")
+            .bind(i64::from(closed))
+            .execute(&mut *tx)
+            .await?;
+        Self::finish(tx, change).await
+    }
+
+    /// Stores a new licence (validated by the caller against the catalog).
+    pub async fn insert_licence(&self, l: &Licence, change: &Change<'_>) -> Result<u64> {
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "INSERT INTO licences (id, licensee, dataset, scenario, state, body) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&l.id)
+        .bind(&l.licensee)
+        .bind(&l.dataset)
+        .bind(&l.scenario)
+        .bind(state_name(&l.status))
+        .bind(json(l)?)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| map_unique(e, &format!("licence {}", l.id)))?;
+        Self::finish(tx, change).await
+    }
+
+    /// One licence.
+    pub async fn licence(&self, id: &str) -> Result<Licence> {
+        let row = sqlx::query("SELECT id, body FROM licences WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("licence {id}")))?;
+        licence_from(&row)
+    }
+
+    /// All licences by id, optionally of one licensee.
+    pub async fn licences(&self, licensee: Option<&str>) -> Result<Vec<Licence>> {
+        let rows = match licensee {
+            Some(l) => {
+                sqlx::query("SELECT id, body FROM licences WHERE licensee = $1 ORDER BY id")
+                    .bind(l)
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+            None => {
+                sqlx::query("SELECT id, body FROM licences ORDER BY id")
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+        };
+        rows.iter().map(licence_from).collect()
+    }
+
+    /// Changes a licence's status. Revoked is final; suspending needs an active licence,
+    /// resuming a suspended one.
+    pub async fn set_licence_status(
+        &self,
+        id: &str,
+        status: LicenceStatus,
+        change: &Change<'_>,
+    ) -> Result<(Licence, u64)> {
+        let mut tx = self.begin().await?;
+        let row = sqlx::query("SELECT id, body FROM licences WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("licence {id}")))?;
+        let mut lic = licence_from(&row)?;
+        let ok = match (&lic.status, &status) {
+            (LicenceStatus::Revoked { .. }, _) => false,
+            (LicenceStatus::Active, LicenceStatus::Suspended { .. }) => true,
+            (LicenceStatus::Suspended { .. }, LicenceStatus::Active) => true,
+            (_, LicenceStatus::Revoked { .. }) => true,
+            _ => false,
+        };
+        if !ok {
+            return Err(StoreError::Conflict(format!(
+                "licence {id} is {}; cannot become {}",
+                state_name(&lic.status),
+                state_name(&status)
+            )));
+        }
+        lic.status = status;
+        sqlx::query("UPDATE licences SET state = $1, body = $2 WHERE id = $3")
+            .bind(state_name(&lic.status))
+            .bind(json(&lic)?)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        let rev = Self::finish(tx, change).await?;
+        Ok((lic, rev))
+    }
+
+    /// Records a violation.
+    pub async fn add_violation(
+        &self,
+        licensee: &str,
+        what: &str,
+        measure: Measure,
+        change: &Change<'_>,
+    ) -> Result<(ViolationRecord, u64)> {
+        let mut tx = self.begin().await?;
+        let v = ViolationRecord {
+            id: uuid::Uuid::now_v7().to_string(),
+            licensee: licensee.to_owned(),
+            what: what.to_owned(),
+            at: now(),
+            measure,
+            reason: change.reason.to_owned(),
+        };
+        sqlx::query(
+            "INSERT INTO violations (id, licensee, what, at, measure, reason) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&v.id)
+        .bind(&v.licensee)
+        .bind(&v.what)
+        .bind(&v.at)
+        .bind(v.measure.as_str())
+        .bind(&v.reason)
+        .execute(&mut *tx)
+        .await?;
+        let rev = Self::finish(tx, change).await?;
+        Ok((v, rev))
+    }
+
+    /// The violation register, oldest first.
+    pub async fn violations(&self) -> Result<Vec<ViolationRecord>> {
+        let rows = sqlx::query("SELECT id, licensee, what, at, measure, reason FROM violations ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let m: String = r.try_get("measure")?;
+                Ok(ViolationRecord {
+                    id: r.try_get("id")?,
+                    licensee: r.try_get("licensee")?,
+                    what: r.try_get("what")?,
+                    at: r.try_get("at")?,
+                    measure: Measure::parse(&m)
+                        .ok_or_else(|| StoreError::Corrupt("violation".into(), format!("measure {m:?}")))?,
+                    reason: r.try_get("reason")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Records a revoked certificate serial (lower-case hex).
+    pub async fn revoke_serial(&self, serial: &str, change: &Change<'_>) -> Result<u64> {
+        let mut tx = self.begin().await?;
+        sqlx::query("INSERT INTO revoked_serials (serial, at, reason) VALUES ($1, $2, $3)")
+            .bind(serial)
+            .bind(now())
+            .bind(change.reason)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| map_unique(e, &format!("revocation of serial {serial}")))?;
+        Self::finish(tx, change).await
+    }
+
+    /// Admin changes, oldest first.
+    pub async fn changes(&self) -> Result<Vec<AdminChange>> {
+        let rows = sqlx::query(
+            "SELECT revision, admin, at, action, target, reason FROM admin_changes ORDER BY revision",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AdminChange {
+                    revision: to_u64(r.try_get("revision")?),
+                    admin: r.try_get("admin")?,
+                    at: r.try_get("at")?,
+                    action: r.try_get("action")?,
+                    target: r.try_get("target")?,
+                    reason: r.try_get("reason")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn read_state(&self) -> Result<SnapshotState> {
+        let revision = self.revision().await?;
+        let licences = self.licences(None).await?;
+        let closed_datasets = sqlx::query("SELECT id FROM datasets WHERE closed <> 0 ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| r.try_get("id"))
+            .collect::<Result<Vec<String>, _>>()?;
+        let all: i64 = sqlx::query("SELECT v FROM registry_meta WHERE k = 'all_conditional_closed'")
+            .fetch_one(&self.pool)
+            .await?
+            .try_get("v")?;
+        let mut restricted = BTreeMap::new();
+        for v in self.violations().await? {
+            if v.measure.restricts() {
+                restricted.insert(v.licensee, format!("{}: {}", v.measure.as_str(), v.reason));
+            }
+        }
+        let revoked_serials = sqlx::query("SELECT serial FROM revoked_serials ORDER BY serial")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| r.try_get("serial"))
+            .collect::<Result<Vec<String>, _>>()?;
+        Ok(SnapshotState {
+            revision,
+            licences,
+            closed_datasets,
+            all_conditional_closed: all != 0,
+            restricted_licensees: restricted,
+            revoked_serials,
+        })
+    }
+
+    /// Everything a snapshot needs, read consistently: retried until the revision is the same
+    /// before and after the reads.
+    pub async fn snapshot_state(&self) -> Result<SnapshotState> {
+        for _ in 0..10 {
+            let state = self.read_state().await?;
+            if self.revision().await? == state.revision {
+                return Ok(state);
+            }
+        }
+        Err(StoreError::Conflict(
+            "registry changing too fast to read a consistent snapshot".into(),
+        ))
+    }
+}

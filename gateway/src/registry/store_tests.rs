@@ -1,0 +1,181 @@
+//! The store suite, run against SQLite and PostgreSQL.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use super::model::{LicenseeRecord, Measure};
+use super::pgtest;
+use super::store::{Change, Store, StoreError};
+use sluice_policy::catalog::{DatasetSpec, FieldSpec};
+use sluice_policy::licence::{Licence, LicenceStatus};
+
+fn change(action: &'static str) -> Change<'static> {
+    Change {
+        admin: "alice",
+        action,
+        target: "t",
+        reason: "test",
+    }
+}
+
+fn dataset(id: &str) -> DatasetSpec {
+    DatasetSpec {
+        id: id.into(),
+        title: "Hydrants".into(),
+        owner: "fire-bureau".into(),
+        update_frequency: "daily".into(),
+        version: 1,
+        grades: Default::default(),
+        fields: vec![FieldSpec {
+            name: "district".into(),
+            grades: Default::default(),
+            scan: true,
+            description: String::new(),
+        }],
+    }
+}
+
+fn licence(id: &str) -> Licence {
+    serde_json::from_value(serde_json::json!({
+        "id": id, "licensee": "acme", "dataset": "hydrants", "scenario": "s",
+        "fields": { "district": { "rule": "clear" } },
+        "valid_from": "2025-01-01T00:00:00Z", "valid_until": "2035-01-01T00:00:00Z",
+    }))
+    .unwrap()
+}
+
+async fn suite(store: Store) {
+    assert_eq!(store.revision().await.unwrap(), 0);
+    let acme = LicenseeRecord {
+        id: "acme".into(),
+        name: "Acme".into(),
+        credit_code: "91350100M000100Y43".into(),
+        created_at: String::new(),
+    };
+    let (_, r1) = store.add_licensee(&acme, &change("licensee.add")).await.unwrap();
+    assert_eq!(r1, 1);
+    assert!(matches!(
+        store.add_licensee(&acme, &change("licensee.add")).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        store.revision().await.unwrap(),
+        1,
+        "a refused change does not bump"
+    );
+    assert_eq!(store.licensees().await.unwrap().len(), 1);
+    let (d, r2) = store
+        .put_dataset(&dataset("hydrants"), &change("dataset.register"))
+        .await
+        .unwrap();
+    assert_eq!((r2, d.closed), (2, false));
+    let r3 = store
+        .insert_licence(&licence("l1"), &change("licence.grant"))
+        .await
+        .unwrap();
+    assert_eq!(r3, 3);
+    assert!(matches!(
+        store
+            .insert_licence(&licence("l1"), &change("licence.grant"))
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    let suspended = LicenceStatus::Suspended {
+        reason: "audit".into(),
+    };
+    let (l, r4) = store
+        .set_licence_status("l1", suspended.clone(), &change("s"))
+        .await
+        .unwrap();
+    assert_eq!((l.status, r4), (suspended.clone(), 4));
+    assert!(matches!(
+        store.set_licence_status("l1", suspended, &change("s")).await,
+        Err(StoreError::Conflict(_))
+    ));
+    store
+        .set_licence_status("l1", LicenceStatus::Active, &change("r"))
+        .await
+        .unwrap();
+    let revoked = LicenceStatus::Revoked { reason: "x".into() };
+    store
+        .set_licence_status("l1", revoked, &change("v"))
+        .await
+        .unwrap();
+    assert!(matches!(
+        store
+            .set_licence_status("l1", LicenceStatus::Active, &change("r"))
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        store
+            .set_licence_status("nope", LicenceStatus::Active, &change("r"))
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+    store
+        .set_dataset_closed("hydrants", true, &change("c"))
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.set_dataset_closed("nope", true, &change("c")).await,
+        Err(StoreError::NotFound(_))
+    ));
+    store.set_all_closed(true, &change("ca")).await.unwrap();
+    store
+        .add_violation("acme", "bulk scraping", Measure::Warn, &change("v"))
+        .await
+        .unwrap();
+    let c = Change {
+        reason: "repeated",
+        ..change("v")
+    };
+    store
+        .add_violation("acme", "resale", Measure::Close, &c)
+        .await
+        .unwrap();
+    store.revoke_serial("0abc", &change("cert")).await.unwrap();
+    let state = store.snapshot_state().await.unwrap();
+    assert_eq!(state.revision, store.revision().await.unwrap());
+    assert_eq!(state.revision, 11);
+    assert_eq!(state.licences.len(), 1);
+    assert!(matches!(state.licences[0].status, LicenceStatus::Revoked { .. }));
+    assert_eq!(state.closed_datasets, ["hydrants"]);
+    assert!(state.all_conditional_closed);
+    assert_eq!(state.restricted_licensees["acme"], "close: repeated");
+    assert_eq!(state.revoked_serials, ["0abc"]);
+    let changes = store.changes().await.unwrap();
+    assert_eq!(changes.len(), 11);
+    assert_eq!(
+        changes.iter().map(|c| c.revision).collect::<Vec<_>>(),
+        (1..=11).collect::<Vec<_>>()
+    );
+    assert!(changes.iter().all(|c| c.admin == "alice" && !c.at.is_empty()));
+    // Re-registering keeps the closed flag.
+    let (d, _) = store
+        .put_dataset(&dataset("hydrants"), &change("dataset.register"))
+        .await
+        .unwrap();
+    assert!(d.closed);
+    assert_eq!(store.violations().await.unwrap().len(), 2);
+    store.close().await;
+}
+
+#[tokio::test]
+async fn store_suite_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = Store::sqlite_url(dir.path());
+    suite(Store::open(&url).await.unwrap()).await;
+    // Reopening keeps state and the revision.
+    let again = Store::open(&url).await.unwrap();
+    assert_eq!(again.revision().await.unwrap(), 12);
+    assert!(dir.path().join("registry.db").exists());
+}
+
+#[tokio::test]
+async fn store_suite_on_postgres() {
+    let (schema, url) = pgtest::create_schema("store").await.unwrap();
+    suite(Store::open(&url).await.unwrap()).await;
+    let again = Store::open(&url).await.unwrap();
+    assert_eq!(again.revision().await.unwrap(), 12);
+    again.close().await;
+    pgtest::drop_schema(&schema).await.unwrap();
+}

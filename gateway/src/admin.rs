@@ -58,5 +58,10 @@ fn route(gw: &Gateway, req: &Request<Incoming>) -> Response<RespBody> {
 
 /// Why the gateway is not ready, if it is not.
 pub fn readiness(gw: &Gateway) -> Result<(), String> {
-    gw.audit.health().map_err(|e| format!("audit log failing: {e}"))
+    gw.audit.health().map_err(|e| format!("audit log failing: {e}"))?;
+    if let Some(reg) = &gw.registry {
+        reg.freshness()
+            .map_err(|e| format!("registry snapshot stale: {e}"))?;
+    }
+    Ok(())
 }

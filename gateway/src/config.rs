@@ -41,6 +41,52 @@ pub struct Config {
     /// Datasets closed by the emergency switch.
     #[serde(default)]
     pub closed_datasets: Vec<String>,
+    /// The registry this gateway subscribes to; without it, local licences are used.
+    #[serde(default)]
+    pub registry: Option<RegistrySection>,
+}
+
+/// `[registry]`: where the signed licence snapshot comes from and how fresh it must be.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistrySection {
+    /// Base URL, e.g. `https://registry.example:7443`.
+    pub url: String,
+    /// This gateway's client certificate (`urn:sluice:gateway:<id>`), PEM.
+    pub cert: PathBuf,
+    /// Its private key, PEM.
+    pub key: PathBuf,
+    /// CA bundle the registry's server certificate must chain to, PEM.
+    pub ca: PathBuf,
+    /// Trusted registry signing keys (base64 Ed25519): one string, or a list during a rotation.
+    #[serde(deserialize_with = "one_or_many")]
+    pub public_key: Vec<String>,
+    /// Longest time without a confirmation from the registry before conditional data is refused.
+    #[serde(default = "default_staleness_bound_s")]
+    pub staleness_bound_s: u64,
+    /// Long-poll wait asked of the registry, seconds (at most 30).
+    #[serde(default = "default_poll_wait_s")]
+    pub poll_wait_s: u64,
+}
+
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(s) => vec![s],
+        OneOrMany::Many(v) => v,
+    })
+}
+
+fn default_staleness_bound_s() -> u64 {
+    60
+}
+fn default_poll_wait_s() -> u64 {
+    25
 }
 
 /// Identity and state of this gateway.
@@ -54,9 +100,6 @@ pub struct GatewaySection {
     /// File holding the pseudonym master secret (created with 32 random bytes if missing).
     #[serde(default)]
     pub master_key_file: Option<PathBuf>,
-    /// Log as JSON lines.
-    #[serde(default)]
-    pub log_json: bool,
     /// How often to poll the config, licences and TLS files for changes and reload, ms;
     /// 0 turns file watching off (SIGHUP still reloads).
     #[serde(default = "default_watch_interval_ms")]
@@ -165,6 +208,11 @@ pub struct Limits {
     pub max_limit: u64,
     /// Time to drain connections on SIGTERM, ms.
     pub drain_timeout_ms: u64,
+    /// Redis shared by replicas for daily quotas and per-licence rate limits
+    /// (`redis://host:port`); local limits when unset.
+    pub redis_url: Option<String>,
+    /// Prefix of every Redis key this gateway writes.
+    pub redis_prefix: String,
 }
 
 impl Default for Limits {
@@ -180,6 +228,8 @@ impl Default for Limits {
             default_limit: 100,
             max_limit: 10_000,
             drain_timeout_ms: 10_000,
+            redis_url: None,
+            redis_prefix: "sluice".to_owned(),
         }
     }
 }
@@ -260,6 +310,11 @@ impl Config {
         }
         if let Some(p) = self.licences_file.as_mut() {
             fix(p);
+        }
+        if let Some(r) = self.registry.as_mut() {
+            fix(&mut r.cert);
+            fix(&mut r.key);
+            fix(&mut r.ca);
         }
     }
 
@@ -387,11 +442,46 @@ impl Config {
                 bad(format!("closed_datasets[{i}]"), "dataset is not declared");
             }
         }
+        if let Some(r) = &self.registry {
+            validate_registry(r, &mut bad);
+        }
         if problems.is_empty() {
             Ok(())
         } else {
             Err(problems)
         }
+    }
+}
+
+fn validate_registry(r: &RegistrySection, bad: &mut impl FnMut(String, &str)) {
+    if !r.url.starts_with("https://") {
+        bad("registry.url".into(), "must be an https:// URL");
+    }
+    for (name, p) in [
+        ("registry.cert", &r.cert),
+        ("registry.key", &r.key),
+        ("registry.ca", &r.ca),
+    ] {
+        if !p.is_file() {
+            bad(name.into(), &format!("file {} does not exist", p.display()));
+        }
+    }
+    if r.public_key.is_empty() {
+        bad("registry.public_key".into(), "at least one trusted key is needed");
+    }
+    for (i, k) in r.public_key.iter().enumerate() {
+        if crate::subscription::parse_public_key(k).is_err() {
+            bad(
+                format!("registry.public_key[{i}]"),
+                "not a base64 Ed25519 public key (32 bytes)",
+            );
+        }
+    }
+    if r.staleness_bound_s == 0 {
+        bad("registry.staleness_bound_s".into(), "must be positive");
+    }
+    if !(1..=30).contains(&r.poll_wait_s) {
+        bad("registry.poll_wait_s".into(), "must be from 1 to 30");
     }
 }
 

@@ -165,7 +165,7 @@ async fn phases(
     started: Instant,
 ) -> Result<Response<RespBody>, Problem> {
     // identity
-    let licensee = identity(gw, conn, ctx)?;
+    let licensee = identity(gw, rt, conn, ctx)?;
     // route
     let route = route(req)?;
     let dataset = match route {
@@ -193,6 +193,7 @@ async fn phases(
     let scenario = scenario(req)?;
     ctx.scenario = scenario.clone();
     // decide
+    crate::subscription::check_fresh(gw, rt, &dataset)?;
     let fields: Option<Vec<&str>> = query
         .fields
         .as_ref()
@@ -217,7 +218,7 @@ async fn phases(
     let day = time::OffsetDateTime::now_utc()
         .unix_timestamp()
         .div_euclid(86_400);
-    let granted = limit(gw, &permit, &query, day)?;
+    let granted = limit(gw, &permit, &query, day).await?;
     // fetch
     let source = rt.config.sources.get(&dataset).ok_or_else(|| {
         Problem::new(
@@ -245,7 +246,7 @@ async fn phases(
         .await;
     let refund = |gw: &Gateway| {
         if let Some(l) = &permit.licence {
-            gw.quotas.refund(&l.id, day, granted);
+            crate::limits_redis::refund(gw, &l.id, day, granted);
         }
     };
     let body = match fetched {
@@ -349,7 +350,7 @@ fn unavailable_audit(e: &str) -> Problem {
     )
 }
 
-fn identity(gw: &Gateway, conn: &ConnInfo, ctx: &mut Ctx) -> Result<Option<String>, Problem> {
+fn identity(gw: &Gateway, rt: &Runtime, conn: &ConnInfo, ctx: &mut Ctx) -> Result<Option<String>, Problem> {
     match (&conn.listener, &conn.identity) {
         (ListenerKind::Public, _) => {
             if let Some(limits) = &gw.public_limits {
@@ -363,6 +364,7 @@ fn identity(gw: &Gateway, conn: &ConnInfo, ctx: &mut Ctx) -> Result<Option<Strin
             ctx.licensee = Some(l.id.clone());
             ctx.fingerprint = Some(l.fingerprint.clone());
             ctx.serial = Some(l.serial.clone());
+            crate::subscription::check_serial(rt, &l.serial)?;
             Ok(Some(l.id.clone()))
         }
         (
@@ -448,36 +450,56 @@ fn over_limit(kind: ProblemKind, o: OverLimit) -> Problem {
     p
 }
 
-fn limit(gw: &Gateway, permit: &Permit, query: &RecordsQuery, day: i64) -> Result<u64, Problem> {
+async fn limit(gw: &Gateway, permit: &Permit, query: &RecordsQuery, day: i64) -> Result<u64, Problem> {
     let Some(licence) = &permit.licence else {
         return Ok(query.limit);
     };
-    gw.rate
-        .check(&licence.id, licence.rate)
-        .map_err(|o| over_limit(ProblemKind::RateLimited, o))?;
-    gw.quotas
-        .admit(&licence.id, licence.quota, day, query.limit)
-        .map_err(|q| {
-            let secs = seconds_to_midnight(time::OffsetDateTime::now_utc().unix_timestamp());
-            let (what, max) = match q {
-                QuotaExceeded::Requests(m) => ("requests", m),
-                QuotaExceeded::Records(m) => ("records", m),
-            };
-            let mut p = Problem::new(
-                ProblemKind::QuotaExhausted,
-                format!("the daily quota of {max} {what} is used up; it resets at 00:00 UTC"),
-            );
-            if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
-                p = p.with_header(header::RETRY_AFTER, v);
-            }
-            if let Ok(v) = HeaderValue::from_str(&format!("\"daily-{what}\";q={max};w=86400")) {
-                p = p.with_header(header::HeaderName::from_static("ratelimit-policy"), v);
-            }
-            if let Ok(v) = HeaderValue::from_str(&format!("\"daily-{what}\";r=0;t={secs}")) {
-                p = p.with_header(header::HeaderName::from_static("ratelimit"), v);
-            }
-            p
-        })
+    // Shared through Redis when configured (fail closed if it is down), local otherwise.
+    let shared = gw.shared_limits.as_deref();
+    let rated = match shared {
+        Some(s) => s
+            .check_rate(&licence.id, licence.rate)
+            .await
+            .map_err(limits_down)?,
+        None => gw.rate.check(&licence.id, licence.rate),
+    };
+    rated.map_err(|o| over_limit(ProblemKind::RateLimited, o))?;
+    let admitted = match shared {
+        Some(s) => s
+            .admit(&licence.id, licence.quota, day, query.limit)
+            .await
+            .map_err(limits_down)?,
+        None => gw.quotas.admit(&licence.id, licence.quota, day, query.limit),
+    };
+    admitted.map_err(|q| {
+        let secs = seconds_to_midnight(time::OffsetDateTime::now_utc().unix_timestamp());
+        let (what, max) = match q {
+            QuotaExceeded::Requests(m) => ("requests", m),
+            QuotaExceeded::Records(m) => ("records", m),
+        };
+        let mut p = Problem::new(
+            ProblemKind::QuotaExhausted,
+            format!("the daily quota of {max} {what} is used up; it resets at 00:00 UTC"),
+        );
+        if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+            p = p.with_header(header::RETRY_AFTER, v);
+        }
+        if let Ok(v) = HeaderValue::from_str(&format!("\"daily-{what}\";q={max};w=86400")) {
+            p = p.with_header(header::HeaderName::from_static("ratelimit-policy"), v);
+        }
+        if let Ok(v) = HeaderValue::from_str(&format!("\"daily-{what}\";r=0;t={secs}")) {
+            p = p.with_header(header::HeaderName::from_static("ratelimit"), v);
+        }
+        p
+    })
+}
+
+fn limits_down(e: crate::limits_redis::SharedLimitsDown) -> Problem {
+    tracing::error!(error = %e, "shared limits unreachable; refusing licensed requests");
+    Problem::new(
+        ProblemKind::Unavailable,
+        "the gateway cannot check the shared rate limits and quotas; try later",
+    )
 }
 
 /// The query of a records request.
@@ -626,7 +648,7 @@ impl MaskStream {
 
     fn refund_all(&self) {
         if let Some(l) = &self.licence {
-            self.gw.quotas.refund(l, self.day, self.granted);
+            crate::limits_redis::refund(&self.gw, l, self.day, self.granted);
         }
     }
 
@@ -657,9 +679,12 @@ impl MaskStream {
         };
         drop(tx);
         if let Some(l) = &self.licence {
-            self.gw
-                .quotas
-                .refund(l, self.day, self.granted.saturating_sub(stats.records_out));
+            crate::limits_redis::refund(
+                &self.gw,
+                l,
+                self.day,
+                self.granted.saturating_sub(stats.records_out),
+            );
         }
         self.gw
             .metrics

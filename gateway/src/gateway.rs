@@ -38,6 +38,9 @@ pub enum StartError {
     /// The audit log could not be opened.
     #[error("audit log: {0}")]
     Audit(String),
+    /// `[registry]` or `[limits] redis_url` could not be set up.
+    #[error("{0}")]
+    Registry(String),
 }
 
 /// Shared state of one gateway process.
@@ -62,6 +65,10 @@ pub struct Gateway {
     pub metrics: Arc<Metrics>,
     /// Pooled client to the sources.
     pub upstream: UpstreamClient,
+    /// The registry subscription, when `[registry]` is configured.
+    pub registry: Option<Arc<crate::subscription::Registry>>,
+    /// Rate limits and quotas shared through Redis, when `[limits] redis_url` is set.
+    pub shared_limits: Option<Arc<crate::limits_redis::RedisLimits>>,
 }
 
 /// How many reloads (SIGHUP or file watching) succeeded and were refused since start.
@@ -140,12 +147,29 @@ impl Gateway {
         let data = tls::data_server_config(&config.listeners.data)?;
         let public = tls::public_server_config(&config.listeners.data)?;
         self.record_cert_expiry(&config);
-        let runtime = Arc::new(Runtime::build(config, &self.master_key));
+        let runtime = Arc::new(Runtime::build(
+            config,
+            &self.master_key,
+            self.snapshot().as_deref(),
+        ));
         *self.runtime.write().unwrap_or_else(|p| p.into_inner()) = runtime;
         *self.tls_data.write().unwrap_or_else(|p| p.into_inner()) = data;
         *self.tls_public.write().unwrap_or_else(|p| p.into_inner()) = public;
         tracing::info!("configuration and certificates reloaded");
         Ok(())
+    }
+
+    fn snapshot(&self) -> Option<Arc<sluice_policy::snapshot::Snapshot>> {
+        self.registry.as_ref().and_then(|r| r.current())
+    }
+
+    /// Rebuilds the runtime with a new registry snapshot (licences, measures, revoked serials)
+    /// over the config in force.
+    pub fn apply_snapshot(&self, snapshot: &sluice_policy::snapshot::Snapshot) {
+        let _one_at_a_time = self.reload_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let config = self.runtime().config.clone();
+        let runtime = Arc::new(Runtime::build(config, &self.master_key, Some(snapshot)));
+        *self.runtime.write().unwrap_or_else(|p| p.into_inner()) = runtime;
     }
 
     fn record_cert_expiry(&self, config: &Config) {
@@ -227,8 +251,21 @@ impl Gateway {
             .as_ref()
             .map(|p| PublicLimits::new(p.per_ip_per_second, p.per_ip_burst));
         let metrics = Arc::new(Metrics::default());
+        let (registry, registry_client) = open_registry(&config)?;
+        let shared_limits = match &config.limits.redis_url {
+            Some(url) => Some(Arc::new(
+                crate::limits_redis::RedisLimits::new(url, &config.limits.redis_prefix)
+                    .map_err(|e| StartError::Registry(format!("limits.redis_url: {e}")))?,
+            )),
+            None => None,
+        };
+        let snapshot = registry.as_ref().and_then(|r| r.current());
         let gateway = Arc::new(Gateway {
-            runtime: RwLock::new(Arc::new(Runtime::build(config.clone(), &master_key))),
+            runtime: RwLock::new(Arc::new(Runtime::build(
+                config.clone(),
+                &master_key,
+                snapshot.as_deref(),
+            ))),
             tls_data: RwLock::new(tls_data),
             tls_public: RwLock::new(tls_public),
             config_path: config_path.to_owned(),
@@ -242,6 +279,8 @@ impl Gateway {
             audit,
             metrics: metrics.clone(),
             upstream: UpstreamClient::new(Duration::from_millis(connect_timeout)),
+            registry: registry.clone(),
+            shared_limits,
         });
         gateway.record_cert_expiry(&config);
         let (shutdown, rx) = watch::channel(false);
@@ -294,6 +333,15 @@ impl Gateway {
                 rx.clone(),
             )));
         }
+        if let (Some(reg), Some((client, wait))) = (registry, registry_client) {
+            tasks.push(tokio::spawn(crate::subscription::run(
+                gateway.clone(),
+                reg,
+                client,
+                wait,
+                rx.clone(),
+            )));
+        }
         tasks.push(tokio::spawn(crate::admin::serve(
             admin_listener,
             gateway.clone(),
@@ -331,6 +379,25 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
     tracing::info!("draining");
     running.shutdown().await;
     Ok(())
+}
+
+type RegistryParts = (
+    Option<Arc<crate::subscription::Registry>>,
+    Option<(crate::registry_client::RegistryClient, Duration)>,
+);
+
+/// Opens the registry subscription state (loading the persisted snapshot) and its client.
+fn open_registry(config: &Config) -> Result<RegistryParts, StartError> {
+    let Some(r) = &config.registry else {
+        return Ok((None, None));
+    };
+    let err = |e: &dyn std::fmt::Display| StartError::Registry(e.to_string());
+    let reg = crate::subscription::Registry::open(r, &config.gateway.state_dir).map_err(|e| err(&e))?;
+    let client = crate::registry_client::RegistryClient::new(r).map_err(|e| err(&e))?;
+    Ok((
+        Some(Arc::new(reg)),
+        Some((client, Duration::from_secs(r.poll_wait_s))),
+    ))
 }
 
 fn load_or_create_master_key(config: &Config) -> Result<Vec<u8>, StartError> {

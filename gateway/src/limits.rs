@@ -101,7 +101,7 @@ impl PublicLimits {
     }
 }
 
-fn rate_headers(name: &str, per_second: u32, burst: u32, wait: Duration) -> OverLimit {
+pub(crate) fn rate_headers(name: &str, per_second: u32, burst: u32, wait: Duration) -> OverLimit {
     let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
     OverLimit {
         retry_after: Duration::from_secs(secs.max(1)),

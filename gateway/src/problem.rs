@@ -40,6 +40,10 @@ pub enum ProblemKind {
     HeadersTooLarge,
     /// The gateway cannot confirm it may serve (e.g. the audit log is failing).
     Unavailable,
+    /// The registry has not confirmed the licence snapshot within the staleness bound.
+    RegistryStale,
+    /// The client certificate's serial is revoked in the registry snapshot.
+    CertificateRevoked,
 }
 
 impl ProblemKind {
@@ -58,6 +62,8 @@ impl ProblemKind {
             Self::MethodNotAllowed => "method-not-allowed",
             Self::HeadersTooLarge => "headers-too-large",
             Self::Unavailable => "unavailable",
+            Self::RegistryStale => "registry-stale",
+            Self::CertificateRevoked => "certificate-revoked",
         }
     }
 
@@ -80,7 +86,8 @@ impl ProblemKind {
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable | Self::RegistryStale => StatusCode::SERVICE_UNAVAILABLE,
+            Self::CertificateRevoked => StatusCode::FORBIDDEN,
         }
     }
 
@@ -114,6 +121,8 @@ impl ProblemKind {
             Self::MethodNotAllowed => "Method not allowed",
             Self::HeadersTooLarge => "Request headers too large",
             Self::Unavailable => "Service unavailable",
+            Self::RegistryStale => "Licence snapshot too old",
+            Self::CertificateRevoked => "Certificate revoked",
         }
     }
 }
@@ -214,4 +223,6 @@ pub const ALL_CODES: &[&str] = &[
     "method-not-allowed",
     "headers-too-large",
     "unavailable",
+    "registry-stale",
+    "certificate-revoked",
 ];

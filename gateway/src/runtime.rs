@@ -6,7 +6,9 @@ use bytes::Bytes;
 use serde_json::json;
 use sluice_policy::classify::OpenCategory;
 use sluice_policy::decide::Measures;
+use sluice_policy::snapshot::Snapshot;
 use sluice_policy::PolicySet;
+use std::collections::HashSet;
 
 /// Config compiled for the request path.
 pub struct Runtime {
@@ -18,22 +20,46 @@ pub struct Runtime {
     pub catalog: Bytes,
     /// `/v1/catalog` body on the public listener (unconditional datasets only).
     pub public_catalog: Bytes,
+    /// Client certificate serials the registry revoked (lower-case hex, no leading zeros).
+    pub revoked_serials: HashSet<String>,
+    /// Revision of the registry snapshot in force, if any.
+    pub snapshot_revision: Option<u64>,
 }
 
 impl Runtime {
-    /// Compiles a validated config. `master_key` derives pseudonym keys.
-    pub fn build(config: Config, master_key: &[u8]) -> Self {
-        let measures = Measures {
+    /// Compiles a validated config. `master_key` derives pseudonym keys. When `[registry]` is
+    /// configured, the `snapshot`'s licences replace the local ones (none before the first
+    /// snapshot) and its measures add to the config's.
+    pub fn build(config: Config, master_key: &[u8], snapshot: Option<&Snapshot>) -> Self {
+        let mut measures = Measures {
             closed_datasets: config.closed_datasets.iter().cloned().collect(),
             ..Measures::default()
         };
+        let licences = match snapshot {
+            Some(s) => {
+                measures.closed_datasets.extend(s.closed_datasets.iter().cloned());
+                measures.all_conditional_closed = s.all_conditional_closed;
+                measures.restricted_licensees = s
+                    .restricted_licensees
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                s.licences.clone()
+            }
+            // With a registry, only its licences count: none until a snapshot arrives.
+            None if config.registry.is_some() => Vec::new(),
+            None => config.licences.clone(),
+        };
         let policy = PolicySet::compile(
             &config.datasets,
-            config.licences.iter().cloned(),
+            licences,
             &config.classification,
             measures,
             master_key,
         );
+        let revoked_serials = snapshot
+            .map(|s| s.revoked_serials.iter().map(|x| normalise_serial(x)).collect())
+            .unwrap_or_default();
         let catalog = catalog_json(&config, false);
         let public_catalog = catalog_json(&config, true);
         Self {
@@ -41,7 +67,20 @@ impl Runtime {
             policy,
             catalog,
             public_catalog,
+            revoked_serials,
+            snapshot_revision: snapshot.map(|s| s.revision),
         }
+    }
+}
+
+/// Serials compare as lower-case hex without leading zeros, like `Identity::serial_hex`.
+pub fn normalise_serial(serial: &str) -> String {
+    let s = serial.trim().to_ascii_lowercase();
+    let s = s.trim_start_matches('0');
+    if s.is_empty() {
+        "0".to_owned()
+    } else {
+        s.to_owned()
     }
 }
 

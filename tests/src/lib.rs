@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod client;
+pub mod registry_double;
 pub mod upstream;
 
 use sluice_gateway::gateway::{Gateway, Running};

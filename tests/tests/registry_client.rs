@@ -1,0 +1,211 @@
+//! The gateway's registry subscription end to end: a registry double signing real snapshots
+//! over real mTLS, the real gateway client, persistence, freshness and revoked serials.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use sluice_policy::licence::{Licence, LicenceStatus};
+use sluice_policy::snapshot::SignedSnapshot;
+use sluice_tests::client::{get, tls_config, Reply};
+use sluice_tests::registry_double::{registry_section, RegistryDouble};
+use sluice_tests::upstream::Upstream;
+use sluice_tests::{read, write_config, Pki};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const SCENARIO: (&str, &str) = ("sluice-scenario", "fire-hydrant-adoption");
+const RECORDS: &str = "/v1/datasets/fire-hydrants/records?limit=2";
+const PUBLIC: &str = "/v1/datasets/hydrant-locations/records?limit=2";
+
+fn licence(id: &str, licensee: &str) -> Licence {
+    serde_json::from_value(serde_json::json!({
+        "id": id,
+        "licensee": licensee,
+        "dataset": "fire-hydrants",
+        "scenario": "fire-hydrant-adoption",
+        "valid_from": "2025-01-01T00:00:00Z",
+        "valid_until": "2035-01-01T00:00:00Z",
+        "fields": { "id": { "rule": "clear" }, "district": { "rule": "clear" } },
+        "rate": { "per_second": 10000, "burst": 10000 },
+    }))
+    .unwrap()
+}
+
+fn set_status(status: LicenceStatus) -> impl FnOnce(&mut sluice_policy::snapshot::Snapshot) {
+    move |s| s.licences[0].status = status
+}
+
+/// `""` for a 200, the problem code otherwise.
+fn outcome(r: &Reply) -> String {
+    if r.status == 200 {
+        String::new()
+    } else {
+        r.problem()
+    }
+}
+
+/// Requests until the outcome is `want` (bounded); returns the time it took.
+async fn until(tls: &Arc<rustls::ClientConfig>, addr: SocketAddr, path: &str, want: &str) -> Duration {
+    let start = Instant::now();
+    let mut last = String::from("-");
+    while start.elapsed() < Duration::from_secs(5) {
+        let r = get(tls, addr, path, &[SCENARIO]).await.unwrap();
+        last = outcome(&r);
+        if last == want {
+            return start.elapsed();
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("still `{last}` after 5 s, wanted `{want}`");
+}
+
+async fn readyz(addr: SocketAddr) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"GET /readyz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    let status = out[9..12].parse().unwrap();
+    (status, out)
+}
+
+fn persisted_revision(pki: &Pki) -> u64 {
+    let signed: SignedSnapshot =
+        serde_json::from_str(&read(&pki.dir.path().join("state").join("snapshot.json"))).unwrap();
+    let bytes = base64_decode(&signed.payload);
+    let snap: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    snap["revision"].as_u64().unwrap()
+}
+
+fn base64_decode(s: &str) -> Vec<u8> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.decode(s).unwrap()
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i]
+}
+
+#[tokio::test]
+async fn snapshots_drive_decisions_and_the_gateway_fails_closed_when_stale() {
+    let pki = Pki::new();
+    let up = Upstream::start().await;
+    let registry = RegistryDouble::start(&pki, 7, Vec::new()).await;
+    // A local licence is ignored once [registry] is configured.
+    let local = "[[licences]]\nid = \"local\"\nlicensee = \"acme\"\ndataset = \"fire-hydrants\"\nscenario = \"fire-hydrant-adoption\"\nvalid_from = \"2025-01-01T00:00:00Z\"\nvalid_until = \"2035-01-01T00:00:00Z\"\nfields.id = { rule = \"clear\" }\n";
+    let path = write_config(&pki, up.addr, local, &registry_section(&pki, &registry, 2));
+    let gw = sluice_gateway::gateway::Gateway::start(&path).await.unwrap();
+    let (cert, key) = pki.licensee("acme");
+    let tls = tls_config(&pki.ca_pem(), Some((&cert, &key)));
+    let data = gw.data_addr;
+
+    until(&tls, data, RECORDS, "no-licence").await;
+    // Grant.
+    registry.publish(|s| s.licences.push(licence("l1", "acme")));
+    until(&tls, data, RECORDS, "").await;
+    // Suspend.
+    registry.publish(set_status(LicenceStatus::Suspended {
+        reason: "audit".into(),
+    }));
+    until(&tls, data, RECORDS, "licence-suspended").await;
+    // Revoke and re-grant, timing each change from publication to enforcement.
+    let mut revocations = Vec::new();
+    for _ in 0..20 {
+        registry.publish(set_status(LicenceStatus::Active));
+        until(&tls, data, RECORDS, "").await;
+        registry.publish(set_status(LicenceStatus::Revoked {
+            reason: "violation".into(),
+        }));
+        let took = until(&tls, data, RECORDS, "licence-revoked").await;
+        assert!(took < Duration::from_secs(1), "revocation took {took:?}");
+        revocations.push(took);
+    }
+    revocations.sort();
+    eprintln!(
+        "revocation latency over {} revocations: p50 {:?}, p99 {:?}, max {:?}",
+        revocations.len(),
+        percentile(&revocations, 0.5),
+        percentile(&revocations, 0.99),
+        revocations[revocations.len() - 1]
+    );
+    let held = persisted_revision(&pki);
+
+    // A tampered snapshot (re-activating the licence) is rejected; the previous state stays.
+    registry.publish_tampered(set_status(LicenceStatus::Active));
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let r = get(&tls, data, RECORDS, &[SCENARIO]).await.unwrap();
+    assert_eq!(outcome(&r), "licence-revoked");
+    assert_eq!(persisted_revision(&pki), held);
+
+    // Re-grant, then revoke the licensee's certificate serial: refused before any CRL.
+    registry.publish(set_status(LicenceStatus::Active));
+    until(&tls, data, RECORDS, "").await;
+    let serial = sluice_certs::identity_from_pem(read(&cert).as_bytes())
+        .unwrap()
+        .serial_hex;
+    registry.publish(|s| s.revoked_serials = vec![serial.to_uppercase()]);
+    until(&tls, data, RECORDS, "certificate-revoked").await;
+    let audit = std::fs::read_dir(sluice_tests::audit_dir(&pki))
+        .unwrap()
+        .map(|e| read(&e.unwrap().path()))
+        .collect::<String>();
+    assert!(audit.contains("certificate-revoked"));
+    registry.publish(|s| s.revoked_serials.clear());
+    until(&tls, data, RECORDS, "").await;
+    let (status, _) = readyz(gw.admin_addr).await;
+    assert_eq!(status, 200);
+
+    // The registry goes away: served from the snapshot held, then refused once stale.
+    registry.stop();
+    let stopped = Instant::now();
+    let r = get(&tls, data, RECORDS, &[SCENARIO]).await.unwrap();
+    assert_eq!(r.status, 200);
+    let took = until(&tls, data, RECORDS, "registry-stale").await;
+    assert!(
+        stopped.elapsed() >= Duration::from_secs(1),
+        "stale too early: {took:?}"
+    );
+    let r = get(&tls, data, RECORDS, &[SCENARIO]).await.unwrap();
+    assert_eq!(r.status, 503);
+    assert!(r.json()["detail"].as_str().unwrap().contains("the bound is 2 s"));
+    // Unconditional data on the public listener is still served.
+    let anon = tls_config(&pki.ca_pem(), None);
+    let r = get(&anon, gw.public_addr.unwrap(), PUBLIC, &[]).await.unwrap();
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let (status, body) = readyz(gw.admin_addr).await;
+    assert_eq!(status, 503);
+    assert!(body.contains("registry snapshot stale"), "{body}");
+    gw.shutdown().await;
+
+    // Restart with the registry still down (and a longer bound): the persisted snapshot is
+    // loaded, verified again and enforced.
+    let path = write_config(&pki, up.addr, local, &registry_section(&pki, &registry, 60));
+    let gw = sluice_gateway::gateway::Gateway::start(&path).await.unwrap();
+    let r = get(&tls, gw.data_addr, RECORDS, &[SCENARIO]).await.unwrap();
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.headers["sluice-licence"], "l1");
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn snapshot_signed_by_an_unknown_key_is_ignored() {
+    let pki = Pki::new();
+    let up = Upstream::start().await;
+    let trusted = RegistryDouble::start(&pki, 7, Vec::new()).await;
+    // The registry signs with key 9, the gateway trusts key 7.
+    let rogue = RegistryDouble::start(&pki, 9, vec![licence("l1", "acme")]).await;
+    let section =
+        registry_section(&pki, &rogue, 60).replace(&rogue.public_key_b64(), &trusted.public_key_b64());
+    let path = write_config(&pki, up.addr, "", &section);
+    let gw = sluice_gateway::gateway::Gateway::start(&path).await.unwrap();
+    let (cert, key) = pki.licensee("acme");
+    let tls = tls_config(&pki.ca_pem(), Some((&cert, &key)));
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    // Never confirmed by a verified snapshot: conditional data is refused.
+    let r = get(&tls, gw.data_addr, RECORDS, &[SCENARIO]).await.unwrap();
+    assert_eq!(outcome(&r), "registry-stale");
+    assert!(!pki.dir.path().join("state").join("snapshot.json").exists());
+    gw.shutdown().await;
+}

@@ -23,11 +23,12 @@ SLUICE_LOG=warn ./target/release/sluice demo --dir "$WORK/demo" >"$WORK/demo.log
 for _ in $(seq 1 100); do [ -f "$WORK/demo/demo.json" ] && break; sleep 0.2; done
 M="$WORK/demo/demo.json"
 CA=$(jq -r .ca "$M")
-URL=$(jq -r '.gateways[0].url' "$M")
+URL=$(jq -r '.gateways[0].url' "$M" | sed 's/localhost/127.0.0.1/')
 SRC=$(jq -r .source_url "$M")
 CERT=$(jq -r '.licensees[0].cert' "$M")
 KEY=$(jq -r '.licensees[0].key' "$M")
 NGX_PORT=$((20000 + RANDOM % 20000))
+SRC_HOST=$(echo "$SRC" | sed 's|http://||; s|/.*||')
 cat >"$WORK/nginx.conf" <<NGX
 worker_processes 2;
 pid $WORK/nginx.pid;
@@ -35,10 +36,9 @@ error_log $WORK/nginx-error.log warn;
 events { worker_connections 4096; }
 http {
   access_log off;
-  upstream src { server ${SRC#http://}; keepalive 64; }
+  upstream src { server $SRC_HOST; keepalive 64; }
   server {
     listen 127.0.0.1:$NGX_PORT ssl;
-    http2 on;
     ssl_certificate $WORK/demo/certs/gateway.pem;
     ssl_certificate_key $WORK/demo/certs/gateway.key;
     ssl_client_certificate $CA;
@@ -63,11 +63,11 @@ run() { # name url [extra oha args...]
 TLS=(--cacert "$CA" --cert "$CERT" --key "$KEY")
 echo "# saturation: $CONN connections, ${DUR}s each, limit=$LIMIT records per request"
 run direct "$SRC?limit=$LIMIT"
-run nginx "https://localhost:$NGX_PORT$SRC_PATH?limit=$LIMIT" "${TLS[@]}"
+run nginx "https://127.0.0.1:$NGX_PORT$SRC_PATH?limit=$LIMIT" "${TLS[@]}"
 run sluice "$URL/v1/datasets/fire-hydrants/records?limit=$LIMIT" "${TLS[@]}" -H "Sluice-Scenario: fire-hydrant-adoption"
 echo "# below saturation: 200 req/s, 8 connections"
 CONN=8 run direct_q "$SRC?limit=$LIMIT" -q 200
-CONN=8 run nginx_q "https://localhost:$NGX_PORT$SRC_PATH?limit=$LIMIT" -q 200 "${TLS[@]}"
+CONN=8 run nginx_q "https://127.0.0.1:$NGX_PORT$SRC_PATH?limit=$LIMIT" -q 200 "${TLS[@]}"
 CONN=8 run sluice_q "$URL/v1/datasets/fire-hydrants/records?limit=$LIMIT" -q 200 "${TLS[@]}" -H "Sluice-Scenario: fire-hydrant-adoption"
 rps() { jq .summary.requestsPerSec "$WORK/$1.json"; }
 p99() { jq .latencyPercentiles.p99 "$WORK/$1.json"; }

@@ -246,7 +246,7 @@ dataset = "fire-hydrants"
 scenario = "fire-hydrant-adoption"
 valid_from = "2025-01-01T00:00:00Z"
 valid_until = "2030-01-01T00:00:00Z"
-rate = { per_second = 2000, burst = 4000 }
+rate = { per_second = 50000, burst = 100000 }
 quota = { requests_per_day = 100000000, records_per_day = 10000000000 }
 fields.id = { rule = "clear" }
 fields.district = { rule = "clear" }

@@ -177,12 +177,8 @@ impl RegistryClient {
 }
 
 fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, ClientError> {
-    let certs = CertificateDer::pem_file_iter(path)
-        .map_err(|e| file_err(path, e))?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| file_err(path, e))?;
-    if certs.is_empty() {
-        return Err(file_err(path, "no certificate in file"));
-    }
-    Ok(certs)
+    crate::tls::load_certs(path).map_err(|e| match e {
+        crate::tls::TlsError::File { message, .. } => file_err(path, message),
+        other => file_err(path, other),
+    })
 }

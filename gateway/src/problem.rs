@@ -146,7 +146,38 @@ struct Body<'a> {
     status: u16,
     detail: &'a str,
     instance: &'a str,
-    request_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_id: Option<&'a str>,
+}
+
+/// Renders an RFC 9457 problem response: `type` is [`TYPE_BASE`] + `code`. Shared by the
+/// gateway and the registry so every sluice problem has the same shape and headers.
+pub fn render(
+    code: &str,
+    title: &str,
+    status: StatusCode,
+    detail: &str,
+    instance: &str,
+    request_id: Option<&str>,
+) -> Response<Full<Bytes>> {
+    let body = Body {
+        type_: format!("{TYPE_BASE}{code}"),
+        title,
+        status: status.as_u16(),
+        detail,
+        instance,
+        request_id,
+    };
+    let json = serde_json::to_vec(&body).unwrap_or_default();
+    let mut resp = Response::new(Full::new(Bytes::from(json)));
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
 }
 
 impl Problem {
@@ -167,26 +198,17 @@ impl Problem {
 
     /// Renders the response. `instance` is the request path, `request_id` ties it to the audit.
     pub fn into_response(self, instance: &str, request_id: &str) -> Response<Full<Bytes>> {
-        let status = self.kind.status();
-        let body = Body {
-            type_: format!("{TYPE_BASE}{}", self.kind.code()),
-            title: self.kind.title(),
-            status: status.as_u16(),
-            detail: &self.detail,
+        let kind = self.kind;
+        let mut resp = render(
+            kind.code(),
+            kind.title(),
+            kind.status(),
+            &self.detail,
             instance,
-            request_id,
-        };
-        let json = serde_json::to_vec(&body).unwrap_or_default();
-        let mut resp = Response::new(Full::new(Bytes::from(json)));
-        *resp.status_mut() = status;
-        let h = resp.headers_mut();
-        h.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
+            Some(request_id),
         );
-        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         for (k, v) in self.headers {
-            h.append(k, v);
+            resp.headers_mut().append(k, v);
         }
         resp
     }

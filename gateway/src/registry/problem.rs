@@ -1,9 +1,8 @@
 //! Registry refusals as RFC 9457 problem+json, with the same type URI base as the gateway's.
 
-use crate::body::{full, RespBody};
-use crate::problem::TYPE_BASE;
-use http::{header, HeaderValue, Response, StatusCode};
-use serde::Serialize;
+use crate::body::{boxed, RespBody};
+use crate::problem::render;
+use http::{Response, StatusCode};
 
 /// Every kind of registry refusal; `code()` is the stable last segment of the type URI.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,32 +88,15 @@ impl Problem {
 
     /// Renders it; `instance` is the request path.
     pub fn into_response(self, instance: &str) -> Response<RespBody> {
-        #[derive(Serialize)]
-        struct Body<'a> {
-            #[serde(rename = "type")]
-            type_: String,
-            title: &'a str,
-            status: u16,
-            detail: &'a str,
-            instance: &'a str,
-        }
-        let status = self.kind.status();
-        let body = Body {
-            type_: format!("{TYPE_BASE}{}", self.kind.code()),
-            title: self.kind.title(),
-            status: status.as_u16(),
-            detail: &self.detail,
+        let kind = self.kind;
+        boxed(render(
+            kind.code(),
+            kind.title(),
+            kind.status(),
+            &self.detail,
             instance,
-        };
-        let mut resp = Response::new(full(serde_json::to_vec(&body).unwrap_or_default()));
-        *resp.status_mut() = status;
-        resp.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
-        );
-        resp.headers_mut()
-            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        resp
+            None,
+        ))
     }
 }
 

@@ -105,6 +105,7 @@ pub async fn start(cfg: &RegistryConfig) -> Result<Running, RegistryError> {
     let dist = snapshot::Distributor::new(store.clone(), key).await?;
     let (shutdown, rx) = watch::channel(false);
     tokio::spawn(dist.clone().poll_store(rx.clone()));
+    tokio::spawn(dist.clone().listen_store(rx.clone()));
     let api = Arc::new(api::Api {
         store: store.clone(),
         dist,

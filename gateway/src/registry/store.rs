@@ -85,7 +85,14 @@ pub struct SnapshotState {
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: AnyPool,
+    /// The PostgreSQL URL when the store is PostgreSQL (for LISTEN/NOTIFY), `None` for SQLite.
+    postgres_url: Option<std::sync::Arc<str>>,
 }
+
+/// The PostgreSQL channel every committed change is announced on; the payload is the new
+/// revision, but listeners re-read the revision from their own schema (channels are per
+/// database, not per schema).
+pub const CHANGE_CHANNEL: &str = "sluice_registry";
 
 fn now() -> String {
     time::OffsetDateTime::now_utc()
@@ -182,7 +189,13 @@ impl Store {
                 }
             }
         }
-        Ok(Self { pool })
+        let postgres_url = (!sqlite).then(|| std::sync::Arc::from(url));
+        Ok(Self { pool, postgres_url })
+    }
+
+    /// The PostgreSQL URL, when the store is PostgreSQL.
+    pub fn postgres_url(&self) -> Option<&str> {
+        self.postgres_url.as_deref()
     }
 
     /// The SQLite URL of the embedded default in `state_dir`.
@@ -207,7 +220,8 @@ impl Store {
         Ok(self.pool.begin().await?)
     }
 
-    /// Bumps the revision, records the change and commits; returns the new revision.
+    /// Bumps the revision, records the change and commits; returns the new revision. On
+    /// PostgreSQL the commit also notifies [`CHANGE_CHANNEL`], so replicas wake at once.
     async fn finish(mut tx: Tx, change: &Change<'_>) -> Result<u64> {
         sqlx::query("UPDATE registry_meta SET v = v + 1 WHERE k = 'revision'")
             .execute(&mut *tx)
@@ -229,6 +243,14 @@ impl Store {
         .bind(change.reason)
         .execute(&mut *tx)
         .await?;
+        if tx.backend_name() == "PostgreSQL" {
+            // Delivered on commit, and only if the transaction commits.
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(CHANGE_CHANNEL)
+                .bind(rev.to_string())
+                .fetch_all(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
         Ok(to_u64(rev))
     }

@@ -91,6 +91,14 @@ pub enum AuditError {
     /// The log is closed (or its writer stopped).
     #[error("the audit log is closed")]
     Closed,
+    /// Another process (or another log in this one) is writing to the folder.
+    #[error("audit folder {} is in use by another writer (lock {})", dir.display(), lock.display())]
+    InUse {
+        /// The audit folder.
+        dir: PathBuf,
+        /// The lock file.
+        lock: PathBuf,
+    },
     /// The record cannot be written as given.
     #[error("invalid audit record: {0}")]
     InvalidRecord(String),

@@ -6,15 +6,14 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::Instant;
 
-#[allow(clippy::manual_is_multiple_of)] // `is_multiple_of` is newer than the workspace's MSRV
 fn rec(i: u64) -> AuditRecord {
     AuditRecord {
         request_id: format!("req-{i}"),
-        licensee: Some(if i % 2 == 0 { "acme" } else { "globex" }.to_owned()),
-        dataset: Some(if i % 3 == 0 { "hydrants" } else { "roads" }.to_owned()),
-        decision: if i % 4 == 0 { "deny" } else { "allow" }.to_owned(),
-        reason: (i % 4 == 0).then(|| "no-licence".to_owned()),
-        status: if i % 4 == 0 { 403 } else { 200 },
+        licensee: Some(if i.is_multiple_of(2) { "acme" } else { "globex" }.to_owned()),
+        dataset: Some(if i.is_multiple_of(3) { "hydrants" } else { "roads" }.to_owned()),
+        decision: if i.is_multiple_of(4) { "deny" } else { "allow" }.to_owned(),
+        reason: i.is_multiple_of(4).then(|| "no-licence".to_owned()),
+        status: if i.is_multiple_of(4) { 403 } else { 200 },
         records_out: i,
         latency_ms: 0.1 * i as f64,
         method: "GET".into(),
@@ -530,4 +529,20 @@ fn cli_definition_is_valid() {
     assert_eq!(since, Some(time::macros::datetime!(2025-03-01 0:00 UTC)));
     assert!(Cli::try_parse_from(["x", "query", "/tmp/a", "--decision", "maybe"]).is_err());
     assert!(Cli::try_parse_from(["x", "tail", "/tmp/a", "-n", "5", "-f", "--json"]).is_ok());
+}
+
+#[tokio::test]
+async fn a_second_writer_on_the_same_folder_is_refused_until_the_first_closes() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = AuditLog::open(dir.path(), AuditOptions::default()).await.unwrap();
+    first.append(rec(1)).await.unwrap();
+    match AuditLog::open(dir.path(), AuditOptions::default()).await {
+        Err(AuditError::InUse { dir: d, .. }) => assert_eq!(d, dir.path()),
+        other => panic!("second writer: {other:?}"),
+    }
+    first.close().await.unwrap();
+    let second = AuditLog::open(dir.path(), AuditOptions::default()).await.unwrap();
+    assert_eq!(second.append(rec(2)).await.unwrap(), 2);
+    second.close().await.unwrap();
+    assert_eq!(verify::verify_dir(dir.path()).unwrap().records, 2);
 }

@@ -67,7 +67,9 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// The durable, hash-chained audit log of one gateway.
 ///
-/// One folder must have one writer at a time.
+/// One folder has one writer at a time: opening takes an exclusive lock on `<dir>/.lock`
+/// (released when the writer stops), so a second gateway pointed at the same folder fails with
+/// [`AuditError::InUse`] instead of forking the chain.
 pub struct AuditLog {
     dir: PathBuf,
     tx: mpsc::Sender<Msg>,
@@ -246,6 +248,30 @@ struct SegmentWriter {
     last_error: Option<String>,
     /// Set when a failed write could not be undone: no further writes.
     poisoned: Option<String>,
+    /// Held for the writer's lifetime: the exclusive lock on `<dir>/.lock`.
+    _lock: File,
+}
+
+/// Name of the lock file in the audit folder.
+pub const LOCK_FILE: &str = ".lock";
+
+/// Takes the folder's exclusive writer lock without waiting.
+fn lock_dir(dir: &Path) -> Result<File, AuditError> {
+    let path = dir.join(LOCK_FILE);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(AuditError::io("opening", &path))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(AuditError::InUse {
+            dir: dir.to_owned(),
+            lock: path,
+        }),
+        Err(std::fs::TryLockError::Error(e)) => Err(AuditError::io("locking", path)(e)),
+    }
 }
 
 impl SegmentWriter {
@@ -256,6 +282,7 @@ impl SegmentWriter {
                 segment::sync_dir(parent)?;
             }
         }
+        let lock = lock_dir(dir)?;
         let r = segment::recover(dir)?;
         tracing::info!(dir = %dir.display(), segment = %r.segment.name, seq = r.seq, "audit log opened");
         Ok(SegmentWriter {
@@ -268,6 +295,7 @@ impl SegmentWriter {
             segment_bytes: options.segment_bytes.max(1),
             last_error: None,
             poisoned: None,
+            _lock: lock,
         })
     }
 

@@ -217,6 +217,7 @@ impl Ca {
     /// Appends an issued certificate to the index and keeps a copy under `certs/`.
     pub(crate) fn record(&self, cert: &X509Ref, kind: IssuedKind, identity: Option<String>) -> Result<()> {
         let serial = util::serial_hex(cert.serial_number())?;
+        let _lock = store::lock_folder(&self.dir)?;
         let mut entries = self.index()?;
         if entries.iter().any(|e| e.serial == serial) {
             // 128 random bits: this does not happen unless the index was tampered with.

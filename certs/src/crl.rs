@@ -82,6 +82,7 @@ impl FromStr for RevocationReason {
 /// through the next [`crl`].
 pub fn revoke(ca: &Ca, serial: &str, reason: RevocationReason) -> Result<String> {
     let serial = util::normalize_serial(serial)?;
+    let _lock = store::lock_folder(ca.dir())?;
     let mut entries = ca.index()?;
     let entry = entries
         .iter_mut()
@@ -117,6 +118,9 @@ pub fn crl(ca: &Ca, next_update_hours: u32) -> Result<String> {
     let dummy = X509Builder::new()?;
     let ctx = dummy.x509v3_context(Some(ca.certificate()), None);
     builder.append_extension(AuthorityKeyIdentifier::new().keyid(true).build(&ctx)?)?;
+    // The number and the revoked list are read under the lock, so two CRLs never share a
+    // number and a later number never lists fewer revocations.
+    let _lock = store::lock_folder(ca.dir())?;
     let number = store::take_crl_number(ca.dir())?;
     builder.append_extension(CrlNumber::new(BigNum::from_dec_str(&number.to_string())?)?.build()?)?;
 

@@ -170,6 +170,24 @@ pub(crate) fn save_index(dir: &Path, entries: Vec<IndexEntry>) -> Result<()> {
     write_json(&dir.join(INDEX_FILE), &IndexFile { format: 1, entries })
 }
 
+/// Name of the lock file that serialises changes to one CA folder.
+pub(crate) const LOCK_FILE: &str = ".lock";
+
+/// Takes the CA folder's exclusive lock, waiting for another process (a concurrent
+/// `sluice certs issue` or `revoke`) to finish its read-modify-write of the index or the CRL
+/// counter. Released when the returned file is dropped.
+pub(crate) fn lock_folder(dir: &Path) -> Result<std::fs::File> {
+    let path = dir.join(LOCK_FILE);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| CertError::io(&path, e))?;
+    file.lock().map_err(|e| CertError::io(&path, e))?;
+    Ok(file)
+}
+
 /// Returns the next CRL number and advances the counter.
 pub(crate) fn take_crl_number(dir: &Path) -> Result<u64> {
     let path = dir.join(CRL_NUMBER_FILE);

@@ -445,3 +445,69 @@ fn rsa_ca_issues_rsa_leaves_with_key_encipherment() {
     assert!(text.contains("keyEncipherment"), "{text}");
     assert!(text.contains("sluice id:    urn:sluice:licensee:acme"), "{text}");
 }
+
+/// Concurrent issuers and revokers on one CA folder (as separate `sluice certs` processes
+/// would be: each opens the folder itself) lose no index entry and no revocation.
+#[test]
+fn concurrent_changes_to_one_ca_folder_are_all_kept() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("root");
+    root(tmp.path());
+    let first = issue_licensee(&Ca::open(&dir).unwrap(), "first", 30).unwrap();
+    let threads: Vec<_> = (0..6)
+        .map(|t| {
+            let dir = dir.clone();
+            std::thread::spawn(move || {
+                let ca = Ca::open(&dir).unwrap();
+                (0..4)
+                    .map(|i| {
+                        issue_licensee(&ca, &format!("lic-{t}-{i}"), 30)
+                            .unwrap()
+                            .serial_hex
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let crls: Vec<_> = (0..3)
+        .map(|_| {
+            let dir = dir.clone();
+            std::thread::spawn(move || crl(&Ca::open(&dir).unwrap(), 24).unwrap())
+        })
+        .collect();
+    revoke(
+        &Ca::open(&dir).unwrap(),
+        &first.serial_hex,
+        RevocationReason::KeyCompromise,
+    )
+    .unwrap();
+    let mut issued: Vec<String> = threads.into_iter().flat_map(|t| t.join().unwrap()).collect();
+    let mut numbers: Vec<_> = crls
+        .into_iter()
+        .map(|t| {
+            let pem = t.join().unwrap();
+            let crl = X509Crl::from_pem(pem.as_bytes()).unwrap();
+            crl.extension::<openssl::x509::extension::CrlNumber>()
+                .unwrap()
+                .unwrap()
+                .1
+                .to_bn()
+                .unwrap()
+                .to_dec_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    numbers.sort();
+    numbers.dedup();
+    assert_eq!(numbers.len(), 3, "every CRL has its own number");
+    issued.push(first.serial_hex.clone());
+    let index = Ca::open(&dir).unwrap().index().unwrap();
+    let mut in_index: Vec<String> = index.iter().map(|e| e.serial.clone()).collect();
+    issued.sort();
+    in_index.sort();
+    assert_eq!(in_index, issued);
+    let revoked: Vec<_> = index.iter().filter(|e| e.revoked.is_some()).collect();
+    assert_eq!(revoked.len(), 1);
+    assert_eq!(revoked[0].serial, first.serial_hex);
+}

@@ -66,6 +66,17 @@ impl Reg {
         let gateway = issue("gateway", "gw1");
         let licensee = issue("licensee", "acme");
         let anon = RegistryClient::new(&url, &pki.ca_pem(), None).unwrap();
+        // The gateway `gw1` of agency `fire-bureau` (revisions 1 and 2: see `SETUP`).
+        for (path, body) in [
+            (
+                "/admin/agencies",
+                json!({ "id": "fire-bureau", "name": "Fire and Rescue Bureau" }),
+            ),
+            ("/admin/gateways", json!({ "id": "gw1", "agency": "fire-bureau" })),
+        ] {
+            let r = admin.post(path, &body).await.unwrap();
+            assert_eq!(r.status, 201, "{path}: {:?}", r.json());
+        }
         Reg {
             pki,
             running: Some(running),
@@ -100,7 +111,8 @@ impl Reg {
         }
     }
 
-    /// A licensee `acme`, the dataset `hydrants` and licence `l1`.
+    /// A licensee `acme`, the dataset `hydrants`, the scenario `fire-hydrant-adoption` and
+    /// licence `l1` (revisions `SETUP` + 1 to 4).
     async fn seed(&self) {
         let r = self
             .admin
@@ -130,6 +142,10 @@ impl Reg {
             .unwrap();
         assert_eq!(r.status, 201, "{:?}", r.json());
         assert_eq!(r.json()["open_category"], "conditional");
+        let scenario = json!({ "id": "fire-hydrant-adoption", "title": "Hydrant adoption insurance",
+                               "datasets": ["hydrants"] });
+        let r = self.admin.post("/admin/scenarios", &scenario).await.unwrap();
+        assert_eq!(r.status, 201, "{:?}", r.json());
         let r = self.admin.post("/admin/licences", &grant("l1")).await.unwrap();
         assert_eq!(r.status, 201, "{:?}", r.json());
     }
@@ -145,6 +161,11 @@ fn grant(id: &str) -> Value {
         "reason": "application 2025-17",
     })
 }
+
+/// The revision after `Reg::start` registered the agency and the gateway.
+const SETUP: u64 = 2;
+/// The revision after `Reg::seed`.
+const SEEDED: u64 = SETUP + 4;
 
 fn rev(r: &Reply) -> u64 {
     r.headers["sluice-revision"].to_str().unwrap().parse().unwrap()
@@ -167,10 +188,10 @@ macro_rules! both {
 
 async fn grant_appears_in_signed_snapshot_and_status_changes_bump_revision(b: Backend) {
     let reg = Reg::start(b).await;
-    assert_eq!(reg.snapshot().await.revision, 0);
+    assert_eq!(reg.snapshot().await.revision, SETUP);
     reg.seed().await;
     let snap = reg.snapshot().await;
-    assert_eq!(snap.revision, 3);
+    assert_eq!(snap.revision, SEEDED);
     assert_eq!(snap.licences.len(), 1);
     let l = &snap.licences[0];
     assert_eq!(
@@ -283,7 +304,11 @@ async fn grants_are_validated(b: Backend) {
         .await
         .unwrap();
     assert_eq!(r.problem().as_deref(), Some("bad-request"));
-    assert_eq!(reg.snapshot().await.revision, 3, "refused grants change nothing");
+    assert_eq!(
+        reg.snapshot().await.revision,
+        SEEDED,
+        "refused grants change nothing"
+    );
     reg.stop().await;
 }
 both!(grants_are_validated);
@@ -326,7 +351,7 @@ async fn only_admins_administer_and_only_gateways_fetch_snapshots(b: Backend) {
     assert_eq!(r.json()["openapi"], "3.0.3");
     let r = reg.anon.get("/nope").await.unwrap();
     assert_eq!(r.problem().as_deref(), Some("not-found"));
-    assert_eq!(reg.snapshot().await.revision, 0, "nothing changed");
+    assert_eq!(reg.snapshot().await.revision, SETUP, "nothing changed");
     // A certificate from another CA is refused at the handshake.
     let other = Pki::new();
     let (cert, key) = other.licensee("mallory");
@@ -504,3 +529,113 @@ async fn violations_restrict_and_datasets_close(b: Backend) {
     reg.stop().await;
 }
 both!(violations_restrict_and_datasets_close);
+
+async fn gateways_and_scenarios_must_be_registered(b: Backend) {
+    let reg = Reg::start(b).await;
+    reg.seed().await;
+    // A gateway certificate from the right CA whose gateway is not registered gets nothing.
+    let certs = reg.pki.certs();
+    sluice_certs::issue_gateway_client(&reg.pki.ca, "gw2", 5)
+        .unwrap()
+        .write_to(&certs, "gateway-gw2")
+        .unwrap();
+    let (cert, key) = (certs.join("gateway-gw2.pem"), certs.join("gateway-gw2.key"));
+    let gw2 = RegistryClient::new(&reg.url, &reg.pki.ca_pem(), Some((&cert, &key))).unwrap();
+    let r = gw2.get("/v1/snapshot").await.unwrap();
+    assert_eq!(
+        (r.status.as_u16(), r.problem().as_deref()),
+        (403, Some("unknown-gateway"))
+    );
+    // Registered: served. Retired: refused again, and retiring twice is a conflict.
+    let r = reg
+        .admin
+        .post(
+            "/admin/gateways",
+            &json!({ "id": "gw2", "agency": "fire-bureau" }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 201, "{:?}", r.json());
+    assert_eq!(gw2.get("/v1/snapshot").await.unwrap().status, 200);
+    let retire = json!({ "reason": "decommissioned" });
+    let r = reg
+        .admin
+        .post("/admin/gateways/gw2/retire", &retire)
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{:?}", r.json());
+    let r = gw2.get("/v1/snapshot").await.unwrap();
+    assert_eq!(r.problem().as_deref(), Some("unknown-gateway"));
+    let r = reg
+        .admin
+        .post("/admin/gateways/gw2/retire", &retire)
+        .await
+        .unwrap();
+    assert_eq!(r.problem().as_deref(), Some("conflict"));
+    let gateways = reg.admin.get("/admin/gateways").await.unwrap().json();
+    assert_eq!(gateways[1]["id"], "gw2");
+    assert_eq!(gateways[1]["retired"], true);
+    // A gateway of an unknown agency is refused.
+    let r = reg
+        .admin
+        .post("/admin/gateways", &json!({ "id": "gw3", "agency": "nobody" }))
+        .await
+        .unwrap();
+    assert_eq!(r.problem().as_deref(), Some("invalid"));
+
+    // Grants name a registered scenario that covers their dataset.
+    let mut g = grant("l2");
+    g["scenario"] = json!("marketing");
+    let r = reg.admin.post("/admin/licences", &g).await.unwrap();
+    assert_eq!(r.problem().as_deref(), Some("invalid"));
+    assert!(r.json()["detail"]
+        .as_str()
+        .unwrap()
+        .contains("scenario marketing is not registered"));
+    let r = reg
+        .admin
+        .post(
+            "/admin/scenarios",
+            &json!({ "id": "road-safety", "title": "Road safety", "datasets": ["hydrants"] }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 201, "{:?}", r.json());
+    let r = reg
+        .admin
+        .post(
+            "/admin/scenarios",
+            &json!({ "id": "x", "title": "X", "datasets": ["nope"] }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        r.problem().as_deref(),
+        Some("invalid"),
+        "scenarios name catalog datasets"
+    );
+    g["scenario"] = json!("road-safety");
+    let r = reg.admin.post("/admin/licences", &g).await.unwrap();
+    assert_eq!(r.status, 201, "{:?}", r.json());
+    let scenarios = reg.admin.get("/admin/scenarios").await.unwrap().json();
+    let ids: Vec<&str> = scenarios
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["fire-hydrant-adoption", "road-safety"]);
+    // Every registration is an audited change.
+    let changes = reg.admin.get("/admin/changes").await.unwrap().json();
+    let actions: Vec<&str> = changes
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["action"].as_str().unwrap())
+        .collect();
+    for a in ["agency.add", "gateway.add", "gateway.retire", "scenario.add"] {
+        assert!(actions.contains(&a), "{a} in {actions:?}");
+    }
+    reg.stop().await;
+}
+both!(gateways_and_scenarios_must_be_registered);

@@ -38,7 +38,12 @@ pub struct Api {
 
 type Reply = Result<Response<RespBody>, Problem>;
 
-fn json_response<T: Serialize>(status: StatusCode, v: &T, revision: Option<u64>) -> Response<RespBody> {
+/// A JSON reply, optionally carrying the revision a change produced.
+pub(super) fn json_response<T: Serialize>(
+    status: StatusCode,
+    v: &T,
+    revision: Option<u64>,
+) -> Response<RespBody> {
     let mut resp = Response::new(full(serde_json::to_vec(v).unwrap_or_default()));
     *resp.status_mut() = status;
     let h = resp.headers_mut();
@@ -50,7 +55,8 @@ fn json_response<T: Serialize>(status: StatusCode, v: &T, revision: Option<u64>)
     resp
 }
 
-async fn body<T: DeserializeOwned>(req: Request<Incoming>) -> Result<T, Problem> {
+/// Reads and parses a bounded JSON request body.
+pub(super) async fn body<T: DeserializeOwned>(req: Request<Incoming>) -> Result<T, Problem> {
     let bytes: Bytes = Limited::new(req.into_body(), MAX_BODY)
         .collect()
         .await
@@ -59,7 +65,8 @@ async fn body<T: DeserializeOwned>(req: Request<Incoming>) -> Result<T, Problem>
     serde_json::from_slice(&bytes).map_err(|e| Problem::new(P::BadRequest, format!("request body: {e}")))
 }
 
-fn need_reason(reason: &str) -> Result<(), Problem> {
+/// Refuses a change without a reason.
+pub(super) fn need_reason(reason: &str) -> Result<(), Problem> {
     if reason.trim().is_empty() {
         return Err(Problem::new(P::Invalid, "a reason is required for this change"));
     }
@@ -121,7 +128,15 @@ impl Api {
             )),
             ["v1", "snapshot"] if get => {
                 match caller {
-                    Caller::Gateway(_) | Caller::Admin(_) => {}
+                    Caller::Admin(_) => {}
+                    Caller::Gateway(id) => {
+                        if !self.store.gateway_active(id).await? {
+                            return Err(Problem::new(
+                                P::UnknownGateway,
+                                format!("gateway {id} is not registered or is retired"),
+                            ));
+                        }
+                    }
                     Caller::Anonymous => {
                         return Err(Problem::new(
                             P::Unauthenticated,
@@ -385,6 +400,9 @@ impl Api {
                     &serde_json::json!({ "serial": serial }),
                     Some(rev),
                 ))
+            }
+            ["admin", "agencies" | "gateways" | "scenarios", ..] => {
+                super::parties::admin(&self.store, &self.dist, admin, &segs, &method, req).await
             }
             ["admin", "changes"] if get => {
                 Ok(json_response(StatusCode::OK, &self.store.changes().await?, None))

@@ -67,6 +67,83 @@ pub enum AdminCommand {
     },
     /// The record of administrative changes.
     Changes,
+    /// Agencies (data owners).
+    #[command(subcommand)]
+    Agency(AgencyCommand),
+    /// Agencies' gateways: only registered ones receive snapshots.
+    #[command(subcommand)]
+    Gateway(GatewayCommand),
+    /// Scenarios (declared purposes) licences are granted for.
+    #[command(subcommand)]
+    Scenario(ScenarioCommand),
+}
+
+/// `sluice admin agency …`.
+#[derive(Debug, Subcommand)]
+pub enum AgencyCommand {
+    /// Register an agency.
+    Add {
+        /// Identifier.
+        id: String,
+        /// Name.
+        #[arg(long)]
+        name: String,
+        /// Why.
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// List agencies.
+    List,
+}
+
+/// `sluice admin gateway …`.
+#[derive(Debug, Subcommand)]
+pub enum GatewayCommand {
+    /// Register a gateway (its certificate carries `urn:sluice:gateway:<id>`).
+    Add {
+        /// Identifier.
+        id: String,
+        /// The agency running it.
+        #[arg(long)]
+        agency: String,
+        /// Why.
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Retire a gateway for good: it receives no further snapshots.
+    Retire {
+        /// Identifier.
+        id: String,
+        /// Why.
+        #[arg(long)]
+        reason: String,
+    },
+    /// List gateways.
+    List,
+}
+
+/// `sluice admin scenario …`.
+#[derive(Debug, Subcommand)]
+pub enum ScenarioCommand {
+    /// Register a scenario.
+    Add {
+        /// Identifier (what licensees send in `Sluice-Scenario`).
+        id: String,
+        /// Short title.
+        #[arg(long)]
+        title: String,
+        /// What the data is used for.
+        #[arg(long, default_value = "")]
+        description: String,
+        /// A dataset it covers (repeat); none means any.
+        #[arg(long = "dataset")]
+        datasets: Vec<String>,
+        /// Why.
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// List scenarios.
+    List,
 }
 
 /// `sluice admin licensee …`.
@@ -343,6 +420,41 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<ExitCode> {
             .await?
         }
         AdminCommand::Changes => c.get("/admin/changes").await?,
+        AdminCommand::Agency(AgencyCommand::Add { id, name, reason }) => {
+            c.post(
+                "/admin/agencies",
+                &json!({ "id": id, "name": name, "reason": reason }),
+            )
+            .await?
+        }
+        AdminCommand::Agency(AgencyCommand::List) => c.get("/admin/agencies").await?,
+        AdminCommand::Gateway(GatewayCommand::Add { id, agency, reason }) => {
+            c.post(
+                "/admin/gateways",
+                &json!({ "id": id, "agency": agency, "reason": reason }),
+            )
+            .await?
+        }
+        AdminCommand::Gateway(GatewayCommand::Retire { id, reason }) => {
+            c.post(
+                &format!("/admin/gateways/{id}/retire"),
+                &json!({ "reason": reason }),
+            )
+            .await?
+        }
+        AdminCommand::Gateway(GatewayCommand::List) => c.get("/admin/gateways").await?,
+        AdminCommand::Scenario(ScenarioCommand::Add {
+            id,
+            title,
+            description,
+            datasets,
+            reason,
+        }) => {
+            let b = json!({ "id": id, "title": title, "description": description,
+                            "datasets": datasets, "reason": reason });
+            c.post("/admin/scenarios", &b).await?
+        }
+        AdminCommand::Scenario(ScenarioCommand::List) => c.get("/admin/scenarios").await?,
     };
     Ok(print(&reply))
 }

@@ -32,6 +32,7 @@ pub async fn build_licence(store: &Store, g: GrantRequest) -> Result<Licence, Pr
         }
         Err(e) => return Err(e.into()),
     };
+    super::parties::check_scenario(store, &g.scenario, &g.dataset).await?;
     if g.fields.is_empty() {
         return Err(invalid("a licence must allow at least one field"));
     }

@@ -22,6 +22,7 @@ pub mod grant;
 pub mod keys;
 pub mod listen;
 pub mod model;
+pub mod parties;
 pub mod pgtest;
 pub mod problem;
 pub mod public;

@@ -21,6 +21,8 @@ pub enum RegistryProblem {
     Conflict,
     /// Method not allowed.
     MethodNotAllowed,
+    /// A gateway certificate whose gateway is not registered, or is retired.
+    UnknownGateway,
     /// The registry failed.
     Internal,
 }
@@ -36,6 +38,7 @@ impl RegistryProblem {
             Self::NotFound => "not-found",
             Self::Conflict => "conflict",
             Self::MethodNotAllowed => "method-not-allowed",
+            Self::UnknownGateway => "unknown-gateway",
             Self::Internal => "internal",
         }
     }
@@ -50,6 +53,7 @@ impl RegistryProblem {
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::Conflict => StatusCode::CONFLICT,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::UnknownGateway => StatusCode::FORBIDDEN,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -63,6 +67,7 @@ impl RegistryProblem {
             Self::NotFound => "Not found",
             Self::Conflict => "Conflict",
             Self::MethodNotAllowed => "Method not allowed",
+            Self::UnknownGateway => "Gateway not registered",
             Self::Internal => "Internal error",
         }
     }

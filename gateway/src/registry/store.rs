@@ -94,7 +94,7 @@ pub struct Store {
 /// database, not per schema).
 pub const CHANGE_CHANNEL: &str = "sluice_registry";
 
-fn now() -> String {
+pub(super) fn now() -> String {
     time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
@@ -144,7 +144,7 @@ fn category(s: &str) -> OpenCategory {
     }
 }
 
-fn map_unique(e: sqlx::Error, what: &str) -> StoreError {
+pub(super) fn map_unique(e: sqlx::Error, what: &str) -> StoreError {
     match &e {
         sqlx::Error::Database(d) if d.is_unique_violation() => {
             StoreError::Conflict(format!("{what} already exists"))
@@ -153,7 +153,8 @@ fn map_unique(e: sqlx::Error, what: &str) -> StoreError {
     }
 }
 
-type Tx = sqlx::Transaction<'static, sqlx::Any>;
+/// A store transaction.
+pub(super) type Tx = sqlx::Transaction<'static, sqlx::Any>;
 
 impl Store {
     /// Opens (and creates if missing) the store at `url`: `sqlite://path` or `postgres://…`.
@@ -168,7 +169,7 @@ impl Store {
         if sqlite {
             sqlx::query("PRAGMA journal_mode=WAL").fetch_all(&pool).await?;
         }
-        for stmt in SCHEMA {
+        for stmt in SCHEMA.iter().chain(super::parties::SCHEMA) {
             sqlx::query(stmt).execute(&pool).await?;
         }
         // Seed the counters; a concurrent replica may have done it first.
@@ -191,6 +192,11 @@ impl Store {
         }
         let postgres_url = (!sqlite).then(|| std::sync::Arc::from(url));
         Ok(Self { pool, postgres_url })
+    }
+
+    /// The connection pool, for the store's other modules.
+    pub(super) fn pool(&self) -> &AnyPool {
+        &self.pool
     }
 
     /// The PostgreSQL URL, when the store is PostgreSQL.
@@ -216,13 +222,13 @@ impl Store {
         Ok(to_u64(row.try_get("v")?))
     }
 
-    async fn begin(&self) -> Result<Tx> {
+    pub(super) async fn begin(&self) -> Result<Tx> {
         Ok(self.pool.begin().await?)
     }
 
     /// Bumps the revision, records the change and commits; returns the new revision. On
     /// PostgreSQL the commit also notifies [`CHANGE_CHANNEL`], so replicas wake at once.
-    async fn finish(mut tx: Tx, change: &Change<'_>) -> Result<u64> {
+    pub(super) async fn finish(mut tx: Tx, change: &Change<'_>) -> Result<u64> {
         sqlx::query("UPDATE registry_meta SET v = v + 1 WHERE k = 'revision'")
             .execute(&mut *tx)
             .await?;

@@ -53,6 +53,7 @@ fn licences(n: usize) -> Vec<Licence> {
                 valid_until: datetime!(2027-01-01 0:00 UTC),
                 mode: Mode::Records,
                 status: LicenceStatus::Active,
+                expert_review: None,
             }
         })
         .collect()

@@ -43,6 +43,10 @@ pub struct Licence {
     /// Active, suspended or revoked.
     #[serde(default)]
     pub status: LicenceStatus,
+    /// Reference of the expert review that allowed this grant although it completes a
+    /// fusion rule (a set of datasets one licensee must not otherwise hold together).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expert_review: Option<String>,
 }
 
 /// Requests per second with a burst.

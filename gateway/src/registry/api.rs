@@ -1,6 +1,7 @@
 //! The registry's HTTP routes: admin API (admin certificates), snapshot distribution (gateway
 //! or admin certificates) and public pages (no certificate). See `openapi.json`.
 
+use super::fusion::NewFusionRule;
 use super::grant::build_licence;
 use super::listen::Caller;
 use super::model::{NewDataset, NewLicensee, NewViolation, ReasonBody, RevokeSerial};
@@ -38,7 +39,7 @@ pub struct Api {
 
 type Reply = Result<Response<RespBody>, Problem>;
 
-/// A JSON reply, optionally carrying the revision a change produced.
+/// A JSON response, with the `Sluice-Revision` header when a change produced `revision`.
 pub(super) fn json_response<T: Serialize>(
     status: StatusCode,
     v: &T,
@@ -55,9 +56,17 @@ pub(super) fn json_response<T: Serialize>(
     resp
 }
 
-/// Reads and parses a bounded JSON request body.
+/// Reads and parses a JSON body of at most 1 MiB.
 pub(super) async fn body<T: DeserializeOwned>(req: Request<Incoming>) -> Result<T, Problem> {
-    let bytes: Bytes = Limited::new(req.into_body(), MAX_BODY)
+    body_limited(req, MAX_BODY).await
+}
+
+/// Reads a JSON body of at most `limit` bytes (`bad-request` otherwise).
+pub(super) async fn body_limited<T: DeserializeOwned>(
+    req: Request<Incoming>,
+    limit: usize,
+) -> Result<T, Problem> {
+    let bytes: Bytes = Limited::new(req.into_body(), limit)
         .collect()
         .await
         .map_err(|e| Problem::new(P::BadRequest, format!("request body: {e}")))?
@@ -86,7 +95,8 @@ fn query_u64(query: Option<&str>, name: &str) -> Result<Option<u64>, Problem> {
     Ok(None)
 }
 
-fn query_str<'a>(query: Option<&'a str>, name: &str) -> Option<&'a str> {
+/// The value of query parameter `name`, as sent.
+pub(super) fn query_str<'a>(query: Option<&'a str>, name: &str) -> Option<&'a str> {
     query?
         .split('&')
         .filter_map(|p| p.split_once('='))
@@ -173,6 +183,10 @@ impl Api {
                 };
                 self.admin(&admin, req).await
             }
+            ["v1", "usage"] if req.method() == Method::POST => {
+                super::usage::post(&self.store, caller, req).await
+            }
+            ["v1", "usage"] => Err(Problem::new(P::MethodNotAllowed, "use POST")),
             ["openapi.json"] | ["catalog"] | ["violations"] | ["v1", "registry-key"] | ["v1", "snapshot"] => {
                 Err(Problem::new(P::MethodNotAllowed, "use GET"))
             }
@@ -323,6 +337,57 @@ impl Api {
                 self.dist.advance(rev);
                 Ok(json_response(StatusCode::CREATED, &v, Some(rev)))
             }
+            ["admin", "violations", id, "lift"] if post => {
+                let b: ReasonBody = body(req).await?;
+                need_reason(&b.reason)?;
+                let ch = Change {
+                    admin,
+                    action: "violation.lift",
+                    target: id,
+                    reason: &b.reason,
+                };
+                let (v, rev) = self.store.lift_violation(id, &ch).await?;
+                self.dist.advance(rev);
+                Ok(json_response(StatusCode::OK, &v, Some(rev)))
+            }
+            ["admin", "fusion-rules"] if get => Ok(json_response(
+                StatusCode::OK,
+                &self.store.fusion_rules().await?,
+                None,
+            )),
+            ["admin", "fusion-rules"] if post => {
+                let b: NewFusionRule = body(req).await?;
+                need_reason(&b.reason)?;
+                let reason = b.reason.clone();
+                let rule = super::fusion::validate(&self.store, b).await?;
+                let ch = Change {
+                    admin,
+                    action: "fusion-rule.add",
+                    target: &rule.id,
+                    reason: &reason,
+                };
+                let rev = self.store.add_fusion_rule(&rule, &ch).await?;
+                self.dist.advance(rev);
+                Ok(json_response(StatusCode::CREATED, &rule, Some(rev)))
+            }
+            ["admin", "fusion-rules", id] if method == Method::DELETE => {
+                let b: ReasonBody = body(req).await?;
+                need_reason(&b.reason)?;
+                let ch = Change {
+                    admin,
+                    action: "fusion-rule.remove",
+                    target: id,
+                    reason: &b.reason,
+                };
+                let rev = self.store.remove_fusion_rule(id, &ch).await?;
+                self.dist.advance(rev);
+                Ok(json_response(
+                    StatusCode::OK,
+                    &serde_json::json!({ "removed": id }),
+                    Some(rev),
+                ))
+            }
+            ["admin", "usage"] if get => super::usage::report(&self.store, query.as_deref()).await,
             ["admin", "datasets"] if get => {
                 Ok(json_response(StatusCode::OK, &self.store.datasets().await?, None))
             }

@@ -33,7 +33,7 @@ pub enum AdminCommand {
     #[command(subcommand)]
     Licensee(LicenseeCommand),
     /// Grant a licence.
-    Grant(GrantArgs),
+    Grant(Box<GrantArgs>),
     /// Suspend a licence.
     Suspend(StatusArgs),
     /// Resume a suspended licence.
@@ -76,6 +76,12 @@ pub enum AdminCommand {
     /// Scenarios (declared purposes) licences are granted for.
     #[command(subcommand)]
     Scenario(ScenarioCommand),
+    /// Fusion rules: datasets or fields one licensee must not hold together.
+    #[command(subcommand)]
+    Fusion(FusionCommand),
+    /// Reports.
+    #[command(subcommand)]
+    Report(ReportCommand),
 }
 
 /// `sluice admin agency …`.
@@ -146,6 +152,58 @@ pub enum ScenarioCommand {
     List,
 }
 
+/// `sluice admin fusion …`.
+#[derive(Debug, Subcommand)]
+pub enum FusionCommand {
+    /// Declare a rule.
+    Add {
+        /// Rule id.
+        id: String,
+        /// Member: `dataset` or `dataset:field,field` (any of those fields). Repeat (≥ 2).
+        #[arg(long = "member", required = true)]
+        members: Vec<String>,
+        /// What the combination would reveal.
+        #[arg(long, default_value = "")]
+        description: String,
+        /// Why.
+        #[arg(long)]
+        reason: String,
+    },
+    /// List the rules.
+    List,
+    /// Remove a rule.
+    Remove {
+        /// Rule id.
+        id: String,
+        /// Why.
+        #[arg(long)]
+        reason: String,
+    },
+}
+
+/// `sluice admin report …`.
+#[derive(Debug, Subcommand)]
+pub enum ReportCommand {
+    /// Usage per licensee and dataset for one month, as reported by the gateways.
+    Usage {
+        /// `YYYY-MM` (UTC).
+        #[arg(long)]
+        month: String,
+        /// `csv` or `json`.
+        #[arg(long, value_enum, default_value_t = UsageFormat::Csv)]
+        format: UsageFormat,
+    },
+}
+
+/// Output format of `sluice admin report usage`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum UsageFormat {
+    /// `licensee,dataset,requests,records,refusals,gateways` (gateways joined by `;`).
+    Csv,
+    /// The admin API's JSON array.
+    Json,
+}
+
 /// `sluice admin licensee …`.
 #[derive(Debug, Subcommand)]
 pub enum LicenseeCommand {
@@ -209,6 +267,9 @@ pub struct GrantArgs {
     /// Why.
     #[arg(long, default_value = "")]
     pub reason: String,
+    /// Expert review reference allowing a grant that completes a fusion rule.
+    #[arg(long)]
+    pub expert_review: Option<String>,
 }
 
 /// A licence and a reason.
@@ -240,6 +301,14 @@ pub enum ViolationCommand {
     },
     /// List the register.
     List,
+    /// Lift a violation's measure (it stays in the register).
+    Lift {
+        /// Violation id.
+        id: String,
+        /// Why.
+        #[arg(long)]
+        reason: String,
+    },
 }
 
 /// `sluice admin dataset …`.
@@ -284,6 +353,28 @@ pub enum CliError {
     /// A date is malformed.
     #[error("{0:?}: expected RFC 3339 or YYYY-MM-DD")]
     Date(String),
+    /// A `--member` is malformed.
+    #[error("--member {0:?}: expected dataset or dataset:field,field")]
+    Member(String),
+    /// A `--month` is malformed.
+    #[error("--month {0:?}: expected YYYY-MM")]
+    Month(String),
+}
+
+/// Parses a fusion rule member, `dataset` or `dataset:field,field`, into its JSON.
+pub fn parse_member(s: &str) -> Result<Value, CliError> {
+    let err = || CliError::Member(s.into());
+    match s.split_once(':') {
+        None if !s.is_empty() => Ok(json!({ "dataset": s })),
+        Some((d, fields)) if !d.is_empty() => {
+            let fields: Vec<&str> = fields.split(',').collect();
+            if fields.iter().any(|f| f.is_empty()) {
+                return Err(err());
+            }
+            Ok(json!({ "dataset": d, "fields": fields }))
+        }
+        _ => Err(err()),
+    }
 }
 
 /// Parses `name=rule[:key=value,…]` into the name and the rule as JSON.
@@ -356,23 +447,50 @@ pub fn grant_body(g: &GrantArgs) -> Result<Value, CliError> {
     if let Some(f) = &g.from {
         body["valid_from"] = json!(date(f)?);
     }
+    if let Some(r) = &g.expert_review {
+        body["expert_review"] = json!(r);
+    }
     Ok(body)
 }
 
-fn print(reply: &Reply) -> ExitCode {
-    let text = serde_json::to_string_pretty(&reply.json())
-        .unwrap_or_else(|_| String::from_utf8_lossy(&reply.body).into_owned());
-    if reply.status.is_success() {
-        println!("{text}");
-        ExitCode::SUCCESS
-    } else {
-        eprintln!("{}: {text}", reply.status);
-        ExitCode::FAILURE
+/// What a command prints: on stdout when it succeeded, else on stderr with the status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Output {
+    /// Whether the registry accepted the request.
+    pub ok: bool,
+    /// The text to print.
+    pub text: String,
+}
+
+impl Output {
+    fn of(reply: &Reply) -> Self {
+        let text = serde_json::to_string_pretty(&reply.json())
+            .unwrap_or_else(|_| String::from_utf8_lossy(&reply.body).into_owned());
+        if reply.status.is_success() {
+            Self { ok: true, text }
+        } else {
+            Self {
+                ok: false,
+                text: format!("{}: {text}", reply.status),
+            }
+        }
     }
 }
 
-/// Runs an admin command.
+/// Runs an admin command: prints its output, exit status failure when refused.
 pub async fn run(args: AdminArgs) -> anyhow::Result<ExitCode> {
+    let out = execute(args).await?;
+    if out.ok {
+        println!("{}", out.text.trim_end());
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!("{}", out.text);
+        Ok(ExitCode::FAILURE)
+    }
+}
+
+/// Runs an admin command against the registry and returns what it would print.
+pub async fn execute(args: AdminArgs) -> anyhow::Result<Output> {
     let c = RegistryClient::new(&args.registry, &args.ca, Some((&args.cert, &args.key)))?;
     let reply = match args.command {
         AdminCommand::Licensee(LicenseeCommand::Add {
@@ -442,6 +560,13 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<ExitCode> {
             )
             .await?
         }
+        AdminCommand::Violation(ViolationCommand::Lift { id, reason }) => {
+            c.post(
+                &format!("/admin/violations/{id}/lift"),
+                &json!({ "reason": reason }),
+            )
+            .await?
+        }
         AdminCommand::Gateway(GatewayCommand::List) => c.get("/admin/gateways").await?,
         AdminCommand::Scenario(ScenarioCommand::Add {
             id,
@@ -455,8 +580,45 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<ExitCode> {
             c.post("/admin/scenarios", &b).await?
         }
         AdminCommand::Scenario(ScenarioCommand::List) => c.get("/admin/scenarios").await?,
+        AdminCommand::Fusion(FusionCommand::Add {
+            id,
+            members,
+            description,
+            reason,
+        }) => {
+            let members = members
+                .iter()
+                .map(|m| parse_member(m))
+                .collect::<Result<Vec<_>, _>>()?;
+            let b = json!({ "id": id, "description": description, "members": members, "reason": reason });
+            c.post("/admin/fusion-rules", &b).await?
+        }
+        AdminCommand::Fusion(FusionCommand::List) => c.get("/admin/fusion-rules").await?,
+        AdminCommand::Fusion(FusionCommand::Remove { id, reason }) => {
+            c.send(
+                http::Method::DELETE,
+                &format!("/admin/fusion-rules/{id}"),
+                Some(&json!({ "reason": reason })),
+                &[],
+            )
+            .await?
+        }
+        AdminCommand::Report(ReportCommand::Usage { month, format }) => {
+            if !super::usage::valid_month(&month) {
+                return Err(CliError::Month(month).into());
+            }
+            let reply = c.get(&format!("/admin/usage?month={month}")).await?;
+            if format == UsageFormat::Csv && reply.status.is_success() {
+                let rows: Vec<super::usage::UsageRow> = serde_json::from_slice(&reply.body)?;
+                return Ok(Output {
+                    ok: true,
+                    text: super::usage::to_csv(&rows),
+                });
+            }
+            reply
+        }
     };
-    Ok(print(&reply))
+    Ok(Output::of(&reply))
 }
 
 async fn status(c: &RegistryClient, action: &str, s: StatusArgs) -> anyhow::Result<Reply> {
@@ -488,6 +650,17 @@ mod tests {
         assert!(parse_field("nope").is_err());
         assert!(parse_field("x=partial:first").is_err());
         assert_eq!(date("2030-01-02").unwrap(), "2030-01-02T00:00:00Z");
+        assert_eq!(
+            parse_member("utilities:address,usage_kwh").unwrap(),
+            json!({ "dataset": "utilities", "fields": ["address", "usage_kwh"] })
+        );
+        assert_eq!(
+            parse_member("fire-hydrants").unwrap(),
+            json!({ "dataset": "fire-hydrants" })
+        );
+        for bad in ["", ":x", "u:", "u:a,,b"] {
+            assert!(parse_member(bad).is_err(), "{bad}");
+        }
         assert!(date("tomorrow").is_err());
     }
 }

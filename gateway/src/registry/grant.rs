@@ -76,6 +76,11 @@ pub async fn build_licence(store: &Store, g: GrantRequest) -> Result<Licence, Pr
             "a daily quota of 0 allows nothing; omit it for unlimited",
         ));
     }
+    if let Some(review) = &g.expert_review {
+        if review.trim().is_empty() {
+            return Err(invalid("expert_review must name the review (a reference)"));
+        }
+    }
     Ok(Licence {
         id,
         licensee: g.licensee,
@@ -89,5 +94,6 @@ pub async fn build_licence(store: &Store, g: GrantRequest) -> Result<Licence, Pr
         valid_until: g.valid_until,
         mode: g.mode,
         status: LicenceStatus::Active,
+        expert_review: g.expert_review,
     })
 }

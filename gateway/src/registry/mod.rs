@@ -8,6 +8,7 @@
 //!   recorded with who, when, what and why and bumping the revision;
 //! * `GET /v1/snapshot[?after=<rev>&wait=<s≤30>]` for gateway certificates: the current
 //!   [`SignedSnapshot`](sluice_policy::snapshot::SignedSnapshot), long-polled;
+//! * `POST /v1/usage` for gateway certificates: per-licence usage counts ([`usage`]);
 //! * public pages without a certificate: `/catalog`, `/violations`, `/openapi.json`,
 //!   `/v1/registry-key`.
 //!
@@ -18,6 +19,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod credit_code;
+pub mod fusion;
 pub mod grant;
 pub mod keys;
 pub mod listen;
@@ -28,6 +30,7 @@ pub mod problem;
 pub mod public;
 pub mod snapshot;
 pub mod store;
+pub mod usage;
 
 #[cfg(test)]
 mod store_tests;

@@ -83,6 +83,12 @@ pub struct ViolationRecord {
     pub measure: Measure,
     /// Why this measure.
     pub reason: String,
+    /// When the measure was lifted (RFC 3339); `null` while it is in force.
+    #[serde(default)]
+    pub lifted_at: Option<String>,
+    /// Why it was lifted.
+    #[serde(default)]
+    pub lifted_reason: Option<String>,
 }
 
 /// One administrative change: who, when, what, why.
@@ -157,6 +163,10 @@ pub struct GrantRequest {
     /// Why (recorded).
     #[serde(default)]
     pub reason: String,
+    /// Reference of the expert review that allows a grant completing a fusion rule; stored
+    /// on the licence and recorded with the change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expert_review: Option<String>,
 }
 
 /// Body of state changes that need only a reason.

@@ -19,6 +19,8 @@ pub enum RegistryProblem {
     NotFound,
     /// The change conflicts with the current state.
     Conflict,
+    /// A grant would complete a fusion rule and carries no expert review.
+    FusionConflict,
     /// Method not allowed.
     MethodNotAllowed,
     /// A gateway certificate whose gateway is not registered, or is retired.
@@ -37,6 +39,7 @@ impl RegistryProblem {
             Self::Invalid => "invalid",
             Self::NotFound => "not-found",
             Self::Conflict => "conflict",
+            Self::FusionConflict => "fusion-conflict",
             Self::MethodNotAllowed => "method-not-allowed",
             Self::UnknownGateway => "unknown-gateway",
             Self::Internal => "internal",
@@ -51,7 +54,7 @@ impl RegistryProblem {
             Self::BadRequest => StatusCode::BAD_REQUEST,
             Self::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
             Self::NotFound => StatusCode::NOT_FOUND,
-            Self::Conflict => StatusCode::CONFLICT,
+            Self::Conflict | Self::FusionConflict => StatusCode::CONFLICT,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::UnknownGateway => StatusCode::FORBIDDEN,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -66,6 +69,7 @@ impl RegistryProblem {
             Self::Invalid => "Validation failed",
             Self::NotFound => "Not found",
             Self::Conflict => "Conflict",
+            Self::FusionConflict => "Grant would complete a fusion rule",
             Self::MethodNotAllowed => "Method not allowed",
             Self::UnknownGateway => "Gateway not registered",
             Self::Internal => "Internal error",
@@ -112,6 +116,7 @@ impl From<super::store::StoreError> for Problem {
             E::NotFound(m) => Problem::new(RegistryProblem::NotFound, m),
             E::Conflict(m) => Problem::new(RegistryProblem::Conflict, m),
             E::Invalid(m) => Problem::new(RegistryProblem::Invalid, m),
+            E::FusionConflict(m) => Problem::new(RegistryProblem::FusionConflict, m),
             other => {
                 tracing::error!(error = %other, "registry store failed");
                 Problem::new(

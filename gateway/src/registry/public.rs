@@ -80,7 +80,8 @@ pub async fn catalog<B>(store: &Store, req: &Request<B>) -> Result<Response<Resp
     Ok(respond(html, serde_json::to_value(&datasets).unwrap_or_default()))
 }
 
-/// `GET /violations`: the published violation register.
+/// `GET /violations`: the published violation register, lifted measures included (with when
+/// and why they were lifted).
 pub async fn violations<B>(store: &Store, req: &Request<B>) -> Result<Response<RespBody>, Problem> {
     let list = store.violations().await?;
     let html = wants_html(req).then(|| {
@@ -93,12 +94,16 @@ pub async fn violations<B>(store: &Store, req: &Request<B>) -> Result<Response<R
                     v.at.clone(),
                     v.measure.as_str().to_owned(),
                     v.reason.clone(),
+                    match (&v.lifted_at, &v.lifted_reason) {
+                        (Some(at), why) => format!("{at}: {}", why.as_deref().unwrap_or("")),
+                        (None, _) => String::new(),
+                    },
                 ]
             })
             .collect();
         page(
             "sluice violation register",
-            &["licensee", "what", "when", "measure", "reason"],
+            &["licensee", "what", "when", "measure", "reason", "lifted"],
             rows,
         )
     });

@@ -11,6 +11,9 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 use std::collections::BTreeMap;
 
+mod fusion_rules;
+mod usage_counts;
+
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -29,6 +32,9 @@ pub enum StoreError {
     /// The request is invalid.
     #[error("{0}")]
     Invalid(String),
+    /// A grant would complete a fusion rule and carries no expert review.
+    #[error("{0}")]
+    FusionConflict(String),
 }
 
 /// Result of store operations.
@@ -45,11 +51,46 @@ const SCHEMA: &[&str] = &[
      scenario TEXT NOT NULL, state TEXT NOT NULL, body TEXT NOT NULL)",
     "CREATE INDEX IF NOT EXISTS licences_by_licensee ON licences (licensee)",
     "CREATE TABLE IF NOT EXISTS violations (id TEXT PRIMARY KEY, licensee TEXT NOT NULL, what TEXT NOT NULL, \
-     at TEXT NOT NULL, measure TEXT NOT NULL, reason TEXT NOT NULL)",
+     at TEXT NOT NULL, measure TEXT NOT NULL, reason TEXT NOT NULL, lifted_at TEXT, lifted_reason TEXT)",
     "CREATE TABLE IF NOT EXISTS revoked_serials (serial TEXT PRIMARY KEY, at TEXT NOT NULL, reason TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS admin_changes (id TEXT PRIMARY KEY, revision BIGINT NOT NULL, admin TEXT NOT NULL, \
      at TEXT NOT NULL, action TEXT NOT NULL, target TEXT NOT NULL, reason TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS fusion_rules (id TEXT PRIMARY KEY, body TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS usage_reports (gateway TEXT NOT NULL, report_id TEXT NOT NULL, \
+     received_at TEXT NOT NULL, PRIMARY KEY (gateway, report_id))",
+    // `licence` is '' when the gateway reported none (refusals before a licence was found).
+    "CREATE TABLE IF NOT EXISTS usage_counts (gateway TEXT NOT NULL, report_id TEXT NOT NULL, \
+     month TEXT NOT NULL, period_from TEXT NOT NULL, period_until TEXT NOT NULL, licensee TEXT NOT NULL, \
+     dataset TEXT NOT NULL, licence TEXT NOT NULL, requests BIGINT NOT NULL, records BIGINT NOT NULL, \
+     refusals BIGINT NOT NULL, UNIQUE (gateway, report_id, licensee, dataset, licence))",
+    "CREATE INDEX IF NOT EXISTS usage_counts_by_month ON usage_counts (month)",
 ];
+
+/// Columns added after a table was first released: (table, column, type), added to stores
+/// created before them.
+const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
+    ("violations", "lifted_at", "TEXT"),
+    ("violations", "lifted_reason", "TEXT"),
+];
+
+/// Adds the [`ADDED_COLUMNS`] a store lacks (a replica may add one concurrently: fine).
+async fn add_missing_columns(pool: &AnyPool) -> Result<()> {
+    for (table, column, ty) in ADDED_COLUMNS {
+        let probe = format!("SELECT {column} FROM {table} WHERE 1 = 0");
+        if sqlx::query(&probe).fetch_all(pool).await.is_ok() {
+            continue;
+        }
+        let added = sqlx::query(&format!("ALTER TABLE {table} ADD COLUMN {column} {ty}"))
+            .execute(pool)
+            .await;
+        if let Err(e) = added {
+            if sqlx::query(&probe).fetch_all(pool).await.is_err() {
+                return Err(e.into());
+            }
+        }
+    }
+    Ok(())
+}
 
 /// Who makes a change and why; recorded with it.
 #[derive(Debug, Clone)]
@@ -122,6 +163,23 @@ fn licence_from(row: &AnyRow) -> Result<Licence> {
     serde_json::from_str(&body).map_err(|e| StoreError::Corrupt(format!("licence {id}"), e.to_string()))
 }
 
+const VIOLATION_COLUMNS: &str = "id, licensee, what, at, measure, reason, lifted_at, lifted_reason";
+
+fn violation_from(r: &AnyRow) -> Result<ViolationRecord> {
+    let m: String = r.try_get("measure")?;
+    Ok(ViolationRecord {
+        id: r.try_get("id")?,
+        licensee: r.try_get("licensee")?,
+        what: r.try_get("what")?,
+        at: r.try_get("at")?,
+        measure: Measure::parse(&m)
+            .ok_or_else(|| StoreError::Corrupt("violation".into(), format!("measure {m:?}")))?,
+        reason: r.try_get("reason")?,
+        lifted_at: r.try_get("lifted_at")?,
+        lifted_reason: r.try_get("lifted_reason")?,
+    })
+}
+
 fn dataset_from(row: &AnyRow) -> Result<DatasetRecord> {
     let id: String = row.try_get("id")?;
     let spec: String = row.try_get("spec")?;
@@ -172,6 +230,7 @@ impl Store {
         for stmt in SCHEMA.iter().chain(super::parties::SCHEMA) {
             sqlx::query(stmt).execute(&pool).await?;
         }
+        add_missing_columns(&pool).await?;
         // Seed the counters; a concurrent replica may have done it first.
         for key in ["revision", "all_conditional_closed"] {
             let have = sqlx::query("SELECT v FROM registry_meta WHERE k = $1")
@@ -401,9 +460,33 @@ impl Store {
         Self::finish(tx, change).await
     }
 
-    /// Stores a new licence (validated by the caller against the catalog).
+    /// Stores a new licence (validated by the caller against the catalog), unless it would
+    /// complete a fusion rule for its licensee without an expert review
+    /// ([`StoreError::FusionConflict`]). With a review that overrides a rule, the review and
+    /// the rules are added to the recorded reason.
+    ///
+    /// The check and the insert share one transaction that first locks the licensee's row, so
+    /// two concurrent grants to one licensee cannot both complete a rule (PostgreSQL: the
+    /// second waits for the first to commit, then sees its licence; SQLite: one writer).
     pub async fn insert_licence(&self, l: &Licence, change: &Change<'_>) -> Result<u64> {
         let mut tx = self.begin().await?;
+        Self::lock_licensee(&mut tx, &l.licensee).await?;
+        let completed = Self::fusion_completions(&mut tx, l).await?;
+        let reason;
+        let mut change = change.clone();
+        if !completed.is_empty() {
+            let detail = super::fusion::conflict_detail(&l.licensee, &completed);
+            match &l.expert_review {
+                None => return Err(StoreError::FusionConflict(detail)),
+                Some(review) => {
+                    reason = format!("{} [expert review {review}: {detail}]", change.reason);
+                    change.reason = &reason;
+                }
+            }
+        } else if let Some(review) = &l.expert_review {
+            reason = format!("{} [expert review {review}]", change.reason);
+            change.reason = &reason;
+        }
         sqlx::query(
             "INSERT INTO licences (id, licensee, dataset, scenario, state, body) VALUES ($1, $2, $3, $4, $5, $6)",
         )
@@ -416,7 +499,17 @@ impl Store {
         .execute(&mut *tx)
         .await
         .map_err(|e| map_unique(e, &format!("licence {}", l.id)))?;
-        Self::finish(tx, change).await
+        Self::finish(tx, &change).await
+    }
+
+    /// Takes the licensee's row lock until the transaction ends (a no-op update: a row lock
+    /// in PostgreSQL, the write lock in SQLite).
+    async fn lock_licensee(tx: &mut Tx, licensee: &str) -> Result<()> {
+        sqlx::query("UPDATE licensees SET id = id WHERE id = $1")
+            .bind(licensee)
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
     }
 
     /// One licence.
@@ -503,6 +596,8 @@ impl Store {
             at: now(),
             measure,
             reason: change.reason.to_owned(),
+            lifted_at: None,
+            lifted_reason: None,
         };
         sqlx::query(
             "INSERT INTO violations (id, licensee, what, at, measure, reason) VALUES ($1, $2, $3, $4, $5, $6)",
@@ -521,23 +616,41 @@ impl Store {
 
     /// The violation register, oldest first.
     pub async fn violations(&self) -> Result<Vec<ViolationRecord>> {
-        let rows = sqlx::query("SELECT id, licensee, what, at, measure, reason FROM violations ORDER BY id")
+        let rows = sqlx::query(&format!("SELECT {VIOLATION_COLUMNS} FROM violations ORDER BY id"))
             .fetch_all(&self.pool)
             .await?;
-        rows.iter()
-            .map(|r| {
-                let m: String = r.try_get("measure")?;
-                Ok(ViolationRecord {
-                    id: r.try_get("id")?,
-                    licensee: r.try_get("licensee")?,
-                    what: r.try_get("what")?,
-                    at: r.try_get("at")?,
-                    measure: Measure::parse(&m)
-                        .ok_or_else(|| StoreError::Corrupt("violation".into(), format!("measure {m:?}")))?,
-                    reason: r.try_get("reason")?,
-                })
-            })
-            .collect()
+        rows.iter().map(violation_from).collect()
+    }
+
+    /// Lifts a violation's measure: it stays in the register with when and why it was
+    /// lifted, and no longer restricts the licensee. Lifting twice is a conflict.
+    pub async fn lift_violation(&self, id: &str, change: &Change<'_>) -> Result<(ViolationRecord, u64)> {
+        let mut tx = self.begin().await?;
+        let done = sqlx::query(
+            "UPDATE violations SET lifted_at = $1, lifted_reason = $2 WHERE id = $3 AND lifted_at IS NULL",
+        )
+        .bind(now())
+        .bind(change.reason)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        let row = sqlx::query(&format!(
+            "SELECT {VIOLATION_COLUMNS} FROM violations WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("violation {id}")))?;
+        let v = violation_from(&row)?;
+        if done == 0 {
+            return Err(StoreError::Conflict(format!(
+                "violation {id} was already lifted at {}",
+                v.lifted_at.as_deref().unwrap_or("?")
+            )));
+        }
+        let rev = Self::finish(tx, change).await?;
+        Ok((v, rev))
     }
 
     /// Records a revoked certificate serial (lower-case hex).
@@ -589,7 +702,7 @@ impl Store {
             .try_get("v")?;
         let mut restricted = BTreeMap::new();
         for v in self.violations().await? {
-            if v.measure.restricts() {
+            if v.measure.restricts() && v.lifted_at.is_none() {
                 restricted.insert(v.licensee, format!("{}: {}", v.measure.as_str(), v.reason));
             }
         }

@@ -179,3 +179,110 @@ async fn store_suite_on_postgres() {
     again.close().await;
     pgtest::drop_schema(&schema).await.unwrap();
 }
+
+/// Two replicas grant the two halves of a fusion rule to one licensee at the same time,
+/// round after round: exactly one grant completes, the other is refused.
+async fn concurrent_grants_cannot_both_complete_a_rule(a: Store, b: Store) {
+    a.put_dataset(&dataset("hydrants"), &change("d")).await.unwrap();
+    a.put_dataset(&dataset("parks"), &change("d")).await.unwrap();
+    let rule: super::fusion::FusionRule = serde_json::from_value(serde_json::json!({
+        "id": "r", "members": [{ "dataset": "hydrants" }, { "dataset": "parks" }],
+    }))
+    .unwrap();
+    a.add_fusion_rule(&rule, &change("f")).await.unwrap();
+    for round in 0..20 {
+        let who = format!("acme{round}");
+        let rec = LicenseeRecord {
+            id: who.clone(),
+            name: "Acme".into(),
+            credit_code: format!("code{round}"),
+            created_at: String::new(),
+        };
+        a.add_licensee(&rec, &change("l")).await.unwrap();
+        let mut h = licence(&format!("h{round}"));
+        h.licensee = who.clone();
+        let mut p = licence(&format!("p{round}"));
+        p.licensee = who.clone();
+        p.dataset = "parks".into();
+        let grant = change("g");
+        let (x, y) = tokio::join!(a.insert_licence(&h, &grant), b.insert_licence(&p, &grant));
+        let refused = [&x, &y]
+            .iter()
+            .filter(|r| matches!(r, Err(StoreError::FusionConflict(_))))
+            .count();
+        assert_eq!(
+            (x.is_ok() as u8 + y.is_ok() as u8, refused),
+            (1, 1),
+            "round {round}: {x:?} {y:?}"
+        );
+    }
+    a.close().await;
+    b.close().await;
+}
+
+#[tokio::test]
+async fn concurrent_grants_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = Store::sqlite_url(dir.path());
+    let (a, b) = (Store::open(&url).await.unwrap(), Store::open(&url).await.unwrap());
+    concurrent_grants_cannot_both_complete_a_rule(a, b).await;
+}
+
+#[tokio::test]
+async fn concurrent_grants_on_postgres() {
+    let (schema, url) = pgtest::create_schema("fusion").await.unwrap();
+    let (a, b) = (Store::open(&url).await.unwrap(), Store::open(&url).await.unwrap());
+    concurrent_grants_cannot_both_complete_a_rule(a, b).await;
+    pgtest::drop_schema(&schema).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_store_from_before_violation_lifts_gains_the_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = Store::sqlite_url(dir.path());
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&url).await.unwrap();
+    sqlx::query(
+        "CREATE TABLE violations (id TEXT PRIMARY KEY, licensee TEXT NOT NULL, what TEXT NOT NULL, \
+         at TEXT NOT NULL, measure TEXT NOT NULL, reason TEXT NOT NULL)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO violations VALUES ('v1', 'acme', 'resale', '2026-01-01T00:00:00Z', 'close', 'breach')",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    let store = Store::open(&url).await.unwrap();
+    let v = store.violations().await.unwrap();
+    assert_eq!((v[0].id.as_str(), v[0].lifted_at.as_deref()), ("v1", None));
+    assert!(store
+        .snapshot_state()
+        .await
+        .unwrap()
+        .restricted_licensees
+        .contains_key("acme"));
+    let (v, _) = store
+        .lift_violation("v1", &change("violation.lift"))
+        .await
+        .unwrap();
+    assert_eq!(v.lifted_reason.as_deref(), Some("test"));
+    assert!(store
+        .snapshot_state()
+        .await
+        .unwrap()
+        .restricted_licensees
+        .is_empty());
+    assert!(matches!(
+        store.lift_violation("v1", &change("violation.lift")).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        store.lift_violation("nope", &change("violation.lift")).await,
+        Err(StoreError::NotFound(_))
+    ));
+    store.close().await;
+}

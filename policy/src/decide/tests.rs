@@ -82,6 +82,7 @@ fn licence(id: &str, scenario: &str) -> Licence {
         valid_until: datetime!(2027-01-01 0:00 UTC),
         mode: Mode::Records,
         status: LicenceStatus::Active,
+        expert_review: None,
     }
 }
 

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use serde_json::{json, Value};
+use sluice_gateway::registry::cli;
 use sluice_gateway::registry::client::{RegistryClient, Reply};
 use sluice_gateway::registry::config::RegistryConfig;
 use sluice_gateway::registry::{pgtest, Running, VerifyingKey};
@@ -24,6 +25,7 @@ struct Reg {
     url: String,
     admin: RegistryClient,
     gateway: RegistryClient,
+    gateway2: RegistryClient,
     licensee: RegistryClient,
     anon: RegistryClient,
 }
@@ -64,15 +66,17 @@ impl Reg {
         };
         let admin = issue("admin", "alice");
         let gateway = issue("gateway", "gw1");
+        let gateway2 = issue("gateway", "gw2");
         let licensee = issue("licensee", "acme");
         let anon = RegistryClient::new(&url, &pki.ca_pem(), None).unwrap();
-        // The gateway `gw1` of agency `fire-bureau` (revisions 1 and 2: see `SETUP`).
+        // The gateways `gw1` and `gw2` of agency `fire-bureau` (revisions 1 to 3: see `SETUP`).
         for (path, body) in [
             (
                 "/admin/agencies",
                 json!({ "id": "fire-bureau", "name": "Fire and Rescue Bureau" }),
             ),
             ("/admin/gateways", json!({ "id": "gw1", "agency": "fire-bureau" })),
+            ("/admin/gateways", json!({ "id": "gw2", "agency": "fire-bureau" })),
         ] {
             let r = admin.post(path, &body).await.unwrap();
             assert_eq!(r.status, 201, "{path}: {:?}", r.json());
@@ -84,6 +88,7 @@ impl Reg {
             url,
             admin,
             gateway,
+            gateway2,
             licensee,
             anon,
         }
@@ -162,8 +167,8 @@ fn grant(id: &str) -> Value {
     })
 }
 
-/// The revision after `Reg::start` registered the agency and the gateway.
-const SETUP: u64 = 2;
+/// The revision after `Reg::start` registered the agency and its gateways.
+const SETUP: u64 = 3;
 /// The revision after `Reg::seed`.
 const SEEDED: u64 = SETUP + 4;
 
@@ -530,28 +535,532 @@ async fn violations_restrict_and_datasets_close(b: Backend) {
 }
 both!(violations_restrict_and_datasets_close);
 
+/// `sluice admin …` as the CLI runs it, with alice's certificate.
+async fn admin_cli(reg: &Reg, command: cli::AdminCommand) -> cli::Output {
+    let certs = reg.pki.certs();
+    cli::execute(cli::AdminArgs {
+        registry: reg.url.clone(),
+        cert: certs.join("admin-alice.pem"),
+        key: certs.join("admin-alice.key"),
+        ca: reg.pki.ca_pem(),
+        command,
+    })
+    .await
+    .unwrap()
+}
+
+/// Registers `utilities` (enterprise water and power use) next to the seeded `hydrants`.
+async fn add_utilities(reg: &Reg) {
+    let spec = json!({
+        "id": "utilities", "title": "Enterprise utilities", "owner": "power-bureau", "update_frequency": "monthly",
+        "fields": [ { "name": "id" }, { "name": "address" }, { "name": "usage_kwh" }, { "name": "sector" } ],
+    });
+    let r = reg
+        .admin
+        .post(
+            "/admin/datasets",
+            &json!({ "dataset": spec, "reason": "catalog" }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 201, "{:?}", r.json());
+    let scenario = json!({ "id": "energy-audit", "title": "Energy audit", "datasets": ["utilities"] });
+    let r = reg.admin.post("/admin/scenarios", &scenario).await.unwrap();
+    assert_eq!(r.status, 201, "{:?}", r.json());
+}
+
+fn utilities_grant(id: &str, fields: &[&str]) -> Value {
+    let fields: serde_json::Map<String, Value> = fields
+        .iter()
+        .map(|f| (f.to_string(), json!({ "rule": "clear" })))
+        .collect();
+    json!({
+        "id": id, "licensee": "acme", "dataset": "utilities", "scenario": "energy-audit",
+        "fields": fields, "valid_until": "2035-01-01T00:00:00Z", "reason": "application 2026-3",
+    })
+}
+
+async fn fusion_rules_block_the_completing_grant(b: Backend) {
+    let reg = Reg::start(b).await;
+    reg.seed().await;
+    add_utilities(&reg).await;
+    let rule = json!({
+        "id": "water-power-and-hydrants", "description": "locates adopters' businesses",
+        "members": [ { "dataset": "hydrants" }, { "dataset": "utilities", "fields": ["address", "usage_kwh"] } ],
+        "reason": "DPIA 2026-7",
+    });
+    for (patch, want) in [
+        (
+            json!({ "members": [ { "dataset": "hydrants" } ] }),
+            "at least two",
+        ),
+        (
+            json!({ "members": [ { "dataset": "hydrants" }, { "dataset": "nope" } ] }),
+            "unknown dataset nope",
+        ),
+        (
+            json!({ "members": [ { "dataset": "hydrants" }, { "dataset": "utilities", "fields": ["ghost"] } ] }),
+            "no field ghost",
+        ),
+        (json!({ "reason": "" }), "reason"),
+    ] {
+        let mut bad = rule.clone();
+        for (k, v) in patch.as_object().unwrap() {
+            bad[k] = v.clone();
+        }
+        let r = reg.admin.post("/admin/fusion-rules", &bad).await.unwrap();
+        assert_eq!(r.problem().as_deref(), Some("invalid"), "{want}");
+        assert!(
+            r.json()["detail"].as_str().unwrap().contains(want),
+            "{:?}",
+            r.json()
+        );
+    }
+    let before = reg.snapshot().await.revision;
+    let r = reg.admin.post("/admin/fusion-rules", &rule).await.unwrap();
+    assert_eq!(r.status, 201, "{:?}", r.json());
+    assert_eq!(rev(&r), before + 1, "a rule is an admin change");
+    let r = reg.admin.post("/admin/fusion-rules", &rule).await.unwrap();
+    assert_eq!(r.problem().as_deref(), Some("conflict"));
+    let r = reg.admin.get("/admin/fusion-rules").await.unwrap();
+    assert_eq!(
+        r.json()[0]["members"][1]["fields"],
+        json!(["address", "usage_kwh"])
+    );
+    let r = reg.licensee.get("/admin/fusion-rules").await.unwrap();
+    assert_eq!(r.problem().as_deref(), Some("forbidden"));
+
+    // Fields outside the member's list do not complete the rule.
+    let r = reg
+        .admin
+        .post("/admin/licences", &utilities_grant("u-sector", &["id", "sector"]))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 201, "{:?}", r.json());
+    // usage_kwh does, with l1 (hydrants) held: refused, naming the rule and l1.
+    let before = reg.snapshot().await.revision;
+    let r = reg
+        .admin
+        .post("/admin/licences", &utilities_grant("u1", &["usage_kwh"]))
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.status.as_u16(), r.problem().as_deref()),
+        (409, Some("fusion-conflict"))
+    );
+    let detail = r.json()["detail"].as_str().unwrap().to_owned();
+    assert!(
+        detail.contains("water-power-and-hydrants") && detail.contains("l1"),
+        "{detail}"
+    );
+    assert!(!detail.contains("u-sector"), "{detail}");
+    assert_eq!(reg.admin.get("/admin/licences/u1").await.unwrap().status, 404);
+    assert_eq!(
+        reg.snapshot().await.revision,
+        before,
+        "a refused grant changes nothing"
+    );
+
+    // With an expert review it is granted; the reference is on the licence and in the record.
+    let mut reviewed = utilities_grant("u1", &["usage_kwh"]);
+    reviewed["expert_review"] = json!("ER-2026-041");
+    let r = reg.admin.post("/admin/licences", &reviewed).await.unwrap();
+    assert_eq!(r.status, 201, "{:?}", r.json());
+    let r = reg.admin.get("/admin/licences/u1").await.unwrap();
+    assert_eq!(r.json()["expert_review"], "ER-2026-041");
+    let l1 = reg.admin.get("/admin/licences/l1").await.unwrap().json();
+    assert!(
+        l1.get("expert_review").is_none(),
+        "absent when not reviewed: {l1}"
+    );
+    let changes = reg.admin.get("/admin/changes").await.unwrap().json();
+    let last = changes.as_array().unwrap().last().unwrap().clone();
+    assert_eq!(
+        (last["action"].as_str(), last["target"].as_str()),
+        (Some("licence.grant"), Some("u1"))
+    );
+    let reason = last["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("ER-2026-041") && reason.contains("water-power-and-hydrants"),
+        "{reason}"
+    );
+    let snap = reg.snapshot().await;
+    let u1 = snap.licences.iter().find(|l| l.id == "u1").unwrap();
+    assert_eq!(u1.expert_review.as_deref(), Some("ER-2026-041"));
+
+    // Revoked licences do not count: with l1 and u1 revoked, u2 completes nothing…
+    for id in ["l1", "u1"] {
+        let r = reg
+            .admin
+            .post(
+                &format!("/admin/licences/{id}/revoke"),
+                &json!({ "reason": "ended" }),
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.status, 200);
+    }
+    let r = reg
+        .admin
+        .post("/admin/licences", &utilities_grant("u2", &["address"]))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 201, "{:?}", r.json());
+    // …but a new hydrants licence would, with u2.
+    let r = reg.admin.post("/admin/licences", &grant("l2")).await.unwrap();
+    assert_eq!(r.problem().as_deref(), Some("fusion-conflict"));
+    assert!(r.json()["detail"].as_str().unwrap().contains("u2"));
+
+    // Removing the rule (an admin change with a reason) lets the grant through.
+    let del = |reason: &str| {
+        let body = json!({ "reason": reason });
+        let c = reg.admin.clone();
+        async move {
+            c.send(
+                http::Method::DELETE,
+                "/admin/fusion-rules/water-power-and-hydrants",
+                Some(&body),
+                &[],
+            )
+            .await
+            .unwrap()
+        }
+    };
+    assert_eq!(del("").await.problem().as_deref(), Some("invalid"));
+    let r = del("rule superseded").await;
+    assert_eq!(r.status, 200, "{:?}", r.json());
+    assert_eq!(del("again").await.problem().as_deref(), Some("not-found"));
+    let r = reg.admin.post("/admin/licences", &grant("l2")).await.unwrap();
+    assert_eq!(r.status, 201, "{:?}", r.json());
+    let changes = reg.admin.get("/admin/changes").await.unwrap().json();
+    let actions: Vec<&str> = changes
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["action"].as_str().unwrap())
+        .collect();
+    assert!(actions.contains(&"fusion-rule.add") && actions.contains(&"fusion-rule.remove"));
+
+    // The CLI declares the same rule from --member arguments.
+    let out = admin_cli(
+        &reg,
+        cli::AdminCommand::Fusion(cli::FusionCommand::Add {
+            id: "again".into(),
+            members: vec!["hydrants".into(), "utilities:address,usage_kwh".into()],
+            description: String::new(),
+            reason: "re-declared".into(),
+        }),
+    )
+    .await;
+    assert!(out.ok, "{}", out.text);
+    let r = reg.admin.get("/admin/fusion-rules").await.unwrap();
+    assert_eq!(r.json()[0]["members"], rule["members"]);
+    reg.stop().await;
+}
+both!(fusion_rules_block_the_completing_grant);
+
+async fn lifted_violations_stay_published_and_stop_restricting(b: Backend) {
+    let reg = Reg::start(b).await;
+    reg.seed().await;
+    let v = json!({ "licensee": "acme", "what": "scraped beyond quota", "measure": "restrict", "reason": "clause 7" });
+    let r = reg.admin.post("/admin/violations", &v).await.unwrap();
+    assert_eq!(r.status, 201);
+    let id = r.json()["id"].as_str().unwrap().to_owned();
+    assert!(r.json()["lifted_at"].is_null());
+    assert!(reg.snapshot().await.restricted_licensees.contains_key("acme"));
+
+    let lift = |reason: &str, id: &str| {
+        let (c, path, body) = (
+            reg.admin.clone(),
+            format!("/admin/violations/{id}/lift"),
+            json!({ "reason": reason }),
+        );
+        async move { c.post(&path, &body).await.unwrap() }
+    };
+    assert_eq!(lift("", &id).await.problem().as_deref(), Some("invalid"));
+    assert_eq!(lift("x", "nope").await.problem().as_deref(), Some("not-found"));
+    let before = reg.snapshot().await.revision;
+    let r = lift("remediation verified", &id).await;
+    assert_eq!(r.status, 200, "{:?}", r.json());
+    assert_eq!(rev(&r), before + 1);
+    let snap = reg.snapshot().await;
+    assert!(
+        snap.restricted_licensees.is_empty(),
+        "{:?}",
+        snap.restricted_licensees
+    );
+    let r = lift("again", &id).await;
+    assert_eq!(
+        (r.status.as_u16(), r.problem().as_deref()),
+        (409, Some("conflict"))
+    );
+
+    let list = reg.anon.get("/violations").await.unwrap().json();
+    assert_eq!(list[0]["measure"], "restrict");
+    assert_eq!(list[0]["lifted_reason"], "remediation verified");
+    assert!(list[0]["lifted_at"].as_str().unwrap().starts_with("20"));
+    let html = reg
+        .anon
+        .send(http::Method::GET, "/violations", None, &[("accept", "text/html")])
+        .await
+        .unwrap();
+    let html = String::from_utf8_lossy(&html.body).into_owned();
+    assert!(
+        html.contains("<th>lifted</th>") && html.contains("remediation verified"),
+        "{html}"
+    );
+
+    // Another restriction still restricts; the CLI lifts it.
+    let r = reg.admin.post("/admin/violations", &v).await.unwrap();
+    let second = r.json()["id"].as_str().unwrap().to_owned();
+    assert!(reg.snapshot().await.restricted_licensees["acme"].contains("clause 7"));
+    let out = admin_cli(
+        &reg,
+        cli::AdminCommand::Violation(cli::ViolationCommand::Lift {
+            id: second,
+            reason: "appeal upheld".into(),
+        }),
+    )
+    .await;
+    assert!(out.ok, "{}", out.text);
+    assert!(reg.snapshot().await.restricted_licensees.is_empty());
+    let last = reg.admin.get("/admin/changes").await.unwrap().json();
+    let last = last.as_array().unwrap().last().unwrap().clone();
+    assert_eq!(
+        (last["action"].as_str(), last["reason"].as_str()),
+        (Some("violation.lift"), Some("appeal upheld"))
+    );
+    reg.stop().await;
+}
+both!(lifted_violations_stay_published_and_stop_restricting);
+
+fn usage(report_id: &str, from: &str, until: &str, counts: Value) -> Value {
+    json!({ "report_id": report_id, "from": from, "until": until, "counts": counts })
+}
+
+async fn usage_reports_are_counted_once_and_aggregated_per_month(b: Backend) {
+    let reg = Reg::start(b).await;
+    let rev0 = reg.snapshot().await.revision;
+    let nov = ("2026-11-27T05:00:00Z", "2026-11-27T05:01:00Z");
+    let r1 = usage(
+        "0192f0c4-0000-7000-8000-000000000001",
+        nov.0,
+        nov.1,
+        json!([
+            { "licensee": "acme", "dataset": "fire-hydrants", "licence": "lic-1", "requests": 12, "records": 1200, "refusals": 1 },
+            { "licensee": "acme", "dataset": "fire-hydrants", "licence": null, "requests": 0, "records": 0, "refusals": 3 },
+        ]),
+    );
+    let r = reg.gateway.post("/v1/usage", &r1).await.unwrap();
+    assert_eq!(r.status, 200, "{:?}", r.json());
+    assert_eq!(r.json(), json!({ "accepted": 2, "duplicate": false }));
+    let r = reg.gateway.post("/v1/usage", &r1).await.unwrap();
+    assert_eq!(
+        r.json(),
+        json!({ "accepted": 0, "duplicate": true }),
+        "a repeat is not counted"
+    );
+
+    // Other callers are refused.
+    for (client, status, code) in [
+        (&reg.admin, 403, "forbidden"),
+        (&reg.licensee, 403, "forbidden"),
+        (&reg.anon, 401, "unauthenticated"),
+    ] {
+        let r = client.post("/v1/usage", &r1).await.unwrap();
+        assert_eq!((r.status.as_u16(), r.problem().as_deref()), (status, Some(code)));
+    }
+    // Invalid reports.
+    let row = json!({ "licensee": "acme", "dataset": "d", "licence": null, "requests": 1, "records": 1, "refusals": 0 });
+    for (what, bad) in [
+        (
+            "until before from",
+            usage("bad-1", nov.1, nov.0, json!([row.clone()])),
+        ),
+        (
+            "negative",
+            usage(
+                "bad-2",
+                nov.0,
+                nov.1,
+                json!([{ "licensee": "acme", "dataset": "d", "licence": null, "requests": -1, "records": 1, "refusals": 0 }]),
+            ),
+        ),
+        (
+            "empty licensee",
+            usage(
+                "bad-3",
+                nov.0,
+                nov.1,
+                json!([{ "licensee": "", "dataset": "d", "licence": null, "requests": 1, "records": 1, "refusals": 0 }]),
+            ),
+        ),
+        (
+            "unknown field",
+            json!({ "report_id": "bad-4", "from": nov.0, "until": nov.1, "counts": [], "gateway": "gw9" }),
+        ),
+        (
+            "too many rows",
+            usage("bad-5", nov.0, nov.1, Value::Array(vec![row.clone(); 10_001])),
+        ),
+    ] {
+        let r = reg.gateway.post("/v1/usage", &bad).await.unwrap();
+        assert_eq!(
+            (r.status.as_u16(), r.problem().as_deref()),
+            (400, Some("bad-request")),
+            "{what}: {:?}",
+            r.json()
+        );
+    }
+
+    // A second report from gw1, and gw2 reusing gw1's report id (ids are per gateway).
+    let r2 = usage(
+        "0192f0c4-0000-7000-8000-000000000002",
+        "2026-11-28T00:00:00Z",
+        "2026-11-28T00:01:00Z",
+        json!([
+            { "licensee": "acme", "dataset": "fire-hydrants", "licence": "lic-1", "requests": 5, "records": 500, "refusals": 0 },
+            { "licensee": "beta", "dataset": "utilities", "licence": "lic-9", "requests": 1, "records": 10, "refusals": 0 },
+        ]),
+    );
+    assert_eq!(
+        reg.gateway.post("/v1/usage", &r2).await.unwrap().json()["accepted"],
+        2
+    );
+    let mut g2 = r1.clone();
+    g2["counts"] = json!([{ "licensee": "acme", "dataset": "fire-hydrants", "licence": "lic-2", "requests": 3, "records": 300, "refusals": 0 }]);
+    assert_eq!(
+        reg.gateway2.post("/v1/usage", &g2).await.unwrap().json(),
+        json!({ "accepted": 1, "duplicate": false })
+    );
+    // The month is the UTC month of `from`: 31 Oct 23:30 at -01:00 is November…
+    let edge = usage(
+        "edge",
+        "2026-10-31T23:30:00-01:00",
+        "2026-11-01T00:31:00Z",
+        json!([
+            { "licensee": "beta", "dataset": "utilities", "licence": "lic-9", "requests": 2, "records": 20, "refusals": 1 },
+        ]),
+    );
+    assert_eq!(reg.gateway2.post("/v1/usage", &edge).await.unwrap().status, 200);
+    // …while October and December are other months.
+    for (id, from, until) in [
+        ("oct", "2026-10-31T23:59:00Z", "2026-11-01T00:00:00Z"),
+        ("dec", "2026-12-01T00:00:00Z", "2026-12-01T00:01:00Z"),
+    ] {
+        let r = usage(
+            id,
+            from,
+            until,
+            json!([
+                { "licensee": "acme", "dataset": "fire-hydrants", "licence": "lic-1", "requests": 1000, "records": 1000, "refusals": 1000 },
+            ]),
+        );
+        assert_eq!(reg.gateway2.post("/v1/usage", &r).await.unwrap().status, 200);
+    }
+    assert_eq!(
+        reg.snapshot().await.revision,
+        rev0,
+        "usage is not an admin change"
+    );
+
+    let want = json!([
+        { "licensee": "acme", "dataset": "fire-hydrants", "requests": 20, "records": 2000, "refusals": 4, "gateways": ["gw1", "gw2"] },
+        { "licensee": "beta", "dataset": "utilities", "requests": 3, "records": 30, "refusals": 1, "gateways": ["gw1", "gw2"] },
+    ]);
+    let r = reg.admin.get("/admin/usage?month=2026-11").await.unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json(), want);
+    assert_eq!(
+        reg.admin.get("/admin/usage?month=2026-10").await.unwrap().json()[0]["requests"],
+        1000
+    );
+    assert_eq!(
+        reg.admin.get("/admin/usage?month=2027-01").await.unwrap().json(),
+        json!([])
+    );
+    for bad in [
+        "/admin/usage",
+        "/admin/usage?month=2026-13",
+        "/admin/usage?month=november",
+    ] {
+        assert_eq!(
+            reg.admin.get(bad).await.unwrap().problem().as_deref(),
+            Some("bad-request"),
+            "{bad}"
+        );
+    }
+    assert_eq!(
+        reg.gateway
+            .get("/admin/usage?month=2026-11")
+            .await
+            .unwrap()
+            .problem()
+            .as_deref(),
+        Some("forbidden")
+    );
+
+    // `sluice admin report usage` prints the same as CSV (and JSON on request).
+    let report = |format| {
+        cli::AdminCommand::Report(cli::ReportCommand::Usage {
+            month: "2026-11".into(),
+            format,
+        })
+    };
+    let out = admin_cli(&reg, report(cli::UsageFormat::Csv)).await;
+    assert!(out.ok, "{}", out.text);
+    let lines: Vec<Vec<&str>> = out.text.lines().map(|l| l.split(',').collect()).collect();
+    assert_eq!(
+        lines[0],
+        ["licensee", "dataset", "requests", "records", "refusals", "gateways"]
+    );
+    assert_eq!(lines.len(), 3, "{}", out.text);
+    for (line, row) in lines[1..].iter().zip(want.as_array().unwrap()) {
+        assert_eq!(line[0], row["licensee"]);
+        assert_eq!(line[1], row["dataset"]);
+        let n: Vec<u64> = line[2..5].iter().map(|n| n.parse().unwrap()).collect();
+        assert_eq!(
+            n,
+            [&row["requests"], &row["records"], &row["refusals"]].map(|v| v.as_u64().unwrap())
+        );
+        assert_eq!(line[5].split(';').collect::<Vec<_>>(), ["gw1", "gw2"]);
+    }
+    let out = admin_cli(&reg, report(cli::UsageFormat::Json)).await;
+    assert_eq!(serde_json::from_str::<Value>(&out.text).unwrap(), want);
+    reg.stop().await;
+}
+both!(usage_reports_are_counted_once_and_aggregated_per_month);
+
 async fn gateways_and_scenarios_must_be_registered(b: Backend) {
     let reg = Reg::start(b).await;
     reg.seed().await;
     // A gateway certificate from the right CA whose gateway is not registered gets nothing.
     let certs = reg.pki.certs();
-    sluice_certs::issue_gateway_client(&reg.pki.ca, "gw2", 5)
+    sluice_certs::issue_gateway_client(&reg.pki.ca, "gw-new", 5)
         .unwrap()
-        .write_to(&certs, "gateway-gw2")
+        .write_to(&certs, "gateway-gw-new")
         .unwrap();
-    let (cert, key) = (certs.join("gateway-gw2.pem"), certs.join("gateway-gw2.key"));
+    let (cert, key) = (certs.join("gateway-gw-new.pem"), certs.join("gateway-gw-new.key"));
     let gw2 = RegistryClient::new(&reg.url, &reg.pki.ca_pem(), Some((&cert, &key))).unwrap();
     let r = gw2.get("/v1/snapshot").await.unwrap();
     assert_eq!(
         (r.status.as_u16(), r.problem().as_deref()),
         (403, Some("unknown-gateway"))
     );
+    let usage = json!({ "report_id": "r-1", "from": "2026-11-01T00:00:00Z", "until": "2026-11-01T00:01:00Z",
+                        "counts": [] });
+    let r = gw2.post("/v1/usage", &usage).await.unwrap();
+    assert_eq!(
+        r.problem().as_deref(),
+        Some("unknown-gateway"),
+        "unregistered gateways cannot report usage"
+    );
     // Registered: served. Retired: refused again, and retiring twice is a conflict.
     let r = reg
         .admin
         .post(
             "/admin/gateways",
-            &json!({ "id": "gw2", "agency": "fire-bureau" }),
+            &json!({ "id": "gw-new", "agency": "fire-bureau" }),
         )
         .await
         .unwrap();
@@ -560,21 +1069,33 @@ async fn gateways_and_scenarios_must_be_registered(b: Backend) {
     let retire = json!({ "reason": "decommissioned" });
     let r = reg
         .admin
-        .post("/admin/gateways/gw2/retire", &retire)
+        .post("/admin/gateways/gw-new/retire", &retire)
         .await
         .unwrap();
     assert_eq!(r.status, 200, "{:?}", r.json());
     let r = gw2.get("/v1/snapshot").await.unwrap();
     assert_eq!(r.problem().as_deref(), Some("unknown-gateway"));
+    let r = gw2.post("/v1/usage", &usage).await.unwrap();
+    assert_eq!(
+        r.status,
+        200,
+        "a retired gateway still delivers its last counts: {:?}",
+        r.json()
+    );
     let r = reg
         .admin
-        .post("/admin/gateways/gw2/retire", &retire)
+        .post("/admin/gateways/gw-new/retire", &retire)
         .await
         .unwrap();
     assert_eq!(r.problem().as_deref(), Some("conflict"));
     let gateways = reg.admin.get("/admin/gateways").await.unwrap().json();
-    assert_eq!(gateways[1]["id"], "gw2");
-    assert_eq!(gateways[1]["retired"], true);
+    let new = gateways
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["id"] == "gw-new")
+        .unwrap();
+    assert_eq!(new["retired"], true);
     // A gateway of an unknown agency is refused.
     let r = reg
         .admin

@@ -221,16 +221,18 @@ impl Store {
         Self::finish(tx, change).await
     }
 
-    /// Whether `id` is a registered gateway that is not retired.
-    pub async fn gateway_active(&self, id: &str) -> Result<bool> {
+    /// Whether `id` is a registered gateway: `None` if not, `Some(retired)` if it is.
+    pub async fn gateway_retired(&self, id: &str) -> Result<Option<bool>> {
         let row = sqlx::query("SELECT retired FROM gateways WHERE id = $1")
             .bind(id)
             .fetch_optional(self.pool())
             .await?;
-        Ok(match row {
-            Some(r) => r.try_get::<i64, _>("retired")? == 0,
-            None => false,
-        })
+        row.map(|r| Ok(r.try_get::<i64, _>("retired")? != 0)).transpose()
+    }
+
+    /// Whether `id` is a registered gateway that is not retired.
+    pub async fn gateway_active(&self, id: &str) -> Result<bool> {
+        Ok(self.gateway_retired(id).await? == Some(false))
     }
 
     /// Registers a scenario; the datasets it names must be in the catalog.

@@ -160,6 +160,13 @@ pub async fn post(
             ))
         }
     };
+    // Retired gateways may still deliver their last counts; unknown ones may not report.
+    if store.gateway_retired(gateway).await?.is_none() {
+        return Err(Problem::new(
+            P::UnknownGateway,
+            format!("gateway {gateway} is not registered"),
+        ));
+    }
     let report: UsageReport = body_limited(req, MAX_REPORT_BYTES).await?;
     report
         .validate()

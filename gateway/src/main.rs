@@ -36,11 +36,15 @@ enum Command {
         #[arg(long, default_value = "sluice-demo")]
         dir: PathBuf,
     },
-    /// Serve the demo's sample agency source (the fire-hydrant register) over plain HTTP.
+    /// Serve one of the demo's sample agency sources over plain HTTP.
     SampleSource {
         /// Address to bind.
         #[arg(long, default_value = "127.0.0.1:9000")]
         addr: std::net::SocketAddr,
+        /// `hydrants` (the fire-hydrant register) or `utilities` (enterprise water and
+        /// electricity use).
+        #[arg(long, default_value = "hydrants", value_parser = ["hydrants", "utilities"])]
+        register: String,
     },
     /// Read and verify the audit log.
     #[command(subcommand)]
@@ -99,10 +103,15 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             runtime()?.block_on(sluice_gateway::demo::run(&dir))?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::SampleSource { addr } => {
+        Command::SampleSource { addr, register } => {
+            use sluice_gateway::demo::source::SampleSource;
             runtime()?.block_on(async {
-                let src = sluice_gateway::demo::source::SampleSource::start(addr).await?;
-                println!("sample source on http://{}/hydrants", src.addr);
+                let src = if register == "utilities" {
+                    SampleSource::start_utilities(addr).await?
+                } else {
+                    SampleSource::start(addr).await?
+                };
+                println!("sample source on {}", src.url());
                 tokio::signal::ctrl_c().await?;
                 anyhow::Ok(())
             })?;

@@ -32,7 +32,7 @@ pub struct Hydrant {
 }
 
 /// Shanghai's districts with an approximate centre (lat, lon) and a few streets.
-const DISTRICTS: &[(&str, f64, f64, &[&str])] = &[
+pub(super) const DISTRICTS: &[(&str, f64, f64, &[&str])] = &[
     (
         "Huangpu",
         31.2317,
@@ -200,23 +200,23 @@ const REGIONS: &[&str] = &[
 pub const COUNT: usize = 13_000;
 
 /// A small deterministic generator (SplitMix64): the register is the same on every machine.
-struct Rng(u64);
+pub(super) struct Rng(pub(super) u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub(super) fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         z ^ (z >> 31)
     }
-    fn below(&mut self, n: usize) -> usize {
+    pub(super) fn below(&mut self, n: usize) -> usize {
         (self.next() % n as u64) as usize
     }
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+    pub(super) fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
         &items[self.below(items.len())]
     }
-    fn unit(&mut self) -> f64 {
+    pub(super) fn unit(&mut self) -> f64 {
         (self.next() >> 11) as f64 / (1u64 << 53) as f64
     }
 }
@@ -233,7 +233,7 @@ pub fn id_check_char(first17: &str) -> char {
     C[(sum % 11) as usize] as char
 }
 
-fn mobile(r: &mut Rng) -> String {
+pub(super) fn mobile(r: &mut Rng) -> String {
     const PREFIX: &[&str] = &[
         "138", "139", "135", "136", "137", "150", "151", "158", "186", "187", "189", "177",
     ];

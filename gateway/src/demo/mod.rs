@@ -1,49 +1,82 @@
 //! `sluice demo`: a whole federation on one machine with no set-up and no network.
 //!
-//! A fresh CA and certificates, the sample agency source, and a gateway in front of it with
-//! licences for two licensees; writes `DIR/demo.json` and prints curl commands to try.
+//! A fresh CA and certificates; the registry (SQLite in the demo folder) filled through its
+//! admin API with licensees, both agencies' catalogs and the licences; two agency gateways,
+//! each in front of its sample source and taking its licences from the registry's signed
+//! snapshots. Writes `DIR/demo.json` once both gateways enforce the registry's licences, and
+//! prints curl and `sluice admin` commands to try.
 
+pub mod config;
 pub mod hydrants;
+pub mod seed;
 pub mod source;
+pub mod utilities;
+mod walkthrough;
 
 use crate::gateway::{Gateway, Running};
+use crate::registry::client::RegistryClient;
 use anyhow::Context;
+use config::{AgencyGateway, RegistryLink, FIRE, UTILITIES};
 use serde_json::json;
+use sluice_policy::catalog::DatasetSpec;
 use source::SampleSource;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
-/// Licensee with a licence for the hydrant register (adoption scenario).
+/// Licensee with a licence for the hydrant register (adoption scenario) and one for the
+/// utilities register (underwriting): it holds licences at both agencies.
 pub const ACME: &str = "acme-insurance";
 /// Licensee with a row-filtered licence (Huangpu only, map overlay scenario).
 pub const MAPS: &str = "city-maps";
+/// Licensee with a row-filtered licence on the utilities register (Pudong only).
+pub const GREEN_BANK: &str = "pudong-green-bank";
 /// Client with a certificate from the CA but no licence.
 pub const UNLICENSED: &str = "nobody-ltd";
+/// The demo administrator (`urn:sluice:admin:demo-admin`).
+pub const ADMIN: &str = "demo-admin";
+
+/// How long the gateways may take to receive the registry's licences at start.
+const SUBSCRIBE_WITHIN: Duration = Duration::from_secs(30);
 
 /// The demo's files and processes.
 pub struct Demo {
     /// The demo folder.
     pub dir: PathBuf,
-    /// The sample source.
+    /// The hydrant register's source.
     pub source: SampleSource,
-    /// The gateway.
+    /// The utilities register's source.
+    pub utilities_source: SampleSource,
+    /// The registry.
+    pub registry: crate::registry::Running,
+    /// Agency A's gateway (fire bureau: hydrants).
     pub gateway: Running,
+    /// Agency B's gateway (utilities bureau: enterprise water and electricity use).
+    pub utilities_gateway: Running,
     /// The `demo.json` document.
     pub manifest: serde_json::Value,
+}
+
+impl Demo {
+    /// Stops the gateways (draining, closing their audit logs), then the registry.
+    pub async fn stop(self) {
+        self.gateway.shutdown().await;
+        self.utilities_gateway.shutdown().await;
+        self.registry.stop().await;
+    }
 }
 
 /// Runs the demo until interrupted.
 pub async fn run(dir: &Path) -> anyhow::Result<()> {
     let demo = start(dir).await?;
-    print_walkthrough(&demo);
+    walkthrough::print(&demo);
     tokio::signal::ctrl_c().await?;
     println!("stopping…");
-    demo.gateway.shutdown().await;
+    demo.stop().await;
     Ok(())
 }
 
-/// Builds the demo in `dir` (which is recreated) and starts it on free loopback ports.
-pub async fn start(dir: &Path) -> anyhow::Result<Demo> {
+fn prepare_dir(dir: &Path) -> anyhow::Result<PathBuf> {
     if dir.join("demo.json").exists() {
         std::fs::remove_dir_all(dir)
             .with_context(|| format!("removing the previous demo in {}", dir.display()))?;
@@ -54,149 +87,203 @@ pub async fn start(dir: &Path) -> anyhow::Result<Demo> {
         );
     }
     std::fs::create_dir_all(dir)?;
-    let dir = dir.canonicalize()?;
+    Ok(dir.canonicalize()?)
+}
+
+/// Makes the CA and every certificate: the gateways' and the registry's server certificates,
+/// the gateways' registry client certificates, the admin's and the licensees'.
+fn issue_certificates(dir: &Path) -> anyhow::Result<sluice_certs::Ca> {
     let certs = dir.join("certs");
     std::fs::create_dir_all(&certs)?;
     let ca = sluice_certs::Ca::init(dir.join("ca"), sluice_certs::InitOptions::default())?;
     let localhost: IpAddr = Ipv4Addr::LOCALHOST.into();
-    sluice_certs::issue_gateway(
-        &ca,
-        sluice_certs::IssueGateway {
-            dns: vec!["localhost".into()],
-            ips: vec![localhost],
-            days: 90,
-        },
-    )?
-    .write_to(&certs, "gateway")?;
-    for id in [ACME, MAPS, UNLICENSED] {
+    for name in [FIRE.server_cert, UTILITIES.server_cert, "registry"] {
+        sluice_certs::issue_gateway(
+            &ca,
+            sluice_certs::IssueGateway {
+                dns: vec!["localhost".into()],
+                ips: vec![localhost],
+                days: 90,
+            },
+        )?
+        .write_to(&certs, name)?;
+    }
+    for gw in [&FIRE, &UTILITIES] {
+        sluice_certs::issue_gateway_client(&ca, gw.id, 90)?.write_to(&certs, &format!("{}-client", gw.id))?;
+    }
+    sluice_certs::issue_admin(&ca, ADMIN, 30)?.write_to(&certs, ADMIN)?;
+    for id in [ACME, MAPS, GREEN_BANK, UNLICENSED] {
         sluice_certs::issue_licensee(&ca, id, 30)?.write_to(&certs, id)?;
     }
-    let source = SampleSource::start(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).await?;
-    let config_path = dir.join("gateway.toml");
-    std::fs::write(&config_path, gateway_config(&dir, source.addr))?;
-    std::fs::write(dir.join("licences.toml"), LICENCES)?;
-    let gateway = Gateway::start(&config_path).await?;
+    Ok(ca)
+}
+
+/// The `[[datasets]]` of a TOML fragment.
+fn dataset_specs(toml_text: &str) -> anyhow::Result<Vec<DatasetSpec>> {
+    #[derive(serde::Deserialize)]
+    struct Datasets {
+        datasets: Vec<DatasetSpec>,
+    }
+    Ok(toml::from_str::<Datasets>(toml_text)?.datasets)
+}
+
+/// Starts a gateway and waits until it enforces registry revision `revision` or later.
+async fn start_gateway(
+    dir: &Path,
+    gw: &AgencyGateway,
+    link: &RegistryLink<'_>,
+    sources: &str,
+    datasets: &str,
+    revision: u64,
+) -> anyhow::Result<Running> {
+    let path = dir.join(gw.config_file);
+    std::fs::write(&path, config::gateway_config(dir, gw, link, sources, datasets))?;
+    let running = Gateway::start(&path)
+        .await
+        .with_context(|| format!("starting gateway {}", gw.id))?;
+    let sub = running
+        .gateway
+        .registry
+        .clone()
+        .context("the gateway has no registry subscription")?;
+    let started = Instant::now();
+    while sub.revision() < revision {
+        if started.elapsed() > SUBSCRIBE_WITHIN {
+            anyhow::bail!(
+                "gateway {} did not receive registry revision {revision} within {} s",
+                gw.id,
+                SUBSCRIBE_WITHIN.as_secs()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(running)
+}
+
+fn https(addr: SocketAddr) -> String {
+    format!("https://localhost:{}", addr.port())
+}
+
+/// Builds the demo in `dir` (which is recreated) and starts it on free loopback ports.
+pub async fn start(dir: &Path) -> anyhow::Result<Demo> {
+    let dir = prepare_dir(dir)?;
+    let certs = dir.join("certs");
+    let ca = issue_certificates(&dir)?;
+    let ca_pem = ca.dir().join(sluice_certs::store::ROOT_CERT_FILE);
+    let loopback = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+    let source = SampleSource::start(loopback).await?;
+    let utilities_source = SampleSource::start_utilities(loopback).await?;
+
+    let registry_toml = dir.join("registry.toml");
+    std::fs::write(&registry_toml, config::registry_config())?;
+    let registry = crate::registry::start(&crate::registry::config::RegistryConfig::load(&registry_toml)?)
+        .await
+        .context("starting the registry")?;
+    let registry_url = https(registry.addr);
+    let admin_cert = certs.join(format!("{ADMIN}.pem"));
+    let admin_key = certs.join(format!("{ADMIN}.key"));
+    let admin = RegistryClient::new(&registry_url, &ca_pem, Some((&admin_cert, &admin_key)))?;
+    let mut specs = dataset_specs(DATASETS)?;
+    specs.extend(dataset_specs(config::UTILITIES_DATASETS)?);
+    let revision = seed::seed(&admin, &specs).await.context("filling the registry")?;
+
+    let public_key = {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(registry.public_key.as_bytes())
+    };
+    let link = RegistryLink {
+        url: &registry_url,
+        public_key: &public_key,
+    };
+    let gateway = start_gateway(
+        &dir,
+        &FIRE,
+        &link,
+        &config::fire_sources(source.addr),
+        DATASETS,
+        revision,
+    )
+    .await?;
+    let utilities_gateway = start_gateway(
+        &dir,
+        &UTILITIES,
+        &link,
+        &config::utilities_sources(utilities_source.addr),
+        config::UTILITIES_DATASETS,
+        revision,
+    )
+    .await?;
+
+    let gateway_entry = |gw: &AgencyGateway, r: &Running| {
+        json!({
+            "id": gw.id,
+            "agency": gw.agency,
+            "url": https(r.data_addr),
+            "public_url": r.public_addr.map(https),
+            "admin_url": format!("http://{}", r.admin_addr),
+            "datasets": gw.datasets,
+            "audit_dir": dir.join(gw.state_dir).join("audit"),
+        })
+    };
+    let licensee_entry = |id: &str| {
+        let licences: Vec<_> = seed::LICENCES
+            .iter()
+            .filter(|l| l.licensee == id)
+            .map(|l| {
+                let gw = [&FIRE, &UTILITIES]
+                    .into_iter()
+                    .find(|g| g.datasets.contains(&l.dataset))
+                    .map(|g| g.id);
+                json!({ "id": l.id, "dataset": l.dataset, "scenario": l.scenario, "gateway": gw })
+            })
+            .collect();
+        json!({
+            "id": id,
+            "cert": certs.join(format!("{id}.pem")),
+            "key": certs.join(format!("{id}.key")),
+            "licences": licences,
+        })
+    };
     let manifest = json!({
-        "ca": ca.dir().join(sluice_certs::store::ROOT_CERT_FILE),
-        "gateways": [{
-            "id": "shanghai-fire",
-            "url": format!("https://localhost:{}", gateway.data_addr.port()),
-            "public_url": gateway.public_addr.map(|a| format!("https://localhost:{}", a.port())),
-            "admin_url": format!("http://{}", gateway.admin_addr),
-            "datasets": ["fire-hydrants", "hydrant-locations"],
-        }],
-        "licensees": [
-            {
-                "id": ACME,
-                "cert": certs.join(format!("{ACME}.pem")),
-                "key": certs.join(format!("{ACME}.key")),
-                "licences": [{"dataset": "fire-hydrants", "scenario": "fire-hydrant-adoption"}],
-            },
-            {
-                "id": MAPS,
-                "cert": certs.join(format!("{MAPS}.pem")),
-                "key": certs.join(format!("{MAPS}.key")),
-                "licences": [{"dataset": "fire-hydrants", "scenario": "map-overlay"}],
-            },
-        ],
+        "ca": ca_pem,
+        "gateways": [gateway_entry(&FIRE, &gateway), gateway_entry(&UTILITIES, &utilities_gateway)],
+        "licensees": [licensee_entry(ACME), licensee_entry(MAPS), licensee_entry(GREEN_BANK)],
         "unlicensed": {
             "id": UNLICENSED,
             "cert": certs.join(format!("{UNLICENSED}.pem")),
             "key": certs.join(format!("{UNLICENSED}.key")),
         },
-        "source_url": format!("http://{}/hydrants", source.addr),
-        "audit_dir": dir.join("state").join("audit"),
+        "registry": {
+            "admin_url": registry_url,
+            "public_url": registry_url,
+            "catalog_url": format!("{registry_url}/catalog"),
+            "violations_url": format!("{registry_url}/violations"),
+            "public_key": public_key,
+            "database": dir.join("state-registry").join("registry.db"),
+            "admin": {
+                "id": ADMIN,
+                "cert": admin_cert,
+                "key": admin_key,
+            },
+            "gateways": [FIRE.id, UTILITIES.id],
+        },
+        "source_url": source.url(),
+        "utilities_source_url": utilities_source.url(),
+        "audit_dir": dir.join(FIRE.state_dir).join("audit"),
     });
-    std::fs::write(dir.join("demo.json"), serde_json::to_vec_pretty(&manifest)?)?;
+    // Written last and atomically: its presence means the federation is serving.
+    let tmp = dir.join("demo.json.tmp");
+    std::fs::write(&tmp, serde_json::to_vec_pretty(&manifest)?)?;
+    std::fs::rename(&tmp, dir.join("demo.json"))?;
     Ok(Demo {
         dir,
         source,
+        utilities_source,
+        registry,
         gateway,
+        utilities_gateway,
         manifest,
     })
-}
-
-fn print_walkthrough(demo: &Demo) {
-    let m = &demo.manifest;
-    let url = m["gateways"][0]["url"].as_str().unwrap_or_default();
-    let public = m["gateways"][0]["public_url"].as_str().unwrap_or_default();
-    let admin = m["gateways"][0]["admin_url"].as_str().unwrap_or_default();
-    let ca = m["ca"].as_str().unwrap_or_default();
-    let c = |id: &str| {
-        let d = demo.dir.join("certs");
-        format!(
-            "--cacert {ca} --cert {}/{id}.pem --key {}/{id}.key",
-            d.display(),
-            d.display()
-        )
-    };
-    println!(
-        "sluice demo is running; manifest: {}",
-        demo.dir.join("demo.json").display()
-    );
-    println!();
-    println!("# the catalog");
-    println!("curl -s {} {url}/v1/catalog", c(ACME));
-    println!("# licensed: masked hydrant records (adoption scenario)");
-    println!("curl -s {} -H 'Sluice-Scenario: fire-hydrant-adoption' '{url}/v1/datasets/fire-hydrants/records?limit=3'", c(ACME));
-    println!("# row-filtered licence (Huangpu only), CSV");
-    println!("curl -s {} -H 'Sluice-Scenario: map-overlay' '{url}/v1/datasets/fire-hydrants/records?limit=5&format=csv'", c(MAPS));
-    println!("# wrong scenario → problem+json");
-    println!(
-        "curl -s {} -H 'Sluice-Scenario: marketing' '{url}/v1/datasets/fire-hydrants/records'",
-        c(ACME)
-    );
-    println!("# unlicensed certificate → problem+json");
-    println!(
-        "curl -s {} -H 'Sluice-Scenario: fire-hydrant-adoption' '{url}/v1/datasets/fire-hydrants/records'",
-        c(UNLICENSED)
-    );
-    println!("# public listener: unconditional data, no client certificate");
-    println!("curl -s --cacert {ca} '{public}/v1/datasets/hydrant-locations/records?limit=3'");
-    println!("# metrics, and the audit chain");
-    println!("curl -s {admin}/metrics | grep sluice_requests");
-    println!(
-        "sluice audit verify {}",
-        m["audit_dir"].as_str().unwrap_or_default()
-    );
-    println!();
-    println!("Ctrl-C stops the demo.");
-}
-
-fn gateway_config(dir: &Path, source: SocketAddr) -> String {
-    format!(
-        r#"# Generated by `sluice demo`.
-licences_file = "licences.toml"
-
-[gateway]
-id = "shanghai-fire"
-state_dir = "state"
-
-[listeners.data]
-addr = "127.0.0.1:0"
-cert = "certs/gateway.pem"
-key = "certs/gateway.key"
-client_ca = "{ca}"
-
-[listeners.public]
-addr = "127.0.0.1:0"
-
-[listeners.admin]
-addr = "127.0.0.1:0"
-
-[sources.fire-hydrants]
-url = "http://{source}/hydrants"
-query_allow = ["district"]
-filter_params = {{ district = "district" }}
-
-[sources.hydrant-locations]
-url = "http://{source}/hydrants"
-query_allow = ["district"]
-filter_params = {{ district = "district" }}
-{datasets}"#,
-        ca = dir.join("ca").join("ca.pem").display(),
-        datasets = DATASETS,
-    )
 }
 
 /// The demo's datasets: one conditional register and an unconditional view of it.
@@ -235,44 +322,4 @@ fields = [
   { name = "status" },
   { name = "adopter_name", grades = { personal = "non_anonymous_non_sensitive" } },
 ]
-"#;
-
-/// The demo's licences.
-pub const LICENCES: &str = r#"
-[[licences]]
-id = "lic-acme-adoption"
-licensee = "acme-insurance"
-dataset = "fire-hydrants"
-scenario = "fire-hydrant-adoption"
-valid_from = "2025-01-01T00:00:00Z"
-valid_until = "2030-01-01T00:00:00Z"
-rate = { per_second = 50000, burst = 100000 }
-quota = { requests_per_day = 100000000, records_per_day = 10000000000 }
-fields.id = { rule = "clear" }
-fields.district = { rule = "clear" }
-fields.street = { rule = "clear" }
-fields.latitude = { rule = "decimals", places = 3 }
-fields.longitude = { rule = "decimals", places = 3 }
-fields.status = { rule = "clear" }
-fields.last_inspection = { rule = "month" }
-fields.adopter_name = { rule = "partial", first = 1, last = 0 }
-fields.adopter_mobile = { rule = "partial", first = 3, last = 4 }
-fields.notes = { rule = "clear" }
-
-[[licences]]
-id = "lic-maps-overlay"
-licensee = "city-maps"
-dataset = "fire-hydrants"
-scenario = "map-overlay"
-valid_from = "2025-01-01T00:00:00Z"
-valid_until = "2030-01-01T00:00:00Z"
-row_filter = "district = 'Huangpu'"
-rate = { per_second = 5, burst = 10 }
-quota = { requests_per_day = 1000, records_per_day = 50000 }
-fields.id = { rule = "clear" }
-fields.district = { rule = "clear" }
-fields.latitude = { rule = "grid", cell = 0.01 }
-fields.longitude = { rule = "grid", cell = 0.01 }
-fields.status = { rule = "clear" }
-fields.adopter_name = { rule = "pseudonym" }
 "#;

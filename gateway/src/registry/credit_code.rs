@@ -3,7 +3,7 @@
 //! one a check character computed from the first 17 with weights `3^i mod 31`.
 
 /// The code's alphabet; a character's value is its index.
-const ALPHABET: &[u8; 31] = b"0123456789ABCDEFGHJKLMNPQRTUWXY";
+pub const ALPHABET: &[u8; 31] = b"0123456789ABCDEFGHJKLMNPQRTUWXY";
 
 /// Weights of positions 1–17.
 const WEIGHTS: [u32; 17] = [1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28];

@@ -225,6 +225,11 @@ async fn demo_runs_two_agencies_on_registry_licences_and_admin_commands_take_eff
     for c in codes {
         sluice_gateway::registry::credit_code::validate(c).unwrap();
     }
+    let gateways = admin.get("/admin/gateways").await.unwrap().json().to_string();
+    assert!(
+        gateways.contains("shanghai-fire") && gateways.contains("shanghai-utilities"),
+        "{gateways}"
+    );
     let catalog = admin.get("/catalog").await.unwrap().json().to_string();
     assert!(catalog.contains("fire-hydrants") && catalog.contains("enterprise-utilities"));
 

@@ -8,7 +8,9 @@ use std::path::Path;
 pub struct AgencyGateway {
     /// Gateway id (also in its registry client certificate, `urn:sluice:gateway:<id>`).
     pub id: &'static str,
-    /// The agency.
+    /// The agency's id in the registry.
+    pub agency_id: &'static str,
+    /// The agency's name.
     pub agency: &'static str,
     /// Config file name in the demo folder.
     pub config_file: &'static str,
@@ -25,6 +27,7 @@ pub struct AgencyGateway {
 /// Agency A: the fire and rescue bureau in front of the hydrant register.
 pub const FIRE: AgencyGateway = AgencyGateway {
     id: "shanghai-fire",
+    agency_id: "fire-bureau",
     agency: "Shanghai Fire and Rescue",
     config_file: "gateway.toml",
     state_dir: "state",
@@ -36,6 +39,7 @@ pub const FIRE: AgencyGateway = AgencyGateway {
 /// Agency B: the municipal utilities bureau in front of enterprise water and electricity use.
 pub const UTILITIES: AgencyGateway = AgencyGateway {
     id: "shanghai-utilities",
+    agency_id: "utilities-bureau",
     agency: "Shanghai Municipal Utilities Bureau",
     config_file: "utilities-gateway.toml",
     state_dir: "state-utilities",

@@ -218,6 +218,7 @@ pub async fn start(dir: &Path) -> anyhow::Result<Demo> {
         json!({
             "id": gw.id,
             "agency": gw.agency,
+            "agency_id": gw.agency_id,
             "url": https(r.data_addr),
             "public_url": r.public_addr.map(https),
             "admin_url": format!("http://{}", r.admin_addr),

@@ -1,8 +1,9 @@
 //! Filling the demo registry through its admin API, as an administrator would with `sluice
-//! admin`: the licensees (with valid unified social credit codes), the catalog of both
-//! agencies, and the licences (the same validation as `sluice admin grant`). Every step is an
-//! audited admin change.
+//! admin`: both agencies and their gateways, the licensees (with valid unified social credit
+//! codes), the catalog of both agencies, the scenarios, and the licences (the same validation
+//! as `sluice admin grant`). Every step is an audited admin change.
 
+use super::config::{FIRE, UTILITIES};
 use crate::registry::client::{RegistryClient, Reply};
 use crate::registry::credit_code::check_char;
 use anyhow::Context;
@@ -36,6 +37,34 @@ pub const LICENSEES: &[DemoLicensee] = &[
         name: "Pudong Green Credit Bank Co., Ltd.",
         code17: "91310115MA1H2GB7N",
     },
+];
+
+/// The declared scenarios: id, title, what the data is used for, the dataset covered.
+pub const SCENARIOS: &[(&str, &str, &str, &str)] = &[
+    (
+        "fire-hydrant-adoption",
+        "Hydrant adoption insurance",
+        "insuring volunteers who adopt a hydrant",
+        "fire-hydrants",
+    ),
+    (
+        "map-overlay",
+        "Hydrant map overlay",
+        "showing hydrants on a public city map",
+        "fire-hydrants",
+    ),
+    (
+        "property-underwriting",
+        "Commercial property underwriting",
+        "pricing enterprise property insurance by activity level",
+        "enterprise-utilities",
+    ),
+    (
+        "green-credit-scoring",
+        "Green credit scoring",
+        "scoring borrowers' energy and water intensity for green loans",
+        "enterprise-utilities",
+    ),
 ];
 
 /// A demo licence: its id, licensee, dataset, scenario and the gateway that enforces it.
@@ -187,9 +216,19 @@ fn created(what: &str, r: &Reply) -> anyhow::Result<u64> {
         .with_context(|| format!("{what}: no sluice-revision header"))
 }
 
-/// Registers licensees, datasets and licences; returns the registry's revision afterwards.
+/// Registers agencies, gateways, licensees, datasets, scenarios and licences; returns the
+/// registry's revision afterwards.
 pub async fn seed(admin: &RegistryClient, datasets: &[DatasetSpec]) -> anyhow::Result<u64> {
     let mut revision = 0;
+    let reason = "sluice demo";
+    for gw in [&FIRE, &UTILITIES] {
+        let body = json!({ "id": gw.agency_id, "name": gw.agency, "reason": reason });
+        let r = admin.post("/admin/agencies", &body).await?;
+        revision = revision.max(created(&format!("agency {}", gw.agency_id), &r)?);
+        let body = json!({ "id": gw.id, "agency": gw.agency_id, "reason": reason });
+        let r = admin.post("/admin/gateways", &body).await?;
+        revision = revision.max(created(&format!("gateway {}", gw.id), &r)?);
+    }
     for l in LICENSEES {
         let body = json!({
             "id": l.id, "name": l.name, "credit_code": credit_code(l)?, "reason": "sluice demo",
@@ -205,6 +244,14 @@ pub async fn seed(admin: &RegistryClient, datasets: &[DatasetSpec]) -> anyhow::R
             )
             .await?;
         revision = revision.max(created(&format!("dataset {}", d.id), &r)?);
+    }
+    for (id, title, description, dataset) in SCENARIOS {
+        let body = json!({
+            "id": id, "title": title, "description": description, "datasets": [dataset],
+            "reason": reason,
+        });
+        let r = admin.post("/admin/scenarios", &body).await?;
+        revision = revision.max(created(&format!("scenario {id}"), &r)?);
     }
     for l in LICENCES {
         let r = admin.post("/admin/licences", &grant_body(l)).await?;
@@ -224,6 +271,7 @@ mod tests {
             assert!(crate::registry::credit_code::validate(&code).is_ok(), "{code}");
         }
         for l in LICENCES {
+            assert!(SCENARIOS.iter().any(|s| (s.0, s.3) == (l.scenario, l.dataset)));
             let g: crate::registry::model::GrantRequest = serde_json::from_value(grant_body(l)).unwrap();
             assert_eq!(g.id.as_deref(), Some(l.id));
             assert!(!g.fields.is_empty());

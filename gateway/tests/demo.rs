@@ -230,6 +230,28 @@ async fn demo_runs_two_agencies_on_registry_licences_and_admin_commands_take_eff
         gateways.contains("shanghai-fire") && gateways.contains("shanghai-utilities"),
         "{gateways}"
     );
+    // The insurer's utilities licence completes the demo's fusion rule: granted on expert review.
+    let lic = admin
+        .get("/admin/licences/lic-acme-underwriting")
+        .await
+        .unwrap()
+        .json();
+    assert_eq!(lic["expert_review"], "ER-DEMO-2025-017", "{lic}");
+    let rules = admin.get("/admin/fusion-rules").await.unwrap().json().to_string();
+    assert!(rules.contains("hydrant-adopters-and-enterprise-power"), "{rules}");
+    // city-maps holds hydrant adopters' names: the same grant without a review is refused.
+    let grant = serde_json::json!({
+        "licensee": "city-maps", "dataset": "enterprise-utilities", "scenario": "property-underwriting",
+        "fields": { "electricity_kwh": { "rule": "range", "width": 10000 } },
+        "valid_until": "2030-01-01T00:00:00Z", "reason": "test",
+    });
+    let r = admin.post("/admin/licences", &grant).await.unwrap();
+    assert_eq!(
+        (r.status.as_u16(), r.problem().as_deref()),
+        (409, Some("fusion-conflict")),
+        "{}",
+        r.json()
+    );
     let catalog = admin.get("/catalog").await.unwrap().json().to_string();
     assert!(catalog.contains("fire-hydrants") && catalog.contains("enterprise-utilities"));
 

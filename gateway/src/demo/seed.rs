@@ -1,7 +1,8 @@
 //! Filling the demo registry through its admin API, as an administrator would with `sluice
 //! admin`: both agencies and their gateways, the licensees (with valid unified social credit
-//! codes), the catalog of both agencies, the scenarios, and the licences (the same validation
-//! as `sluice admin grant`). Every step is an audited admin change.
+//! codes), the catalog of both agencies, the scenarios, a fusion rule across the agencies, and
+//! the licences (the same validation as `sluice admin grant`; one completes the fusion rule and
+//! is granted on an expert review). Every step is an audited admin change.
 
 use super::config::{FIRE, UTILITIES};
 use crate::registry::client::{RegistryClient, Reply};
@@ -66,6 +67,13 @@ pub const SCENARIOS: &[(&str, &str, &str, &str)] = &[
         "enterprise-utilities",
     ),
 ];
+
+/// A fusion rule across the two agencies: who adopts a hydrant (name, mobile) together with
+/// enterprises' addresses and power use could locate adopters' businesses.
+pub const FUSION_RULE: &str = "hydrant-adopters-and-enterprise-power";
+
+/// The expert review under which `lic-acme-underwriting` completes [`FUSION_RULE`].
+pub const EXPERT_REVIEW: &str = "ER-DEMO-2025-017";
 
 /// A demo licence: its id, licensee, dataset, scenario and the gateway that enforces it.
 pub struct DemoLicence {
@@ -163,9 +171,11 @@ pub fn grant_body(l: &DemoLicence) -> Value {
                 "electricity_kwh": { "rule": "range", "width": 10000 },
                 "contact_phone": { "rule": "drop" },
             }),
+            // Completes the fusion rule with the adoption licence: granted on expert review.
             json!({
                 "rate": { "per_second": 50, "burst": 100 },
                 "quota": { "requests_per_day": 100000, "records_per_day": 10000000 },
+                "expert_review": EXPERT_REVIEW,
             }),
         ),
         // The bank scores Pudong enterprises it lends to: identities in the clear, phone masked.
@@ -216,8 +226,8 @@ fn created(what: &str, r: &Reply) -> anyhow::Result<u64> {
         .with_context(|| format!("{what}: no sluice-revision header"))
 }
 
-/// Registers agencies, gateways, licensees, datasets, scenarios and licences; returns the
-/// registry's revision afterwards.
+/// Registers agencies, gateways, licensees, datasets, scenarios, a fusion rule and the
+/// licences; returns the registry's revision afterwards.
 pub async fn seed(admin: &RegistryClient, datasets: &[DatasetSpec]) -> anyhow::Result<u64> {
     let mut revision = 0;
     let reason = "sluice demo";
@@ -253,6 +263,17 @@ pub async fn seed(admin: &RegistryClient, datasets: &[DatasetSpec]) -> anyhow::R
         let r = admin.post("/admin/scenarios", &body).await?;
         revision = revision.max(created(&format!("scenario {id}"), &r)?);
     }
+    let rule = json!({
+        "id": FUSION_RULE,
+        "description": "hydrant adopters plus enterprise addresses and power use locate adopters' businesses",
+        "members": [
+            { "dataset": "fire-hydrants", "fields": ["adopter_name", "adopter_mobile"] },
+            { "dataset": "enterprise-utilities", "fields": ["address", "electricity_kwh"] },
+        ],
+        "reason": reason,
+    });
+    let r = admin.post("/admin/fusion-rules", &rule).await?;
+    revision = revision.max(created(&format!("fusion rule {FUSION_RULE}"), &r)?);
     for l in LICENCES {
         let r = admin.post("/admin/licences", &grant_body(l)).await?;
         revision = revision.max(created(&format!("licence {}", l.id), &r)?);

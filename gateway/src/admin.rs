@@ -41,11 +41,16 @@ fn route(gw: &Gateway, req: &Request<Incoming>) -> Response<RespBody> {
                 format!("not ready: {why}\n"),
             ),
         },
-        "/metrics" => (
-            StatusCode::OK,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            gw.metrics.render(),
-        ),
+        "/metrics" => {
+            if let (Some(reg), Some(f)) = (&gw.registry, &gw.metrics.freshness) {
+                f.set(reg.revision(), reg.age(), reg.freshness().is_err());
+            }
+            (
+                StatusCode::OK,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                gw.metrics.render(),
+            )
+        }
         _ => (StatusCode::NOT_FOUND, "text/plain", "not found\n".to_owned()),
     };
     let mut resp = Response::new(full(body));

@@ -67,6 +67,9 @@ pub struct RegistrySection {
     /// Long-poll wait asked of the registry, seconds (at most 30).
     #[serde(default = "default_poll_wait_s")]
     pub poll_wait_s: u64,
+    /// How often usage counts are reported to the registry (`POST /v1/usage`), seconds.
+    #[serde(default = "default_usage_interval_s")]
+    pub usage_interval_s: u64,
 }
 
 fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
@@ -87,6 +90,9 @@ fn default_staleness_bound_s() -> u64 {
 }
 fn default_poll_wait_s() -> u64 {
     25
+}
+fn default_usage_interval_s() -> u64 {
+    60
 }
 
 /// Identity and state of this gateway.
@@ -482,6 +488,9 @@ fn validate_registry(r: &RegistrySection, bad: &mut impl FnMut(String, &str)) {
     }
     if !(1..=30).contains(&r.poll_wait_s) {
         bad("registry.poll_wait_s".into(), "must be from 1 to 30");
+    }
+    if r.usage_interval_s == 0 {
+        bad("registry.usage_interval_s".into(), "must be positive");
     }
 }
 

@@ -120,3 +120,36 @@ valid_until = "2027-01-01T00:00:00Z"
         .to_string()
         .contains("row filter"));
 }
+
+fn with_registry(dir: &Path, extra: &str) -> String {
+    let public = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        ed25519_dalek::SigningKey::from_bytes(&[3; 32])
+            .verifying_key()
+            .as_bytes(),
+    );
+    format!(
+        "{}\n[registry]\nurl = \"https://127.0.0.1:7443\"\ncert = \"cert.pem\"\nkey = \"key.pem\"\nca = \"ca.pem\"\npublic_key = \"{public}\"\n{extra}",
+        base(dir)
+    )
+}
+
+#[test]
+fn usage_interval_defaults_to_a_minute_and_must_be_positive() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "gw.toml", &with_registry(dir.path(), ""));
+    let cfg = Config::load(&path).unwrap();
+    assert_eq!(cfg.registry.unwrap().usage_interval_s, 60);
+    let path = write(
+        dir.path(),
+        "gw.toml",
+        &with_registry(dir.path(), "usage_interval_s = 0\n"),
+    );
+    let Err(ConfigError::Invalid(problems)) = Config::load(&path) else {
+        panic!("expected invalid")
+    };
+    assert!(
+        problems.iter().any(|p| p.path == "registry.usage_interval_s"),
+        "{problems:?}"
+    );
+}

@@ -15,6 +15,7 @@ use crate::metrics::{DatasetLabels, RequestLabels};
 use crate::problem::{Problem, ProblemKind};
 use crate::runtime::Runtime;
 use crate::server::{ConnInfo, ListenerKind};
+use crate::usage::{Counts, UsageKey};
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
@@ -113,7 +114,7 @@ async fn refuse(gw: &Gateway, ctx: &Ctx, problem: Problem, started: Instant) -> 
     let status = kind.status();
     let record = ctx.record(false, Some(kind.code()), status, &MaskStats::default(), started);
     let audited = gw.audit.append(record).await;
-    count(gw, ctx, false, kind.code(), status, started);
+    count(gw, ctx, false, kind.code(), status, 0, started);
     tracing::info!(
         request_id = %ctx.request_id, licensee = ?ctx.licensee, dataset = ?ctx.dataset,
         reason = kind.code(), status = status.as_u16(), "refused"
@@ -131,7 +132,34 @@ async fn refuse(gw: &Gateway, ctx: &Ctx, problem: Problem, started: Instant) -> 
     resp
 }
 
-fn count(gw: &Gateway, ctx: &Ctx, allowed: bool, reason: &str, status: StatusCode, started: Instant) {
+/// Counts an outcome in the metrics and, for an identified licensee, in the usage counters:
+/// every request, the records delivered (`records`), and whether a problem was sent.
+fn count(
+    gw: &Gateway,
+    ctx: &Ctx,
+    allowed: bool,
+    reason: &str,
+    status: StatusCode,
+    records: u64,
+    started: Instant,
+) {
+    if let (Some(usage), Some(licensee)) = (&gw.usage, &ctx.licensee) {
+        usage.record(
+            UsageKey {
+                licensee: licensee.clone(),
+                dataset: ctx
+                    .dataset
+                    .clone()
+                    .unwrap_or_else(|| crate::usage::NO_DATASET.into()),
+                licence: ctx.licence.clone(),
+            },
+            Counts {
+                requests: 1,
+                records,
+                refusals: u64::from(status.is_client_error() || status.is_server_error()),
+            },
+        );
+    }
     gw.metrics
         .requests
         .get_or_create(&RequestLabels {
@@ -179,7 +207,7 @@ async fn phases(
                 .append(record)
                 .await
                 .map_err(|e| unavailable_audit(&e.to_string()))?;
-            count(gw, ctx, true, "ok", StatusCode::OK, started);
+            count(gw, ctx, true, "ok", StatusCode::OK, 0, started);
             let mut resp = Response::new(full(body));
             resp.headers_mut()
                 .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -706,6 +734,7 @@ impl MaskStream {
             allowed,
             reason.unwrap_or("ok"),
             status,
+            stats.records_out,
             self.started,
         );
     }

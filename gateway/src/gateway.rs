@@ -69,6 +69,8 @@ pub struct Gateway {
     pub registry: Option<Arc<crate::subscription::Registry>>,
     /// Rate limits and quotas shared through Redis, when `[limits] redis_url` is set.
     pub shared_limits: Option<Arc<crate::limits_redis::RedisLimits>>,
+    /// Usage counters reported to the registry, when `[registry]` is configured.
+    pub usage: Option<Arc<crate::usage::UsageCounters>>,
 }
 
 /// How many reloads (SIGHUP or file watching) succeeded and were refused since start.
@@ -92,14 +94,24 @@ pub struct Running {
     pub admin_addr: SocketAddr,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+    usage_reporter: Option<JoinHandle<crate::usage_report::Reporter>>,
 }
 
+/// Longest wait for the registry to take the last usage report at shutdown.
+const USAGE_FLUSH_WAIT: Duration = Duration::from_secs(5);
+
 impl Running {
-    /// Stops accepting, drains open connections, flushes the audit log.
+    /// Stops accepting, drains open connections, reports usage a last time (bounded wait),
+    /// flushes the audit log.
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
         for t in self.tasks {
             let _ = t.await;
+        }
+        if let Some(r) = self.usage_reporter {
+            if let Ok(reporter) = r.await {
+                reporter.flush(USAGE_FLUSH_WAIT).await;
+            }
         }
         if let Err(e) = self.gateway.audit.close().await {
             tracing::error!(error = %e, "audit log close failed");
@@ -250,7 +262,7 @@ impl Gateway {
             .public
             .as_ref()
             .map(|p| PublicLimits::new(p.per_ip_per_second, p.per_ip_burst));
-        let metrics = Arc::new(Metrics::default());
+        let metrics = Arc::new(Metrics::new(config.registry.is_some()));
         let (registry, registry_client) = open_registry(&config)?;
         let shared_limits = match &config.limits.redis_url {
             Some(url) => Some(Arc::new(
@@ -281,6 +293,10 @@ impl Gateway {
             upstream: UpstreamClient::new(Duration::from_millis(connect_timeout)),
             registry: registry.clone(),
             shared_limits,
+            usage: config
+                .registry
+                .as_ref()
+                .map(|_| Arc::new(crate::usage::UsageCounters::default())),
         });
         gateway.record_cert_expiry(&config);
         let (shutdown, rx) = watch::channel(false);
@@ -333,6 +349,20 @@ impl Gateway {
                 rx.clone(),
             )));
         }
+        let mut usage_reporter = None;
+        if let (Some(counters), Some(r), Some((client, _))) =
+            (&gateway.usage, &config.registry, &registry_client)
+        {
+            let reporter = crate::usage_report::Reporter::new(
+                counters.clone(),
+                client.clone(),
+                metrics.clone(),
+                &config.gateway.state_dir,
+            );
+            usage_reporter = Some(tokio::spawn(
+                reporter.run(Duration::from_secs(r.usage_interval_s), rx.clone()),
+            ));
+        }
         if let (Some(reg), Some((client, wait))) = (registry, registry_client) {
             tasks.push(tokio::spawn(crate::subscription::run(
                 gateway.clone(),
@@ -355,6 +385,7 @@ impl Gateway {
             admin_addr,
             shutdown,
             tasks,
+            usage_reporter,
         })
     }
 }

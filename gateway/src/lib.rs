@@ -21,4 +21,6 @@ pub mod runtime;
 pub mod server;
 pub mod subscription;
 pub mod tls;
+pub mod usage;
+pub mod usage_report;
 pub mod watch;

@@ -6,7 +6,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
-use std::sync::atomic::AtomicI64;
+use std::sync::atomic::{AtomicI64, AtomicU64};
+use std::time::Duration;
 
 /// Labels of the request counter.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -56,10 +57,43 @@ pub struct Metrics {
     pub cert_days_to_expiry: Family<CertLabels, Gauge<i64, AtomicI64>>,
     /// Open connections.
     pub connections: Gauge<i64, AtomicI64>,
+    /// Usage reports the registry did not accept (each attempt).
+    pub usage_report_failures: Counter,
+    /// Freshness of the registry snapshot, when `[registry]` is configured.
+    pub freshness: Option<RegistryFreshness>,
+}
+
+/// Gauges of the registry subscription, set from its state when `/metrics` is rendered.
+#[derive(Clone, Default)]
+pub struct RegistryFreshness {
+    /// Revision of the snapshot held (0: none).
+    pub revision: Gauge<i64, AtomicI64>,
+    /// Seconds since the registry last confirmed the snapshot (+Inf: never).
+    pub age_seconds: Gauge<f64, AtomicU64>,
+    /// 1 while older than the staleness bound (conditional data refused), else 0.
+    pub stale: Gauge<i64, AtomicI64>,
+}
+
+impl RegistryFreshness {
+    /// Sets all three from the subscription's state.
+    pub fn set(&self, revision: u64, age: Option<Duration>, stale: bool) {
+        self.revision.set(i64::try_from(revision).unwrap_or(i64::MAX));
+        self.age_seconds
+            .set(age.map_or(f64::INFINITY, |a| a.as_secs_f64()));
+        self.stale.set(i64::from(stale));
+    }
 }
 
 impl Default for Metrics {
     fn default() -> Self {
+        Self::new(false)
+    }
+}
+
+impl Metrics {
+    /// All metrics; those of the registry subscription and usage reports only when
+    /// `registry_configured` (a `[registry]` section is configured).
+    pub fn new(registry_configured: bool) -> Self {
         let mut registry = Registry::with_prefix("sluice");
         let requests = Family::<RequestLabels, Counter>::default();
         registry.register(
@@ -101,6 +135,30 @@ impl Default for Metrics {
         );
         let connections = Gauge::<i64, AtomicI64>::default();
         registry.register("open_connections", "Open client connections", connections.clone());
+        let usage_report_failures = Counter::default();
+        let freshness = registry_configured.then(RegistryFreshness::default);
+        if let Some(f) = &freshness {
+            registry.register(
+                "usage_report_failures",
+                "Usage reports the registry did not accept (attempts)",
+                usage_report_failures.clone(),
+            );
+            registry.register(
+                "registry_snapshot_revision",
+                "Revision of the registry snapshot held",
+                f.revision.clone(),
+            );
+            registry.register(
+                "registry_snapshot_age_seconds",
+                "Seconds since the registry last confirmed the snapshot",
+                f.age_seconds.clone(),
+            );
+            registry.register(
+                "registry_stale",
+                "1 while the snapshot is older than the staleness bound",
+                f.stale.clone(),
+            );
+        }
         Self {
             registry,
             requests,
@@ -112,11 +170,11 @@ impl Default for Metrics {
             handshake_failures,
             cert_days_to_expiry,
             connections,
+            usage_report_failures,
+            freshness,
         }
     }
-}
 
-impl Metrics {
     /// The OpenMetrics text exposition.
     pub fn render(&self) -> String {
         let mut out = String::new();

@@ -4,12 +4,13 @@
 //!
 //! Contract: `GET /v1/snapshot` answers the current `SignedSnapshot`;
 //! `GET /v1/snapshot?after=<rev>&wait=<s>` answers when the revision exceeds `after`, else 204
-//! at the timeout.
+//! at the timeout; `POST /v1/usage` takes a usage report and answers
+//! `{"accepted": n, "duplicate": bool}`.
 
 use crate::config::RegistrySection;
 use bytes::Bytes;
-use http::{Request, StatusCode};
-use http_body_util::{BodyExt, Empty, Limited};
+use http::{Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
@@ -25,6 +26,8 @@ use tokio_rustls::TlsConnector;
 const MAX_BODY: usize = 64 * 1024 * 1024;
 /// Time to connect and complete the TLS handshake.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Time for the registry to answer a usage report once connected.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why a registry call failed.
 #[derive(Debug, thiserror::Error)]
@@ -137,7 +140,38 @@ impl RegistryClient {
         }
     }
 
+    /// Sends a usage report (`POST /v1/usage`). `Ok` only when the registry accepted it (or
+    /// already had it: the answer then says `duplicate`).
+    pub async fn report_usage(
+        &self,
+        report: &crate::usage_report::UsageReport,
+    ) -> Result<UsageAck, ClientError> {
+        let body = serde_json::to_vec(report).map_err(|e| ClientError::Body(e.to_string()))?;
+        let path = format!("{}/v1/usage", self.base_path);
+        let deadline = CONNECT_TIMEOUT + REQUEST_TIMEOUT;
+        let (status, body) =
+            tokio::time::timeout(deadline, self.send(Method::POST, &path, Bytes::from(body)))
+                .await
+                .map_err(|_| ClientError::Transport(format!("no answer within {deadline:?}")))??;
+        match status {
+            StatusCode::OK => serde_json::from_slice(&body).map_err(|e| ClientError::Body(e.to_string())),
+            s => Err(ClientError::Status {
+                status: s.as_u16(),
+                detail: String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned(),
+            }),
+        }
+    }
+
     async fn get(&self, path: &str) -> Result<(StatusCode, Bytes), ClientError> {
+        self.send(Method::GET, path, Bytes::new()).await
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Bytes,
+    ) -> Result<(StatusCode, Bytes), ClientError> {
         let t = |e: &dyn std::fmt::Display| ClientError::Transport(e.to_string());
         let connect = async {
             let tcp = TcpStream::connect((self.host.as_str(), self.port))
@@ -156,10 +190,14 @@ impl RegistryClient {
             .await
             .map_err(|e| t(&e))?;
         let conn = tokio::spawn(conn);
-        let req = Request::get(path)
-            .header(http::header::HOST, format!("{}:{}", self.host, self.port))
-            .body(Empty::<Bytes>::new())
-            .map_err(|e| t(&e))?;
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(http::header::HOST, format!("{}:{}", self.host, self.port));
+        if !body.is_empty() {
+            req = req.header(http::header::CONTENT_TYPE, "application/json");
+        }
+        let req = req.body(Full::new(body)).map_err(|e| t(&e))?;
         let result = async {
             let resp = send.send_request(req).await.map_err(|e| t(&e))?;
             let status = resp.status();
@@ -174,6 +212,15 @@ impl RegistryClient {
         conn.abort();
         result
     }
+}
+
+/// The registry's answer to a usage report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+pub struct UsageAck {
+    /// Count rows taken (0 for a repeat).
+    pub accepted: u64,
+    /// The registry already had this report id from this gateway.
+    pub duplicate: bool,
 }
 
 fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, ClientError> {

@@ -133,10 +133,15 @@ impl Registry {
         self.current().map(|s| s.revision).unwrap_or(0)
     }
 
+    /// Time since the registry last confirmed the snapshot; `None` if it never did.
+    pub fn age(&self) -> Option<Duration> {
+        let confirmed = *self.confirmed.lock().unwrap_or_else(|p| p.into_inner());
+        confirmed.map(|t| SystemTime::now().duration_since(t).unwrap_or_default())
+    }
+
     /// Whether the registry confirmed the snapshot within the bound.
     pub fn freshness(&self) -> Result<(), Stale> {
-        let confirmed = *self.confirmed.lock().unwrap_or_else(|p| p.into_inner());
-        let age = confirmed.map(|t| SystemTime::now().duration_since(t).unwrap_or_default());
+        let age = self.age();
         match age {
             Some(a) if a <= self.bound => Ok(()),
             _ => Err(Stale {

@@ -1,22 +1,24 @@
 //! A tiny in-test registry: signs real snapshots with an Ed25519 key and serves the registry's
-//! gateway contract over real mTLS (client certificate chained to the test CA required):
-//! `GET /v1/snapshot`, `GET /v1/snapshot?after=<rev>&wait=<s>` (long-poll, 204 at the
-//! timeout) and `GET /v1/registry-key`. Only the server is a double; the gateway's client is
-//! the real one.
+//! gateway contract over real mTLS (a client certificate, when presented, must chain to the
+//! test CA): `GET /v1/snapshot`, `GET /v1/snapshot?after=<rev>&wait=<s>` (long-poll, 204 at the
+//! timeout) for gateway certificates, `POST /v1/usage` (gateway certificates; validated,
+//! recorded, idempotent by gateway and `report_id`; can be told to fail) and
+//! `GET /v1/registry-key`. Only the server is a double; the gateway's client is the real one.
 
 use crate::Pki;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use bytes::Bytes;
 use ed25519_dalek::SigningKey;
-use http::{Request, Response, StatusCode};
-use http_body_util::Full;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig};
+use sluice_gateway::registry::listen::Caller;
 use sluice_policy::licence::Licence;
 use sluice_policy::snapshot::{key_id, SignedSnapshot, Snapshot};
 use std::net::SocketAddr;
@@ -35,6 +37,62 @@ struct Current {
     signed: SignedSnapshot,
 }
 
+/// How the double answers `POST /v1/usage`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UsageMode {
+    /// Validate, record (once per gateway and report id) and answer 200.
+    #[default]
+    Accept,
+    /// Answer 503 without recording.
+    Unavailable,
+    /// Record the report, then answer 503 as if the answer were lost.
+    LoseAnswer,
+}
+
+/// One `POST /v1/usage` the double received.
+#[derive(Debug, Clone)]
+pub struct UsageAttempt {
+    /// The gateway id from the client certificate, if it was a gateway certificate.
+    pub gateway: Option<String>,
+    /// `report_id` of the body, if it had one.
+    pub report_id: Option<String>,
+    /// Status answered.
+    pub status: u16,
+}
+
+/// Usage reports received and the switch that makes them fail.
+#[derive(Debug, Default)]
+pub struct UsageLog {
+    /// How to answer.
+    pub mode: UsageMode,
+    /// Every attempt, in order.
+    pub attempts: Vec<UsageAttempt>,
+    /// Reports taken, once each: (gateway id, body).
+    pub accepted: Vec<(String, serde_json::Value)>,
+}
+
+impl UsageLog {
+    /// Sums of the accepted reports per (licensee, dataset, licence): [requests, records,
+    /// refusals].
+    pub fn totals(&self) -> std::collections::BTreeMap<(String, String, Option<String>), [u64; 3]> {
+        let mut out = std::collections::BTreeMap::new();
+        for (_, body) in &self.accepted {
+            for row in body["counts"].as_array().unwrap() {
+                let key = (
+                    row["licensee"].as_str().unwrap().to_owned(),
+                    row["dataset"].as_str().unwrap().to_owned(),
+                    row["licence"].as_str().map(str::to_owned),
+                );
+                let sums: &mut [u64; 3] = out.entry(key).or_default();
+                for (i, f) in ["requests", "records", "refusals"].iter().enumerate() {
+                    sums[i] += row[*f].as_u64().unwrap();
+                }
+            }
+        }
+        out
+    }
+}
+
 /// A running registry double.
 pub struct RegistryDouble {
     /// Bound address.
@@ -46,6 +104,7 @@ pub struct RegistryDouble {
     current: Arc<watch::Sender<Current>>,
     task: Mutex<Option<JoinHandle<()>>>,
     tls: Arc<ServerConfig>,
+    usage: Arc<Mutex<UsageLog>>,
 }
 
 /// The gateway's client identity for the registry, issued once per PKI: (cert, key).
@@ -83,6 +142,7 @@ impl RegistryDouble {
             current: Arc::new(tx),
             task: Mutex::new(None),
             tls: server_config(pki),
+            usage: Arc::default(),
         });
         double.serve(listener);
         double
@@ -91,32 +151,45 @@ impl RegistryDouble {
     fn serve(&self, listener: TcpListener) {
         let acceptor = TlsAcceptor::from(self.tls.clone());
         let current = self.current.clone();
+        let usage = self.usage.clone();
         let public_key = STANDARD.encode(self.key.verifying_key().as_bytes());
         let kid = key_id(&self.key.verifying_key());
-        let task =
-            tokio::spawn(async move {
-                // Dropping the set (when this task is aborted) aborts every open connection too.
-                let mut conns = tokio::task::JoinSet::new();
-                loop {
-                    let Ok((tcp, _)) = listener.accept().await else {
-                        continue;
+        let task = tokio::spawn(async move {
+            // Dropping the set (when this task is aborted) aborts every open connection too.
+            let mut conns = tokio::task::JoinSet::new();
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    continue;
+                };
+                let acceptor = acceptor.clone();
+                let current = current.clone();
+                let usage = usage.clone();
+                let key_doc = serde_json::json!({ "key_id": kid, "public_key": public_key }).to_string();
+                conns.spawn(async move {
+                    let Ok(tls) = acceptor.accept(tcp).await else {
+                        return;
                     };
-                    let acceptor = acceptor.clone();
-                    let current = current.clone();
-                    let key_doc = serde_json::json!({ "key_id": kid, "public_key": public_key }).to_string();
-                    conns.spawn(async move {
-                    let Ok(tls) = acceptor.accept(tcp).await else { return };
+                    let caller = Arc::new(Caller::from_chain(tls.get_ref().1.peer_certificates()));
                     let svc = hyper::service::service_fn(move |req| {
                         let current = current.clone();
+                        let usage = usage.clone();
+                        let caller = caller.clone();
                         let key_doc = key_doc.clone();
-                        async move { Ok::<_, std::convert::Infallible>(answer(req, &current, key_doc).await) }
+                        async move {
+                            let resp = if req.uri().path() == "/v1/usage" {
+                                usage_answer(req, &caller, &usage).await
+                            } else {
+                                answer(req, &caller, &current, key_doc).await
+                            };
+                            Ok::<_, std::convert::Infallible>(resp)
+                        }
                     });
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(tls), svc)
                         .await;
                 });
-                }
-            });
+            }
+        });
         *self.task.lock().unwrap() = Some(task);
     }
 
@@ -162,6 +235,16 @@ impl RegistryDouble {
         snap.revision
     }
 
+    /// Sets how `POST /v1/usage` is answered from now on.
+    pub fn set_usage_mode(&self, mode: UsageMode) {
+        self.usage.lock().unwrap().mode = mode;
+    }
+
+    /// Runs `f` on the usage reports received so far.
+    pub fn usage<T>(&self, f: impl FnOnce(&UsageLog) -> T) -> T {
+        f(&self.usage.lock().unwrap())
+    }
+
     /// Stops serving: the listener and every open connection close.
     pub fn stop(&self) {
         if let Some(t) = self.task.lock().unwrap().take() {
@@ -178,6 +261,7 @@ impl Drop for RegistryDouble {
 
 async fn answer(
     req: Request<Incoming>,
+    caller: &Caller,
     current: &watch::Sender<Current>,
     key_doc: String,
 ) -> Response<Full<Bytes>> {
@@ -191,6 +275,9 @@ async fn answer(
     match req.uri().path() {
         "/v1/registry-key" => reply(StatusCode::OK, key_doc.into_bytes()),
         "/v1/snapshot" => {
+            if let Err(refused) = gateway_only(caller) {
+                return refused;
+            }
             let mut after = None;
             let mut wait = 0u64;
             for pair in req.uri().query().unwrap_or("").split('&') {
@@ -219,12 +306,181 @@ async fn answer(
     }
 }
 
+fn problem(code: &str, status: StatusCode, detail: &str, path: &str) -> Response<Full<Bytes>> {
+    sluice_gateway::problem::render(code, code, status, detail, path, None)
+}
+
+/// The gateway id of a gateway caller; 401 without a certificate, 403 for any other kind.
+#[allow(clippy::result_large_err)]
+fn gateway_only(caller: &Caller) -> Result<String, Response<Full<Bytes>>> {
+    match caller {
+        Caller::Gateway(id) => Ok(id.clone()),
+        Caller::Anonymous => Err(problem(
+            "unauthenticated",
+            StatusCode::UNAUTHORIZED,
+            "a gateway certificate is required",
+            "",
+        )),
+        other => Err(problem(
+            "forbidden",
+            StatusCode::FORBIDDEN,
+            &format!("{} is not a gateway", other.describe()),
+            "",
+        )),
+    }
+}
+
+/// `POST /v1/usage` per the shared contract.
+async fn usage_answer(
+    req: Request<Incoming>,
+    caller: &Caller,
+    log: &Mutex<UsageLog>,
+) -> Response<Full<Bytes>> {
+    let path = "/v1/usage";
+    let gateway = match gateway_only(caller) {
+        Ok(g) => Some(g),
+        Err(refused) => {
+            log.lock().unwrap().attempts.push(UsageAttempt {
+                gateway: None,
+                report_id: None,
+                status: refused.status().as_u16(),
+            });
+            return refused;
+        }
+    };
+    if req.method() != Method::POST {
+        return problem(
+            "method-not-allowed",
+            StatusCode::METHOD_NOT_ALLOWED,
+            "POST only",
+            path,
+        );
+    }
+    let body = match Limited::new(req.into_body(), 8 << 20).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => return problem("bad-request", StatusCode::BAD_REQUEST, "unreadable body", path),
+    };
+    let parsed = serde_json::from_slice::<serde_json::Value>(&body)
+        .map_err(|e| e.to_string())
+        .and_then(|v| validate_report(&v).map(|()| v));
+    let mut log = log.lock().unwrap();
+    let report_id = parsed
+        .as_ref()
+        .ok()
+        .and_then(|v| v["report_id"].as_str().map(str::to_owned));
+    let (status, resp) = match parsed {
+        Err(why) => (
+            StatusCode::BAD_REQUEST,
+            problem("bad-request", StatusCode::BAD_REQUEST, &why, path),
+        ),
+        Ok(_) if log.mode == UsageMode::Unavailable => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            problem("unavailable", StatusCode::SERVICE_UNAVAILABLE, "try later", path),
+        ),
+        Ok(v) => {
+            let gw = gateway.clone().unwrap_or_default();
+            let duplicate = log
+                .accepted
+                .iter()
+                .any(|(g, b)| *g == gw && b["report_id"] == v["report_id"]);
+            let rows = v["counts"].as_array().map_or(0, Vec::len);
+            if !duplicate {
+                log.accepted.push((gw, v));
+            }
+            if log.mode == UsageMode::LoseAnswer {
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    problem(
+                        "unavailable",
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "answer lost",
+                        path,
+                    ),
+                )
+            } else {
+                let ack = serde_json::json!({
+                    "accepted": if duplicate { 0 } else { rows },
+                    "duplicate": duplicate,
+                });
+                let mut r = Response::new(Full::new(Bytes::from(ack.to_string())));
+                r.headers_mut()
+                    .insert("content-type", "application/json".parse().unwrap());
+                (StatusCode::OK, r)
+            }
+        }
+    };
+    log.attempts.push(UsageAttempt {
+        gateway,
+        report_id,
+        status: status.as_u16(),
+    });
+    resp
+}
+
+/// The contract's checks: exactly the known fields, a report id, `until` ≥ `from` (RFC 3339
+/// UTC seconds), at most 10,000 rows, named licensees and datasets, non-negative integers.
+fn validate_report(v: &serde_json::Value) -> Result<(), String> {
+    let exact = |o: &serde_json::Value, keys: &[&str]| -> Result<(), String> {
+        let o = o.as_object().ok_or("not an object")?;
+        let mut got: Vec<&str> = o.keys().map(String::as_str).collect();
+        got.sort_unstable();
+        let mut want = keys.to_vec();
+        want.sort_unstable();
+        if got == want {
+            Ok(())
+        } else {
+            Err(format!("fields {got:?}, expected {want:?}"))
+        }
+    };
+    exact(v, &["report_id", "from", "until", "counts"])?;
+    if v["report_id"].as_str().is_none_or(str::is_empty) {
+        return Err("report_id must be a non-empty string".into());
+    }
+    let utc = |k: &str| {
+        v[k].as_str()
+            .filter(|s| s.len() == 20 && s.ends_with('Z') && s.as_bytes()[10] == b'T')
+            .ok_or(format!("{k} must be RFC 3339 UTC"))
+    };
+    if utc("until")? < utc("from")? {
+        return Err("until is before from".into());
+    }
+    let rows = v["counts"].as_array().ok_or("counts must be an array")?;
+    if rows.len() > 10_000 {
+        return Err("more than 10,000 rows".into());
+    }
+    for row in rows {
+        exact(
+            row,
+            &[
+                "licensee", "dataset", "licence", "requests", "records", "refusals",
+            ],
+        )?;
+        for k in ["licensee", "dataset"] {
+            if row[k].as_str().is_none_or(str::is_empty) {
+                return Err(format!("{k} must be a non-empty string"));
+            }
+        }
+        if !(row["licence"].is_null() || row["licence"].is_string()) {
+            return Err("licence must be a string or null".into());
+        }
+        for k in ["requests", "records", "refusals"] {
+            if row[k].as_u64().is_none() {
+                return Err(format!("{k} must be a non-negative integer"));
+            }
+        }
+    }
+    Ok(())
+}
+
 fn server_config(pki: &Pki) -> Arc<ServerConfig> {
     let mut roots = RootCertStore::empty();
     for c in CertificateDer::pem_file_iter(pki.ca_pem()).unwrap() {
         roots.add(c.unwrap()).unwrap();
     }
-    let verifier = WebPkiClientVerifier::builder(Arc::new(roots)).build().unwrap();
+    let verifier = WebPkiClientVerifier::builder(Arc::new(roots))
+        .allow_unauthenticated()
+        .build()
+        .unwrap();
     let chain: Vec<_> = CertificateDer::pem_file_iter(pki.certs().join("gateway.pem"))
         .unwrap()
         .map(|c| c.unwrap())

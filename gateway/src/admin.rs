@@ -43,7 +43,7 @@ fn route(gw: &Gateway, req: &Request<Incoming>) -> Response<RespBody> {
         },
         "/metrics" => {
             if let (Some(reg), Some(f)) = (&gw.registry, &gw.metrics.freshness) {
-                f.set(reg.revision(), reg.age(), reg.freshness().is_err());
+                f.set(reg.revision(), reg.unconfirmed_for(), reg.freshness().is_err());
             }
             (
                 StatusCode::OK,

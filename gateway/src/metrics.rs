@@ -68,7 +68,7 @@ pub struct Metrics {
 pub struct RegistryFreshness {
     /// Revision of the snapshot held (0: none).
     pub revision: Gauge<i64, AtomicI64>,
-    /// Seconds since the registry last confirmed the snapshot (+Inf: never).
+    /// Seconds since the registry last confirmed the snapshot (since start if it never did).
     pub age_seconds: Gauge<f64, AtomicU64>,
     /// 1 while older than the staleness bound (conditional data refused), else 0.
     pub stale: Gauge<i64, AtomicI64>,
@@ -76,10 +76,9 @@ pub struct RegistryFreshness {
 
 impl RegistryFreshness {
     /// Sets all three from the subscription's state.
-    pub fn set(&self, revision: u64, age: Option<Duration>, stale: bool) {
+    pub fn set(&self, revision: u64, age: Duration, stale: bool) {
         self.revision.set(i64::try_from(revision).unwrap_or(i64::MAX));
-        self.age_seconds
-            .set(age.map_or(f64::INFINITY, |a| a.as_secs_f64()));
+        self.age_seconds.set(age.as_secs_f64());
         self.stale.set(i64::from(stale));
     }
 }

@@ -74,6 +74,7 @@ pub struct Registry {
     path: PathBuf,
     current: RwLock<Option<Arc<Snapshot>>>,
     confirmed: Mutex<Option<SystemTime>>,
+    opened: SystemTime,
 }
 
 impl Registry {
@@ -90,6 +91,7 @@ impl Registry {
             path: state_dir.join("snapshot.json"),
             current: RwLock::new(None),
             confirmed: Mutex::new(None),
+            opened: SystemTime::now(),
         };
         reg.load_persisted();
         Ok(reg)
@@ -137,6 +139,13 @@ impl Registry {
     pub fn age(&self) -> Option<Duration> {
         let confirmed = *self.confirmed.lock().unwrap_or_else(|p| p.into_inner());
         confirmed.map(|t| SystemTime::now().duration_since(t).unwrap_or_default())
+    }
+
+    /// Time since the last confirmation or, if there was none, since the subscription opened
+    /// (at least that long without one).
+    pub fn unconfirmed_for(&self) -> Duration {
+        self.age()
+            .unwrap_or_else(|| SystemTime::now().duration_since(self.opened).unwrap_or_default())
     }
 
     /// Whether the registry confirmed the snapshot within the bound.

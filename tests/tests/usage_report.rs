@@ -331,3 +331,24 @@ async fn freshness_metrics_and_usage_unsent_at_shutdown_survive_a_restart() {
     .await;
     gw.shutdown().await;
 }
+
+#[tokio::test]
+async fn never_confirmed_is_stale_with_the_age_counted_from_start() {
+    let pki = Pki::new();
+    let up = Upstream::start().await;
+    let trusted = RegistryDouble::start(&pki, 7, Vec::new()).await;
+    // The registry signs with key 9, the gateway trusts key 7: nothing is ever confirmed.
+    let rogue = RegistryDouble::start(&pki, 9, vec![licence("l1", "acme")]).await;
+    let section =
+        registry_section(&pki, &rogue, 60).replace(&rogue.public_key_b64(), &trusted.public_key_b64());
+    let path = write_config(&pki, up.addr, "", &section);
+    let gw = sluice_gateway::gateway::Gateway::start(&path).await.unwrap();
+    wait_until(Duration::from_secs(10), "age counted from start", || async {
+        let m = metrics(gw.admin_addr).await;
+        metric(&m, "sluice_registry_snapshot_revision") == Some(0.0)
+            && metric(&m, "sluice_registry_stale") == Some(1.0)
+            && metric(&m, "sluice_registry_snapshot_age_seconds").unwrap() >= 1.0
+    })
+    .await;
+    gw.shutdown().await;
+}

@@ -1160,3 +1160,117 @@ async fn gateways_and_scenarios_must_be_registered(b: Backend) {
     reg.stop().await;
 }
 both!(gateways_and_scenarios_must_be_registered);
+
+/// The current UTC month, `YYYY-MM` (civil-from-days, H. Hinnant).
+fn this_month() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let z = secs.div_euclid(86_400) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}")
+}
+
+/// A real gateway subscribed to the real registry reports its usage, which the monthly report
+/// then shows under the gateway's certificate identity.
+async fn a_gateways_usage_reaches_the_monthly_report(b: Backend) {
+    use base64::Engine;
+    use sluice_tests::client::{get, tls_config};
+    let reg = Reg::start(b).await;
+    let admin = |path: &'static str, body: Value| {
+        let admin = reg.admin.clone();
+        async move {
+            let r = admin.post(path, &body).await.unwrap();
+            assert_eq!(r.status, 201, "{path}: {:?}", r.json());
+        }
+    };
+    admin(
+        "/admin/licensees",
+        json!({ "id": "acme", "name": "Acme Data Ltd", "credit_code": "91350100M000100Y43" }),
+    )
+    .await;
+    let spec = json!({
+        "id": "fire-hydrants", "title": "Fire hydrants", "owner": "fire-bureau", "update_frequency": "daily",
+        "grades": { "personal": "non_anonymous_non_sensitive" },
+        "fields": [{ "name": "id" }, { "name": "district" }],
+    });
+    admin("/admin/datasets", json!({ "dataset": spec, "reason": "catalog" })).await;
+    admin(
+        "/admin/scenarios",
+        json!({ "id": "fire-hydrant-adoption", "title": "Hydrant adoption insurance",
+                "datasets": ["fire-hydrants"] }),
+    )
+    .await;
+    admin(
+        "/admin/licences",
+        json!({
+            "id": "l1", "licensee": "acme", "dataset": "fire-hydrants", "scenario": "fire-hydrant-adoption",
+            "fields": { "id": { "rule": "clear" }, "district": { "rule": "clear" } },
+            "rate": { "per_second": 1000, "burst": 1000 },
+            "valid_from": "2025-01-01T00:00:00Z", "valid_until": "2035-01-01T00:00:00Z",
+            "reason": "application 2025-17",
+        }),
+    )
+    .await;
+
+    let up = sluice_tests::upstream::Upstream::start().await;
+    let certs = reg.pki.certs();
+    let section = format!(
+        "[registry]\nurl = {:?}\ncert = {:?}\nkey = {:?}\nca = {:?}\npublic_key = [{:?}]\npoll_wait_s = 1\nusage_interval_s = 1\n",
+        reg.url,
+        certs.join("gateway-gw1.pem").display().to_string(),
+        certs.join("gateway-gw1.key").display().to_string(),
+        reg.pki.ca_pem().display().to_string(),
+        base64::engine::general_purpose::STANDARD.encode(reg.key().as_bytes()),
+    );
+    let path = sluice_tests::write_config(&reg.pki, up.addr, "", &section);
+    let gw = sluice_gateway::gateway::Gateway::start(&path).await.unwrap();
+    let (cert, key) = (certs.join("licensee-acme.pem"), certs.join("licensee-acme.key"));
+    let acme = tls_config(&reg.pki.ca_pem(), Some((&cert, &key)));
+    let scenario = [("sluice-scenario", "fire-hydrant-adoption")];
+    let records = "/v1/datasets/fire-hydrants/records?limit=2";
+    // Until the snapshot with l1 is in force (refusals before that are usage too).
+    let mut refused = 0;
+    let start = Instant::now();
+    loop {
+        let r = get(&acme, gw.data_addr, records, &scenario).await.unwrap();
+        if r.status == 200 {
+            break;
+        }
+        refused += 1;
+        assert!(start.elapsed() < Duration::from_secs(10), "{:?}", r.body);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let r = get(&acme, gw.data_addr, records, &scenario).await.unwrap();
+    assert_eq!(r.status, 200);
+
+    let month = this_month();
+    let want = json!([{ "licensee": "acme", "dataset": "fire-hydrants", "requests": 2 + refused,
+                        "records": 4, "refusals": refused, "gateways": ["gw1"] }]);
+    let start = Instant::now();
+    let mut got = Value::Null;
+    while start.elapsed() < Duration::from_secs(10) {
+        let r = reg
+            .admin
+            .get(&format!("/admin/usage?month={month}"))
+            .await
+            .unwrap();
+        assert_eq!(r.status, 200, "{:?}", r.json());
+        got = r.json();
+        if got == want {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(got, want);
+    gw.shutdown().await;
+    reg.stop().await;
+}
+both!(a_gateways_usage_reaches_the_monthly_report);

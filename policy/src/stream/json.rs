@@ -129,7 +129,7 @@ fn scan_escape(d: &[u8], i: usize) -> PResult<usize> {
 
 /// Scans a string whose body starts at `i` (after the opening quote). Returns the index after
 /// the closing quote and whether the body holds escapes. UTF-8 is validated by the caller.
-#[inline]
+#[inline(always)]
 pub(super) fn scan_str(d: &[u8], mut i: usize) -> PResult<(usize, bool)> {
     let mut esc = false;
     loop {

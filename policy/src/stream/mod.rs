@@ -756,15 +756,12 @@ fn parse_record(
             return Err(PErr::Bad(j, "expected a member name"));
         }
         let mstart = j;
-        // Records usually repeat the member order: try the slot that held this position in
-        // the previous record before scanning the name.
+        // Records usually repeat the member order: try the name (planned or not) that held
+        // this position in the previous record before scanning the name.
         let n = member;
         member += 1;
-        let hinted = rec
-            .hint(n)
-            .and_then(|s| slots.name_at(s, d, j + 1).map(|kend| (s, kend)));
-        let (slot, kend, esc) = match hinted {
-            Some((s, kend)) => (Some(s), kend, false),
+        let (slot, kend, esc) = match rec.hinted(n, slots, d, j + 1) {
+            Some((s, kend)) => (s, kend, false),
             None => {
                 let (kend, esc) = json::scan_str(d, j + 1)?;
                 let slot = if esc {
@@ -774,7 +771,7 @@ fn parse_record(
                 } else {
                     slots.find_in(d, j + 1, kend - 1)
                 };
-                rec.set_hint(n, slot);
+                rec.set_hint(n, slot, (!esc).then(|| &d[j + 1..kend - 1]));
                 (slot, kend, esc)
             }
         };

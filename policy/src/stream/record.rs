@@ -224,6 +224,21 @@ enum FText {
     FBuf(usize, usize),
 }
 
+/// Longest member name remembered as unplanned at its position.
+const UNPLANNED_NAME: usize = 30;
+
+/// What a member position held in the last record: records usually repeat their member
+/// order, so the next record's name there is compared with it before being scanned.
+#[derive(Debug, Clone, Copy)]
+enum Hint {
+    /// Nothing remembered.
+    Unknown,
+    /// The plain name of this slot.
+    Slot(u32),
+    /// A name without escapes that no slot has (its value is dropped): `name[..len]`.
+    Unplanned { len: u8, name: [u8; UNPLANNED_NAME] },
+}
+
 /// The state of the current record, reused across records.
 #[derive(Debug, Default)]
 pub(super) struct Record {
@@ -233,8 +248,8 @@ pub(super) struct Record {
     pub buf: Vec<u8>,
     /// Values dropped while reading (not planned, or duplicates).
     pub dropped: u64,
-    /// The slot of each member position in the last record that had it (`u32::MAX`: none).
-    hints: Vec<u32>,
+    /// What each member position held in the last record that had it.
+    hints: Vec<Hint>,
     scratch: Vec<u8>,
     /// The text of a masked value.
     masked: String,
@@ -275,21 +290,55 @@ impl Record {
         self.dropped = 0;
     }
 
-    /// The slot the `n`th member had last time.
+    /// When the name of the `n`th member, whose body starts at `d[at]`, is the one that
+    /// member had last time: its slot (`None`: unplanned) and the index after its closing
+    /// quote.
     #[inline]
-    pub(super) fn hint(&self, n: usize) -> Option<usize> {
-        self.hints.get(n).filter(|h| **h != u32::MAX).map(|h| *h as usize)
+    pub(super) fn hinted(
+        &self,
+        n: usize,
+        slots: &Slots,
+        d: &[u8],
+        at: usize,
+    ) -> Option<(Option<usize>, usize)> {
+        match self.hints.get(n)? {
+            Hint::Unknown => None,
+            Hint::Slot(s) => {
+                let s = *s as usize;
+                slots.name_at(s, d, at).map(|kend| (Some(s), kend))
+            }
+            Hint::Unplanned { len, name } => {
+                // The remembered name holds no quote or backslash: equal bytes followed by a
+                // quote are that very name.
+                let n = usize::from(*len);
+                (d.get(at..at + n)? == &name[..n] && d.get(at + n) == Some(&b'"'))
+                    .then_some((None, at + n + 1))
+            }
+        }
     }
 
-    /// Remembers the slot of the `n`th member (the first 64 members).
+    /// Remembers what the `n`th member held (the first 64 members): its slot, or for an
+    /// unplanned name without escapes (`raw`: its bytes in the input) the name itself.
     #[inline]
-    pub(super) fn set_hint(&mut self, n: usize, slot: Option<usize>) {
-        if n < 64 {
-            if self.hints.len() <= n {
-                self.hints.resize(n + 1, u32::MAX);
-            }
-            self.hints[n] = slot.map_or(u32::MAX, |s| s as u32);
+    pub(super) fn set_hint(&mut self, n: usize, slot: Option<usize>, raw: Option<&[u8]>) {
+        if n >= 64 {
+            return;
         }
+        if self.hints.len() <= n {
+            self.hints.resize(n + 1, Hint::Unknown);
+        }
+        self.hints[n] = match (slot, raw) {
+            (Some(s), _) => Hint::Slot(s as u32),
+            (None, Some(raw)) if raw.len() <= UNPLANNED_NAME => {
+                let mut name = [0u8; UNPLANNED_NAME];
+                name[..raw.len()].copy_from_slice(raw);
+                Hint::Unplanned {
+                    len: raw.len() as u8,
+                    name,
+                }
+            }
+            (None, _) => Hint::Unknown,
+        };
     }
 
     /// Stores a value for `slot` unless the record already holds one (first wins).
@@ -410,7 +459,7 @@ impl Record {
         // CSV: the slot of the last cell in `pend`.
         let mut pend_slot = 0;
         for (s, def) in slots.defs[..slots.n_plan].iter().enumerate() {
-            let val = self.vals[s];
+            let val = self.vals[s].as_ref();
             if csv {
                 // Unquoted CSV cells written as they are: runs of cells that are adjacent in
                 // the input and in the output are copied at once, with their commas.
@@ -468,7 +517,7 @@ impl Record {
                     if v.kind == Kind::Json(VKind::Composite) {
                         Res::Plain
                     } else {
-                        match scalar(v, text, buf, scratch)? {
+                        match scalar(*v, text, buf, scratch)? {
                             Scalar::Str(t) | Scalar::Num(t) => {
                                 let (t, n) = scrub(t);
                                 c.hits += u64::from(n);
@@ -483,7 +532,7 @@ impl Record {
                 }
                 SlotAction::Mask(rule) => {
                     c.masked += 1;
-                    match rule.apply_into(scalar(v, text, buf, scratch)?, key, mtext) {
+                    match rule.apply_into(scalar(*v, text, buf, scratch)?, key, mtext) {
                         Out::Keep => Res::Plain,
                         Out::Omit => {
                             c.masked -= 1;
@@ -505,7 +554,7 @@ impl Record {
             match masked {
                 Res::Plain => {
                     let scan = matches!(def.action, SlotAction::Emit { scan: true });
-                    write_plain(v, scan, input, buf, scratch, csv, out, &mut c.hits)?;
+                    write_plain(*v, scan, input, buf, scratch, csv, out, &mut c.hits)?;
                 }
                 Res::Scrubbed(t) => write_text(t.as_bytes(), csv, out),
                 Res::Masked(Out::Str) => write_text(mtext.as_bytes(), csv, out),

@@ -696,3 +696,27 @@ fn csv_runs_of_adjacent_cells() {
     let r = run_all_splits(&p, InputFormat::Csv, OutputFormat::Json, "a,b,c\n1,2,3\n");
     assert_eq!(r.ok(), r#"[{"a":"1","b":"2","c":"3"}]"#);
 }
+
+#[test]
+fn member_names_that_change_at_a_remembered_position() {
+    // Each position remembers its last name (planned or not); the next record's name there
+    // may be the same, a prefix or extension of it, the same name escaped, or another field.
+    let p = plan(&[("id", EMIT), ("street", EMIT)], None);
+    let doc = r#"[{"id":1,"stree":"a","street":"b"},
+                  {"id":2,"stree":"c","street":"d"},
+                  {"id":3,"street":"e","stree":"f"},
+                  {"id":4,"streets":"g","street":"h"},
+                  {"id":5,"str\u0065e":"i","street":"j"},
+                  {"id":6,"stree\"":"k","str\u0065et":"l"},
+                  {"id":7,"a_name_longer_than_thirty_bytes_x":"m","street":"n"},
+                  {"id":8,"a_name_longer_than_thirty_bytes_x":"o","street":"p"},
+                  {"id":9,"a_name_longer_than_thirty_bytes_y":"q","street":"r"}]"#;
+    let r = run_all_splits(&p, InputFormat::JsonArray, OutputFormat::Json, doc);
+    assert_eq!(
+        r.ok(),
+        r#"[{"id":1,"street":"b"},{"id":2,"street":"d"},{"id":3,"street":"e"},{"id":4,"street":"h"},{"id":5,"street":"j"},{"id":6,"street":"l"},{"id":7,"street":"n"},{"id":8,"street":"p"},{"id":9,"street":"r"}]"#
+    );
+    let stats = r.res.as_ref().unwrap();
+    assert_eq!(stats.fields_dropped, 9);
+    assert_eq!(stats.fields_emitted, 18);
+}

@@ -189,22 +189,6 @@ pub const REDACTED: &str = "***";
 /// `{"a":1}` and the string `"{\"a\":1}"` get different pseudonyms.
 const COMPOSITE_TAG: &[u8] = b"\0json\0";
 
-/// Appends `v` in decimal, zero-padded to `width` digits (as `format!("{v:0width$}")`).
-#[inline]
-fn push_padded(text: &mut String, v: u16, width: usize) {
-    let mut digits = [b'0'; 5];
-    let mut n = v;
-    let mut k = digits.len();
-    while n > 0 {
-        k -= 1;
-        digits[k] = b'0' + (n % 10) as u8;
-        n /= 10;
-    }
-    let start = k.min(digits.len() - width);
-    // ASCII digits.
-    text.push_str(std::str::from_utf8(&digits[start..]).unwrap_or_default());
-}
-
 /// Applies `rule`; a string or number result is appended to `text` (empty on entry).
 fn apply_rule(rule: &MaskRule, value: Scalar<'_>, key: &PseudonymKey, text: &mut String) -> Out {
     match rule {
@@ -241,14 +225,13 @@ fn apply_rule(rule: &MaskRule, value: Scalar<'_>, key: &PseudonymKey, text: &mut
         MaskRule::AgeBand { width } => number(value)
             .and_then(|v| generalize::age_band(v, *width))
             .map(|s| owned(text, s, Out::Str)),
-        MaskRule::Month => date(value).map(|(y, m)| {
-            push_padded(text, y, 4);
-            text.push('-');
-            push_padded(text, u16::from(m), 2);
+        // A valid date starts with its four year and two month digits: copied as they are.
+        MaskRule::Month => date(value).and_then(|ym| ym.get(..7)).map(|t| {
+            text.push_str(t);
             Out::Str
         }),
-        MaskRule::Year => date(value).map(|(y, _)| {
-            push_padded(text, y, 4);
+        MaskRule::Year => date(value).and_then(|ym| ym.get(..4)).map(|t| {
+            text.push_str(t);
             Out::Str
         }),
         MaskRule::Grid { cell } => number(value)
@@ -282,10 +265,12 @@ fn number(value: Scalar<'_>) -> Option<generalize::Dec> {
     }
 }
 
-/// Year and month of a date or datetime string.
-fn date(value: Scalar<'_>) -> Option<(u16, u8)> {
+/// The date text (trimmed) when `value` is a date `year_month` accepts.
+fn date(value: Scalar<'_>) -> Option<&str> {
     match value {
-        Scalar::Str(s) => generalize::year_month(s),
+        Scalar::Str(s) => {
+            generalize::year_month(s).map(|_| s.trim_matches(|c: char| c.is_ascii_whitespace()))
+        }
         Scalar::Num(_) | Scalar::Bool(_) | Scalar::Null | Scalar::Composite(_) => None,
     }
 }
@@ -499,12 +484,19 @@ mod tests {
     }
 
     #[test]
-    fn padded_digits_match_format() {
-        for v in [0u16, 1, 9, 10, 99, 100, 999, 1000, 2024, 9999, 10000, 65535] {
-            for w in [2usize, 4] {
-                let mut t = String::new();
-                push_padded(&mut t, v, w);
-                assert_eq!(t, format!("{v:0w$}"), "{v} {w}");
+    fn month_and_year_are_the_parsed_values_zero_padded() {
+        for y in [0u16, 1, 9, 10, 99, 100, 999, 1000, 2024, 9999] {
+            for m in 1u8..=12 {
+                for v in [format!("{y:04}-{m:02}"), format!(" {y:04}-{m:02}-01T00:00:00Z\n")] {
+                    assert_eq!(generalize::year_month(&v), Some((y, m)), "{v:?}");
+                    let month = apply(MaskRule::Month, Scalar::Str(&v));
+                    assert_eq!(month, s(&format!("{y:04}-{m:02}")), "{v:?}");
+                    assert_eq!(
+                        apply(MaskRule::Year, Scalar::Str(&v)),
+                        s(&format!("{y:04}")),
+                        "{v:?}"
+                    );
+                }
             }
         }
     }

@@ -1,9 +1,11 @@
 //! Runs the streaming masker once over the bench's hydrant records, for profilers that count
 //! instructions (callgrind) or sample (perf): the bytes are generated first, then masked in
-//! 64 KiB chunks by [`mask`], which a profiler can isolate by name.
+//! 64 KiB chunks by [`mask`], which a profiler can isolate by name. Prints the masking time
+//! (wall clock: compare builds by running them alternately on the same machine).
 //!
-//! `cargo run --release -p sluice-policy --example masker_profile -- json|csv [MiB]`
-//! (default: json, 8 MiB).
+//! `cargo run --release -p sluice-policy --example masker_profile -- json|csv [MiB] [OUT]`
+//! (default: json, 8 MiB). With `OUT` the masked body is also written there (to compare the
+//! output of two builds byte for byte; the time then includes the writes).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 #[path = "../benches/support/hydrants.rs"]
@@ -11,11 +13,18 @@ mod hydrants;
 
 use sluice_policy::plan::FieldPlan;
 use sluice_policy::stream::{InputFormat, Masker, MaskerLimits, OutputFormat};
+use std::io::Write;
 use std::sync::Arc;
 
 /// Masks `body` in 64 KiB chunks; returns the output size.
 #[inline(never)]
-fn mask(plan: &Arc<FieldPlan>, input: InputFormat, output: OutputFormat, body: &[u8]) -> usize {
+fn mask(
+    plan: &Arc<FieldPlan>,
+    input: InputFormat,
+    output: OutputFormat,
+    body: &[u8],
+    mut save: Option<&mut dyn Write>,
+) -> usize {
     let mut m = Masker::new(plan.clone(), input, output, MaskerLimits::default());
     let mut out = Vec::with_capacity(128 << 10);
     let mut total = 0;
@@ -23,9 +32,15 @@ fn mask(plan: &Arc<FieldPlan>, input: InputFormat, output: OutputFormat, body: &
         m.feed(chunk, &mut out).unwrap();
         total += out.len();
         std::hint::black_box(&out);
+        if let Some(w) = save.as_mut() {
+            w.write_all(&out).unwrap();
+        }
         out.clear();
     }
     m.finish(&mut out).unwrap();
+    if let Some(w) = save.as_mut() {
+        w.write_all(&out).unwrap();
+    }
     total + out.len()
 }
 
@@ -45,6 +60,22 @@ fn main() {
         other => panic!("unknown format {other}: json or csv"),
     };
     drop(recs);
-    let out = mask(&plan, input, output, &body);
-    println!("{format}: {} bytes in, {out} bytes out", body.len());
+    let mut file = args
+        .next()
+        .map(|p| std::io::BufWriter::new(std::fs::File::create(p).unwrap()));
+    let t = std::time::Instant::now();
+    let out = mask(
+        &plan,
+        input,
+        output,
+        &body,
+        file.as_mut().map(|f| f as &mut dyn Write),
+    );
+    let secs = t.elapsed().as_secs_f64();
+    println!(
+        "{format}: {} bytes in, {out} bytes out, {:.1} ms, {:.0} MB/s",
+        body.len(),
+        secs * 1e3,
+        body.len() as f64 / secs / 1e6
+    );
 }

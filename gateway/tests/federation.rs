@@ -1,0 +1,208 @@
+//! The federation end to end with real processes on loopback: `sluice registry`, two
+//! `sluice gateway`s subscribed to it, `sluice sample-source` as the agency source, and
+//! `sluice admin` for every administrative change. Each test runs on SQLite and on PostgreSQL.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use sluice_policy::snapshot::SignedSnapshot;
+use std::time::Duration;
+use support::federation::{Backend, Federation, Gateway, GatewayOptions, PUBLIC, RECORDS, SCENARIO};
+use support::probe::{fetch, outcome, readyz, until};
+
+/// Bound on waits for a change that has no deadline of its own (start-up, grants).
+const EVENTUALLY: Duration = Duration::from_secs(15);
+
+macro_rules! both {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name(super::Backend::Sqlite).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name(super::Backend::Postgres).await
+            }
+        }
+    };
+}
+
+/// Waits until every gateway answers `want` for `scenario`.
+async fn at_every(fed: &Federation, gws: &[&Gateway], scenario: &str, want: &str, within: Duration) {
+    for gw in gws {
+        until(&fed.licensee_client(gw), RECORDS, scenario, want, within).await;
+    }
+}
+
+fn options() -> GatewayOptions {
+    GatewayOptions::default()
+}
+
+async fn licence_lifecycle_is_enforced_at_every_gateway(b: Backend) {
+    let fed = Federation::start(b).await;
+    let running = [fed.gateway("gw-a", options()), fed.gateway("gw-b", options())];
+    let gws: Vec<&Gateway> = running.iter().collect();
+    let bound = Duration::from_secs(options().staleness_bound_s);
+
+    at_every(&fed, &gws, SCENARIO, "no-licence", EVENTUALLY).await;
+
+    let granted = fed.grant("l1", SCENARIO);
+    assert_eq!(granted["status"]["state"], "active");
+    at_every(&fed, &gws, SCENARIO, "", EVENTUALLY).await;
+    for gw in &gws {
+        let r = fetch(&fed.licensee_client(gw), RECORDS, SCENARIO).await;
+        assert_eq!(r.headers["sluice-licence"], "l1", "{}", gw.id);
+        let records = r.json();
+        let records = records.as_array().unwrap();
+        assert_eq!(records.len(), 2);
+        // The licence grants `id` and `district` only: every other field is dropped.
+        let keys: Vec<&String> = records[0].as_object().unwrap().keys().collect();
+        assert_eq!(keys, ["district", "id"], "{}", gw.id);
+    }
+
+    fed.admin_cli(&["suspend", "l1", "--reason", "audit of the adoption scheme"]);
+    at_every(&fed, &gws, SCENARIO, "licence-suspended", bound).await;
+
+    fed.admin_cli(&["resume", "l1", "--reason", "audit passed"]);
+    at_every(&fed, &gws, SCENARIO, "", bound).await;
+
+    let revoked = fed.admin_cli(&["revoke", "l1", "--reason", "records resold"]);
+    assert_eq!(revoked["status"]["state"], "revoked");
+    // Refused everywhere within the staleness bound (a gateway that missed the change would
+    // refuse by then anyway, as stale).
+    at_every(&fed, &gws, SCENARIO, "licence-revoked", bound).await;
+    for gw in &gws {
+        let r = fetch(&fed.licensee_client(gw), RECORDS, SCENARIO).await;
+        assert_eq!(r.status, 403);
+        assert!(
+            r.json()["detail"].as_str().unwrap().contains("l1"),
+            "{:?}",
+            r.json()
+        );
+    }
+    // The registry recorded who did it and why.
+    let changes = fed.admin_cli(&["changes"]);
+    let last = changes.as_array().unwrap().last().unwrap();
+    assert_eq!(
+        (&last["admin"], &last["action"], &last["reason"]),
+        (
+            &"alice".into(),
+            &"licence.revoke".into(),
+            &"records resold".into()
+        )
+    );
+    drop(running);
+    fed.finish().await;
+}
+both!(licence_lifecycle_is_enforced_at_every_gateway);
+
+/// Rewrites one byte of the signed payload in a persisted snapshot (its JSON stays valid).
+fn tamper(path: &std::path::Path) {
+    let mut signed: SignedSnapshot = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    let mut payload = STANDARD.decode(&signed.payload).unwrap();
+    let at = payload
+        .windows(b"\"l1\"".len())
+        .position(|w| w == b"\"l1\"")
+        .expect("licence l1 in the snapshot");
+    payload[at + 2] = b'7';
+    signed.payload = STANDARD.encode(&payload);
+    std::fs::write(path, serde_json::to_vec(&signed).unwrap()).unwrap();
+}
+
+async fn registry_down_snapshot_then_stale_and_tampered_snapshot_rejected(b: Backend) {
+    let mut fed = Federation::start(b).await;
+    let gw_a = fed.gateway("gw-a", options());
+    let mut gw_b = fed.gateway("gw-b", options());
+    fed.grant("l1", SCENARIO);
+    fed.grant("l2", "hydrant-maintenance-research");
+    fed.admin_cli(&["suspend", "l2", "--reason", "ethics review pending"]);
+    for gw in [&gw_a, &gw_b] {
+        let c = fed.licensee_client(gw);
+        until(
+            &c,
+            RECORDS,
+            "hydrant-maintenance-research",
+            "licence-suspended",
+            EVENTUALLY,
+        )
+        .await;
+        until(&c, RECORDS, SCENARIO, "", EVENTUALLY).await;
+        assert_eq!(readyz(gw.admin).await.0, 200, "{}", gw.id);
+    }
+
+    // The registry dies: the gateways serve from the snapshot they hold, and nothing but
+    // `registry-stale` ever replaces that answer.
+    fed.kill_registry();
+    for gw in [&gw_a, &gw_b] {
+        let c = fed.licensee_client(gw);
+        let r = fetch(&c, RECORDS, SCENARIO).await;
+        assert_eq!(outcome(&r), "", "{} right after the registry died", gw.id);
+    }
+    for gw in [&gw_a, &gw_b] {
+        let c = fed.licensee_client(gw);
+        let start = std::time::Instant::now();
+        let stale = loop {
+            let r = fetch(&c, RECORDS, SCENARIO).await;
+            match outcome(&r).as_str() {
+                "" => {}
+                "registry-stale" => break r,
+                other => panic!("{}: `{other}` while the registry is down", gw.id),
+            }
+            assert!(start.elapsed() < EVENTUALLY, "{} never went stale", gw.id);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        assert_eq!(stale.status, 503);
+        let detail = stale.json()["detail"].as_str().unwrap().to_owned();
+        assert!(detail.contains("the bound is 3 s"), "{detail}");
+        // Unconditional data is still served, without a certificate.
+        let r = fetch(&fed.public_client(gw), PUBLIC, "").await;
+        assert_eq!(r.status, 200, "{}: {:?}", gw.id, r.body);
+        assert_eq!(r.json().as_array().unwrap().len(), 2);
+        let (status, body) = readyz(gw.admin).await;
+        assert_eq!(status, 503, "{}: {body}", gw.id);
+        assert!(body.contains("registry snapshot stale"), "{body}");
+    }
+
+    // gw-b restarts while the registry is still down (with a bound its snapshot is within):
+    // it starts from the persisted snapshot, licences and suspensions alike.
+    gw_b.proc.kill();
+    let restarted = GatewayOptions {
+        staleness_bound_s: 120,
+        ..options()
+    };
+    gw_b = fed.gateway("gw-b", restarted);
+    assert!(gw_b.proc.printed("starting from the persisted registry snapshot"));
+    let c = fed.licensee_client(&gw_b);
+    let r = fetch(&c, RECORDS, SCENARIO).await;
+    assert_eq!(outcome(&r), "");
+    assert_eq!(r.headers["sluice-licence"], "l1");
+    let r = fetch(&c, RECORDS, "hydrant-maintenance-research").await;
+    assert_eq!(outcome(&r), "licence-suspended");
+
+    // A tampered snapshot is not trusted on start: conditional data is refused.
+    gw_b.proc.kill();
+    tamper(&gw_b.snapshot_path());
+    gw_b = fed.gateway("gw-b", restarted);
+    assert!(
+        gw_b.proc.printed("persisted snapshot rejected"),
+        "{}",
+        gw_b.proc.output()
+    );
+    let c = fed.licensee_client(&gw_b);
+    for scenario in [SCENARIO, "hydrant-maintenance-research"] {
+        let r = fetch(&c, RECORDS, scenario).await;
+        assert_eq!(outcome(&r), "registry-stale", "{scenario}");
+        let detail = r.json()["detail"].as_str().unwrap().to_owned();
+        assert!(detail.contains("has not yet confirmed"), "{detail}");
+    }
+    let r = fetch(&fed.public_client(&gw_b), PUBLIC, "").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(readyz(gw_b.admin).await.0, 503);
+
+    drop((gw_a, gw_b));
+    fed.finish().await;
+}
+both!(registry_down_snapshot_then_stale_and_tampered_snapshot_rejected);

@@ -117,6 +117,7 @@ async fn registry_down_snapshot_then_stale_and_tampered_snapshot_rejected(b: Bac
     let gw_a = fed.gateway("gw-a", options());
     let mut gw_b = fed.gateway("gw-b", options());
     fed.grant("l1", SCENARIO);
+    fed.scenario("hydrant-maintenance-research");
     fed.grant("l2", "hydrant-maintenance-research");
     fed.admin_cli(&["suspend", "l2", "--reason", "ethics review pending"]);
     for gw in [&gw_a, &gw_b] {

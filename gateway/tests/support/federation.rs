@@ -18,6 +18,8 @@ const START: Duration = Duration::from_secs(30);
 pub const DATASET: &str = "fire-hydrants";
 /// The scenario of the test licences.
 pub const SCENARIO: &str = "fire-hydrant-adoption";
+/// The agency running the gateways.
+pub const AGENCY: &str = "fire-bureau";
 /// The licensee of the test licences.
 pub const LICENSEE: &str = "acme";
 /// Records of the conditional dataset.
@@ -238,8 +240,10 @@ impl Federation {
         run(&all, &env)
     }
 
-    /// The licensee `acme` and the catalog entry of `fire-hydrants` (the gateways' own spec).
+    /// The agency, the licensee `acme`, the catalog entry of `fire-hydrants` (the gateways'
+    /// own spec) and the scenario [`SCENARIO`].
     fn seed(&self) {
+        self.admin_cli(&["agency", "add", AGENCY, "--name", "Shanghai Fire and Rescue"]);
         self.admin_cli(&[
             "licensee",
             "add",
@@ -261,6 +265,12 @@ impl Federation {
             "--reason",
             "catalog",
         ]);
+        self.scenario(SCENARIO);
+    }
+
+    /// Registers scenario `id` covering `fire-hydrants`.
+    pub fn scenario(&self, id: &str) -> Value {
+        self.admin_cli(&["scenario", "add", id, "--title", id, "--dataset", DATASET])
     }
 
     /// Grants licence `id` to `acme` on `fire-hydrants` for `scenario` with `sluice admin grant`.
@@ -273,13 +283,15 @@ impl Federation {
         )
     }
 
-    /// Starts gateway `id` (its folder and state kept across restarts).
+    /// Starts gateway `id` (its folder and state kept across restarts); the first time,
+    /// registers it with the registry and issues its client certificate.
     pub fn gateway(&self, id: &str, options: GatewayOptions) -> Gateway {
         let dir = self.path(id);
         std::fs::create_dir_all(&dir).unwrap();
         let certs = self.path("certs");
         let client = certs.join(format!("gw-{id}.pem"));
         if !client.exists() {
+            self.admin_cli(&["gateway", "add", id, "--agency", AGENCY]);
             sluice_certs::issue_gateway_client(&self.ca, id, 5)
                 .unwrap()
                 .write_to(&certs, &format!("gw-{id}"))

@@ -9,7 +9,10 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use sluice_policy::snapshot::SignedSnapshot;
 use std::time::Duration;
-use support::federation::{Backend, Federation, Gateway, GatewayOptions, PUBLIC, RECORDS, SCENARIO};
+use support::federation::{
+    Backend, Federation, Gateway, GatewayOptions, ADOPTERS, ADOPTER_RECORDS, LICENSEE, PUBLIC, RECORDS,
+    SCENARIO,
+};
 use support::probe::{fetch, outcome, readyz, until};
 
 /// Bound on waits for a change that has no deadline of its own (start-up, grants).
@@ -207,3 +210,96 @@ async fn registry_down_snapshot_then_stale_and_tampered_snapshot_rejected(b: Bac
     fed.finish().await;
 }
 both!(registry_down_snapshot_then_stale_and_tampered_snapshot_rejected);
+
+async fn fusion_rule_blocks_a_grant_unless_expert_reviewed(b: Backend) {
+    let fed = Federation::start(b).await;
+    let running = [fed.gateway("gw-a", options()), fed.gateway("gw-b", options())];
+    let gws: Vec<&Gateway> = running.iter().collect();
+    let rule = fed.admin_cli(&[
+        "fusion",
+        "add",
+        "locations-and-adopters",
+        "--member",
+        "fire-hydrants",
+        "--member",
+        "hydrant-adopters:adopter_name,adopter_mobile",
+        "--description",
+        "hydrant locations with their adopters' contacts locate the adopters",
+        "--reason",
+        "DPIA 2026-7",
+    ]);
+    assert_eq!(rule["id"], "locations-and-adopters", "{rule}");
+    fed.grant("l1", SCENARIO);
+    at_every(&fed, &gws, SCENARIO, "", EVENTUALLY).await;
+
+    // The adopters' mobiles would complete the rule: refused, naming the rule and l1.
+    let adopters = |id: &str| -> Vec<String> {
+        [
+            "grant",
+            LICENSEE,
+            ADOPTERS,
+            SCENARIO,
+            "--id",
+            id,
+            "--field",
+            "id=clear",
+            "--field",
+            "adopter_mobile=partial:first=3,last=4",
+            "--until",
+            "2035-01-01",
+            "--from",
+            "2025-01-01",
+            "--reason",
+            "outreach campaign",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let args = adopters("l2");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (code, out, err) = fed.admin_cli_raw(&args);
+    assert_ne!(code, 0, "{out}");
+    for want in ["409", "fusion-conflict", "locations-and-adopters", "l1"] {
+        assert!(err.contains(want), "{want} not in {err}");
+    }
+    let licences = fed.admin_cli(&["list"]);
+    let ids: Vec<&str> = licences
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["l1"]);
+    for gw in &gws {
+        let r = fetch(&fed.licensee_client(gw), ADOPTER_RECORDS, SCENARIO).await;
+        assert_eq!(outcome(&r), "no-licence", "{}", gw.id);
+    }
+
+    // With an expert review reference it is granted, recorded, and served everywhere.
+    let mut args = adopters("l2");
+    args.extend(["--expert-review".to_owned(), "ER-2026-041".to_owned()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let granted = fed.admin_cli(&args);
+    assert_eq!(granted["expert_review"], "ER-2026-041", "{granted}");
+    let shown = fed.admin_cli(&["show", "l2"]);
+    assert_eq!(shown["expert_review"], "ER-2026-041");
+    let changes = fed.admin_cli(&["changes"]);
+    let last = changes.as_array().unwrap().last().unwrap();
+    assert!(last.to_string().contains("ER-2026-041"), "{last}");
+    for gw in &gws {
+        let c = fed.licensee_client(gw);
+        let r = until(&c, ADOPTER_RECORDS, SCENARIO, "", EVENTUALLY).await;
+        assert_eq!(r.headers["sluice-licence"], "l2", "{}", gw.id);
+        let rec = &r.json()[0];
+        let mobile = rec["adopter_mobile"].as_str().unwrap();
+        assert!(mobile.contains("****"), "{}: {rec}", gw.id);
+        assert!(rec.get("adopter_name").is_none(), "{}: {rec}", gw.id);
+        // The first dataset is still served under l1.
+        let r = fetch(&c, RECORDS, SCENARIO).await;
+        assert_eq!(r.headers["sluice-licence"], "l1");
+    }
+    drop(running);
+    fed.finish().await;
+}
+both!(fusion_rule_blocks_a_grant_unless_expert_reviewed);

@@ -16,6 +16,24 @@ const START: Duration = Duration::from_secs(30);
 
 /// The conditional dataset the gateways offer and the registry licenses.
 pub const DATASET: &str = "fire-hydrants";
+/// A second conditional dataset (the adopters' contact details), for fusion rules.
+pub const ADOPTERS: &str = "hydrant-adopters";
+/// Records of [`ADOPTERS`].
+pub const ADOPTER_RECORDS: &str = "/v1/datasets/hydrant-adopters/records?limit=2";
+/// The gateways' catalog entry of [`ADOPTERS`], served from the same source.
+const ADOPTERS_TOML: &str = r#"
+[[datasets]]
+id = "hydrant-adopters"
+title = "Volunteer hydrant adopters"
+owner = "Shanghai Fire and Rescue"
+update_frequency = "daily"
+grades = { personal = "non_anonymous_non_sensitive" }
+fields = [
+  { name = "id" },
+  { name = "adopter_name", grades = { personal = "non_anonymous_non_sensitive" } },
+  { name = "adopter_mobile", grades = { personal = "non_anonymous_non_sensitive" } },
+]
+"#;
 /// The scenario of the test licences.
 pub const SCENARIO: &str = "fire-hydrant-adoption";
 /// The agency running the gateways.
@@ -255,22 +273,33 @@ impl Federation {
             "--reason",
             "approved",
         ]);
-        let spec = dataset_spec(DATASET);
-        let file = self.path("fire-hydrants.json");
-        std::fs::write(&file, serde_json::to_vec(&spec).unwrap()).unwrap();
-        self.admin_cli(&[
-            "dataset",
-            "register",
-            file.to_str().unwrap(),
-            "--reason",
-            "catalog",
-        ]);
+        for id in [DATASET, ADOPTERS] {
+            let file = self.path(&format!("{id}.json"));
+            std::fs::write(&file, serde_json::to_vec(&dataset_spec(id)).unwrap()).unwrap();
+            self.admin_cli(&[
+                "dataset",
+                "register",
+                file.to_str().unwrap(),
+                "--reason",
+                "catalog",
+            ]);
+        }
         self.scenario(SCENARIO);
     }
 
-    /// Registers scenario `id` covering `fire-hydrants`.
+    /// Registers scenario `id` covering `fire-hydrants` and `hydrant-adopters`.
     pub fn scenario(&self, id: &str) -> Value {
-        self.admin_cli(&["scenario", "add", id, "--title", id, "--dataset", DATASET])
+        self.admin_cli(&[
+            "scenario",
+            "add",
+            id,
+            "--title",
+            id,
+            "--dataset",
+            DATASET,
+            "--dataset",
+            ADOPTERS,
+        ])
     }
 
     /// Grants licence `id` to `acme` on `fire-hydrants` for `scenario` with `sluice admin grant`.
@@ -333,7 +362,10 @@ filter_params = {{ district = "district" }}
 
 [sources.hydrant-locations]
 url = "http://{src}/hydrants"
-{datasets}"#,
+
+[sources.hydrant-adopters]
+url = "http://{src}/hydrants"
+{datasets}{ADOPTERS_TOML}"#,
             server_cert = toml_path(&certs.join("server.pem")),
             server_key = toml_path(&certs.join("server.key")),
             ca = toml_path(&self.ca_pem()),
@@ -454,7 +486,8 @@ fn dataset_spec(id: &str) -> Value {
     struct Datasets {
         datasets: Vec<sluice_policy::catalog::DatasetSpec>,
     }
-    let all: Datasets = toml::from_str(sluice_gateway::demo::DATASETS).unwrap();
+    let text = format!("{}{ADOPTERS_TOML}", sluice_gateway::demo::DATASETS);
+    let all: Datasets = toml::from_str(&text).unwrap();
     let spec = all.datasets.into_iter().find(|d| d.id == id).unwrap();
     serde_json::to_value(spec).unwrap()
 }

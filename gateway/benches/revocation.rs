@@ -3,7 +3,9 @@
 //! sample-source`. Each round grants a fresh licence, waits until every gateway serves it,
 //! then revokes it while each gateway is polled in a tight loop over a keep-alive connection;
 //! the latency is the time from the admin API's 200 to the first refused (`licence-revoked`)
-//! reply, per gateway.
+//! reply, per gateway. Also printed, to show where the time goes: the registry answering a
+//! waiting long-poll of the bench's own, each gateway's log line applying the revision, and
+//! the round trip of the refused request (the measurement's resolution).
 //!
 //! `cargo bench -p sluice --bench revocation`; `SLUICE_BENCH_DB=postgres` puts the registry on
 //! PostgreSQL (a fresh schema, see `registry::pgtest`), `SLUICE_BENCH_ROUNDS` (default 100).
@@ -12,6 +14,7 @@
 #[path = "../tests/support/mod.rs"]
 mod support;
 
+use sluice_gateway::registry::client::{RegistryClient, Reply};
 use std::time::{Duration, Instant};
 use support::federation::{grant_body, Backend, Federation, Gateway, GatewayOptions, RECORDS, SCENARIO};
 use support::probe::{client_tls, KeepAlive};
@@ -74,6 +77,10 @@ async fn bench(backend: Backend, rounds: usize) {
     let mut samples: Vec<Vec<Duration>> = vec![Vec::with_capacity(rounds); gateways.len()];
     // Per gateway, from the 200 to its log line `registry snapshot applied` for the revision.
     let mut applied: Vec<Vec<Duration>> = vec![Vec::with_capacity(rounds); gateways.len()];
+    // From the 200 to the registry answering a waiting long-poll (the registry's share).
+    let mut long_polls: Vec<Duration> = Vec::with_capacity(rounds);
+    let (cert, key) = fed.gateway_identity("bench-probe");
+    let probe = RegistryClient::new(&fed.registry_url, &fed.ca_pem(), Some((&cert, &key))).unwrap();
     let mut round_trips: Vec<Duration> = Vec::with_capacity(rounds * gateways.len());
     // Per revocation, the last gateway to refuse.
     let mut slowest: Vec<Duration> = Vec::with_capacity(rounds);
@@ -85,6 +92,7 @@ async fn bench(backend: Backend, rounds: usize) {
             .await
             .unwrap();
         assert_eq!(r.status, 201, "grant {id}: {:?}", r.json());
+        let granted = revision(&r);
         for c in &mut conns {
             poll_until(c, "").await;
         }
@@ -97,6 +105,16 @@ async fn bench(backend: Backend, rounds: usize) {
                 })
             })
             .collect();
+        // A long-poll of the registry's own, as a gateway's subscription makes it.
+        let probe = probe.clone();
+        let answered = tokio::spawn(async move {
+            let r = probe
+                .get(&format!("/v1/snapshot?after={granted}&wait=25"))
+                .await
+                .unwrap();
+            assert_eq!(r.status, 200);
+            Instant::now()
+        });
         let path = format!("/admin/licences/{id}/revoke");
         let r = fed
             .admin
@@ -106,7 +124,8 @@ async fn bench(backend: Backend, rounds: usize) {
         let revoked = Instant::now();
         let revoked_wall = time::OffsetDateTime::now_utc();
         assert_eq!(r.status, 200, "revoke {id}: {:?}", r.json());
-        let revision: u64 = r.headers["sluice-revision"].to_str().unwrap().parse().unwrap();
+        let revision = revision(&r);
+        long_polls.push(answered.await.unwrap().saturating_duration_since(revoked));
         let mut last = Duration::ZERO;
         for (i, p) in pollers.into_iter().enumerate() {
             let (at, rtt, c) = p.await.unwrap();
@@ -137,6 +156,11 @@ async fn bench(backend: Backend, rounds: usize) {
         "all 3",
         summary(&mut slowest)
     );
+    println!(
+        "  {:<8} {}  (200 → the registry answering a waiting long-poll)",
+        "answered",
+        summary(&mut long_polls)
+    );
     let mut all_applied: Vec<Duration> = applied.concat();
     println!(
         "  {:<8} {}  (200 → the gateway's log line `registry snapshot applied`)",
@@ -155,6 +179,11 @@ async fn bench(backend: Backend, rounds: usize) {
     );
     drop(gateways);
     fed.finish().await;
+}
+
+/// The `Sluice-Revision` of an admin API answer.
+fn revision(r: &Reply) -> u64 {
+    r.headers["sluice-revision"].to_str().unwrap().parse().unwrap()
 }
 
 /// Time from `since` to gateway `gw`'s log line applying `revision` (its wall-clock timestamp).

@@ -318,14 +318,7 @@ impl Federation {
         let dir = self.path(id);
         std::fs::create_dir_all(&dir).unwrap();
         let certs = self.path("certs");
-        let client = certs.join(format!("gw-{id}.pem"));
-        if !client.exists() {
-            self.admin_cli(&["gateway", "add", id, "--agency", AGENCY]);
-            sluice_certs::issue_gateway_client(&self.ca, id, 5)
-                .unwrap()
-                .write_to(&certs, &format!("gw-{id}"))
-                .unwrap();
-        }
+        let (client, client_key) = self.gateway_identity(id);
         let text = format!(
             r#"[gateway]
 id = "{id}"
@@ -371,7 +364,7 @@ url = "http://{src}/hydrants"
             ca = toml_path(&self.ca_pem()),
             url = self.registry_url,
             client_cert = toml_path(&client),
-            client_key = toml_path(&certs.join(format!("gw-{id}.key"))),
+            client_key = toml_path(&client_key),
             key = self.registry_key,
             bound = options.staleness_bound_s,
             wait = options.poll_wait_s,
@@ -393,6 +386,21 @@ url = "http://{src}/hydrants"
             admin,
             proc,
         }
+    }
+
+    /// The registry client identity (certificate, key) of gateway `id`; the first time,
+    /// registers the gateway with the registry and issues the certificate.
+    pub fn gateway_identity(&self, id: &str) -> (PathBuf, PathBuf) {
+        let certs = self.path("certs");
+        let cert = certs.join(format!("gw-{id}.pem"));
+        if !cert.exists() {
+            self.admin_cli(&["gateway", "add", id, "--agency", AGENCY]);
+            sluice_certs::issue_gateway_client(&self.ca, id, 5)
+                .unwrap()
+                .write_to(&certs, &format!("gw-{id}"))
+                .unwrap();
+        }
+        (cert, certs.join(format!("gw-{id}.key")))
     }
 
     /// A client of `gw`'s data listener presenting `acme`'s certificate.

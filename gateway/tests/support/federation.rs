@@ -446,6 +446,23 @@ url = "http://{src}/hydrants"
     }
 }
 
+impl Drop for Federation {
+    /// A test that panicked never reached [`Federation::finish`]: kill the registry and drop
+    /// its PostgreSQL schema anyway (on a runtime of its own; we may be inside an async test).
+    fn drop(&mut self) {
+        self.kill_registry();
+        if let Some(schema) = self.schema.take() {
+            let _ = std::thread::spawn(move || {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map(|rt| rt.block_on(pgtest::drop_schema(&schema)))
+            })
+            .join();
+        }
+    }
+}
+
 /// The arguments of `sluice admin grant` for licence `id`: `id` and `district` in clear, a
 /// rate high enough never to limit a test.
 pub fn grant_args(id: &str, scenario: &str) -> Vec<String> {

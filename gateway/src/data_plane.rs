@@ -323,6 +323,7 @@ async fn phases(
         granted,
         day,
         finished: false,
+        deferred: None,
     };
     // Read until the first output (or the end), so a source that fails at once gets a clean
     // 502 problem instead of a broken stream.
@@ -622,6 +623,9 @@ enum StreamError {
     Mask(#[from] sluice_policy::stream::MaskError),
 }
 
+/// Masked output gathered into one chunk when upstream frames are already waiting.
+const COALESCE_BYTES: usize = 64 * 1024;
+
 /// One allowed response in flight: upstream body → masker → client.
 struct MaskStream {
     gw: Arc<Gateway>,
@@ -636,11 +640,20 @@ struct MaskStream {
     granted: u64,
     day: i64,
     finished: bool,
+    /// An error met after output was gathered; reported by the next `next_output`.
+    deferred: Option<StreamError>,
 }
 
 impl MaskStream {
     /// Reads upstream until the masker produces output or the document ends. `None` = ended.
+    ///
+    /// Output is coalesced up to [`COALESCE_BYTES`] from frames that are already available
+    /// (never waiting for more), so a response goes out in few large writes and TLS records
+    /// rather than one per upstream frame.
     async fn next_output(&mut self) -> Result<Option<Bytes>, StreamError> {
+        if let Some(e) = self.deferred.take() {
+            return Err(e);
+        }
         let mut out = Vec::new();
         while !self.finished {
             if self.masker.is_full() {
@@ -648,30 +661,55 @@ impl MaskStream {
                 self.masker.finish(&mut out)?;
                 break;
             }
-            let wait = Duration::from_millis(self.source.read_timeout_ms);
-            let frame = tokio::time::timeout(wait, self.body.frame())
-                .await
-                .map_err(|_| StreamError::Stalled(wait))?;
-            match frame {
-                None => {
-                    self.finished = true;
-                    self.masker.finish(&mut out)?;
+            let frame = if out.is_empty() {
+                let wait = Duration::from_millis(self.source.read_timeout_ms);
+                tokio::time::timeout(wait, self.body.frame())
+                    .await
+                    .map_err(|_| StreamError::Stalled(wait))?
+            } else if out.len() >= COALESCE_BYTES {
+                break;
+            } else {
+                // Only what is ready now: send what we have rather than wait.
+                match futures_util::FutureExt::now_or_never(self.body.frame()) {
+                    Some(frame) => frame,
+                    None => break,
                 }
-                Some(Err(e)) => return Err(StreamError::Upstream(e.to_string())),
-                Some(Ok(frame)) => {
-                    let Ok(data) = frame.into_data() else { continue };
+            };
+            if let Err(e) = self.take_frame(frame, &mut out) {
+                if out.is_empty() {
+                    return Err(e);
+                }
+                // Complete masked records first; the error ends the stream on the next call.
+                self.deferred = Some(e);
+                break;
+            }
+        }
+        Ok(Some(Bytes::from(out)).filter(|b| !b.is_empty()))
+    }
+
+    /// Feeds one upstream frame (or the end) to the masker.
+    fn take_frame(
+        &mut self,
+        frame: Option<Result<hyper::body::Frame<Bytes>, hyper::Error>>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), StreamError> {
+        match frame {
+            None => {
+                self.finished = true;
+                self.masker.finish(out)?;
+            }
+            Some(Err(e)) => return Err(StreamError::Upstream(e.to_string())),
+            Some(Ok(frame)) => {
+                if let Ok(data) = frame.into_data() {
                     self.bytes_in += data.len() as u64;
                     if self.bytes_in > self.max_upstream_bytes {
                         return Err(StreamError::TooLarge(self.max_upstream_bytes));
                     }
-                    self.masker.feed(&data, &mut out)?;
-                    if !out.is_empty() {
-                        break;
-                    }
+                    self.masker.feed(&data, out)?;
                 }
             }
         }
-        Ok(Some(Bytes::from(out)).filter(|b| !b.is_empty()))
+        Ok(())
     }
 
     fn refund_all(&self) {

@@ -465,12 +465,14 @@ impl Store {
     /// ([`StoreError::FusionConflict`]). With a review that overrides a rule, the review and
     /// the rules are added to the recorded reason.
     ///
-    /// The check and the insert share one transaction that first locks the licensee's row, so
-    /// two concurrent grants to one licensee cannot both complete a rule (PostgreSQL: the
-    /// second waits for the first to commit, then sees its licence; SQLite: one writer).
+    /// The check and the insert share one transaction that first takes the revision row's
+    /// lock, which every change takes when it commits: so two concurrent grants cannot both
+    /// complete a rule, and a rule declared meanwhile is either committed before the check
+    /// reads the rules or after the grant (PostgreSQL: the grant waits, then reads what was
+    /// committed; SQLite: one writer).
     pub async fn insert_licence(&self, l: &Licence, change: &Change<'_>) -> Result<u64> {
         let mut tx = self.begin().await?;
-        Self::lock_licensee(&mut tx, &l.licensee).await?;
+        Self::lock_changes(&mut tx).await?;
         let completed = Self::fusion_completions(&mut tx, l).await?;
         let reason;
         let mut change = change.clone();
@@ -502,11 +504,10 @@ impl Store {
         Self::finish(tx, &change).await
     }
 
-    /// Takes the licensee's row lock until the transaction ends (a no-op update: a row lock
-    /// in PostgreSQL, the write lock in SQLite).
-    async fn lock_licensee(tx: &mut Tx, licensee: &str) -> Result<()> {
-        sqlx::query("UPDATE licensees SET id = id WHERE id = $1")
-            .bind(licensee)
+    /// Takes the revision row's lock until the transaction ends (a no-op update: a row lock
+    /// in PostgreSQL, the write lock in SQLite), serialising this change with every other.
+    async fn lock_changes(tx: &mut Tx) -> Result<()> {
+        sqlx::query("UPDATE registry_meta SET v = v WHERE k = 'revision'")
             .execute(&mut **tx)
             .await?;
         Ok(())

@@ -236,6 +236,71 @@ async fn concurrent_grants_on_postgres() {
     pgtest::drop_schema(&schema).await.unwrap();
 }
 
+/// A rule is declared while a grant that completes it runs on another replica, round after
+/// round: the grant may only succeed if it committed before the rule (a lower revision).
+async fn a_rule_declared_during_a_grant_is_not_missed(a: Store, b: Store) {
+    a.put_dataset(&dataset("hydrants"), &change("d")).await.unwrap();
+    a.put_dataset(&dataset("parks"), &change("d")).await.unwrap();
+    let (mut granted_first, mut refused) = (0, 0);
+    for round in 0..20 {
+        let who = format!("acme{round}");
+        let rec = LicenseeRecord {
+            id: who.clone(),
+            name: "Acme".into(),
+            credit_code: format!("code{round}"),
+            created_at: String::new(),
+        };
+        a.add_licensee(&rec, &change("l")).await.unwrap();
+        let mut h = licence(&format!("h{round}"));
+        h.licensee = who.clone();
+        a.insert_licence(&h, &change("g")).await.unwrap();
+        let mut p = licence(&format!("p{round}"));
+        p.licensee = who.clone();
+        p.dataset = "parks".into();
+        let rule: super::fusion::FusionRule = serde_json::from_value(serde_json::json!({
+            "id": format!("r{round}"), "members": [{ "dataset": "hydrants" }, { "dataset": "parks" }],
+        }))
+        .unwrap();
+        let grant = change("g");
+        let rule_change = change("f");
+        let (g, r) = tokio::join!(
+            b.insert_licence(&p, &grant),
+            a.add_fusion_rule(&rule, &rule_change)
+        );
+        let rule_rev = r.unwrap();
+        match g {
+            Ok(grant_rev) => {
+                assert!(
+                    grant_rev < rule_rev,
+                    "round {round}: granted at {grant_rev} after the rule at {rule_rev}"
+                );
+                granted_first += 1;
+            }
+            Err(StoreError::FusionConflict(_)) => refused += 1,
+            Err(e) => panic!("round {round}: {e}"),
+        }
+    }
+    assert_eq!(granted_first + refused, 20);
+    a.close().await;
+    b.close().await;
+}
+
+#[tokio::test]
+async fn rule_during_grant_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = Store::sqlite_url(dir.path());
+    let (a, b) = (Store::open(&url).await.unwrap(), Store::open(&url).await.unwrap());
+    a_rule_declared_during_a_grant_is_not_missed(a, b).await;
+}
+
+#[tokio::test]
+async fn rule_during_grant_on_postgres() {
+    let (schema, url) = pgtest::create_schema("fusionrace").await.unwrap();
+    let (a, b) = (Store::open(&url).await.unwrap(), Store::open(&url).await.unwrap());
+    a_rule_declared_during_a_grant_is_not_missed(a, b).await;
+    pgtest::drop_schema(&schema).await.unwrap();
+}
+
 #[tokio::test]
 async fn a_store_from_before_violation_lifts_gains_the_columns() {
     let dir = tempfile::tempdir().unwrap();

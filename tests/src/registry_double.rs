@@ -494,8 +494,39 @@ fn server_config(pki: &Pki) -> Arc<ServerConfig> {
     )
 }
 
+/// A fire-hydrant licence with two clear fields and a rate high enough not to interfere.
+pub fn hydrant_licence(id: &str, licensee: &str) -> Licence {
+    serde_json::from_value(serde_json::json!({
+        "id": id,
+        "licensee": licensee,
+        "dataset": "fire-hydrants",
+        "scenario": "fire-hydrant-adoption",
+        "valid_from": "2025-01-01T00:00:00Z",
+        "valid_until": "2035-01-01T00:00:00Z",
+        "fields": { "id": { "rule": "clear" }, "district": { "rule": "clear" } },
+        "rate": { "per_second": 10000, "burst": 10000 },
+    }))
+    .unwrap()
+}
+
+/// The public key (base64) a double started with key seed `seed` signs with.
+pub fn public_key_b64_of(seed: u8) -> String {
+    STANDARD.encode(SigningKey::from_bytes(&[seed; 32]).verifying_key().as_bytes())
+}
+
 /// The `[registry]` section for a gateway subscribing to `double`.
 pub fn registry_section(pki: &Pki, double: &RegistryDouble, staleness_bound_s: u64) -> String {
+    registry_section_trusting(pki, double, staleness_bound_s, &double.public_key_b64())
+}
+
+/// The `[registry]` section for a gateway subscribing to `double` but trusting only
+/// `public_key` (base64) for its snapshots.
+pub fn registry_section_trusting(
+    pki: &Pki,
+    double: &RegistryDouble,
+    staleness_bound_s: u64,
+    public_key: &str,
+) -> String {
     let (cert, key) = gateway_client_identity(pki);
     format!(
         "[registry]\nurl = {:?}\ncert = {:?}\nkey = {:?}\nca = {:?}\npublic_key = [{:?}]\nstaleness_bound_s = {staleness_bound_s}\npoll_wait_s = 1\n",
@@ -503,6 +534,6 @@ pub fn registry_section(pki: &Pki, double: &RegistryDouble, staleness_bound_s: u
         cert.display().to_string(),
         key.display().to_string(),
         pki.ca_pem().display().to_string(),
-        double.public_key_b64(),
+        public_key,
     )
 }

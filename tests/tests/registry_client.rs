@@ -2,10 +2,12 @@
 //! over real mTLS, the real gateway client, persistence, freshness and revoked serials.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use sluice_policy::licence::{Licence, LicenceStatus};
+use sluice_policy::licence::LicenceStatus;
 use sluice_policy::snapshot::SignedSnapshot;
 use sluice_tests::client::{get, tls_config, Reply};
-use sluice_tests::registry_double::{registry_section, RegistryDouble};
+use sluice_tests::registry_double::{
+    hydrant_licence, public_key_b64_of, registry_section, registry_section_trusting, RegistryDouble,
+};
 use sluice_tests::upstream::Upstream;
 use sluice_tests::{read, write_config, Pki};
 use std::net::SocketAddr;
@@ -15,20 +17,6 @@ use std::time::{Duration, Instant};
 const SCENARIO: (&str, &str) = ("sluice-scenario", "fire-hydrant-adoption");
 const RECORDS: &str = "/v1/datasets/fire-hydrants/records?limit=2";
 const PUBLIC: &str = "/v1/datasets/hydrant-locations/records?limit=2";
-
-fn licence(id: &str, licensee: &str) -> Licence {
-    serde_json::from_value(serde_json::json!({
-        "id": id,
-        "licensee": licensee,
-        "dataset": "fire-hydrants",
-        "scenario": "fire-hydrant-adoption",
-        "valid_from": "2025-01-01T00:00:00Z",
-        "valid_until": "2035-01-01T00:00:00Z",
-        "fields": { "id": { "rule": "clear" }, "district": { "rule": "clear" } },
-        "rate": { "per_second": 10000, "burst": 10000 },
-    }))
-    .unwrap()
-}
 
 fn set_status(status: LicenceStatus) -> impl FnOnce(&mut sluice_policy::snapshot::Snapshot) {
     move |s| s.licences[0].status = status
@@ -103,7 +91,7 @@ async fn snapshots_drive_decisions_and_the_gateway_fails_closed_when_stale() {
 
     until(&tls, data, RECORDS, "no-licence").await;
     // Grant.
-    registry.publish(|s| s.licences.push(licence("l1", "acme")));
+    registry.publish(|s| s.licences.push(hydrant_licence("l1", "acme")));
     until(&tls, data, RECORDS, "").await;
     // Suspend.
     registry.publish(set_status(LicenceStatus::Suspended {
@@ -193,11 +181,9 @@ async fn snapshots_drive_decisions_and_the_gateway_fails_closed_when_stale() {
 async fn snapshot_signed_by_an_unknown_key_is_ignored() {
     let pki = Pki::new();
     let up = Upstream::start().await;
-    let trusted = RegistryDouble::start(&pki, 7, Vec::new()).await;
     // The registry signs with key 9, the gateway trusts key 7.
-    let rogue = RegistryDouble::start(&pki, 9, vec![licence("l1", "acme")]).await;
-    let section =
-        registry_section(&pki, &rogue, 60).replace(&rogue.public_key_b64(), &trusted.public_key_b64());
+    let rogue = RegistryDouble::start(&pki, 9, vec![hydrant_licence("l1", "acme")]).await;
+    let section = registry_section_trusting(&pki, &rogue, 60, &public_key_b64_of(7));
     let path = write_config(&pki, up.addr, "", &section);
     let gw = sluice_gateway::gateway::Gateway::start(&path).await.unwrap();
     let (cert, key) = pki.licensee("acme");

@@ -3,9 +3,11 @@
 //! report id, the shutdown flush, and the registry freshness metrics.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use sluice_policy::licence::Licence;
 use sluice_tests::client::{get, tls_config};
-use sluice_tests::registry_double::{registry_section, RegistryDouble, UsageMode};
+use sluice_tests::registry_double::{
+    hydrant_licence, public_key_b64_of, registry_section, registry_section_trusting, RegistryDouble,
+    UsageMode,
+};
 use sluice_tests::upstream::{Mode, Upstream};
 use sluice_tests::{write_config, Pki};
 use std::collections::BTreeMap;
@@ -17,20 +19,6 @@ const RECORDS: &str = "/v1/datasets/fire-hydrants/records?limit=2";
 const HYDRANTS: &str = "fire-hydrants";
 
 type Totals = BTreeMap<(String, String, Option<String>), [u64; 3]>;
-
-fn licence(id: &str, licensee: &str) -> Licence {
-    serde_json::from_value(serde_json::json!({
-        "id": id,
-        "licensee": licensee,
-        "dataset": HYDRANTS,
-        "scenario": "fire-hydrant-adoption",
-        "valid_from": "2025-01-01T00:00:00Z",
-        "valid_until": "2035-01-01T00:00:00Z",
-        "fields": { "id": { "rule": "clear" }, "district": { "rule": "clear" } },
-        "rate": { "per_second": 10000, "burst": 10000 },
-    }))
-    .unwrap()
-}
 
 fn row(
     licensee: &str,
@@ -118,7 +106,7 @@ async fn wait_for_totals(registry: &RegistryDouble, want: &Totals) {
 async fn requests_records_and_refusals_reach_the_registry_per_licence() {
     let pki = Pki::new();
     let up = Upstream::start().await;
-    let registry = RegistryDouble::start(&pki, 7, vec![licence("l1", "acme")]).await;
+    let registry = RegistryDouble::start(&pki, 7, vec![hydrant_licence("l1", "acme")]).await;
     let section = registry_section(&pki, &registry, 60) + "usage_interval_s = 1\n";
     let path = write_config(&pki, up.addr, "", &section);
     let gw = sluice_gateway::gateway::Gateway::start(&path).await.unwrap();
@@ -198,7 +186,7 @@ async fn requests_records_and_refusals_reach_the_registry_per_licence() {
 async fn a_failed_report_is_sent_again_unchanged_and_counted_once() {
     let pki = Pki::new();
     let up = Upstream::start().await;
-    let registry = RegistryDouble::start(&pki, 7, vec![licence("l1", "acme")]).await;
+    let registry = RegistryDouble::start(&pki, 7, vec![hydrant_licence("l1", "acme")]).await;
     let section = registry_section(&pki, &registry, 60) + "usage_interval_s = 1\n";
     let path = write_config(&pki, up.addr, "", &section);
     let gw = sluice_gateway::gateway::Gateway::start(&path).await.unwrap();
@@ -270,7 +258,7 @@ async fn a_failed_report_is_sent_again_unchanged_and_counted_once() {
 async fn freshness_metrics_and_usage_unsent_at_shutdown_survive_a_restart() {
     let pki = Pki::new();
     let up = Upstream::start().await;
-    let registry = RegistryDouble::start(&pki, 7, vec![licence("l1", "acme")]).await;
+    let registry = RegistryDouble::start(&pki, 7, vec![hydrant_licence("l1", "acme")]).await;
     // Reports only at shutdown; the snapshot is stale 2 s after the last confirmation.
     let section = registry_section(&pki, &registry, 2) + "usage_interval_s = 3600\n";
     let path = write_config(&pki, up.addr, "", &section);
@@ -311,7 +299,7 @@ async fn freshness_metrics_and_usage_unsent_at_shutdown_survive_a_restart() {
     assert_eq!(saved.as_array().unwrap().len(), 1);
 
     // After a restart against a registry that answers, the saved report goes first, unchanged.
-    let registry = RegistryDouble::start(&pki, 7, vec![licence("l1", "acme")]).await;
+    let registry = RegistryDouble::start(&pki, 7, vec![hydrant_licence("l1", "acme")]).await;
     let section = registry_section(&pki, &registry, 60) + "usage_interval_s = 1\n";
     let path = write_config(&pki, up.addr, "", &section);
     let gw = sluice_gateway::gateway::Gateway::start(&path).await.unwrap();
@@ -336,11 +324,9 @@ async fn freshness_metrics_and_usage_unsent_at_shutdown_survive_a_restart() {
 async fn never_confirmed_is_stale_with_the_age_counted_from_start() {
     let pki = Pki::new();
     let up = Upstream::start().await;
-    let trusted = RegistryDouble::start(&pki, 7, Vec::new()).await;
     // The registry signs with key 9, the gateway trusts key 7: nothing is ever confirmed.
-    let rogue = RegistryDouble::start(&pki, 9, vec![licence("l1", "acme")]).await;
-    let section =
-        registry_section(&pki, &rogue, 60).replace(&rogue.public_key_b64(), &trusted.public_key_b64());
+    let rogue = RegistryDouble::start(&pki, 9, vec![hydrant_licence("l1", "acme")]).await;
+    let section = registry_section_trusting(&pki, &rogue, 60, &public_key_b64_of(7));
     let path = write_config(&pki, up.addr, "", &section);
     let gw = sluice_gateway::gateway::Gateway::start(&path).await.unwrap();
     wait_until(Duration::from_secs(10), "age counted from start", || async {

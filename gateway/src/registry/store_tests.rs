@@ -180,6 +180,27 @@ async fn store_suite_on_postgres() {
     pgtest::drop_schema(&schema).await.unwrap();
 }
 
+/// Registers licensee `acme<round>`; returns its id.
+async fn add_round_licensee(store: &Store, round: usize) -> String {
+    let rec = LicenseeRecord {
+        id: format!("acme{round}"),
+        name: "Acme".into(),
+        credit_code: format!("code{round}"),
+        created_at: String::new(),
+    };
+    store.add_licensee(&rec, &change("l")).await.unwrap();
+    rec.id
+}
+
+/// [`licence`] `id` for `licensee` on `dataset`.
+fn licence_of(id: &str, licensee: &str, dataset: &str) -> Licence {
+    Licence {
+        licensee: licensee.into(),
+        dataset: dataset.into(),
+        ..licence(id)
+    }
+}
+
 /// Two replicas grant the two halves of a fusion rule to one licensee at the same time,
 /// round after round: exactly one grant completes, the other is refused.
 async fn concurrent_grants_cannot_both_complete_a_rule(a: Store, b: Store) {
@@ -191,19 +212,9 @@ async fn concurrent_grants_cannot_both_complete_a_rule(a: Store, b: Store) {
     .unwrap();
     a.add_fusion_rule(&rule, &change("f")).await.unwrap();
     for round in 0..20 {
-        let who = format!("acme{round}");
-        let rec = LicenseeRecord {
-            id: who.clone(),
-            name: "Acme".into(),
-            credit_code: format!("code{round}"),
-            created_at: String::new(),
-        };
-        a.add_licensee(&rec, &change("l")).await.unwrap();
-        let mut h = licence(&format!("h{round}"));
-        h.licensee = who.clone();
-        let mut p = licence(&format!("p{round}"));
-        p.licensee = who.clone();
-        p.dataset = "parks".into();
+        let who = add_round_licensee(&a, round).await;
+        let h = licence_of(&format!("h{round}"), &who, "hydrants");
+        let p = licence_of(&format!("p{round}"), &who, "parks");
         let grant = change("g");
         let (x, y) = tokio::join!(a.insert_licence(&h, &grant), b.insert_licence(&p, &grant));
         let refused = [&x, &y]
@@ -243,20 +254,10 @@ async fn a_rule_declared_during_a_grant_is_not_missed(a: Store, b: Store) {
     a.put_dataset(&dataset("parks"), &change("d")).await.unwrap();
     let (mut granted_first, mut refused) = (0, 0);
     for round in 0..20 {
-        let who = format!("acme{round}");
-        let rec = LicenseeRecord {
-            id: who.clone(),
-            name: "Acme".into(),
-            credit_code: format!("code{round}"),
-            created_at: String::new(),
-        };
-        a.add_licensee(&rec, &change("l")).await.unwrap();
-        let mut h = licence(&format!("h{round}"));
-        h.licensee = who.clone();
+        let who = add_round_licensee(&a, round).await;
+        let h = licence_of(&format!("h{round}"), &who, "hydrants");
         a.insert_licence(&h, &change("g")).await.unwrap();
-        let mut p = licence(&format!("p{round}"));
-        p.licensee = who.clone();
-        p.dataset = "parks".into();
+        let p = licence_of(&format!("p{round}"), &who, "parks");
         let rule: super::fusion::FusionRule = serde_json::from_value(serde_json::json!({
             "id": format!("r{round}"), "members": [{ "dataset": "hydrants" }, { "dataset": "parks" }],
         }))

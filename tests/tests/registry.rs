@@ -30,6 +30,21 @@ struct Reg {
     anon: RegistryClient,
 }
 
+/// Issues a `kind` (`admin`, `gateway`, `licensee`) certificate for `id` from the test CA and
+/// returns a registry client presenting it.
+fn client(pki: &Pki, url: &str, kind: &str, id: &str) -> RegistryClient {
+    let certs = pki.certs();
+    let c = match kind {
+        "admin" => sluice_certs::issue_admin(&pki.ca, id, 5),
+        "gateway" => sluice_certs::issue_gateway_client(&pki.ca, id, 5),
+        _ => sluice_certs::issue_licensee(&pki.ca, id, 5),
+    };
+    c.unwrap().write_to(&certs, &format!("{kind}-{id}")).unwrap();
+    let cert = certs.join(format!("{kind}-{id}.pem"));
+    let key = certs.join(format!("{kind}-{id}.key"));
+    RegistryClient::new(url, &pki.ca_pem(), Some((&cert, &key))).unwrap()
+}
+
 impl Reg {
     async fn start(backend: Backend) -> Reg {
         let pki = Pki::new();
@@ -53,17 +68,7 @@ impl Reg {
         };
         let running = sluice_gateway::registry::start(&cfg).await.unwrap();
         let url = format!("https://localhost:{}", running.addr.port());
-        let issue = |kind: &str, id: &str| {
-            let c = match kind {
-                "admin" => sluice_certs::issue_admin(&pki.ca, id, 5),
-                "gateway" => sluice_certs::issue_gateway_client(&pki.ca, id, 5),
-                _ => sluice_certs::issue_licensee(&pki.ca, id, 5),
-            };
-            c.unwrap().write_to(&certs, &format!("{kind}-{id}")).unwrap();
-            let cert = certs.join(format!("{kind}-{id}.pem"));
-            let key = certs.join(format!("{kind}-{id}.key"));
-            RegistryClient::new(&url, &pki.ca_pem(), Some((&cert, &key))).unwrap()
-        };
+        let issue = |kind: &str, id: &str| client(&pki, &url, kind, id);
         let admin = issue("admin", "alice");
         let gateway = issue("gateway", "gw1");
         let gateway2 = issue("gateway", "gw2");
@@ -92,6 +97,11 @@ impl Reg {
             licensee,
             anon,
         }
+    }
+
+    /// A client with a new `kind` (`admin`, `gateway`, `licensee`) certificate for `id`.
+    fn client(&self, kind: &str, id: &str) -> RegistryClient {
+        client(&self.pki, &self.url, kind, id)
     }
 
     fn key(&self) -> VerifyingKey {
@@ -1035,13 +1045,7 @@ async fn gateways_and_scenarios_must_be_registered(b: Backend) {
     let reg = Reg::start(b).await;
     reg.seed().await;
     // A gateway certificate from the right CA whose gateway is not registered gets nothing.
-    let certs = reg.pki.certs();
-    sluice_certs::issue_gateway_client(&reg.pki.ca, "gw-new", 5)
-        .unwrap()
-        .write_to(&certs, "gateway-gw-new")
-        .unwrap();
-    let (cert, key) = (certs.join("gateway-gw-new.pem"), certs.join("gateway-gw-new.key"));
-    let gw2 = RegistryClient::new(&reg.url, &reg.pki.ca_pem(), Some((&cert, &key))).unwrap();
+    let gw2 = reg.client("gateway", "gw-new");
     let r = gw2.get("/v1/snapshot").await.unwrap();
     assert_eq!(
         (r.status.as_u16(), r.problem().as_deref()),

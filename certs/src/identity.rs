@@ -109,14 +109,9 @@ impl fmt::Display for Identity {
     }
 }
 
-/// Checks an id against `[A-Za-z0-9._-]{1,64}`.
+/// Checks an id against `[A-Za-z0-9._-]{1,64}` (the rule is [`sluice_policy::id::is_valid_id`]).
 pub fn validate_id(id: &str) -> Result<()> {
-    let ok = !id.is_empty()
-        && id.len() <= 64
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
-    if ok {
+    if sluice_policy::id::is_valid_id(id) {
         Ok(())
     } else {
         Err(CertError::InvalidId(id.to_string()))

@@ -9,6 +9,7 @@ use crate::classify::{OpenCategory, RuleTable};
 use crate::licence::{Licence, LicenceStatus, Mode, Quota, RateLimit};
 use crate::mask::{MaskRule, PseudonymKey};
 use crate::plan::{FieldAction, FieldPlan, PlannedField};
+use crate::problem_code::ProblemCode;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use time::OffsetDateTime;
@@ -155,22 +156,22 @@ pub enum Refusal {
 }
 
 impl Refusal {
-    /// Stable short code, used in problem type URIs, metrics and the audit.
-    pub fn code(&self) -> &'static str {
+    /// The stable problem type, used in problem type URIs, metrics and the audit.
+    pub fn code(&self) -> ProblemCode {
         match self {
-            Self::UnknownDataset(_) => "unknown-dataset",
-            Self::DatasetClosed(_) => "dataset-closed",
-            Self::Unauthenticated(_) => "unauthenticated",
-            Self::ScenarioMissing => "scenario-missing",
-            Self::NoLicence { .. } => "no-licence",
-            Self::ScenarioNotLicensed { .. } => "scenario-not-licensed",
-            Self::LicenceSuspended { .. } => "licence-suspended",
-            Self::LicenceRevoked { .. } => "licence-revoked",
-            Self::LicenceExpired(_) => "licence-expired",
-            Self::LicenceNotYetValid(_) => "licence-not-yet-valid",
-            Self::LicenseeRestricted { .. } => "licensee-restricted",
-            Self::FieldNotAllowed(_) => "field-not-allowed",
-            Self::AggregateOnly(_) => "aggregate-only",
+            Self::UnknownDataset(_) => ProblemCode::UnknownDataset,
+            Self::DatasetClosed(_) => ProblemCode::DatasetClosed,
+            Self::Unauthenticated(_) => ProblemCode::Unauthenticated,
+            Self::ScenarioMissing => ProblemCode::ScenarioMissing,
+            Self::NoLicence { .. } => ProblemCode::NoLicence,
+            Self::ScenarioNotLicensed { .. } => ProblemCode::ScenarioNotLicensed,
+            Self::LicenceSuspended { .. } => ProblemCode::LicenceSuspended,
+            Self::LicenceRevoked { .. } => ProblemCode::LicenceRevoked,
+            Self::LicenceExpired(_) => ProblemCode::LicenceExpired,
+            Self::LicenceNotYetValid(_) => ProblemCode::LicenceNotYetValid,
+            Self::LicenseeRestricted { .. } => ProblemCode::LicenseeRestricted,
+            Self::FieldNotAllowed(_) => ProblemCode::FieldNotAllowed,
+            Self::AggregateOnly(_) => ProblemCode::AggregateOnly,
         }
     }
 }

@@ -4,15 +4,27 @@
 //! functions with a detector safety net, and the streaming JSON/CSV masker that applies a
 //! field plan to a response body in constant memory. This crate performs no IO: no sockets,
 //! no files, no clocks (the clock is passed in), no async runtime.
+//!
+//! It is also the one typed vocabulary the gateway and the registry share: the problem codes
+//! ([`ProblemCode`]), validated ids ([`Id`], [`LicenseeId`]) and the usage report contract
+//! ([`usage`]).
 
 pub mod catalog;
 pub mod classify;
 pub mod decide;
+/// Validated ids: the one `[A-Za-z0-9._-]{1,64}` rule, [`Id`] and [`LicenseeId`].
+pub mod id;
 pub mod licence;
 pub mod mask;
 pub mod plan;
+/// Every stable problem type sluice emits, with its code, status and title.
+pub mod problem_code;
 pub mod rowfilter;
 pub mod snapshot;
 pub mod stream;
+/// The `POST /v1/usage` contract: [`usage::UsageReport`], its rows and the registry's ack.
+pub mod usage;
 
 pub use decide::{Clock, Decision, Permit, PolicySet, Refusal, Request};
+pub use id::{Id, IdError, LicenseeId};
+pub use problem_code::ProblemCode;

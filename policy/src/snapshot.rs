@@ -71,6 +71,18 @@ pub enum SnapshotError {
     },
 }
 
+/// A trusted key that is not a base64 Ed25519 public key; why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct BadKey(pub String);
+
+/// Parses a base64 Ed25519 public key (a registry's snapshot key, as configured at gateways).
+pub fn parse_public_key(b64: &str) -> Result<VerifyingKey, BadKey> {
+    let bytes = STANDARD.decode(b64.trim()).map_err(|e| BadKey(e.to_string()))?;
+    let arr: [u8; 32] = bytes.try_into().map_err(|_| BadKey("not 32 bytes".into()))?;
+    VerifyingKey::from_bytes(&arr).map_err(|e| BadKey(e.to_string()))
+}
+
 /// The key id of a public key.
 pub fn key_id(key: &VerifyingKey) -> String {
     use sha2::{Digest, Sha256};

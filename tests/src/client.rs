@@ -55,7 +55,7 @@ impl Reply {
 
 /// A TLS client configuration trusting `ca`, presenting `identity` when given.
 pub fn tls_config(ca: &Path, identity: Option<(&Path, &Path)>) -> Arc<ClientConfig> {
-    sluice_gateway::tls::install_provider();
+    sluice_net::tls::install_provider();
     let mut roots = RootCertStore::empty();
     for c in CertificateDer::pem_file_iter(ca).unwrap() {
         roots.add(c.unwrap()).unwrap();

@@ -7,7 +7,7 @@ pub mod client;
 pub mod registry_double;
 pub mod upstream;
 
-use sluice_gateway::gateway::{Gateway, Running};
+use sluice_agency::gateway::{Gateway, Running};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -171,7 +171,7 @@ read_timeout_ms = 1000
 [sources.hydrant-locations]
 url = "http://{upstream}/hydrants"
 {datasets}"#,
-        datasets = sluice_gateway::demo::DATASETS,
+        datasets = sluice::demo::DATASETS,
     );
     let path = dir.join("gateway.toml");
     std::fs::write(&path, text).unwrap();

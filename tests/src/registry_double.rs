@@ -18,7 +18,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig};
-use sluice_gateway::registry::listen::Caller;
+use sluice_net::identity::{Peer, PeerIdentity};
 use sluice_policy::licence::Licence;
 use sluice_policy::snapshot::{key_id, SignedSnapshot, Snapshot};
 use std::net::SocketAddr;
@@ -123,7 +123,7 @@ pub fn gateway_client_identity(pki: &Pki) -> (PathBuf, PathBuf) {
 impl RegistryDouble {
     /// Starts on a free loopback port with key seed `seed`, serving revision 1 with `licences`.
     pub async fn start(pki: &Pki, seed: u8, licences: Vec<Licence>) -> Arc<Self> {
-        sluice_gateway::tls::install_provider();
+        sluice_net::tls::install_provider();
         let key = SigningKey::from_bytes(&[seed; 32]);
         let snapshot = Snapshot {
             revision: 1,
@@ -169,7 +169,7 @@ impl RegistryDouble {
                     let Ok(tls) = acceptor.accept(tcp).await else {
                         return;
                     };
-                    let caller = Arc::new(Caller::from_chain(tls.get_ref().1.peer_certificates()));
+                    let caller = Arc::new(PeerIdentity::from_chain(tls.get_ref().1.peer_certificates()));
                     let svc = hyper::service::service_fn(move |req| {
                         let current = current.clone();
                         let usage = usage.clone();
@@ -261,7 +261,7 @@ impl Drop for RegistryDouble {
 
 async fn answer(
     req: Request<Incoming>,
-    caller: &Caller,
+    caller: &PeerIdentity,
     current: &watch::Sender<Current>,
     key_doc: String,
 ) -> Response<Full<Bytes>> {
@@ -307,15 +307,15 @@ async fn answer(
 }
 
 fn problem(code: &str, status: StatusCode, detail: &str, path: &str) -> Response<Full<Bytes>> {
-    sluice_gateway::problem::render(code, code, status, detail, path, None)
+    sluice_net::problem::render(code, code, status, detail, path, None)
 }
 
 /// The gateway id of a gateway caller; 401 without a certificate, 403 for any other kind.
 #[allow(clippy::result_large_err)]
-fn gateway_only(caller: &Caller) -> Result<String, Response<Full<Bytes>>> {
+fn gateway_only(caller: &PeerIdentity) -> Result<String, Response<Full<Bytes>>> {
     match caller {
-        Caller::Gateway(id) => Ok(id.clone()),
-        Caller::Anonymous => Err(problem(
+        PeerIdentity::Gateway(Peer { id, .. }) => Ok(id.clone()),
+        PeerIdentity::None => Err(problem(
             "unauthenticated",
             StatusCode::UNAUTHORIZED,
             "a gateway certificate is required",
@@ -333,7 +333,7 @@ fn gateway_only(caller: &Caller) -> Result<String, Response<Full<Bytes>>> {
 /// `POST /v1/usage` per the shared contract.
 async fn usage_answer(
     req: Request<Incoming>,
-    caller: &Caller,
+    caller: &PeerIdentity,
     log: &Mutex<UsageLog>,
 ) -> Response<Full<Bytes>> {
     let path = "/v1/usage";

@@ -48,7 +48,7 @@ impl Upstream {
 
     /// Starts on a free loopback port, serving the demo register through the sample source.
     pub async fn start() -> Upstream {
-        let sample = sluice_gateway::demo::source::SampleSource::start("127.0.0.1:0".parse().unwrap())
+        let sample = sluice::demo::source::SampleSource::start("127.0.0.1:0".parse().unwrap())
             .await
             .unwrap();
         let sample_addr = sample.addr;

@@ -231,7 +231,7 @@ async fn revoked_licensee_is_refused_at_the_handshake_others_are_served() {
     .await;
     gw.shutdown().await;
     // Refused before HTTP: only other-co's request is in the audit log.
-    let records = sluice_gateway::audit::tail(&audit_dir(&pki), 10).unwrap();
+    let records = sluice_agency::audit::tail(&audit_dir(&pki), 10).unwrap();
     assert_eq!(records.len(), 1);
     assert_eq!(records[0].licensee.as_deref(), Some("other-co"));
 }
@@ -421,7 +421,7 @@ async fn two_licensee_uris_are_an_unknown_licensee() {
     assert_eq!(r.status, 403);
     assert_eq!(r.problem(), "unknown-licensee");
     gw.shutdown().await;
-    let records = sluice_gateway::audit::tail(&audit_dir(&pki), 10).unwrap();
+    let records = sluice_agency::audit::tail(&audit_dir(&pki), 10).unwrap();
     let denied = records.iter().find(|r| r.decision == "deny").unwrap();
     assert_eq!(denied.reason.as_deref(), Some("unknown-licensee"));
     assert_eq!(denied.licensee, None);
@@ -506,7 +506,7 @@ async fn short_lived_and_renewed_licensee_certificates() {
     assert_eq!(status_as(&pki, gw.data_addr, "acme-renewed").await, Ok(200));
     gw.shutdown().await;
 
-    let records = sluice_gateway::audit::tail(&audit_dir(&pki), 20).unwrap();
+    let records = sluice_agency::audit::tail(&audit_dir(&pki), 20).unwrap();
     assert!(records
         .iter()
         .all(|r| r.licensee.as_deref() == Some("acme") && r.status == 200));

@@ -44,7 +44,7 @@ async fn licensed_call_is_masked_as_planned() {
     let records = r.json();
     let records = records.as_array().unwrap();
     assert_eq!(records.len(), 50);
-    let register = sluice_gateway::demo::hydrants::generate();
+    let register = sluice::demo::hydrants::generate();
     for (rec, src) in records.iter().zip(&register) {
         let obj = rec.as_object().unwrap();
         let keys: Vec<&str> = obj.keys().map(String::as_str).collect();
@@ -174,7 +174,7 @@ async fn refusals_are_problems_and_audited() {
         .unwrap();
     assert_eq!(r.problem(), "bad-request");
     gw.shutdown().await;
-    let report = sluice_gateway::audit::verify_dir(&audit_dir(&pki)).unwrap();
+    let report = sluice_agency::audit::verify_dir(&audit_dir(&pki)).unwrap();
     assert!(report.first_bad.is_none());
     assert_eq!(report.records, 8);
 }
@@ -333,10 +333,10 @@ async fn audit_chain_detects_tampering() {
     assert_eq!(r.status, 403);
     gw.shutdown().await;
     let dir = audit_dir(&pki);
-    let report = sluice_gateway::audit::verify_dir(&dir).unwrap();
+    let report = sluice_agency::audit::verify_dir(&dir).unwrap();
     assert_eq!(report.records, 4);
     assert!(report.first_bad.is_none());
-    let records = sluice_gateway::audit::tail(&dir, 10).unwrap();
+    let records = sluice_agency::audit::tail(&dir, 10).unwrap();
     let allowed: Vec<_> = records.iter().filter(|r| r.decision == "allow").collect();
     assert_eq!(allowed.len(), 3);
     assert!(allowed
@@ -358,7 +358,7 @@ async fn audit_chain_detects_tampering() {
     let tampered = text.replacen("\"records_out\":2", "\"records_out\":1", 1);
     assert_ne!(text, tampered);
     std::fs::write(&segment, tampered).unwrap();
-    let report = sluice_gateway::audit::verify_dir(&dir).unwrap();
+    let report = sluice_agency::audit::verify_dir(&dir).unwrap();
     let bad = report.first_bad.expect("tampering is detected");
     assert_eq!(bad.line, 1);
 }

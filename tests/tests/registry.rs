@@ -3,12 +3,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use serde_json::{json, Value};
-use sluice_gateway::registry::cli;
-use sluice_gateway::registry::client::{RegistryClient, Reply};
-use sluice_gateway::registry::config::RegistryConfig;
-use sluice_gateway::registry::{pgtest, Running, VerifyingKey};
+use sluice::admin as cli;
+use sluice_net::registry_client::{RegistryClient, Reply};
 use sluice_policy::licence::LicenceStatus;
 use sluice_policy::snapshot::{SignedSnapshot, Snapshot};
+use sluice_registry::config::RegistryConfig;
+use sluice_registry::{pgtest, Running, VerifyingKey};
 use sluice_tests::Pki;
 use std::time::{Duration, Instant};
 
@@ -66,7 +66,7 @@ impl Reg {
             database_url,
             signing_key: None,
         };
-        let running = sluice_gateway::registry::start(&cfg).await.unwrap();
+        let running = sluice_registry::start(&cfg).await.unwrap();
         let url = format!("https://localhost:{}", running.addr.port());
         let issue = |kind: &str, id: &str| client(&pki, &url, kind, id);
         let admin = issue("admin", "alice");
@@ -1235,7 +1235,7 @@ async fn a_gateways_usage_reaches_the_monthly_report(b: Backend) {
         base64::engine::general_purpose::STANDARD.encode(reg.key().as_bytes()),
     );
     let path = sluice_tests::write_config(&reg.pki, up.addr, "", &section);
-    let gw = sluice_gateway::gateway::Gateway::start(&path).await.unwrap();
+    let gw = sluice_agency::gateway::Gateway::start(&path).await.unwrap();
     let (cert, key) = (certs.join("licensee-acme.pem"), certs.join("licensee-acme.key"));
     let acme = tls_config(&reg.pki.ca_pem(), Some((&cert, &key)));
     let scenario = [("sluice-scenario", "fire-hydrant-adoption")];

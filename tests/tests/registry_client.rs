@@ -84,7 +84,7 @@ async fn snapshots_drive_decisions_and_the_gateway_fails_closed_when_stale() {
     // A local licence is ignored once [registry] is configured.
     let local = "[[licences]]\nid = \"local\"\nlicensee = \"acme\"\ndataset = \"fire-hydrants\"\nscenario = \"fire-hydrant-adoption\"\nvalid_from = \"2025-01-01T00:00:00Z\"\nvalid_until = \"2035-01-01T00:00:00Z\"\nfields.id = { rule = \"clear\" }\n";
     let path = write_config(&pki, up.addr, local, &registry_section(&pki, &registry, 2));
-    let gw = sluice_gateway::gateway::Gateway::start(&path).await.unwrap();
+    let gw = sluice_agency::gateway::Gateway::start(&path).await.unwrap();
     let (cert, key) = pki.licensee("acme");
     let tls = tls_config(&pki.ca_pem(), Some((&cert, &key)));
     let data = gw.data_addr;
@@ -170,7 +170,7 @@ async fn snapshots_drive_decisions_and_the_gateway_fails_closed_when_stale() {
     // Restart with the registry still down (and a longer bound): the persisted snapshot is
     // loaded, verified again and enforced.
     let path = write_config(&pki, up.addr, local, &registry_section(&pki, &registry, 60));
-    let gw = sluice_gateway::gateway::Gateway::start(&path).await.unwrap();
+    let gw = sluice_agency::gateway::Gateway::start(&path).await.unwrap();
     let r = get(&tls, gw.data_addr, RECORDS, &[SCENARIO]).await.unwrap();
     assert_eq!(r.status, 200, "{:?}", r.body);
     assert_eq!(r.headers["sluice-licence"], "l1");
@@ -185,7 +185,7 @@ async fn snapshot_signed_by_an_unknown_key_is_ignored() {
     let rogue = RegistryDouble::start(&pki, 9, vec![hydrant_licence("l1", "acme")]).await;
     let section = registry_section_trusting(&pki, &rogue, 60, &public_key_b64_of(7));
     let path = write_config(&pki, up.addr, "", &section);
-    let gw = sluice_gateway::gateway::Gateway::start(&path).await.unwrap();
+    let gw = sluice_agency::gateway::Gateway::start(&path).await.unwrap();
     let (cert, key) = pki.licensee("acme");
     let tls = tls_config(&pki.ca_pem(), Some((&cert, &key)));
     tokio::time::sleep(Duration::from_millis(800)).await;

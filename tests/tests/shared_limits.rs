@@ -27,7 +27,7 @@ async fn replica(
     up: std::net::SocketAddr,
     redis_url: &str,
     prefix: &str,
-) -> (Pki, sluice_gateway::gateway::Running) {
+) -> (Pki, sluice_agency::gateway::Running) {
     let pki = Pki::new();
     let path = write_config(&pki, up, LICENCE, "");
     let text = std::fs::read_to_string(&path).unwrap().replace(
@@ -35,7 +35,7 @@ async fn replica(
         &format!("[limits]\nredis_url = {redis_url:?}\nredis_prefix = {prefix:?}\n"),
     );
     std::fs::write(&path, text).unwrap();
-    let gw = sluice_gateway::gateway::Gateway::start(&path).await.unwrap();
+    let gw = sluice_agency::gateway::Gateway::start(&path).await.unwrap();
     (pki, gw)
 }
 

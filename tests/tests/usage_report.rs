@@ -109,7 +109,7 @@ async fn requests_records_and_refusals_reach_the_registry_per_licence() {
     let registry = RegistryDouble::start(&pki, 7, vec![hydrant_licence("l1", "acme")]).await;
     let section = registry_section(&pki, &registry, 60) + "usage_interval_s = 1\n";
     let path = write_config(&pki, up.addr, "", &section);
-    let gw = sluice_gateway::gateway::Gateway::start(&path).await.unwrap();
+    let gw = sluice_agency::gateway::Gateway::start(&path).await.unwrap();
     wait_for_revision(gw.admin_addr, 1.0).await;
     let (cert, key) = pki.licensee("acme");
     let acme = tls_config(&pki.ca_pem(), Some((&cert, &key)));
@@ -189,7 +189,7 @@ async fn a_failed_report_is_sent_again_unchanged_and_counted_once() {
     let registry = RegistryDouble::start(&pki, 7, vec![hydrant_licence("l1", "acme")]).await;
     let section = registry_section(&pki, &registry, 60) + "usage_interval_s = 1\n";
     let path = write_config(&pki, up.addr, "", &section);
-    let gw = sluice_gateway::gateway::Gateway::start(&path).await.unwrap();
+    let gw = sluice_agency::gateway::Gateway::start(&path).await.unwrap();
     wait_for_revision(gw.admin_addr, 1.0).await;
     let (cert, key) = pki.licensee("acme");
     let acme = tls_config(&pki.ca_pem(), Some((&cert, &key)));
@@ -262,7 +262,7 @@ async fn freshness_metrics_and_usage_unsent_at_shutdown_survive_a_restart() {
     // Reports only at shutdown; the snapshot is stale 2 s after the last confirmation.
     let section = registry_section(&pki, &registry, 2) + "usage_interval_s = 3600\n";
     let path = write_config(&pki, up.addr, "", &section);
-    let gw = sluice_gateway::gateway::Gateway::start(&path).await.unwrap();
+    let gw = sluice_agency::gateway::Gateway::start(&path).await.unwrap();
     wait_for_revision(gw.admin_addr, 1.0).await;
     registry.publish(|s| s.issued_at = 2);
     wait_for_revision(gw.admin_addr, 2.0).await;
@@ -302,7 +302,7 @@ async fn freshness_metrics_and_usage_unsent_at_shutdown_survive_a_restart() {
     let registry = RegistryDouble::start(&pki, 7, vec![hydrant_licence("l1", "acme")]).await;
     let section = registry_section(&pki, &registry, 60) + "usage_interval_s = 1\n";
     let path = write_config(&pki, up.addr, "", &section);
-    let gw = sluice_gateway::gateway::Gateway::start(&path).await.unwrap();
+    let gw = sluice_agency::gateway::Gateway::start(&path).await.unwrap();
     let want: Totals = [
         row("acme", HYDRANTS, Some("l1"), [1, 2, 0]),
         row("acme", HYDRANTS, None, [1, 0, 1]),
@@ -328,7 +328,7 @@ async fn never_confirmed_is_stale_with_the_age_counted_from_start() {
     let rogue = RegistryDouble::start(&pki, 9, vec![hydrant_licence("l1", "acme")]).await;
     let section = registry_section_trusting(&pki, &rogue, 60, &public_key_b64_of(7));
     let path = write_config(&pki, up.addr, "", &section);
-    let gw = sluice_gateway::gateway::Gateway::start(&path).await.unwrap();
+    let gw = sluice_agency::gateway::Gateway::start(&path).await.unwrap();
     wait_until(Duration::from_secs(10), "age counted from start", || async {
         let m = metrics(gw.admin_addr).await;
         metric(&m, "sluice_registry_snapshot_revision") == Some(0.0)

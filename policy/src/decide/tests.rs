@@ -153,7 +153,7 @@ fn refusals_are_typed() {
     );
     assert_eq!(
         deny(s.decide(&req(Some("other"), "hydrants", Some("adoption")), &NOW)).code(),
-        "no-licence"
+        ProblemCode::NoLicence
     );
     assert_eq!(
         deny(s.decide(&req(Some("acme"), "nope", Some("adoption")), &NOW)),
@@ -161,7 +161,7 @@ fn refusals_are_typed() {
     );
     assert_eq!(
         deny(s.decide(&req(None, "hydrants", None), &NOW)).code(),
-        "unauthenticated"
+        ProblemCode::Unauthenticated
     );
 }
 
@@ -174,7 +174,7 @@ fn status_and_validity() {
     let s = set(vec![suspended], Measures::default());
     assert_eq!(
         deny(s.decide(&req(Some("acme"), "hydrants", Some("adoption")), &NOW)).code(),
-        "licence-suspended"
+        ProblemCode::LicenceSuspended
     );
 
     let mut revoked = licence("l1", "adoption");
@@ -184,7 +184,7 @@ fn status_and_validity() {
     let s = set(vec![revoked], Measures::default());
     assert_eq!(
         deny(s.decide(&req(Some("acme"), "hydrants", Some("adoption")), &NOW)).code(),
-        "licence-revoked"
+        ProblemCode::LicenceRevoked
     );
 
     let s = set(vec![licence("l1", "adoption")], Measures::default());
@@ -220,7 +220,7 @@ fn measures_override_licences() {
     let s = set(vec![licence("l1", "adoption")], closed);
     assert_eq!(
         deny(s.decide(&req(Some("acme"), "hydrants", Some("adoption")), &NOW)).code(),
-        "dataset-closed"
+        ProblemCode::DatasetClosed
     );
 
     let all = Measures {
@@ -230,7 +230,7 @@ fn measures_override_licences() {
     let s = set(vec![licence("l1", "adoption")], all);
     assert_eq!(
         deny(s.decide(&req(Some("acme"), "hydrants", Some("adoption")), &NOW)).code(),
-        "dataset-closed"
+        ProblemCode::DatasetClosed
     );
     // Unconditional data stays open in an emergency that closes conditional data.
     assert!(matches!(
@@ -245,7 +245,7 @@ fn measures_override_licences() {
     let s = set(vec![licence("l1", "adoption")], restricted);
     assert_eq!(
         deny(s.decide(&req(Some("acme"), "hydrants", Some("adoption")), &NOW)).code(),
-        "licensee-restricted"
+        ProblemCode::LicenseeRestricted
     );
 }
 
@@ -285,6 +285,6 @@ fn aggregate_licences_do_not_grant_records() {
     let s = set(vec![l], Measures::default());
     assert_eq!(
         deny(s.decide(&req(Some("acme"), "hydrants", Some("stats")), &NOW)).code(),
-        "aggregate-only"
+        ProblemCode::AggregateOnly
     );
 }

@@ -1,0 +1,72 @@
+//! The admin listener: `/healthz`, `/readyz` and Prometheus `/metrics`, plain HTTP on loopback.
+
+use crate::gateway::Gateway;
+use http::{header, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use sluice_net::body::{full, RespBody};
+use std::convert::Infallible;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// Serves the admin endpoints until `shutdown` turns true.
+pub async fn serve(listener: TcpListener, gw: Arc<Gateway>, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        let (tcp, _) = tokio::select! {
+            r = listener.accept() => match r { Ok(x) => x, Err(_) => continue },
+            _ = shutdown.changed() => return,
+        };
+        let gw = gw.clone();
+        tokio::spawn(async move {
+            let svc = hyper::service::service_fn(move |req| {
+                let gw = gw.clone();
+                async move { Ok::<_, Infallible>(route(&gw, &req)) }
+            });
+            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(tcp), svc)
+                .await;
+        });
+    }
+}
+
+fn route(gw: &Gateway, req: &Request<Incoming>) -> Response<RespBody> {
+    let (status, ctype, body) = match req.uri().path() {
+        "/healthz" => (StatusCode::OK, "text/plain", "ok\n".to_owned()),
+        "/readyz" => match readiness(gw) {
+            Ok(()) => (StatusCode::OK, "text/plain", "ready\n".to_owned()),
+            Err(why) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "text/plain",
+                format!("not ready: {why}\n"),
+            ),
+        },
+        "/metrics" => {
+            if let (Some(reg), Some(f)) = (&gw.registry, &gw.metrics.freshness) {
+                f.set(reg.revision(), reg.unconfirmed_for(), reg.freshness().is_err());
+            }
+            (
+                StatusCode::OK,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                gw.metrics.render(),
+            )
+        }
+        _ => (StatusCode::NOT_FOUND, "text/plain", "not found\n".to_owned()),
+    };
+    let mut resp = Response::new(full(body));
+    *resp.status_mut() = status;
+    if let Ok(v) = ctype.parse() {
+        resp.headers_mut().insert(header::CONTENT_TYPE, v);
+    }
+    resp
+}
+
+/// Why the gateway is not ready, if it is not.
+pub fn readiness(gw: &Gateway) -> Result<(), String> {
+    gw.audit.health().map_err(|e| format!("audit log failing: {e}"))?;
+    if let Some(reg) = &gw.registry {
+        reg.freshness()
+            .map_err(|e| format!("registry snapshot stale: {e}"))?;
+    }
+    Ok(())
+}

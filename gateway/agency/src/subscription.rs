@@ -1,0 +1,283 @@
+//! The gateway's subscription to the registry: a long-poll over mTLS for the signed licence
+//! snapshot, persisted atomically to `<state_dir>/snapshot.json` and applied to the runtime.
+//!
+//! Freshness is the time the registry last *confirmed* the snapshot (any successful answer,
+//! the 204 long-poll timeout included). Past `staleness_bound_s` conditional data is refused
+//! with `registry-stale`. The confirmation time survives restarts as the modification time of
+//! the persisted snapshot, so a restarted gateway is exactly as fresh as before it stopped.
+
+use crate::config::RegistrySection;
+use crate::gateway::Gateway;
+use crate::problem::{Problem, ProblemKind};
+use crate::runtime::Runtime;
+use ed25519_dalek::VerifyingKey;
+use sluice_net::registry_client::{ClientError, RegistryClient};
+use sluice_policy::classify::OpenCategory;
+use sluice_policy::snapshot::{parse_public_key, SignedSnapshot, Snapshot, SnapshotError};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, SystemTime};
+use tokio::sync::watch;
+
+/// Why the subscription could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum SubscriptionError {
+    /// A trusted key is not base64 Ed25519.
+    #[error("registry.public_key: {0}")]
+    BadKey(String),
+    /// The client TLS material could not be loaded.
+    #[error("registry client: {0}")]
+    Client(#[from] ClientError),
+}
+
+/// The registry snapshot is older than the staleness bound.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", describe(*.age, *.bound))]
+pub struct Stale {
+    /// Time since the last confirmation; `None` if never confirmed.
+    pub age: Option<Duration>,
+    /// The configured bound.
+    pub bound: Duration,
+}
+
+fn describe(age: Option<Duration>, bound: Duration) -> String {
+    match age {
+        Some(a) => format!(
+            "the registry last confirmed the licence snapshot {} s ago; the bound is {} s",
+            a.as_secs(),
+            bound.as_secs()
+        ),
+        None => format!(
+            "the registry has not yet confirmed a licence snapshot; the bound is {} s",
+            bound.as_secs()
+        ),
+    }
+}
+
+/// Subscription state shared by the poll task, the data plane and `/readyz`.
+pub struct Registry {
+    trusted: Vec<VerifyingKey>,
+    bound: Duration,
+    path: PathBuf,
+    current: RwLock<Option<Arc<Snapshot>>>,
+    confirmed: Mutex<Option<SystemTime>>,
+    opened: SystemTime,
+}
+
+impl Registry {
+    /// Reads the trusted keys and loads (and verifies again) the persisted snapshot, if any.
+    pub fn open(cfg: &RegistrySection, state_dir: &Path) -> Result<Self, SubscriptionError> {
+        let trusted = cfg
+            .public_key
+            .iter()
+            .map(|k| parse_public_key(k).map_err(|e| SubscriptionError::BadKey(e.0)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let reg = Self {
+            trusted,
+            bound: Duration::from_secs(cfg.staleness_bound_s),
+            path: state_dir.join("snapshot.json"),
+            current: RwLock::new(None),
+            confirmed: Mutex::new(None),
+            opened: SystemTime::now(),
+        };
+        reg.load_persisted();
+        Ok(reg)
+    }
+
+    fn load_persisted(&self) {
+        let bytes = match std::fs::read(&self.path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+            Err(e) => {
+                tracing::warn!(path = %self.path.display(), error = %e, "cannot read the persisted snapshot");
+                return;
+            }
+        };
+        let verified = serde_json::from_slice::<SignedSnapshot>(&bytes)
+            .map_err(|e| SnapshotError::Malformed(e.to_string()))
+            .and_then(|s| s.verify(&self.trusted, 0));
+        match verified {
+            Ok(snap) => {
+                tracing::info!(
+                    revision = snap.revision,
+                    "starting from the persisted registry snapshot"
+                );
+                let mtime = std::fs::metadata(&self.path).and_then(|m| m.modified()).ok();
+                *self.confirmed.lock().unwrap_or_else(|p| p.into_inner()) = mtime;
+                *self.current.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(snap));
+            }
+            Err(e) => {
+                tracing::error!(path = %self.path.display(), error = %e, "persisted snapshot rejected")
+            }
+        }
+    }
+
+    /// The snapshot in force.
+    pub fn current(&self) -> Option<Arc<Snapshot>> {
+        self.current.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Revision held (0 if none).
+    pub fn revision(&self) -> u64 {
+        self.current().map(|s| s.revision).unwrap_or(0)
+    }
+
+    /// Time since the registry last confirmed the snapshot; `None` if it never did.
+    pub fn age(&self) -> Option<Duration> {
+        let confirmed = *self.confirmed.lock().unwrap_or_else(|p| p.into_inner());
+        confirmed.map(|t| SystemTime::now().duration_since(t).unwrap_or_default())
+    }
+
+    /// Time since the last confirmation or, if there was none, since the subscription opened
+    /// (at least that long without one).
+    pub fn unconfirmed_for(&self) -> Duration {
+        self.age()
+            .unwrap_or_else(|| SystemTime::now().duration_since(self.opened).unwrap_or_default())
+    }
+
+    /// Whether the registry confirmed the snapshot within the bound.
+    pub fn freshness(&self) -> Result<(), Stale> {
+        let age = self.age();
+        match age {
+            Some(a) if a <= self.bound => Ok(()),
+            _ => Err(Stale {
+                age,
+                bound: self.bound,
+            }),
+        }
+    }
+
+    /// Records a confirmation from the registry (and touches the persisted file's mtime).
+    fn confirm(&self) {
+        let now = SystemTime::now();
+        *self.confirmed.lock().unwrap_or_else(|p| p.into_inner()) = Some(now);
+        if let Ok(f) = std::fs::File::options().append(true).open(&self.path) {
+            let _ = f.set_modified(now);
+        }
+    }
+
+    /// Verifies a received snapshot against the trusted keys and the held revision. Returns
+    /// `Some` when it is newer and has been persisted and taken as current.
+    pub fn accept(&self, signed: &SignedSnapshot) -> Result<Option<Arc<Snapshot>>, AcceptError> {
+        let held = self.current();
+        let snap = signed.verify(&self.trusted, held.as_ref().map(|s| s.revision).unwrap_or(0))?;
+        if held.is_some_and(|h| h.revision == snap.revision) {
+            return Ok(None);
+        }
+        persist(&self.path, signed)?;
+        let snap = Arc::new(snap);
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Some(snap.clone());
+        Ok(Some(snap))
+    }
+}
+
+/// Why a received snapshot was not taken.
+#[derive(Debug, thiserror::Error)]
+pub enum AcceptError {
+    /// Signature, key or revision check failed.
+    #[error(transparent)]
+    Rejected(#[from] SnapshotError),
+    /// It could not be persisted (so it is not applied either).
+    #[error("persisting the snapshot: {0}")]
+    Persist(#[from] std::io::Error),
+}
+
+/// Writes the snapshot atomically: temp file, fsync, rename, fsync the folder.
+fn persist(path: &Path, signed: &SignedSnapshot) -> std::io::Result<()> {
+    use std::io::Write;
+    let bytes = serde_json::to_vec(signed).map_err(std::io::Error::other)?;
+    let tmp = path.with_extension("json.tmp");
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(&bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+/// Decide-phase check: conditional data is refused while the registry snapshot is stale.
+pub fn check_fresh(gw: &Gateway, rt: &Runtime, dataset: &str) -> Result<(), Problem> {
+    let Some(reg) = &gw.registry else {
+        return Ok(());
+    };
+    if rt.policy.dataset_category(dataset) == Some(OpenCategory::Unconditional) {
+        return Ok(());
+    }
+    reg.freshness()
+        .map_err(|s| Problem::new(ProblemKind::RegistryStale, s.to_string()))
+}
+
+/// Identity-phase check: a certificate whose serial the registry revoked is refused.
+pub fn check_serial(rt: &Runtime, serial: &str) -> Result<(), Problem> {
+    if rt
+        .revoked_serials
+        .contains(&crate::runtime::normalise_serial(serial))
+    {
+        return Err(Problem::new(
+            ProblemKind::CertificateRevoked,
+            format!("certificate serial {serial} is revoked"),
+        ));
+    }
+    Ok(())
+}
+
+const BACKOFF_MIN: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+/// Long-polls the registry until `stop` turns true, applying each newer verified snapshot.
+pub async fn run(
+    gw: Arc<Gateway>,
+    reg: Arc<Registry>,
+    client: RegistryClient,
+    wait: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut backoff = BACKOFF_MIN;
+    loop {
+        let after = reg.revision();
+        let answer = tokio::select! {
+            a = client.poll(after, wait) => a,
+            _ = stop.changed() => return,
+        };
+        // A snapshot that fails verification confirms nothing and is retried like an error.
+        let ok = match answer {
+            Ok(answer) => answer.as_ref().is_none_or(|signed| take(&gw, &reg, signed)),
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "registry poll failed");
+                false
+            }
+        };
+        if ok {
+            reg.confirm();
+            backoff = BACKOFF_MIN;
+            continue;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = stop.changed() => return,
+        }
+        backoff = (backoff * 2).min(BACKOFF_MAX);
+    }
+}
+
+/// Verifies, persists and applies one snapshot; false if it was rejected.
+fn take(gw: &Gateway, reg: &Registry, signed: &SignedSnapshot) -> bool {
+    match reg.accept(signed) {
+        Ok(Some(snap)) => {
+            gw.apply_snapshot(&snap);
+            tracing::info!(
+                revision = snap.revision,
+                licences = snap.licences.len(),
+                "registry snapshot applied"
+            );
+            true
+        }
+        Ok(None) => true,
+        Err(e) => {
+            tracing::error!(error = %e, "registry snapshot rejected; the previous state stays in force");
+            false
+        }
+    }
+}

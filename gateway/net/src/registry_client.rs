@@ -1,0 +1,297 @@
+//! The one HTTPS client that talks to the registry: hyper over tokio-rustls, one connection
+//! per request, presenting a gateway or admin certificate (or none, for public pages), the
+//! registry's server certificate verified against the configured CA.
+//!
+//! The gateway uses [`RegistryClient::poll`] and [`RegistryClient::report_usage`]; `sluice
+//! admin`, the demo and the tests use [`RegistryClient::send`] and its shorthands.
+//!
+//! Contract: `GET /v1/snapshot` answers the current `SignedSnapshot`;
+//! `GET /v1/snapshot?after=<rev>&wait=<s>` answers when the revision exceeds `after`, else 204
+//! at the timeout; `POST /v1/usage` takes a usage report and answers
+//! `{"accepted": n, "duplicate": bool}`.
+
+use crate::tls::{install_provider, load_certs, load_key, TlsError};
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_util::rt::TokioIo;
+use rustls::pki_types::ServerName;
+use rustls::{ClientConfig, RootCertStore};
+use serde::Serialize;
+use sluice_policy::snapshot::SignedSnapshot;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+
+/// Largest response body accepted (a snapshot), bytes.
+const MAX_BODY: usize = 64 * 1024 * 1024;
+/// Time to connect and complete the TLS handshake.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Time for the registry to answer a usage report once connected.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why a registry call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The URL is not `https://host[:port][/base]`.
+    #[error("registry URL {url}: {reason}")]
+    Url {
+        /// The URL as given.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// TLS material could not be loaded.
+    #[error(transparent)]
+    File(#[from] TlsError),
+    /// rustls refused the material.
+    #[error("TLS: {0}")]
+    Tls(String),
+    /// Connecting, TLS or HTTP failed.
+    #[error("{0}")]
+    Transport(String),
+    /// The registry answered something unexpected.
+    #[error("registry answered {status}: {detail}")]
+    Status {
+        /// HTTP status.
+        status: u16,
+        /// Start of the body.
+        detail: String,
+    },
+    /// The body is not what the contract says.
+    #[error("unexpected body: {0}")]
+    Body(String),
+}
+
+/// A response.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    /// Status.
+    pub status: StatusCode,
+    /// Headers.
+    pub headers: HeaderMap,
+    /// Body.
+    pub body: Bytes,
+}
+
+impl Reply {
+    /// The body as JSON (`Null` when it is not JSON).
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// The problem code (last segment of `type`) of a problem+json reply.
+    pub fn problem(&self) -> Option<String> {
+        let ct = self.headers.get(http::header::CONTENT_TYPE)?.to_str().ok()?;
+        if ct != "application/problem+json" {
+            return None;
+        }
+        self.json()["type"]
+            .as_str()?
+            .rsplit('/')
+            .next()
+            .map(str::to_owned)
+    }
+
+    fn unexpected(&self) -> ClientError {
+        ClientError::Status {
+            status: self.status.as_u16(),
+            detail: String::from_utf8_lossy(&self.body[..self.body.len().min(200)]).into_owned(),
+        }
+    }
+}
+
+/// The registry's answer to a usage report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+pub struct UsageAck {
+    /// Count rows taken (0 for a repeat).
+    pub accepted: u64,
+    /// The registry already had this report id from this gateway.
+    pub duplicate: bool,
+}
+
+/// A configured client for one registry.
+#[derive(Clone)]
+pub struct RegistryClient {
+    tls: TlsConnector,
+    host: String,
+    port: u16,
+    base_path: String,
+    server_name: ServerName<'static>,
+}
+
+impl RegistryClient {
+    /// A client for `url` (`https://host[:port][/base]`) trusting `ca`, presenting
+    /// `identity` (certificate chain, key) when given.
+    pub fn new(url: &str, ca: &Path, identity: Option<(&Path, &Path)>) -> Result<Self, ClientError> {
+        install_provider();
+        let bad = |reason: &dyn std::fmt::Display| ClientError::Url {
+            url: url.to_owned(),
+            reason: reason.to_string(),
+        };
+        let u = url::Url::parse(url).map_err(|e| bad(&e))?;
+        if u.scheme() != "https" {
+            return Err(bad(&"scheme must be https"));
+        }
+        let host = u
+            .host_str()
+            .ok_or_else(|| bad(&"no host"))?
+            .trim_matches(['[', ']'])
+            .to_owned();
+        let port = u.port_or_known_default().unwrap_or(443);
+        let server_name = ServerName::try_from(host.clone()).map_err(|e| bad(&e))?;
+        let mut roots = RootCertStore::empty();
+        for c in load_certs(ca)? {
+            roots
+                .add(c)
+                .map_err(|e| ClientError::Tls(format!("{}: {e}", ca.display())))?;
+        }
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let builder = ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+            .map_err(|e| ClientError::Tls(e.to_string()))?
+            .with_root_certificates(roots);
+        let mut config = match identity {
+            Some((cert, key)) => builder
+                .with_client_auth_cert(load_certs(cert)?, load_key(key)?)
+                .map_err(|e| ClientError::Tls(format!("{}: {e}", key.display())))?,
+            None => builder.with_no_client_auth(),
+        };
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(Self {
+            tls: TlsConnector::from(Arc::new(config)),
+            host,
+            port,
+            base_path: u.path().trim_end_matches('/').to_owned(),
+            server_name,
+        })
+    }
+
+    /// Sends one request to `path` (below the URL's base path); `body` is sent as JSON.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+        headers: &[(&str, &str)],
+    ) -> Result<Reply, ClientError> {
+        let bytes = match body {
+            Some(v) => Some(Bytes::from(
+                serde_json::to_vec(v).map_err(|e| ClientError::Body(e.to_string()))?,
+            )),
+            None => None,
+        };
+        self.exchange(method, path, bytes, headers).await
+    }
+
+    /// `GET path`.
+    pub async fn get(&self, path: &str) -> Result<Reply, ClientError> {
+        self.send(Method::GET, path, None, &[]).await
+    }
+
+    /// `POST path` with a JSON body.
+    pub async fn post(&self, path: &str, body: &serde_json::Value) -> Result<Reply, ClientError> {
+        self.send(Method::POST, path, Some(body), &[]).await
+    }
+
+    /// Asks for a snapshot newer than `after` (the current one when `after` is 0), waiting up
+    /// to `wait`. `Ok(None)` is the registry confirming nothing changed.
+    pub async fn poll(&self, after: u64, wait: Duration) -> Result<Option<SignedSnapshot>, ClientError> {
+        let path = if after == 0 {
+            "/v1/snapshot".to_owned()
+        } else {
+            format!("/v1/snapshot?after={after}&wait={}", wait.as_secs())
+        };
+        let deadline = wait + CONNECT_TIMEOUT + Duration::from_secs(5);
+        let reply = tokio::time::timeout(deadline, self.exchange(Method::GET, &path, None, &[]))
+            .await
+            .map_err(|_| ClientError::Transport(format!("no answer within {deadline:?}")))??;
+        match reply.status {
+            StatusCode::NO_CONTENT | StatusCode::NOT_MODIFIED => Ok(None),
+            StatusCode::OK => serde_json::from_slice(&reply.body)
+                .map(Some)
+                .map_err(|e| ClientError::Body(format!("not a signed snapshot: {e}"))),
+            _ => Err(reply.unexpected()),
+        }
+    }
+
+    /// Sends a usage report (`POST /v1/usage`). `Ok` only when the registry accepted it (or
+    /// already had it: the answer then says `duplicate`).
+    pub async fn report_usage(&self, report: &impl Serialize) -> Result<UsageAck, ClientError> {
+        let body = serde_json::to_vec(report).map_err(|e| ClientError::Body(e.to_string()))?;
+        let deadline = CONNECT_TIMEOUT + REQUEST_TIMEOUT;
+        let reply = tokio::time::timeout(
+            deadline,
+            self.exchange(Method::POST, "/v1/usage", Some(Bytes::from(body)), &[]),
+        )
+        .await
+        .map_err(|_| ClientError::Transport(format!("no answer within {deadline:?}")))??;
+        match reply.status {
+            StatusCode::OK => {
+                serde_json::from_slice(&reply.body).map_err(|e| ClientError::Body(e.to_string()))
+            }
+            _ => Err(reply.unexpected()),
+        }
+    }
+
+    async fn exchange(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Bytes>,
+        headers: &[(&str, &str)],
+    ) -> Result<Reply, ClientError> {
+        let t = |e: &dyn std::fmt::Display| ClientError::Transport(e.to_string());
+        let connect = async {
+            let tcp = TcpStream::connect((self.host.as_str(), self.port))
+                .await
+                .map_err(|e| t(&format!("connect {}:{}: {e}", self.host, self.port)))?;
+            let _ = tcp.set_nodelay(true);
+            self.tls
+                .connect(self.server_name.clone(), tcp)
+                .await
+                .map_err(|e| t(&format!("TLS handshake: {e}")))
+        };
+        let tls = tokio::time::timeout(CONNECT_TIMEOUT, connect)
+            .await
+            .map_err(|_| ClientError::Transport("connect/TLS handshake timed out".into()))??;
+        let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+            .await
+            .map_err(|e| t(&e))?;
+        let conn = tokio::spawn(conn);
+        let mut req = Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base_path))
+            .header(http::header::HOST, format!("{}:{}", self.host, self.port));
+        if body.is_some() {
+            req = req.header(http::header::CONTENT_TYPE, "application/json");
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let req = req.body(Full::new(body.unwrap_or_default())).map_err(|e| t(&e))?;
+        let result = async {
+            let resp = send
+                .send_request(req)
+                .await
+                .map_err(|e| t(&format!("request: {e}")))?;
+            let status = resp.status();
+            let headers = resp.headers().clone();
+            let body = Limited::new(resp.into_body(), MAX_BODY)
+                .collect()
+                .await
+                .map_err(|e| t(&format!("response: {e}")))?
+                .to_bytes();
+            Ok(Reply {
+                status,
+                headers,
+                body,
+            })
+        }
+        .await;
+        conn.abort();
+        result
+    }
+}

@@ -1,0 +1,501 @@
+//! The registry's HTTP routes: admin API (admin certificates), snapshot distribution (gateway
+//! or admin certificates) and public pages (no certificate). See `openapi.json`.
+
+use super::fusion::NewFusionRule;
+use super::grant::build_licence;
+use super::model::{NewDataset, NewLicensee, NewViolation, ReasonBody, RevokeSerial};
+use super::problem::{Problem, RegistryProblem as P};
+use super::public;
+use super::snapshot::Distributor;
+use super::store::{Change, Store};
+use bytes::Bytes;
+use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use sluice_net::body::{full, RespBody};
+use sluice_net::identity::{Peer, PeerIdentity};
+use sluice_net::server::Conn;
+use sluice_policy::licence::LicenceStatus;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The OpenAPI 3 document of these routes.
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+/// Longest long-poll wait.
+pub const MAX_WAIT_SECS: u64 = 30;
+
+/// Largest accepted request body.
+const MAX_BODY: usize = 1 << 20;
+
+/// What every request handler shares.
+pub struct Api {
+    /// The store.
+    pub store: Store,
+    /// Snapshot signer and revision feed.
+    pub dist: Arc<Distributor>,
+}
+
+type Reply = Result<Response<RespBody>, Problem>;
+
+/// A JSON response, with the `Sluice-Revision` header when a change produced `revision`.
+pub(super) fn json_response<T: Serialize>(
+    status: StatusCode,
+    v: &T,
+    revision: Option<u64>,
+) -> Response<RespBody> {
+    let mut resp = Response::new(full(serde_json::to_vec(v).unwrap_or_default()));
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Some(rev) = revision {
+        h.insert("sluice-revision", HeaderValue::from(rev));
+    }
+    resp
+}
+
+/// Reads and parses a JSON body of at most 1 MiB.
+pub(super) async fn body<T: DeserializeOwned>(req: Request<Incoming>) -> Result<T, Problem> {
+    body_limited(req, MAX_BODY).await
+}
+
+/// Reads a JSON body of at most `limit` bytes (`bad-request` otherwise).
+pub(super) async fn body_limited<T: DeserializeOwned>(
+    req: Request<Incoming>,
+    limit: usize,
+) -> Result<T, Problem> {
+    let bytes: Bytes = Limited::new(req.into_body(), limit)
+        .collect()
+        .await
+        .map_err(|e| Problem::new(P::BadRequest, format!("request body: {e}")))?
+        .to_bytes();
+    serde_json::from_slice(&bytes).map_err(|e| Problem::new(P::BadRequest, format!("request body: {e}")))
+}
+
+/// Refuses a change without a reason.
+pub(super) fn need_reason(reason: &str) -> Result<(), Problem> {
+    if reason.trim().is_empty() {
+        return Err(Problem::new(P::Invalid, "a reason is required for this change"));
+    }
+    Ok(())
+}
+
+fn query_u64(query: Option<&str>, name: &str) -> Result<Option<u64>, Problem> {
+    for pair in query.unwrap_or("").split('&') {
+        if let Some((k, v)) = pair.split_once('=') {
+            if k == name {
+                return v.parse().map(Some).map_err(|_| {
+                    Problem::new(P::BadRequest, format!("query parameter {name} must be a number"))
+                });
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// The value of query parameter `name`, as sent.
+pub(super) fn query_str<'a>(query: Option<&'a str>, name: &str) -> Option<&'a str> {
+    query?
+        .split('&')
+        .filter_map(|p| p.split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+impl Api {
+    /// Handles one request.
+    pub async fn handle(self: Arc<Self>, conn: Arc<Conn>, req: Request<Incoming>) -> Response<RespBody> {
+        let path = req.uri().path().to_owned();
+        match self.route(&conn.identity, req).await {
+            Ok(r) => r,
+            Err(p) => p.into_response(&path),
+        }
+    }
+
+    async fn route(&self, caller: &PeerIdentity, req: Request<Incoming>) -> Reply {
+        let path = req.uri().path().to_owned();
+        let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+        let get = req.method() == Method::GET;
+        match segs.as_slice() {
+            ["openapi.json"] if get => {
+                let mut r = Response::new(full(OPENAPI));
+                r.headers_mut()
+                    .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                Ok(r)
+            }
+            ["catalog"] if get => public::catalog(&self.store, &req).await,
+            ["violations"] if get => public::violations(&self.store, &req).await,
+            ["v1", "registry-key"] if get => Ok(json_response(
+                StatusCode::OK,
+                &serde_json::json!({
+                    "algorithm": "ed25519",
+                    "key_id": self.dist.key_id(),
+                    "public_key": self.dist.public_key_b64(),
+                }),
+                None,
+            )),
+            ["v1", "snapshot"] if get => {
+                match caller {
+                    PeerIdentity::Admin(_) => {}
+                    PeerIdentity::Gateway(Peer { id, .. }) => {
+                        if !self.store.gateway_active(id).await? {
+                            return Err(Problem::new(
+                                P::UnknownGateway,
+                                format!("gateway {id} is not registered or is retired"),
+                            ));
+                        }
+                    }
+                    PeerIdentity::None => {
+                        return Err(Problem::new(
+                            P::Unauthenticated,
+                            "snapshots need a gateway certificate",
+                        ))
+                    }
+                    other => {
+                        return Err(Problem::new(
+                            P::Forbidden,
+                            format!("snapshots are for gateways; the caller is {}", other.describe()),
+                        ))
+                    }
+                }
+                self.snapshot(req.uri().query()).await
+            }
+            ["admin", ..] => {
+                let admin = match caller {
+                    PeerIdentity::Admin(a) => a.id.clone(),
+                    PeerIdentity::None => {
+                        return Err(Problem::new(
+                            P::Unauthenticated,
+                            "admin routes need an admin certificate",
+                        ))
+                    }
+                    other => {
+                        return Err(Problem::new(
+                            P::Forbidden,
+                            format!(
+                                "admin routes need an admin certificate; the caller is {}",
+                                other.describe()
+                            ),
+                        ))
+                    }
+                };
+                self.admin(&admin, req).await
+            }
+            ["v1", "usage"] if req.method() == Method::POST => {
+                super::usage::post(&self.store, caller, req).await
+            }
+            ["v1", "usage"] => Err(Problem::new(P::MethodNotAllowed, "use POST")),
+            ["openapi.json"] | ["catalog"] | ["violations"] | ["v1", "registry-key"] | ["v1", "snapshot"] => {
+                Err(Problem::new(P::MethodNotAllowed, "use GET"))
+            }
+            _ => Err(Problem::new(P::NotFound, format!("no route {path}"))),
+        }
+    }
+
+    async fn snapshot(&self, query: Option<&str>) -> Reply {
+        let after = query_u64(query, "after")?;
+        let wait = query_u64(query, "wait")?.unwrap_or(0).min(MAX_WAIT_SECS);
+        let (mut rev, mut bytes) = self.dist.signed().await.map_err(internal)?;
+        if let Some(after) = after {
+            if rev <= after {
+                if wait == 0 || !self.dist.wait_after(after, Duration::from_secs(wait)).await {
+                    let mut r = Response::new(full(Bytes::new()));
+                    *r.status_mut() = StatusCode::NOT_MODIFIED;
+                    r.headers_mut().insert("sluice-revision", HeaderValue::from(rev));
+                    return Ok(r);
+                }
+                (rev, bytes) = self.dist.signed().await.map_err(internal)?;
+            }
+        }
+        let mut r = Response::new(full(Bytes::from(bytes.as_ref().clone())));
+        let h = r.headers_mut();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        h.insert("sluice-revision", HeaderValue::from(rev));
+        Ok(r)
+    }
+
+    async fn admin(&self, admin: &str, req: Request<Incoming>) -> Reply {
+        let path = req.uri().path().to_owned();
+        let query = req.uri().query().map(str::to_owned);
+        let segs: Vec<String> = path.trim_matches('/').split('/').map(str::to_owned).collect();
+        let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
+        let method = req.method().clone();
+        let post = method == Method::POST;
+        let get = method == Method::GET;
+        match segs.as_slice() {
+            ["admin", "licensees"] if get => Ok(json_response(
+                StatusCode::OK,
+                &self.store.licensees().await?,
+                None,
+            )),
+            ["admin", "licensees"] if post => {
+                let b: NewLicensee = body(req).await?;
+                valid_id(&b.id)?;
+                super::credit_code::validate(&b.credit_code)
+                    .map_err(|e| Problem::new(P::Invalid, e.to_string()))?;
+                if b.name.trim().is_empty() {
+                    return Err(Problem::new(P::Invalid, "name must not be empty"));
+                }
+                let rec = super::model::LicenseeRecord {
+                    id: b.id.clone(),
+                    name: b.name,
+                    credit_code: b.credit_code,
+                    created_at: String::new(),
+                };
+                let ch = Change {
+                    admin,
+                    action: "licensee.add",
+                    target: &b.id,
+                    reason: &b.reason,
+                };
+                let (rec, rev) = self.store.add_licensee(&rec, &ch).await?;
+                self.dist.advance(rev);
+                Ok(json_response(StatusCode::CREATED, &rec, Some(rev)))
+            }
+            ["admin", "licences"] if get => {
+                let licensee = query_str(query.as_deref(), "licensee");
+                Ok(json_response(
+                    StatusCode::OK,
+                    &self.store.licences(licensee).await?,
+                    None,
+                ))
+            }
+            ["admin", "licences"] if post => {
+                let b: super::model::GrantRequest = body(req).await?;
+                let lic = build_licence(&self.store, b.clone()).await?;
+                let ch = Change {
+                    admin,
+                    action: "licence.grant",
+                    target: &lic.id,
+                    reason: &b.reason,
+                };
+                let rev = self.store.insert_licence(&lic, &ch).await?;
+                self.dist.advance(rev);
+                Ok(json_response(StatusCode::CREATED, &lic, Some(rev)))
+            }
+            ["admin", "licences", id] if get => Ok(json_response(
+                StatusCode::OK,
+                &self.store.licence(id).await?,
+                None,
+            )),
+            ["admin", "licences", id, action] if post => {
+                let b: ReasonBody = body(req).await?;
+                let (status, name) = match *action {
+                    "suspend" => (
+                        LicenceStatus::Suspended {
+                            reason: b.reason.clone(),
+                        },
+                        "licence.suspend",
+                    ),
+                    "resume" => (LicenceStatus::Active, "licence.resume"),
+                    "revoke" => (
+                        LicenceStatus::Revoked {
+                            reason: b.reason.clone(),
+                        },
+                        "licence.revoke",
+                    ),
+                    _ => return Err(Problem::new(P::NotFound, format!("no route {path}"))),
+                };
+                need_reason(&b.reason)?;
+                let ch = Change {
+                    admin,
+                    action: name,
+                    target: id,
+                    reason: &b.reason,
+                };
+                let (lic, rev) = self.store.set_licence_status(id, status, &ch).await?;
+                self.dist.advance(rev);
+                Ok(json_response(StatusCode::OK, &lic, Some(rev)))
+            }
+            ["admin", "violations"] if get => Ok(json_response(
+                StatusCode::OK,
+                &self.store.violations().await?,
+                None,
+            )),
+            ["admin", "violations"] if post => {
+                let b: NewViolation = body(req).await?;
+                need_reason(&b.reason)?;
+                if !self.store.licensee_exists(&b.licensee).await? {
+                    return Err(Problem::new(
+                        P::Invalid,
+                        format!("unknown licensee {}", b.licensee),
+                    ));
+                }
+                let ch = Change {
+                    admin,
+                    action: "violation.record",
+                    target: &b.licensee,
+                    reason: &b.reason,
+                };
+                let (v, rev) = self
+                    .store
+                    .add_violation(&b.licensee, &b.what, b.measure, &ch)
+                    .await?;
+                self.dist.advance(rev);
+                Ok(json_response(StatusCode::CREATED, &v, Some(rev)))
+            }
+            ["admin", "violations", id, "lift"] if post => {
+                let b: ReasonBody = body(req).await?;
+                need_reason(&b.reason)?;
+                let ch = Change {
+                    admin,
+                    action: "violation.lift",
+                    target: id,
+                    reason: &b.reason,
+                };
+                let (v, rev) = self.store.lift_violation(id, &ch).await?;
+                self.dist.advance(rev);
+                Ok(json_response(StatusCode::OK, &v, Some(rev)))
+            }
+            ["admin", "fusion-rules"] if get => Ok(json_response(
+                StatusCode::OK,
+                &self.store.fusion_rules().await?,
+                None,
+            )),
+            ["admin", "fusion-rules"] if post => {
+                let b: NewFusionRule = body(req).await?;
+                need_reason(&b.reason)?;
+                let reason = b.reason.clone();
+                let rule = super::fusion::validate(&self.store, b).await?;
+                let ch = Change {
+                    admin,
+                    action: "fusion-rule.add",
+                    target: &rule.id,
+                    reason: &reason,
+                };
+                let rev = self.store.add_fusion_rule(&rule, &ch).await?;
+                self.dist.advance(rev);
+                Ok(json_response(StatusCode::CREATED, &rule, Some(rev)))
+            }
+            ["admin", "fusion-rules", id] if method == Method::DELETE => {
+                let b: ReasonBody = body(req).await?;
+                need_reason(&b.reason)?;
+                let ch = Change {
+                    admin,
+                    action: "fusion-rule.remove",
+                    target: id,
+                    reason: &b.reason,
+                };
+                let rev = self.store.remove_fusion_rule(id, &ch).await?;
+                self.dist.advance(rev);
+                Ok(json_response(
+                    StatusCode::OK,
+                    &serde_json::json!({ "removed": id }),
+                    Some(rev),
+                ))
+            }
+            ["admin", "usage"] if get => super::usage::report(&self.store, query.as_deref()).await,
+            ["admin", "datasets"] if get => {
+                Ok(json_response(StatusCode::OK, &self.store.datasets().await?, None))
+            }
+            ["admin", "datasets"] if post => {
+                let b: NewDataset = body(req).await?;
+                valid_id(&b.dataset.id)?;
+                let ch = Change {
+                    admin,
+                    action: "dataset.register",
+                    target: &b.dataset.id,
+                    reason: &b.reason,
+                };
+                let (d, rev) = self.store.put_dataset(&b.dataset, &ch).await?;
+                self.dist.advance(rev);
+                Ok(json_response(StatusCode::CREATED, &d, Some(rev)))
+            }
+            ["admin", "datasets", which @ ("close-all" | "open-all")] if post => {
+                let b: ReasonBody = body(req).await?;
+                need_reason(&b.reason)?;
+                let close = *which == "close-all";
+                let action = if close {
+                    "dataset.close-all"
+                } else {
+                    "dataset.open-all"
+                };
+                let ch = Change {
+                    admin,
+                    action,
+                    target: "*",
+                    reason: &b.reason,
+                };
+                let rev = self.store.set_all_closed(close, &ch).await?;
+                self.dist.advance(rev);
+                let v = serde_json::json!({ "all_conditional_closed": close });
+                Ok(json_response(StatusCode::OK, &v, Some(rev)))
+            }
+            ["admin", "datasets", id, which @ ("close" | "open")] if post => {
+                let b: ReasonBody = body(req).await?;
+                need_reason(&b.reason)?;
+                let close = *which == "close";
+                let action = if close { "dataset.close" } else { "dataset.open" };
+                let ch = Change {
+                    admin,
+                    action,
+                    target: id,
+                    reason: &b.reason,
+                };
+                let rev = self.store.set_dataset_closed(id, close, &ch).await?;
+                self.dist.advance(rev);
+                let v = serde_json::json!({ "dataset": id, "closed": close });
+                Ok(json_response(StatusCode::OK, &v, Some(rev)))
+            }
+            ["admin", "certs", "revoke"] if post => {
+                let b: RevokeSerial = body(req).await?;
+                need_reason(&b.reason)?;
+                let serial: String = b
+                    .serial
+                    .chars()
+                    .filter(|c| *c != ':')
+                    .collect::<String>()
+                    .to_lowercase();
+                if serial.is_empty() || !serial.chars().all(|c| c.is_ascii_hexdigit()) {
+                    return Err(Problem::new(P::Invalid, "serial must be hexadecimal"));
+                }
+                let ch = Change {
+                    admin,
+                    action: "cert.revoke",
+                    target: &serial,
+                    reason: &b.reason,
+                };
+                let rev = self.store.revoke_serial(&serial, &ch).await?;
+                self.dist.advance(rev);
+                Ok(json_response(
+                    StatusCode::CREATED,
+                    &serde_json::json!({ "serial": serial }),
+                    Some(rev),
+                ))
+            }
+            ["admin", "agencies" | "gateways" | "scenarios", ..] => {
+                super::parties::admin(&self.store, &self.dist, admin, &segs, &method, req).await
+            }
+            ["admin", "changes"] if get => {
+                Ok(json_response(StatusCode::OK, &self.store.changes().await?, None))
+            }
+            _ => Err(Problem::new(P::NotFound, format!("no route {method} {path}"))),
+        }
+    }
+}
+
+fn internal(e: impl std::fmt::Display) -> Problem {
+    tracing::error!(error = %e, "registry snapshot failed");
+    Problem::new(P::Internal, "the registry could not produce a snapshot")
+}
+
+/// Checks an identifier: `[A-Za-z0-9._-]{1,64}`.
+pub fn valid_id(id: &str) -> Result<(), Problem> {
+    let ok = !id.is_empty()
+        && id.len() <= 64
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Problem::new(
+            P::Invalid,
+            format!("identifier {id:?} must match [A-Za-z0-9._-]{{1,64}}"),
+        ))
+    }
+}

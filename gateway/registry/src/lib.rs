@@ -1,0 +1,179 @@
+//! `sluice registry`: the licence authority.
+//!
+//! It keeps licensees, the catalog, licences, violations, revoked certificate serials and
+//! every administrative change in SQL ([`store`]: SQLite by default, PostgreSQL by URL), and
+//! serves on one HTTPS port (the shared accept loop, client certificates optional at the TLS
+//! layer and checked per route):
+//!
+//! * admin routes `/admin/…` for admin certificates (`urn:sluice:admin:<name>`), each change
+//!   recorded with who, when, what and why and bumping the revision;
+//! * `GET /v1/snapshot[?after=<rev>&wait=<s≤30>]` for gateway certificates: the current
+//!   [`SignedSnapshot`](sluice_policy::snapshot::SignedSnapshot), long-polled;
+//! * `POST /v1/usage` for gateway certificates: per-licence usage counts ([`usage`]);
+//! * public pages without a certificate: `/catalog`, `/violations`, `/openapi.json`,
+//!   `/v1/registry-key`.
+//!
+//! `sluice admin …` (in the `sluice` binary) drives the admin API through
+//! [`sluice_net::registry_client::RegistryClient`].
+
+pub mod api;
+pub mod config;
+pub mod credit_code;
+pub mod fusion;
+pub mod grant;
+pub mod keys;
+pub mod model;
+pub mod parties;
+pub mod pgtest;
+pub mod problem;
+pub mod public;
+pub mod snapshot;
+pub mod store;
+pub mod usage;
+
+#[cfg(test)]
+mod store_tests;
+
+/// The snapshot signing key's public half, as [`Running::public_key`] gives it.
+pub use ed25519_dalek::VerifyingKey;
+
+use config::RegistryConfig;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// Why the registry could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// Bad config.
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    /// The state folder could not be made.
+    #[error("state folder {0}: {1}")]
+    StateDir(String, std::io::Error),
+    /// The signing key.
+    #[error(transparent)]
+    Key(#[from] keys::KeyError),
+    /// The store.
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    /// TLS material.
+    #[error(transparent)]
+    Tls(#[from] sluice_net::tls::TlsError),
+    /// Binding the listener.
+    #[error("bind {0}: {1}")]
+    Bind(SocketAddr, std::io::Error),
+    /// Waiting for a stop signal failed.
+    #[error("signal handling: {0}")]
+    Signal(std::io::Error),
+}
+
+/// A started registry.
+pub struct Running {
+    /// The bound address.
+    pub addr: SocketAddr,
+    /// The snapshot signing key's public half.
+    pub public_key: VerifyingKey,
+    shutdown: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+    store: store::Store,
+}
+
+impl Running {
+    /// Stops accepting, drains and closes the store.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.task.await;
+        self.store.close().await;
+    }
+}
+
+/// Starts the registry described by `cfg` on the current runtime.
+pub async fn start(cfg: &RegistryConfig) -> Result<Running, RegistryError> {
+    sluice_net::tls::install_provider();
+    std::fs::create_dir_all(&cfg.state_dir)
+        .map_err(|e| RegistryError::StateDir(cfg.state_dir.display().to_string(), e))?;
+    let key = keys::load_or_create(&cfg.signing_key_path())?;
+    let public_key = key.verifying_key();
+    let url = cfg
+        .database_url
+        .clone()
+        .unwrap_or_else(|| store::Store::sqlite_url(&cfg.state_dir));
+    let store = store::Store::open(&url).await?;
+    let tls = sluice_net::tls::server_config(
+        &cfg.cert,
+        &cfg.key,
+        sluice_net::tls::ClientAuth::Optional {
+            ca: &cfg.client_ca,
+            crl: cfg.crl.as_deref(),
+        },
+    )?;
+    let listener = tokio::net::TcpListener::bind(cfg.addr)
+        .await
+        .map_err(|e| RegistryError::Bind(cfg.addr, e))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| RegistryError::Bind(cfg.addr, e))?;
+    let dist = snapshot::Distributor::new(store.clone(), key).await?;
+    let (shutdown, rx) = watch::channel(false);
+    tokio::spawn(dist.clone().poll_store(rx.clone()));
+    tokio::spawn(dist.clone().listen_store(rx.clone()));
+    let api = Arc::new(api::Api {
+        store: store.clone(),
+        dist,
+    });
+    let limits = sluice_net::server::ServeLimits {
+        max_connections: None,
+        handshake_timeout: Duration::from_secs(10),
+        header_read_timeout: Duration::from_secs(10),
+        max_header_bytes: None,
+        max_headers: None,
+        max_concurrent_streams: None,
+        h2_keep_alive_interval: None,
+        drain_timeout: Duration::from_secs(5),
+    };
+    let task = tokio::spawn(sluice_net::server::serve(
+        "registry",
+        listener,
+        move || tls.clone(),
+        limits,
+        Arc::new(()),
+        rx,
+        move |conn, req| api.clone().handle(conn, req),
+    ));
+    tracing::info!(%addr, database = %redact(&url), "registry listening");
+    Ok(Running {
+        addr,
+        public_key,
+        shutdown,
+        task,
+        store,
+    })
+}
+
+fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Runs the registry from a config file until Ctrl-C or SIGTERM.
+pub async fn run(config: &Path) -> Result<(), RegistryError> {
+    let cfg = RegistryConfig::load(config)?;
+    let running = start(&cfg).await?;
+    println!("registry on https://{}", running.addr);
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(RegistryError::Signal)?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r.map_err(RegistryError::Signal)?,
+        _ = term.recv() => {}
+    }
+    running.stop().await;
+    Ok(())
+}

@@ -1,0 +1,245 @@
+//! Signing and distributing snapshots: the current [`SignedSnapshot`] is cached per revision;
+//! a `tokio::sync::watch` carries the revision so long-polls wake as soon as it changes.
+//!
+//! Replicas sharing one PostgreSQL database learn of each other's changes at once through
+//! LISTEN/NOTIFY ([`Distributor::listen_store`]); a once-a-second revision check
+//! ([`Distributor::poll_store`]) is the safety net for lost notifications and for SQLite.
+
+use super::store::{Store, StoreError, CHANGE_CHANNEL};
+use ed25519_dalek::SigningKey;
+use sluice_policy::snapshot::{key_id, SignedSnapshot, Snapshot, SnapshotError};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{watch, Mutex};
+
+/// Why a snapshot could not be produced.
+#[derive(Debug, thiserror::Error)]
+pub enum DistributeError {
+    /// Reading the store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Signing failed.
+    #[error(transparent)]
+    Sign(#[from] SnapshotError),
+}
+
+/// Signs snapshots and tells waiters about new revisions.
+pub struct Distributor {
+    store: Store,
+    key: SigningKey,
+    revision: watch::Sender<u64>,
+    cache: Mutex<Option<(u64, Arc<Vec<u8>>)>>,
+}
+
+impl Distributor {
+    /// A distributor at the store's current revision.
+    pub async fn new(store: Store, key: SigningKey) -> Result<Arc<Self>, StoreError> {
+        let rev = store.revision().await?;
+        let (tx, _) = watch::channel(rev);
+        Ok(Arc::new(Self {
+            store,
+            key,
+            revision: tx,
+            cache: Mutex::new(None),
+        }))
+    }
+
+    /// The key id of the signing key.
+    pub fn key_id(&self) -> String {
+        key_id(&self.key.verifying_key())
+    }
+
+    /// The public key, base64.
+    pub fn public_key_b64(&self) -> String {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(self.key.verifying_key().as_bytes())
+    }
+
+    /// The last revision known to this process.
+    pub fn current(&self) -> u64 {
+        *self.revision.borrow()
+    }
+
+    /// Records that the store reached `rev` (after a change committed).
+    pub fn advance(&self, rev: u64) {
+        self.revision.send_if_modified(|cur| {
+            if rev > *cur {
+                *cur = rev;
+                true
+            } else {
+                false
+            }
+        });
+    }
+
+    /// Waits until the revision exceeds `after` or `wait` passes; returns whether it did.
+    pub async fn wait_after(&self, after: u64, wait: Duration) -> bool {
+        let mut rx = self.revision.subscribe();
+        tokio::time::timeout(wait, rx.wait_for(|r| *r > after))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+
+    /// The current signed snapshot as JSON bytes, with its revision.
+    ///
+    /// When the cached snapshot is at the revision this process last learned of (its own
+    /// changes, notifications and the poll all advance it), it is served without asking the
+    /// database, so a change wakes every waiting gateway with one store read, not one each.
+    pub async fn signed(&self) -> Result<(u64, Arc<Vec<u8>>), DistributeError> {
+        let mut cache = self.cache.lock().await;
+        if let Some((r, bytes)) = cache.as_ref() {
+            if *r == self.current() {
+                return Ok((*r, bytes.clone()));
+            }
+        }
+        let rev = self.store.revision().await?;
+        self.advance(rev);
+        if let Some((r, bytes)) = cache.as_ref() {
+            if *r == rev {
+                return Ok((rev, bytes.clone()));
+            }
+        }
+        let state = self.store.snapshot_state().await?;
+        let snap = Snapshot {
+            revision: state.revision,
+            issued_at: time::OffsetDateTime::now_utc().unix_timestamp(),
+            licences: state.licences,
+            closed_datasets: state.closed_datasets,
+            all_conditional_closed: state.all_conditional_closed,
+            restricted_licensees: state.restricted_licensees,
+            revoked_serials: state.revoked_serials,
+        };
+        let signed = SignedSnapshot::sign(&snap, &self.key)?;
+        let bytes = Arc::new(serde_json::to_vec(&signed).unwrap_or_default());
+        *cache = Some((snap.revision, bytes.clone()));
+        Ok((snap.revision, bytes))
+    }
+
+    /// Checks the store's revision every second until `shutdown` turns true, so changes made
+    /// by another replica on the same database wake this one's long-polls.
+    pub async fn poll_store(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = shutdown.changed() => return,
+            }
+            self.refresh().await;
+        }
+    }
+
+    /// Re-reads the store's revision (after a notification or a timer).
+    async fn refresh(&self) {
+        match self.store.revision().await {
+            Ok(rev) => self.advance(rev),
+            Err(e) => tracing::warn!(error = %e, "registry revision check failed"),
+        }
+    }
+
+    /// On PostgreSQL, listens on [`CHANGE_CHANNEL`] until `shutdown` turns true and re-reads
+    /// the revision on every notification, so a change made by another replica wakes this
+    /// one's long-polls within milliseconds. Reconnects (with a pause) when the listening
+    /// connection fails; [`Self::poll_store`] covers the gap. Returns at once on SQLite.
+    pub async fn listen_store(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let Some(url) = self.store.postgres_url().map(str::to_owned) else {
+            return;
+        };
+        loop {
+            let listener = async {
+                let mut l = sqlx::postgres::PgListener::connect(&url).await?;
+                l.listen(CHANGE_CHANNEL).await?;
+                Ok::<_, sqlx::Error>(l)
+            };
+            let mut listener = tokio::select! {
+                l = listener => l,
+                _ = shutdown.changed() => return,
+            };
+            match &mut listener {
+                Ok(l) => {
+                    tracing::debug!(channel = CHANGE_CHANNEL, "listening for registry changes");
+                    // Changes committed while (re)connecting.
+                    self.refresh().await;
+                    loop {
+                        tokio::select! {
+                            n = l.recv() => match n {
+                                Ok(_) => self.refresh().await,
+                                Err(e) => {
+                                    tracing::warn!(error = %e, "registry change listener failed");
+                                    break;
+                                }
+                            },
+                            _ = shutdown.changed() => return,
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "registry change listener could not connect"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+    use crate::pgtest;
+    use crate::store::Change;
+
+    fn change() -> Change<'static> {
+        Change {
+            admin: "alice",
+            action: "dataset.close-all",
+            target: "*",
+            reason: "test",
+        }
+    }
+
+    /// Two replicas on one PostgreSQL schema: a change committed through one wakes the other's
+    /// long-polls. Only the listener runs (no revision poll), so nothing else can wake it.
+    #[tokio::test]
+    async fn a_change_on_one_replica_wakes_the_other_through_notify() {
+        let (schema, url) = pgtest::create_schema("notify").await.unwrap();
+        let a = Store::open(&url).await.unwrap();
+        let b = Store::open(&url).await.unwrap();
+        let dist = Distributor::new(b.clone(), SigningKey::from_bytes(&[7; 32]))
+            .await
+            .unwrap();
+        let (stop, rx) = watch::channel(false);
+        let task = tokio::spawn(dist.clone().listen_store(rx));
+
+        // The first change may land before LISTEN is up; the listener re-reads on connect.
+        let before = dist.current();
+        let rev = a.set_all_closed(true, &change()).await.unwrap();
+        assert!(dist.wait_after(before, Duration::from_secs(10)).await);
+        assert_eq!(dist.current(), rev);
+        // The listener is up now: this one can only arrive as a notification.
+        let rev = a.set_all_closed(false, &change()).await.unwrap();
+        assert!(dist.wait_after(rev - 1, Duration::from_secs(10)).await);
+        assert_eq!(dist.current(), rev);
+
+        stop.send(true).unwrap();
+        task.await.unwrap();
+        a.close().await;
+        b.close().await;
+        pgtest::drop_schema(&schema).await.unwrap();
+    }
+
+    /// SQLite has no notifications: the listener returns at once.
+    #[tokio::test]
+    async fn the_listener_is_a_no_op_on_sqlite() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&Store::sqlite_url(dir.path())).await.unwrap();
+        let dist = Distributor::new(store.clone(), SigningKey::from_bytes(&[7; 32]))
+            .await
+            .unwrap();
+        let (_stop, rx) = watch::channel(false);
+        tokio::time::timeout(Duration::from_secs(5), dist.listen_store(rx))
+            .await
+            .unwrap();
+        store.close().await;
+    }
+}

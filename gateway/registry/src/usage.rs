@@ -1,0 +1,287 @@
+//! Usage counts: gateways report per-licence counts (`POST /v1/usage`, gateway certificate,
+//! idempotent by `(gateway, report_id)`); administrators read monthly totals per licensee and
+//! dataset (`GET /admin/usage?month=YYYY-MM`, and `sluice admin report usage` as CSV or JSON).
+//! Reports are not admin changes: they do not bump the revision.
+
+use super::api::{body_limited, json_response, query_str};
+use super::problem::{Problem, RegistryProblem as P};
+use super::store::Store;
+use http::{Request, Response, StatusCode};
+use hyper::body::Incoming;
+use serde::{Deserialize, Serialize};
+use sluice_net::body::RespBody;
+use sluice_net::identity::{Peer, PeerIdentity};
+use time::format_description::well_known::Rfc3339;
+use time::{OffsetDateTime, UtcOffset};
+
+/// Most count rows in one report.
+pub const MAX_ROWS: usize = 10_000;
+
+/// Largest report body (10,000 rows of long identifiers fit).
+const MAX_REPORT_BYTES: usize = 8 << 20;
+
+/// One row of a report: what a gateway counted for a licensee, dataset and licence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UsageCount {
+    /// Licensee id.
+    pub licensee: String,
+    /// Dataset id.
+    pub dataset: String,
+    /// Licence id; `null` for refusals before a licence was found.
+    #[serde(default)]
+    pub licence: Option<String>,
+    /// Requests answered.
+    pub requests: u64,
+    /// Records sent.
+    pub records: u64,
+    /// Requests refused.
+    pub refusals: u64,
+}
+
+/// `POST /v1/usage`: one gateway's counts for a period.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UsageReport {
+    /// Chosen by the gateway, unique per report (a UUID); a repeat is not counted twice.
+    pub report_id: String,
+    /// Start of the period; its UTC month is the month the counts belong to.
+    #[serde(with = "time::serde::rfc3339")]
+    pub from: OffsetDateTime,
+    /// End of the period.
+    #[serde(with = "time::serde::rfc3339")]
+    pub until: OffsetDateTime,
+    /// The counts.
+    pub counts: Vec<UsageCount>,
+}
+
+impl UsageReport {
+    /// The UTC month of `from`, `YYYY-MM`.
+    pub fn month(&self) -> String {
+        let f = self.from.to_offset(UtcOffset::UTC);
+        format!("{:04}-{:02}", f.year(), u8::from(f.month()))
+    }
+
+    /// `from` in UTC, RFC 3339.
+    pub fn from_rfc3339(&self) -> String {
+        utc(self.from)
+    }
+
+    /// `until` in UTC, RFC 3339.
+    pub fn until_rfc3339(&self) -> String {
+        utc(self.until)
+    }
+
+    /// Checks what serde cannot: a report id, `until` not before `from`, at most
+    /// [`MAX_ROWS`] rows, named licensees, datasets and licences, counts that fit the store.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.report_id.trim().is_empty() || self.report_id.len() > 128 {
+            return Err("report_id must be 1 to 128 characters".into());
+        }
+        if self.until < self.from {
+            return Err("until must not be before from".into());
+        }
+        if self.counts.len() > MAX_ROWS {
+            return Err(format!(
+                "{} count rows; at most {MAX_ROWS} per report",
+                self.counts.len()
+            ));
+        }
+        for (i, c) in self.counts.iter().enumerate() {
+            if c.licensee.trim().is_empty() || c.dataset.trim().is_empty() {
+                return Err(format!("counts[{i}]: licensee and dataset must not be empty"));
+            }
+            if c.licence.as_deref().is_some_and(|l| l.trim().is_empty()) {
+                return Err(format!("counts[{i}]: licence must be null or a licence id"));
+            }
+            let max = i64::MAX as u64;
+            if c.requests > max || c.records > max || c.refusals > max {
+                return Err(format!("counts[{i}]: count too large"));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn utc(t: OffsetDateTime) -> String {
+    t.to_offset(UtcOffset::UTC).format(&Rfc3339).unwrap_or_default()
+}
+
+/// One line of the monthly report.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct UsageRow {
+    /// Licensee id.
+    pub licensee: String,
+    /// Dataset id.
+    pub dataset: String,
+    /// Requests answered.
+    pub requests: u64,
+    /// Records sent.
+    pub records: u64,
+    /// Requests refused.
+    pub refusals: u64,
+    /// Gateways that reported, sorted.
+    pub gateways: Vec<String>,
+}
+
+/// Checks a `YYYY-MM` month.
+pub fn valid_month(m: &str) -> bool {
+    let b = m.as_bytes();
+    b.len() == 7
+        && b[4] == b'-'
+        && b[..4].iter().chain(&b[5..]).all(u8::is_ascii_digit)
+        && matches!(
+            &m[5..],
+            "01" | "02" | "03" | "04" | "05" | "06" | "07" | "08" | "09" | "10" | "11" | "12"
+        )
+}
+
+/// `POST /v1/usage` from a gateway certificate; the gateway id comes from the certificate.
+pub async fn post(
+    store: &Store,
+    caller: &PeerIdentity,
+    req: Request<Incoming>,
+) -> Result<Response<RespBody>, Problem> {
+    let gateway = match caller {
+        PeerIdentity::Gateway(Peer { id, .. }) => id,
+        PeerIdentity::None => {
+            return Err(Problem::new(
+                P::Unauthenticated,
+                "usage reports need a gateway certificate",
+            ))
+        }
+        other => {
+            return Err(Problem::new(
+                P::Forbidden,
+                format!(
+                    "usage reports come from gateways; the caller is {}",
+                    other.describe()
+                ),
+            ))
+        }
+    };
+    // Retired gateways may still deliver their last counts; unknown ones may not report.
+    if store.gateway_retired(gateway).await?.is_none() {
+        return Err(Problem::new(
+            P::UnknownGateway,
+            format!("gateway {gateway} is not registered"),
+        ));
+    }
+    let report: UsageReport = body_limited(req, MAX_REPORT_BYTES).await?;
+    report
+        .validate()
+        .map_err(|m| Problem::new(P::BadRequest, format!("usage report: {m}")))?;
+    let first = store.add_usage(gateway, &report).await?;
+    let accepted = if first { report.counts.len() } else { 0 };
+    Ok(json_response(
+        StatusCode::OK,
+        &serde_json::json!({ "accepted": accepted, "duplicate": !first }),
+        None,
+    ))
+}
+
+/// `GET /admin/usage?month=YYYY-MM`.
+pub async fn report(store: &Store, query: Option<&str>) -> Result<Response<RespBody>, Problem> {
+    let month = query_str(query, "month")
+        .filter(|m| valid_month(m))
+        .ok_or_else(|| Problem::new(P::BadRequest, "query parameter month=YYYY-MM is required"))?;
+    Ok(json_response(StatusCode::OK, &store.usage(month).await?, None))
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_owned()
+    }
+}
+
+/// The report as CSV: header `licensee,dataset,requests,records,refusals,gateways`,
+/// gateways joined by `;`, fields quoted when needed (RFC 4180).
+pub fn to_csv(rows: &[UsageRow]) -> String {
+    let mut out = String::from("licensee,dataset,requests,records,refusals,gateways\n");
+    for r in rows {
+        out.push_str(&format!(
+            "{},{},{},{},{},{}\n",
+            csv_field(&r.licensee),
+            csv_field(&r.dataset),
+            r.requests,
+            r.records,
+            r.refusals,
+            csv_field(&r.gateways.join(";"))
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+
+    fn report(v: serde_json::Value) -> Result<UsageReport, String> {
+        let r: UsageReport = serde_json::from_value(v).map_err(|e| e.to_string())?;
+        r.validate().map(|()| r)
+    }
+
+    fn base() -> serde_json::Value {
+        serde_json::json!({
+            "report_id": "0192f0c4-8a51-7c35-9d7e-1a2b3c4d5e6f",
+            "from": "2026-11-30T23:59:00-01:00", "until": "2026-12-01T01:00:00Z",
+            "counts": [{ "licensee": "acme", "dataset": "d", "licence": null, "requests": 1, "records": 0, "refusals": 1 }],
+        })
+    }
+
+    #[test]
+    fn the_month_is_the_utc_month_of_from() {
+        let r = report(base()).unwrap();
+        assert_eq!(r.month(), "2026-12");
+        assert_eq!(r.from_rfc3339(), "2026-12-01T00:59:00Z");
+    }
+
+    #[test]
+    fn bad_reports_are_refused() {
+        for (path, v, want) in [
+            ("until", serde_json::json!("2026-11-01T00:00:00Z"), "until"),
+            ("report_id", serde_json::json!(""), "report_id"),
+        ] {
+            let mut b = base();
+            b[path] = v;
+            assert!(report(b).unwrap_err().contains(want));
+        }
+        for (field, v) in [
+            ("requests", serde_json::json!(-1)),
+            ("records", serde_json::json!(1.5)),
+            ("licensee", serde_json::json!("")),
+            ("licence", serde_json::json!(" ")),
+            ("extra", serde_json::json!(1)),
+        ] {
+            let mut b = base();
+            b["counts"][0][field] = v;
+            assert!(report(b).is_err(), "{field}");
+        }
+        let mut b = base();
+        b["counts"] = serde_json::Value::Array(vec![b["counts"][0].clone(); MAX_ROWS + 1]);
+        assert!(report(b).unwrap_err().contains("at most"));
+    }
+
+    #[test]
+    fn months_and_csv() {
+        assert!(valid_month("2026-11"));
+        for bad in ["2026-13", "2026-1", "26-11-01", "2026_11", ""] {
+            assert!(!valid_month(bad), "{bad}");
+        }
+        let rows = [UsageRow {
+            licensee: "a,b".into(),
+            dataset: "d".into(),
+            requests: 2,
+            records: 3,
+            refusals: 0,
+            gateways: vec!["g1".into(), "g2".into()],
+        }];
+        assert_eq!(
+            to_csv(&rows),
+            "licensee,dataset,requests,records,refusals,gateways\n\"a,b\",d,2,3,0,g1;g2\n"
+        );
+    }
+}

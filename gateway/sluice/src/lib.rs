@@ -1,0 +1,6 @@
+//! The `sluice` binary's library: the CLI glue that is not a server of its own (`sluice
+//! admin`, `sluice audit`) and the demo federation (`sluice demo`, `sluice sample-source`).
+
+pub mod admin;
+pub mod audit_cli;
+pub mod demo;

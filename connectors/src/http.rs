@@ -4,13 +4,14 @@
 //! down as query parameters when mapped, hop-by-hop headers never cross, and both the connect
 //! and the response-head waits are bounded.
 
+use crate::source::{BodyError, BoxFuture, Connector, Fetch, FetchError, SourceBody};
 use bytes::Bytes;
-use http::{header, HeaderMap, Request, Response, StatusCode, Uri};
-use http_body_util::{combinators::BoxBody, BodyExt, Empty};
+use http::{header, HeaderMap, Request, Response, Uri};
+use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 use serde::{Deserialize, Serialize};
-use sluice_policy::rowfilter::{Op, RowFilter};
+use sluice_policy::rowfilter::Op;
 use sluice_policy::stream::InputFormat;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -108,41 +109,6 @@ impl HttpSourceConfig {
     }
 }
 
-/// One fetch: the page and the client's parameters.
-#[derive(Debug, Clone, Default)]
-pub struct Fetch<'a> {
-    /// Page size.
-    pub limit: u64,
-    /// Offset into the source's records.
-    pub offset: u64,
-    /// Client query parameters (filtered against `query_allow`).
-    pub params: Vec<(&'a str, &'a str)>,
-    /// The licence's row filter, pushed down where mapped.
-    pub row_filter: Option<&'a RowFilter>,
-    /// Request id, forwarded as `x-request-id`.
-    pub request_id: &'a str,
-}
-
-/// Why a fetch failed.
-#[derive(Debug, thiserror::Error)]
-pub enum FetchError {
-    /// The URL could not be built.
-    #[error("bad upstream URL: {0}")]
-    Url(String),
-    /// Connecting or sending failed.
-    #[error("upstream unreachable: {0}")]
-    Unreachable(String),
-    /// No response head within the timeout.
-    #[error("upstream did not answer within {0:?}")]
-    Timeout(Duration),
-    /// The upstream answered with an error status.
-    #[error("upstream answered {0}")]
-    Status(StatusCode),
-}
-
-/// A streaming upstream body.
-pub type UpstreamBody = BoxBody<Bytes, hyper::Error>;
-
 /// A pooled HTTP client for all sources of one gateway.
 #[derive(Clone)]
 pub struct UpstreamClient {
@@ -173,7 +139,7 @@ impl UpstreamClient {
         &self,
         source: &HttpSourceConfig,
         fetch: &Fetch<'_>,
-    ) -> Result<(HeaderMap, UpstreamBody), FetchError> {
+    ) -> Result<(HeaderMap, SourceBody), FetchError> {
         let uri = build_uri(source, fetch)?;
         let req = Request::get(uri)
             .header(header::ACCEPT, accept_of(source.format))
@@ -189,7 +155,36 @@ impl UpstreamClient {
             return Err(FetchError::Status(resp.status()));
         }
         let (parts, body) = resp.into_parts();
-        Ok((strip_hop_by_hop(parts.headers), body.boxed()))
+        let body = body.map_err(|e| BodyError(error_chain(&e))).boxed();
+        Ok((strip_hop_by_hop(parts.headers), body))
+    }
+}
+
+/// An HTTP source: its config and the gateway's shared pool.
+#[derive(Debug, Clone)]
+pub struct HttpSource {
+    config: HttpSourceConfig,
+    client: UpstreamClient,
+}
+
+impl HttpSource {
+    /// A connector for `config` over the shared `client`.
+    pub fn new(config: HttpSourceConfig, client: UpstreamClient) -> Self {
+        Self { config, client }
+    }
+}
+
+impl Connector for HttpSource {
+    fn input_format(&self) -> InputFormat {
+        self.config.input_format()
+    }
+
+    fn read_timeout(&self) -> Duration {
+        Duration::from_millis(self.config.read_timeout_ms)
+    }
+
+    fn fetch<'a>(&'a self, fetch: &'a Fetch<'a>) -> BoxFuture<'a, Result<SourceBody, FetchError>> {
+        Box::pin(async move { self.client.fetch(&self.config, fetch).await.map(|(_, body)| body) })
     }
 }
 
@@ -271,6 +266,7 @@ pub fn strip_hop_by_hop(mut headers: HeaderMap) -> HeaderMap {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sluice_policy::rowfilter::RowFilter;
 
     fn source() -> HttpSourceConfig {
         toml_like(

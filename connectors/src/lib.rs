@@ -1,5 +1,13 @@
 //! sluice-connectors: the agency side. Fetches records from agency sources as byte streams,
 //! pushing row filters down where the source can. It never decides and never masks: the
 //! gateway applies the policy crate's plan to whatever a connector returns.
+//!
+//! Every source kind implements [`Connector`]; the gateway's config names a source with a
+//! [`SourceConfig`] (`kind = "http"`, …) and [`connect`] turns it into a connector.
 
 pub mod http;
+mod source;
+
+pub use source::{
+    connect, BodyError, BoxFuture, Connector, Fetch, FetchError, Shared, SourceBody, SourceConfig,
+};

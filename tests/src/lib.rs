@@ -162,6 +162,7 @@ addr = "127.0.0.1:0"
 handshake_timeout_ms = 2000
 
 [sources.fire-hydrants]
+kind = "http"
 url = "http://{upstream}/hydrants"
 query_allow = ["district"]
 filter_params = {{ district = "district" }}
@@ -169,6 +170,7 @@ response_timeout_ms = 1000
 read_timeout_ms = 1000
 
 [sources.hydrant-locations]
+kind = "http"
 url = "http://{upstream}/hydrants"
 {datasets}"#,
         datasets = sluice::demo::DATASETS,

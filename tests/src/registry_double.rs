@@ -307,7 +307,9 @@ async fn answer(
 }
 
 fn problem(code: &str, status: StatusCode, detail: &str, path: &str) -> Response<Full<Bytes>> {
-    sluice_net::problem::render(code, code, status, detail, path, None)
+    let code: sluice_net::problem::ProblemCode = code.parse().expect("a sluice problem code");
+    assert_eq!(code.status(), status.as_u16(), "{code} has another status");
+    sluice_net::problem::render(code, detail, path, None)
 }
 
 /// The gateway id of a gateway caller; 401 without a certificate, 403 for any other kind.

@@ -1,6 +1,8 @@
 //! The admin listener: `/healthz`, `/readyz` and Prometheus `/metrics`, plain HTTP on loopback.
 
-use crate::gateway::Gateway;
+use crate::audit::AuditLog;
+use crate::metrics::Metrics;
+use crate::subscription::Subscription;
 use http::{header, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -10,8 +12,18 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+/// What the admin endpoints report on.
+pub struct Health {
+    /// The audit log (failing = not ready).
+    pub audit: Arc<AuditLog>,
+    /// The registry subscription (stale = not ready).
+    pub subscription: Option<Arc<Subscription>>,
+    /// The metrics rendered at `/metrics`.
+    pub metrics: Arc<Metrics>,
+}
+
 /// Serves the admin endpoints until `shutdown` turns true.
-pub async fn serve(listener: TcpListener, gw: Arc<Gateway>, mut shutdown: watch::Receiver<bool>) {
+pub async fn serve(listener: TcpListener, gw: Arc<Health>, mut shutdown: watch::Receiver<bool>) {
     loop {
         let (tcp, _) = tokio::select! {
             r = listener.accept() => match r { Ok(x) => x, Err(_) => continue },
@@ -30,7 +42,7 @@ pub async fn serve(listener: TcpListener, gw: Arc<Gateway>, mut shutdown: watch:
     }
 }
 
-fn route(gw: &Gateway, req: &Request<Incoming>) -> Response<RespBody> {
+fn route(gw: &Health, req: &Request<Incoming>) -> Response<RespBody> {
     let (status, ctype, body) = match req.uri().path() {
         "/healthz" => (StatusCode::OK, "text/plain", "ok\n".to_owned()),
         "/readyz" => match readiness(gw) {
@@ -42,7 +54,7 @@ fn route(gw: &Gateway, req: &Request<Incoming>) -> Response<RespBody> {
             ),
         },
         "/metrics" => {
-            if let (Some(reg), Some(f)) = (&gw.registry, &gw.metrics.freshness) {
+            if let (Some(reg), Some(f)) = (&gw.subscription, &gw.metrics.freshness) {
                 f.set(reg.revision(), reg.unconfirmed_for(), reg.freshness().is_err());
             }
             (
@@ -62,9 +74,9 @@ fn route(gw: &Gateway, req: &Request<Incoming>) -> Response<RespBody> {
 }
 
 /// Why the gateway is not ready, if it is not.
-pub fn readiness(gw: &Gateway) -> Result<(), String> {
+pub fn readiness(gw: &Health) -> Result<(), String> {
     gw.audit.health().map_err(|e| format!("audit log failing: {e}"))?;
-    if let Some(reg) = &gw.registry {
+    if let Some(reg) = &gw.subscription {
         reg.freshness()
             .map_err(|e| format!("registry snapshot stale: {e}"))?;
     }

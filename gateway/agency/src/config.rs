@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 use sluice_policy::catalog::DatasetSpec;
 use sluice_policy::classify::RuleTable;
+use sluice_policy::id::is_valid_id;
 use sluice_policy::licence::Licence;
 use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
@@ -30,7 +31,7 @@ pub struct Config {
     pub datasets: Vec<DatasetSpec>,
     /// The source of each dataset, keyed by dataset id.
     #[serde(default)]
-    pub sources: BTreeMap<String, sluice_connectors::http::HttpSourceConfig>,
+    pub sources: BTreeMap<String, sluice_connectors::SourceConfig>,
     /// A TOML file holding `[[licences]]`, relative to the config file (until the registry
     /// distributes them).
     #[serde(default)]
@@ -261,12 +262,12 @@ pub enum ConfigError {
     },
     /// Values that parsed but make no sense.
     #[error("{}", .0.iter().map(|p| format!("{}: {}", p.path, p.message)).collect::<Vec<_>>().join("\n"))]
-    Invalid(Vec<Problem>),
+    Invalid(Vec<InvalidValue>),
 }
 
 /// One invalid value.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
+pub struct InvalidValue {
     /// Dotted path, e.g. `datasets[0].fields[2].name`.
     pub path: String,
     /// What is wrong.
@@ -284,8 +285,14 @@ impl Config {
     /// Reads, parses and validates a config file. Relative paths are resolved against the
     /// file's folder; licences from `licences_file` are merged into `licences`.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = read(path)?;
-        let mut cfg: Config = parse(path, &text)?;
+        Self::from_toml(&read(path)?, path)
+    }
+
+    /// Parses and validates config text as if read from `path` (relative paths resolve
+    /// against its folder; `licences_file` is read from there). What `load` does after
+    /// reading the file; the config fuzz target calls it directly.
+    pub fn from_toml(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let mut cfg: Config = parse(path, text)?;
         let base = path.parent().unwrap_or(Path::new("."));
         cfg.resolve_paths(base);
         if let Some(file) = &cfg.licences_file {
@@ -325,15 +332,15 @@ impl Config {
     }
 
     /// Checks every value; returns all problems found, each with its path.
-    pub fn validate(&self) -> Result<(), Vec<Problem>> {
+    pub fn validate(&self) -> Result<(), Vec<InvalidValue>> {
         let mut problems = Vec::new();
         let mut bad = |path: String, message: &str| {
-            problems.push(Problem {
+            problems.push(InvalidValue {
                 path,
                 message: message.to_owned(),
             })
         };
-        if !valid_id(&self.gateway.id) {
+        if !is_valid_id(&self.gateway.id) {
             bad(
                 "gateway.id".into(),
                 "must be 1-64 characters of A-Z a-z 0-9 . _ -",
@@ -374,7 +381,7 @@ impl Config {
         }
         let mut ids = HashSet::new();
         for (i, d) in self.datasets.iter().enumerate() {
-            if !valid_id(&d.id) {
+            if !is_valid_id(&d.id) {
                 bad(
                     format!("datasets[{i}].id"),
                     "must be 1-64 characters of A-Z a-z 0-9 . _ -",
@@ -492,14 +499,6 @@ fn validate_registry(r: &RegistrySection, bad: &mut impl FnMut(String, &str)) {
     if r.usage_interval_s == 0 {
         bad("registry.usage_interval_s".into(), "must be positive");
     }
-}
-
-/// Whether an id is 1-64 characters of `[A-Za-z0-9._-]`.
-pub fn valid_id(id: &str) -> bool {
-    (1..=64).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
 }
 
 fn read(path: &Path) -> Result<String, ConfigError> {

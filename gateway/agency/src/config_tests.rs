@@ -22,6 +22,7 @@ key = "key.pem"
 client_ca = "ca.pem"
 
 [sources.parks]
+kind = "http"
 url = "http://127.0.0.1:9/parks"
 
 [[datasets]]
@@ -59,6 +60,7 @@ fn every_bad_value_is_named_by_its_path() {
         .replace("{ name = \"area\" }", "{ name = \"name\" }")
         + r#"
 [sources.ghost]
+kind = "http"
 url = "ftp://x"
 
 [[licences]]

@@ -1,22 +1,35 @@
-//! The running gateway: shared state, listeners, reload (SIGHUP) and drain (SIGTERM).
+//! The running gateway: the state its tasks share, start-up, reload (SIGHUP or file changes)
+//! and drain (SIGTERM).
+//!
+//! Tasks talk to it without calling back into it: the data plane reads the runtime through an
+//! [`ArcSwap`], the subscription hands snapshots over a channel, the file watcher gets a
+//! reload closure and the admin listener a [`Health`].
 
-use crate::audit::{AuditLog, AuditOptions};
+use crate::admin::Health;
+use crate::audit::{AuditError, AuditLog, AuditOptions};
 use crate::config::{Config, ConfigError};
-use crate::limits::{DailyQuotas, PublicLimits, RateLimits};
+use crate::data_plane::{self, DataPlane, Outcomes};
+use crate::limits::{Limiter, PublicLimits, RedisLimits, SharedLimitsDown};
 use crate::listeners::{self, ListenerKind};
 use crate::metrics::{CertLabels, Metrics};
 use crate::runtime::Runtime;
+use crate::subscription::{self, SnapshotUpdate, Subscription, SubscriptionError};
+use crate::usage::UsageCounters;
+use crate::usage_report::Reporter;
+use arc_swap::ArcSwap;
 use rustls::ServerConfig;
-use sluice_connectors::http::UpstreamClient;
+use sluice_connectors::Shared;
+use sluice_net::registry_client::{ClientError, RegistryClient};
 use sluice_net::server::serve;
 use sluice_net::tls::{self, TlsError};
+use sluice_policy::snapshot::Snapshot;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 /// Why the gateway could not start or reload.
@@ -38,40 +51,39 @@ pub enum StartError {
     },
     /// The audit log could not be opened.
     #[error("audit log: {0}")]
-    Audit(String),
-    /// `[registry]` or `[limits] redis_url` could not be set up.
-    #[error("{0}")]
-    Registry(String),
+    Audit(#[from] AuditError),
+    /// `[registry]` could not be set up (trusted keys, persisted snapshot).
+    #[error(transparent)]
+    Subscription(#[from] SubscriptionError),
+    /// `[registry]`'s client could not be set up.
+    #[error("registry client: {0}")]
+    RegistryClient(#[from] ClientError),
+    /// `[limits] redis_url` could not be set up.
+    #[error("limits.redis_url: {0}")]
+    SharedLimits(#[source] SharedLimitsDown),
 }
 
 /// Shared state of one gateway process.
 pub struct Gateway {
-    runtime: RwLock<Arc<Runtime>>,
-    tls_data: RwLock<Arc<ServerConfig>>,
-    tls_public: RwLock<Arc<ServerConfig>>,
+    runtime: Arc<ArcSwap<Runtime>>,
+    tls_data: ArcSwap<ServerConfig>,
+    tls_public: ArcSwap<ServerConfig>,
     config_path: PathBuf,
     master_key: Vec<u8>,
+    connectors: Shared,
     reload_lock: Mutex<()>,
     reloads_ok: AtomicU64,
     reloads_failed: AtomicU64,
-    /// Rate limiters per licence.
-    pub rate: RateLimits,
-    /// Daily quotas per licence.
-    pub quotas: DailyQuotas,
-    /// Per-IP limits of the public listener.
-    pub public_limits: Option<PublicLimits>,
+    /// What the request path works with.
+    pub plane: Arc<DataPlane>,
     /// The audit log.
-    pub audit: AuditLog,
+    pub audit: Arc<AuditLog>,
     /// Metrics.
     pub metrics: Arc<Metrics>,
-    /// Pooled client to the sources.
-    pub upstream: UpstreamClient,
     /// The registry subscription, when `[registry]` is configured.
-    pub registry: Option<Arc<crate::subscription::Registry>>,
-    /// Rate limits and quotas shared through Redis, when `[limits] redis_url` is set.
-    pub shared_limits: Option<Arc<crate::limits_redis::RedisLimits>>,
+    pub subscription: Option<Arc<Subscription>>,
     /// Usage counters reported to the registry, when `[registry]` is configured.
-    pub usage: Option<Arc<crate::usage::UsageCounters>>,
+    pub usage: Option<Arc<UsageCounters>>,
 }
 
 /// How many reloads (SIGHUP or file watching) succeeded and were refused since start.
@@ -95,7 +107,7 @@ pub struct Running {
     pub admin_addr: SocketAddr,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
-    usage_reporter: Option<JoinHandle<crate::usage_report::Reporter>>,
+    usage_reporter: Option<JoinHandle<Reporter>>,
 }
 
 /// Longest wait for the registry to take the last usage report at shutdown.
@@ -123,15 +135,7 @@ impl Running {
 impl Gateway {
     /// The current runtime (config compiled for the request path).
     pub fn runtime(&self) -> Arc<Runtime> {
-        self.runtime.read().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-
-    fn tls_data(&self) -> Arc<ServerConfig> {
-        self.tls_data.read().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-
-    fn tls_public(&self) -> Arc<ServerConfig> {
-        self.tls_public.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.runtime.load_full()
     }
 
     /// Re-reads config, licences and TLS files. On any error the old state stays in force.
@@ -160,29 +164,22 @@ impl Gateway {
         let data = listeners::data_tls(&config.listeners.data)?;
         let public = listeners::public_tls(&config.listeners.data)?;
         self.record_cert_expiry(&config);
-        let runtime = Arc::new(Runtime::build(
-            config,
-            &self.master_key,
-            self.snapshot().as_deref(),
-        ));
-        *self.runtime.write().unwrap_or_else(|p| p.into_inner()) = runtime;
-        *self.tls_data.write().unwrap_or_else(|p| p.into_inner()) = data;
-        *self.tls_public.write().unwrap_or_else(|p| p.into_inner()) = public;
+        let snapshot = self.subscription.as_ref().and_then(|s| s.current());
+        let runtime = Runtime::build(config, &self.master_key, snapshot.as_deref(), &self.connectors);
+        self.runtime.store(Arc::new(runtime));
+        self.tls_data.store(data);
+        self.tls_public.store(public);
         tracing::info!("configuration and certificates reloaded");
         Ok(())
     }
 
-    fn snapshot(&self) -> Option<Arc<sluice_policy::snapshot::Snapshot>> {
-        self.registry.as_ref().and_then(|r| r.current())
-    }
-
     /// Rebuilds the runtime with a new registry snapshot (licences, measures, revoked serials)
     /// over the config in force.
-    pub fn apply_snapshot(&self, snapshot: &sluice_policy::snapshot::Snapshot) {
+    pub fn apply_snapshot(&self, snapshot: &Snapshot) {
         let _one_at_a_time = self.reload_lock.lock().unwrap_or_else(|p| p.into_inner());
         let config = self.runtime().config.clone();
-        let runtime = Arc::new(Runtime::build(config, &self.master_key, Some(snapshot)));
-        *self.runtime.write().unwrap_or_else(|p| p.into_inner()) = runtime;
+        let runtime = Runtime::build(config, &self.master_key, Some(snapshot), &self.connectors);
+        self.runtime.store(Arc::new(runtime));
     }
 
     fn record_cert_expiry(&self, config: &Config) {
@@ -216,135 +213,108 @@ impl Gateway {
         let master_key = load_or_create_master_key(&config)?;
         let tls_data = listeners::data_tls(&config.listeners.data)?;
         let tls_public = listeners::public_tls(&config.listeners.data)?;
-        let audit = AuditLog::open(&config.gateway.state_dir.join("audit"), AuditOptions::default())
-            .await
-            .map_err(|e| StartError::Audit(e.to_string()))?;
-        let limits = config.limits.clone();
-        let data_listener = TcpListener::bind(config.listeners.data.addr)
-            .await
-            .map_err(io(format!(
-                "binding data listener {}",
-                config.listeners.data.addr
-            )))?;
-        let public_listener = match &config.listeners.public {
-            Some(p) => Some(
-                TcpListener::bind(p.addr)
-                    .await
-                    .map_err(io(format!("binding public listener {}", p.addr)))?,
-            ),
+        let audit =
+            Arc::new(AuditLog::open(&config.gateway.state_dir.join("audit"), AuditOptions::default()).await?);
+        let bind = |addr: SocketAddr, what: &'static str| async move {
+            let l = TcpListener::bind(addr)
+                .await
+                .map_err(io(format!("binding {what} listener {addr}")))?;
+            let local = l.local_addr().map_err(io(format!("{what} listener address")))?;
+            Ok::<_, StartError>((l, local))
+        };
+        let (data_listener, data_addr) = bind(config.listeners.data.addr, "data").await?;
+        let public = match &config.listeners.public {
+            Some(p) => Some(bind(p.addr, "public").await?),
             None => None,
         };
-        let admin_listener = TcpListener::bind(config.listeners.admin.addr)
-            .await
-            .map_err(io(format!(
-                "binding admin listener {}",
-                config.listeners.admin.addr
-            )))?;
-        let local = |l: &TcpListener, what: &str| {
-            l.local_addr().map_err(|source| StartError::Io {
-                what: what.into(),
-                source,
-            })
+        let public_addr = public.as_ref().map(|(_, a)| *a);
+        let (admin_listener, admin_addr) = bind(config.listeners.admin.addr, "admin").await?;
+        let metrics = Arc::new(Metrics::new(config.registry.is_some()));
+        let (subscription, registry_client) = open_registry(&config)?;
+        let shared_limits = match &config.limits.redis_url {
+            Some(url) => {
+                Some(RedisLimits::new(url, &config.limits.redis_prefix).map_err(StartError::SharedLimits)?)
+            }
+            None => None,
         };
-        let data_addr = local(&data_listener, "data listener address")?;
-        let public_addr = public_listener
-            .as_ref()
-            .map(|l| local(l, "public listener address"))
-            .transpose()?;
-        let admin_addr = local(&admin_listener, "admin listener address")?;
-        let connect_timeout = config
-            .sources
-            .values()
-            .map(|s| s.connect_timeout_ms)
-            .max()
-            .unwrap_or(2_000);
-        let public_limits = config
+        let per_ip = config
             .listeners
             .public
             .as_ref()
             .map(|p| PublicLimits::new(p.per_ip_per_second, p.per_ip_burst));
-        let metrics = Arc::new(Metrics::new(config.registry.is_some()));
-        let (registry, registry_client) = open_registry(&config)?;
-        let shared_limits = match &config.limits.redis_url {
-            Some(url) => Some(Arc::new(
-                crate::limits_redis::RedisLimits::new(url, &config.limits.redis_prefix)
-                    .map_err(|e| StartError::Registry(format!("limits.redis_url: {e}")))?,
-            )),
-            None => None,
-        };
-        let snapshot = registry.as_ref().and_then(|r| r.current());
+        let connectors = Shared::for_sources(config.sources.values());
+        let snapshot = subscription.as_ref().and_then(|r| r.current());
+        let runtime = Arc::new(ArcSwap::from_pointee(Runtime::build(
+            config.clone(),
+            &master_key,
+            snapshot.as_deref(),
+            &connectors,
+        )));
+        let usage = config
+            .registry
+            .as_ref()
+            .map(|_| Arc::new(UsageCounters::default()));
+        let plane = Arc::new(DataPlane {
+            runtime: runtime.clone(),
+            limiter: Arc::new(Limiter::new(shared_limits, per_ip)),
+            outcomes: Outcomes {
+                audit: audit.clone(),
+                metrics: metrics.clone(),
+                usage: usage.clone(),
+            },
+            subscription: subscription.clone(),
+        });
         let gateway = Arc::new(Gateway {
-            runtime: RwLock::new(Arc::new(Runtime::build(
-                config.clone(),
-                &master_key,
-                snapshot.as_deref(),
-            ))),
-            tls_data: RwLock::new(tls_data),
-            tls_public: RwLock::new(tls_public),
+            runtime,
+            tls_data: ArcSwap::new(tls_data),
+            tls_public: ArcSwap::new(tls_public),
             config_path: config_path.to_owned(),
             master_key,
+            connectors,
             reload_lock: Mutex::new(()),
             reloads_ok: AtomicU64::new(0),
             reloads_failed: AtomicU64::new(0),
-            rate: RateLimits::default(),
-            quotas: DailyQuotas::default(),
-            public_limits,
+            plane: plane.clone(),
             audit,
             metrics: metrics.clone(),
-            upstream: UpstreamClient::new(Duration::from_millis(connect_timeout)),
-            registry: registry.clone(),
-            shared_limits,
-            usage: config
-                .registry
-                .as_ref()
-                .map(|_| Arc::new(crate::usage::UsageCounters::default())),
+            subscription: subscription.clone(),
+            usage,
         });
         gateway.record_cert_expiry(&config);
         let (shutdown, rx) = watch::channel(false);
+        let limits = listeners::serve_limits(&config.limits);
         let mut tasks = Vec::new();
         {
             let gw = gateway.clone();
-            let h = crate::data_plane::handler(gateway.clone(), ListenerKind::Data);
             tasks.push(tokio::spawn(serve(
                 "data",
                 data_listener,
-                move || gw.tls_data(),
-                listeners::serve_limits(&limits),
+                move || gw.tls_data.load_full(),
+                limits.clone(),
                 metrics.clone(),
                 rx.clone(),
-                h,
+                data_plane::handler(plane.clone(), ListenerKind::Data),
             )));
         }
-        if let Some(l) = public_listener {
+        if let Some((l, _)) = public {
             let gw = gateway.clone();
-            let h = crate::data_plane::handler(gateway.clone(), ListenerKind::Public);
             tasks.push(tokio::spawn(serve(
                 "public",
                 l,
-                move || gw.tls_public(),
-                listeners::serve_limits(&limits),
+                move || gw.tls_public.load_full(),
+                limits.clone(),
                 metrics.clone(),
                 rx.clone(),
-                h,
+                data_plane::handler(plane.clone(), ListenerKind::Public),
             )));
-            let gw = gateway.clone();
-            let mut stop = rx.clone();
-            tasks.push(tokio::spawn(async move {
-                loop {
-                    tokio::select! {
-                        _ = tokio::time::sleep(Duration::from_secs(60)) => {
-                            if let Some(p) = &gw.public_limits { p.retain_recent(); }
-                        }
-                        _ = stop.changed() => break,
-                    }
-                }
-            }));
+            tasks.push(tokio::spawn(forget_idle_ips(plane.clone(), rx.clone())));
         }
         if config.gateway.watch_interval_ms > 0 {
             let files =
                 crate::watch::FileWatch::new(config_path, crate::watch::watched_paths(config_path, &config));
+            let gw = gateway.clone();
             tasks.push(tokio::spawn(crate::watch::run(
-                gateway.clone(),
+                move || gw.reload(),
                 files,
                 Duration::from_millis(config.gateway.watch_interval_ms),
                 rx.clone(),
@@ -354,7 +324,7 @@ impl Gateway {
         if let (Some(counters), Some(r), Some((client, _))) =
             (&gateway.usage, &config.registry, &registry_client)
         {
-            let reporter = crate::usage_report::Reporter::new(
+            let reporter = Reporter::new(
                 counters.clone(),
                 client.clone(),
                 metrics.clone(),
@@ -364,18 +334,25 @@ impl Gateway {
                 reporter.run(Duration::from_secs(r.usage_interval_s), rx.clone()),
             ));
         }
-        if let (Some(reg), Some((client, wait))) = (registry, registry_client) {
-            tasks.push(tokio::spawn(crate::subscription::run(
-                gateway.clone(),
-                reg,
+        if let (Some(sub), Some((client, wait))) = (subscription, registry_client) {
+            let (apply, updates) = mpsc::channel(1);
+            tasks.push(tokio::spawn(apply_snapshots(gateway.clone(), updates)));
+            tasks.push(tokio::spawn(subscription::run(
+                sub,
+                apply,
                 client,
                 wait,
                 rx.clone(),
             )));
         }
+        let health = Arc::new(Health {
+            audit: gateway.audit.clone(),
+            subscription: gateway.subscription.clone(),
+            metrics: metrics.clone(),
+        });
         tasks.push(tokio::spawn(crate::admin::serve(
             admin_listener,
-            gateway.clone(),
+            health,
             rx.clone(),
         )));
         tracing::info!(%data_addr, ?public_addr, %admin_addr, gateway = %config.gateway.id, "gateway listening");
@@ -388,6 +365,24 @@ impl Gateway {
             tasks,
             usage_reporter,
         })
+    }
+}
+
+/// Applies the snapshots the subscription hands over until it stops.
+async fn apply_snapshots(gw: Arc<Gateway>, mut updates: mpsc::Receiver<SnapshotUpdate>) {
+    while let Some(u) = updates.recv().await {
+        gw.apply_snapshot(&u.snapshot);
+        let _ = u.applied.send(());
+    }
+}
+
+/// Forgets idle per-IP limiter keys every minute until `stop`.
+async fn forget_idle_ips(plane: Arc<DataPlane>, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(60)) => plane.limiter.retain_recent(),
+            _ = stop.changed() => break,
+        }
     }
 }
 
@@ -417,26 +412,17 @@ pub async fn run(config_path: &Path) -> Result<(), StartError> {
     Ok(())
 }
 
-type RegistryParts = (
-    Option<Arc<crate::subscription::Registry>>,
-    Option<(sluice_net::registry_client::RegistryClient, Duration)>,
-);
+type RegistryParts = (Option<Arc<Subscription>>, Option<(RegistryClient, Duration)>);
 
 /// Opens the registry subscription state (loading the persisted snapshot) and its client.
 fn open_registry(config: &Config) -> Result<RegistryParts, StartError> {
     let Some(r) = &config.registry else {
         return Ok((None, None));
     };
-    let err = |e: &dyn std::fmt::Display| StartError::Registry(e.to_string());
-    let reg = crate::subscription::Registry::open(r, &config.gateway.state_dir).map_err(|e| err(&e))?;
-    let client = sluice_net::registry_client::RegistryClient::new(
-        &r.url,
-        &r.ca,
-        Some((r.cert.as_path(), r.key.as_path())),
-    )
-    .map_err(|e| err(&e))?;
+    let sub = Subscription::open(r, &config.gateway.state_dir)?;
+    let client = RegistryClient::new(&r.url, &r.ca, Some((r.cert.as_path(), r.key.as_path())))?;
     Ok((
-        Some(Arc::new(reg)),
+        Some(Arc::new(sub)),
         Some((client, Duration::from_secs(r.poll_wait_s))),
     ))
 }

@@ -4,11 +4,13 @@
 use crate::config::Config;
 use bytes::Bytes;
 use serde_json::json;
+use sluice_connectors::{connect, Connector, Shared};
 use sluice_policy::classify::OpenCategory;
 use sluice_policy::decide::Measures;
 use sluice_policy::snapshot::Snapshot;
 use sluice_policy::PolicySet;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 /// Config compiled for the request path.
 pub struct Runtime {
@@ -24,13 +26,16 @@ pub struct Runtime {
     pub revoked_serials: HashSet<String>,
     /// Revision of the registry snapshot in force, if any.
     pub snapshot_revision: Option<u64>,
+    /// The connector of each dataset's source.
+    pub sources: HashMap<String, Arc<dyn Connector>>,
 }
 
 impl Runtime {
     /// Compiles a validated config. `master_key` derives pseudonym keys. When `[registry]` is
     /// configured, the `snapshot`'s licences replace the local ones (none before the first
-    /// snapshot) and its measures add to the config's.
-    pub fn build(config: Config, master_key: &[u8], snapshot: Option<&Snapshot>) -> Self {
+    /// snapshot) and its measures add to the config's. Connectors share `shared` (the HTTP
+    /// pool).
+    pub fn build(config: Config, master_key: &[u8], snapshot: Option<&Snapshot>, shared: &Shared) -> Self {
         let mut measures = Measures {
             closed_datasets: config.closed_datasets.iter().cloned().collect(),
             ..Measures::default()
@@ -60,6 +65,11 @@ impl Runtime {
         let revoked_serials = snapshot
             .map(|s| s.revoked_serials.iter().map(|x| normalise_serial(x)).collect())
             .unwrap_or_default();
+        let sources = config
+            .sources
+            .iter()
+            .map(|(id, c)| (id.clone(), connect(c, shared)))
+            .collect();
         let catalog = catalog_json(&config, false);
         let public_catalog = catalog_json(&config, true);
         Self {
@@ -69,6 +79,7 @@ impl Runtime {
             public_catalog,
             revoked_serials,
             snapshot_revision: snapshot.map(|s| s.revision),
+            sources,
         }
     }
 }

@@ -1,5 +1,8 @@
 //! The gateway's subscription to the registry: a long-poll over mTLS for the signed licence
-//! snapshot, persisted atomically to `<state_dir>/snapshot.json` and applied to the runtime.
+//! snapshot, verified, persisted atomically to `<state_dir>/snapshot.json` and handed to the
+//! gateway over a channel ([`SnapshotUpdate`]); the gateway applies it to its runtime and
+//! acknowledges, and only then does the subscription count the registry's answer as a
+//! confirmation.
 //!
 //! Freshness is the time the registry last *confirmed* the snapshot (any successful answer,
 //! the 204 long-poll timeout included). Past `staleness_bound_s` conditional data is refused
@@ -7,17 +10,13 @@
 //! the persisted snapshot, so a restarted gateway is exactly as fresh as before it stopped.
 
 use crate::config::RegistrySection;
-use crate::gateway::Gateway;
-use crate::problem::{Problem, ProblemKind};
-use crate::runtime::Runtime;
 use ed25519_dalek::VerifyingKey;
 use sluice_net::registry_client::{ClientError, RegistryClient};
-use sluice_policy::classify::OpenCategory;
 use sluice_policy::snapshot::{parse_public_key, SignedSnapshot, Snapshot, SnapshotError};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, oneshot, watch};
 
 /// Why the subscription could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -55,7 +54,7 @@ fn describe(age: Option<Duration>, bound: Duration) -> String {
 }
 
 /// Subscription state shared by the poll task, the data plane and `/readyz`.
-pub struct Registry {
+pub struct Subscription {
     trusted: Vec<VerifyingKey>,
     bound: Duration,
     path: PathBuf,
@@ -64,7 +63,7 @@ pub struct Registry {
     opened: SystemTime,
 }
 
-impl Registry {
+impl Subscription {
     /// Reads the trusted keys and loads (and verifies again) the persisted snapshot, if any.
     pub fn open(cfg: &RegistrySection, state_dir: &Path) -> Result<Self, SubscriptionError> {
         let trusted = cfg
@@ -197,39 +196,24 @@ fn persist(path: &Path, signed: &SignedSnapshot) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Decide-phase check: conditional data is refused while the registry snapshot is stale.
-pub fn check_fresh(gw: &Gateway, rt: &Runtime, dataset: &str) -> Result<(), Problem> {
-    let Some(reg) = &gw.registry else {
-        return Ok(());
-    };
-    if rt.policy.dataset_category(dataset) == Some(OpenCategory::Unconditional) {
-        return Ok(());
-    }
-    reg.freshness()
-        .map_err(|s| Problem::new(ProblemKind::RegistryStale, s.to_string()))
-}
-
-/// Identity-phase check: a certificate whose serial the registry revoked is refused.
-pub fn check_serial(rt: &Runtime, serial: &str) -> Result<(), Problem> {
-    if rt
-        .revoked_serials
-        .contains(&crate::runtime::normalise_serial(serial))
-    {
-        return Err(Problem::new(
-            ProblemKind::CertificateRevoked,
-            format!("certificate serial {serial} is revoked"),
-        ));
-    }
-    Ok(())
+/// A verified, persisted snapshot for the gateway to apply; `applied` is answered once the
+/// gateway's runtime enforces it.
+#[derive(Debug)]
+pub struct SnapshotUpdate {
+    /// The snapshot.
+    pub snapshot: Arc<Snapshot>,
+    /// Answered when applied.
+    pub applied: oneshot::Sender<()>,
 }
 
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
 
-/// Long-polls the registry until `stop` turns true, applying each newer verified snapshot.
+/// Long-polls the registry until `stop` turns true, handing each newer verified snapshot to
+/// `apply` and waiting until it is applied.
 pub async fn run(
-    gw: Arc<Gateway>,
-    reg: Arc<Registry>,
+    reg: Arc<Subscription>,
+    apply: mpsc::Sender<SnapshotUpdate>,
     client: RegistryClient,
     wait: Duration,
     mut stop: watch::Receiver<bool>,
@@ -243,7 +227,12 @@ pub async fn run(
         };
         // A snapshot that fails verification confirms nothing and is retried like an error.
         let ok = match answer {
-            Ok(answer) => answer.as_ref().is_none_or(|signed| take(&gw, &reg, signed)),
+            Ok(Some(signed)) => match take(&reg, &signed) {
+                Some(Ok(snapshot)) => hand_over(&apply, snapshot).await,
+                Some(Err(())) => false,
+                None => true,
+            },
+            Ok(None) => true,
             Err(e) => {
                 tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "registry poll failed");
                 false
@@ -262,22 +251,27 @@ pub async fn run(
     }
 }
 
-/// Verifies, persists and applies one snapshot; false if it was rejected.
-fn take(gw: &Gateway, reg: &Registry, signed: &SignedSnapshot) -> bool {
+/// Verifies and persists one snapshot: `Some(Ok)` when it is newer and must be applied,
+/// `None` when it is the one held, `Some(Err)` when it was rejected.
+fn take(reg: &Subscription, signed: &SignedSnapshot) -> Option<Result<Arc<Snapshot>, ()>> {
     match reg.accept(signed) {
-        Ok(Some(snap)) => {
-            gw.apply_snapshot(&snap);
-            tracing::info!(
-                revision = snap.revision,
-                licences = snap.licences.len(),
-                "registry snapshot applied"
-            );
-            true
-        }
-        Ok(None) => true,
+        Ok(Some(snap)) => Some(Ok(snap)),
+        Ok(None) => None,
         Err(e) => {
             tracing::error!(error = %e, "registry snapshot rejected; the previous state stays in force");
-            false
+            Some(Err(()))
         }
     }
+}
+
+/// Hands a snapshot to the gateway and waits until it is applied; false if the gateway is
+/// gone (shutting down).
+async fn hand_over(apply: &mpsc::Sender<SnapshotUpdate>, snapshot: Arc<Snapshot>) -> bool {
+    let (applied, done) = oneshot::channel();
+    let (revision, licences) = (snapshot.revision, snapshot.licences.len());
+    if apply.send(SnapshotUpdate { snapshot, applied }).await.is_err() || done.await.is_err() {
+        return false;
+    }
+    tracing::info!(revision, licences, "registry snapshot applied");
+    true
 }

@@ -10,93 +10,35 @@
 //! are written to `<state_dir>/usage-unsent.json` and sent first after the next start.
 
 use crate::metrics::Metrics;
-use crate::usage::{Counts, UsageCounters, UsageKey, UsageTable};
-use serde::{Deserialize, Serialize};
+use crate::usage::{UsageCounters, UsageKey, UsageTable};
 use sluice_net::registry_client::RegistryClient;
+pub use sluice_policy::usage::{UsageCount, UsageReport};
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
-use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use tokio::sync::watch;
 
 /// Name of the file holding reports unsent at shutdown, in the state folder.
 pub const UNSENT_FILE: &str = "usage-unsent.json";
 
-/// One report, as posted to the registry.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct UsageReport {
-    /// Unique per report (a UUID); kept across retries.
-    pub report_id: String,
-    /// Start of the period, RFC 3339 UTC; its month is the month the counts belong to.
-    pub from: String,
-    /// End of the period, RFC 3339 UTC.
-    pub until: String,
-    /// One row per licensee, dataset and licence.
-    pub counts: Vec<UsageCount>,
-}
-
-/// One row of a report.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct UsageCount {
-    /// Licensee id.
-    pub licensee: String,
-    /// Dataset id (`-` for requests naming none).
-    pub dataset: String,
-    /// Licence id, `null` for refusals before a licence was found.
-    pub licence: Option<String>,
-    /// Requests.
-    pub requests: u64,
-    /// Records delivered.
-    pub records: u64,
-    /// Refusals.
-    pub refusals: u64,
-}
-
-impl UsageReport {
-    /// A report of `table` for the period `from`..`until`, with a fresh id.
-    pub fn new(table: UsageTable, from: OffsetDateTime, until: OffsetDateTime) -> Self {
-        Self {
-            report_id: uuid::Uuid::now_v7().to_string(),
-            from: rfc3339(from),
-            until: rfc3339(until),
-            counts: table
-                .0
-                .into_iter()
-                .map(|(k, c)| UsageCount {
-                    licensee: k.licensee,
-                    dataset: k.dataset,
-                    licence: k.licence,
-                    requests: c.requests,
-                    records: c.records,
-                    refusals: c.refusals,
-                })
-                .collect(),
-        }
-    }
-
-    /// Sum over all rows.
-    pub fn total(&self) -> Counts {
-        let mut t = Counts::default();
-        for c in &self.counts {
-            t.add(Counts {
-                requests: c.requests,
-                records: c.records,
-                refusals: c.refusals,
-            });
-        }
-        t
-    }
-}
-
-fn rfc3339(t: OffsetDateTime) -> String {
-    t.replace_nanosecond(0)
-        .unwrap_or(t)
-        .format(&Rfc3339)
-        .unwrap_or_default()
+/// A report of `table` for the period `from`..`until`, with a fresh id (a UUID, kept across
+/// retries).
+pub fn report_of(table: UsageTable, from: OffsetDateTime, until: OffsetDateTime) -> UsageReport {
+    let counts = table
+        .0
+        .into_iter()
+        .map(|(k, c)| UsageCount {
+            licensee: k.licensee,
+            dataset: k.dataset,
+            licence: k.licence,
+            requests: c.requests,
+            records: c.records,
+            refusals: c.refusals,
+        })
+        .collect();
+    UsageReport::new(uuid::Uuid::now_v7().to_string(), from, until, counts)
 }
 
 /// Takes the counters and delivers them to the registry.
@@ -166,7 +108,7 @@ impl Reporter {
                 "usage counts past the key limit were reported under the _overflow key"
             );
         }
-        self.queue.push_back(UsageReport::new(table, from, now));
+        self.queue.push_back(report_of(table, from, now));
     }
 
     async fn send_pending(&mut self) -> bool {
@@ -238,7 +180,7 @@ impl Reporter {
             for r in &self.queue {
                 let t = r.total();
                 tracing::error!(
-                    report_id = %r.report_id, from = %r.from, until = %r.until, error = %e,
+                    report_id = %r.report_id, from = %r.from_rfc3339(), until = %r.until_rfc3339(), error = %e,
                     requests = t.requests, records = t.records, refusals = t.refusals,
                     "usage report could neither be sent nor saved"
                 );
@@ -285,6 +227,7 @@ fn save_unsent(path: &Path, queue: &VecDeque<UsageReport>) -> std::io::Result<()
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::usage::Counts;
     use time::macros::datetime;
 
     #[test]
@@ -314,7 +257,7 @@ mod tests {
                 refusals: 1,
             },
         );
-        let r = UsageReport::new(
+        let r = report_of(
             counters.take(),
             datetime!(2026-11-27 05:00:00.25 UTC),
             datetime!(2026-11-27 05:01:00 UTC),
@@ -339,7 +282,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(UNSENT_FILE);
         assert!(load_unsent(&path).is_empty());
-        let r = UsageReport::new(
+        let r = report_of(
             UsageTable::default(),
             OffsetDateTime::now_utc(),
             OffsetDateTime::now_utc(),

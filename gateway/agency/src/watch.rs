@@ -9,10 +9,8 @@
 //! pool; the task ends when the gateway shuts down.
 
 use crate::config::Config;
-use crate::gateway::Gateway;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio::sync::watch;
 
@@ -103,9 +101,9 @@ impl FileWatch {
     }
 }
 
-/// Polls every `interval` and reloads `gw` on change until `stop` turns true.
-pub async fn run(
-    gw: Arc<Gateway>,
+/// Polls every `interval` and calls `reload` on change until `stop` turns true.
+pub async fn run<E: std::fmt::Display + Send + 'static>(
+    reload: impl Fn() -> Result<(), E> + Clone + Send + 'static,
     mut state: FileWatch,
     interval: Duration,
     mut stop: watch::Receiver<bool>,
@@ -117,9 +115,9 @@ pub async fn run(
             _ = tick.tick() => {}
             _ = stop.changed() => return,
         }
-        let g = gw.clone();
+        let reload = reload.clone();
         let polled = tokio::task::spawn_blocking(move || {
-            let outcome = state.poll(|| g.reload());
+            let outcome = state.poll(reload);
             (state, outcome)
         })
         .await;

@@ -1,14 +1,69 @@
-//! RFC 9457 `application/problem+json` rendering, shared by the gateway and the registry so
-//! every sluice problem has the same shape and headers: `type` is [`TYPE_BASE`] + a stable
-//! code, plus title, status, detail, instance and (on the gateway) the request id.
+//! RFC 9457 `application/problem+json`: the one problem type of the gateway and the registry.
+//!
+//! A [`Problem`] is a [`ProblemCode`] (which fixes the `type` URI, the status and the title)
+//! plus a detail the client can act on and any extra headers (`Retry-After`, `Allow`…).
+//! Internal causes go to the log, never into the detail.
 
+use crate::body::{boxed, RespBody};
 use bytes::Bytes;
 use http::{header, HeaderValue, Response, StatusCode};
 use http_body_util::Full;
 use serde::Serialize;
+pub use sluice_policy::problem_code::{ProblemCode, TYPE_BASE};
+use sluice_policy::Refusal;
 
-/// Base of every problem type URI.
-pub const TYPE_BASE: &str = "https://sluice.dev/problems/";
+/// A refusal or failure to send.
+#[derive(Debug, Clone)]
+pub struct Problem {
+    /// The stable code.
+    pub code: ProblemCode,
+    /// What the client can act on.
+    pub detail: String,
+    /// Extra response headers.
+    pub headers: Vec<(header::HeaderName, HeaderValue)>,
+}
+
+impl Problem {
+    /// A problem with a detail.
+    pub fn new(code: ProblemCode, detail: impl Into<String>) -> Self {
+        Self {
+            code,
+            detail: detail.into(),
+            headers: Vec::new(),
+        }
+    }
+
+    /// Adds a response header.
+    pub fn with_header(mut self, name: header::HeaderName, value: HeaderValue) -> Self {
+        self.headers.push((name, value));
+        self
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        status_of(self.code)
+    }
+
+    /// Renders the response. `instance` is the request path; `request_id`, when given, ties
+    /// it to the audit record.
+    pub fn into_response(self, instance: &str, request_id: Option<&str>) -> Response<RespBody> {
+        let mut resp = render(self.code, &self.detail, instance, request_id);
+        for (k, v) in self.headers {
+            resp.headers_mut().append(k, v);
+        }
+        boxed(resp)
+    }
+}
+
+impl From<&Refusal> for Problem {
+    fn from(r: &Refusal) -> Self {
+        Problem::new(r.code(), r.to_string())
+    }
+}
+
+fn status_of(code: ProblemCode) -> StatusCode {
+    StatusCode::from_u16(code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+}
 
 #[derive(Serialize)]
 struct Body<'a> {
@@ -22,19 +77,17 @@ struct Body<'a> {
     request_id: Option<&'a str>,
 }
 
-/// Renders an RFC 9457 problem response: `type` is [`TYPE_BASE`] + `code`. Shared by the
-/// gateway and the registry so every sluice problem has the same shape and headers.
+/// Renders an RFC 9457 problem response with `Cache-Control: no-store`.
 pub fn render(
-    code: &str,
-    title: &str,
-    status: StatusCode,
+    code: ProblemCode,
     detail: &str,
     instance: &str,
     request_id: Option<&str>,
 ) -> Response<Full<Bytes>> {
+    let status = status_of(code);
     let body = Body {
-        type_: format!("{TYPE_BASE}{code}"),
-        title,
+        type_: code.type_uri(),
+        title: code.title(),
         status: status.as_u16(),
         detail,
         instance,
@@ -50,4 +103,27 @@ pub fn render(
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    #[tokio::test]
+    async fn every_code_renders_its_type_status_and_title() {
+        for &code in ProblemCode::ALL {
+            let resp = Problem::new(code, "why").into_response("/x", Some("rid"));
+            assert_eq!(resp.status().as_u16(), code.status(), "{code}");
+            assert_eq!(resp.headers()[header::CONTENT_TYPE], "application/problem+json");
+            let body = resp.into_body().collect().await.unwrap().to_bytes();
+            let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(v["type"], format!("{TYPE_BASE}{}", code.code()));
+            assert_eq!(v["title"], code.title());
+            assert_eq!(v["status"], code.status());
+            assert_eq!(v["detail"], "why");
+            assert_eq!(v["instance"], "/x");
+            assert_eq!(v["request_id"], "rid");
+        }
+    }
 }

@@ -4,7 +4,7 @@
 use super::fusion::NewFusionRule;
 use super::grant::build_licence;
 use super::model::{NewDataset, NewLicensee, NewViolation, ReasonBody, RevokeSerial};
-use super::problem::{Problem, RegistryProblem as P};
+use super::problem::{Problem, ProblemCode as P};
 use super::public;
 use super::snapshot::Distributor;
 use super::store::{Change, Store};
@@ -111,7 +111,7 @@ impl Api {
         let path = req.uri().path().to_owned();
         match self.route(&conn.identity, req).await {
             Ok(r) => r,
-            Err(p) => p.into_response(&path),
+            Err(p) => p.into_response(&path, None),
         }
     }
 
@@ -483,14 +483,9 @@ fn internal(e: impl std::fmt::Display) -> Problem {
     Problem::new(P::Internal, "the registry could not produce a snapshot")
 }
 
-/// Checks an identifier: `[A-Za-z0-9._-]{1,64}`.
+/// Checks an identifier against the one id rule ([`sluice_policy::id::ID_RULE`]).
 pub fn valid_id(id: &str) -> Result<(), Problem> {
-    let ok = !id.is_empty()
-        && id.len() <= 64
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-    if ok {
+    if sluice_policy::id::is_valid_id(id) {
         Ok(())
     } else {
         Err(Problem::new(

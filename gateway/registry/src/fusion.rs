@@ -5,7 +5,7 @@
 //! is refused (`fusion-conflict`) unless it carries an expert review reference.
 
 use super::api::valid_id;
-use super::problem::{Problem, RegistryProblem as P};
+use super::problem::{Problem, ProblemCode as P};
 use super::store::{Store, StoreError};
 use serde::{Deserialize, Serialize};
 use sluice_policy::licence::{Licence, LicenceStatus};

@@ -4,7 +4,7 @@
 
 use super::api::valid_id;
 use super::model::GrantRequest;
-use super::problem::{Problem, RegistryProblem as P};
+use super::problem::{Problem, ProblemCode as P};
 use super::store::Store;
 use sluice_policy::classify::{OpenCategory, RuleTable};
 use sluice_policy::licence::{Licence, LicenceStatus};

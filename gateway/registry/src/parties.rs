@@ -5,7 +5,7 @@
 //! scenario, and a scenario that lists datasets only covers those.
 
 use super::api::{body, json_response, need_reason, valid_id};
-use super::problem::{Problem, RegistryProblem as P};
+use super::problem::{Problem, ProblemCode as P};
 use super::snapshot::Distributor;
 use super::store::{map_unique, now, Change, Result, Store, StoreError};
 use http::{Method, Request, Response, StatusCode};

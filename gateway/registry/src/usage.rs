@@ -4,108 +4,17 @@
 //! Reports are not admin changes: they do not bump the revision.
 
 use super::api::{body_limited, json_response, query_str};
-use super::problem::{Problem, RegistryProblem as P};
+use super::problem::{Problem, ProblemCode as P};
 use super::store::Store;
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use serde::{Deserialize, Serialize};
 use sluice_net::body::RespBody;
 use sluice_net::identity::{Peer, PeerIdentity};
-use time::format_description::well_known::Rfc3339;
-use time::{OffsetDateTime, UtcOffset};
-
-/// Most count rows in one report.
-pub const MAX_ROWS: usize = 10_000;
+pub use sluice_policy::usage::{UsageAck, UsageCount, UsageReport, MAX_ROWS};
 
 /// Largest report body (10,000 rows of long identifiers fit).
 const MAX_REPORT_BYTES: usize = 8 << 20;
-
-/// One row of a report: what a gateway counted for a licensee, dataset and licence.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct UsageCount {
-    /// Licensee id.
-    pub licensee: String,
-    /// Dataset id.
-    pub dataset: String,
-    /// Licence id; `null` for refusals before a licence was found.
-    #[serde(default)]
-    pub licence: Option<String>,
-    /// Requests answered.
-    pub requests: u64,
-    /// Records sent.
-    pub records: u64,
-    /// Requests refused.
-    pub refusals: u64,
-}
-
-/// `POST /v1/usage`: one gateway's counts for a period.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct UsageReport {
-    /// Chosen by the gateway, unique per report (a UUID); a repeat is not counted twice.
-    pub report_id: String,
-    /// Start of the period; its UTC month is the month the counts belong to.
-    #[serde(with = "time::serde::rfc3339")]
-    pub from: OffsetDateTime,
-    /// End of the period.
-    #[serde(with = "time::serde::rfc3339")]
-    pub until: OffsetDateTime,
-    /// The counts.
-    pub counts: Vec<UsageCount>,
-}
-
-impl UsageReport {
-    /// The UTC month of `from`, `YYYY-MM`.
-    pub fn month(&self) -> String {
-        let f = self.from.to_offset(UtcOffset::UTC);
-        format!("{:04}-{:02}", f.year(), u8::from(f.month()))
-    }
-
-    /// `from` in UTC, RFC 3339.
-    pub fn from_rfc3339(&self) -> String {
-        utc(self.from)
-    }
-
-    /// `until` in UTC, RFC 3339.
-    pub fn until_rfc3339(&self) -> String {
-        utc(self.until)
-    }
-
-    /// Checks what serde cannot: a report id, `until` not before `from`, at most
-    /// [`MAX_ROWS`] rows, named licensees, datasets and licences, counts that fit the store.
-    pub fn validate(&self) -> Result<(), String> {
-        if self.report_id.trim().is_empty() || self.report_id.len() > 128 {
-            return Err("report_id must be 1 to 128 characters".into());
-        }
-        if self.until < self.from {
-            return Err("until must not be before from".into());
-        }
-        if self.counts.len() > MAX_ROWS {
-            return Err(format!(
-                "{} count rows; at most {MAX_ROWS} per report",
-                self.counts.len()
-            ));
-        }
-        for (i, c) in self.counts.iter().enumerate() {
-            if c.licensee.trim().is_empty() || c.dataset.trim().is_empty() {
-                return Err(format!("counts[{i}]: licensee and dataset must not be empty"));
-            }
-            if c.licence.as_deref().is_some_and(|l| l.trim().is_empty()) {
-                return Err(format!("counts[{i}]: licence must be null or a licence id"));
-            }
-            let max = i64::MAX as u64;
-            if c.requests > max || c.records > max || c.refusals > max {
-                return Err(format!("counts[{i}]: count too large"));
-            }
-        }
-        Ok(())
-    }
-}
-
-fn utc(t: OffsetDateTime) -> String {
-    t.to_offset(UtcOffset::UTC).format(&Rfc3339).unwrap_or_default()
-}
 
 /// One line of the monthly report.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -172,10 +81,9 @@ pub async fn post(
         .validate()
         .map_err(|m| Problem::new(P::BadRequest, format!("usage report: {m}")))?;
     let first = store.add_usage(gateway, &report).await?;
-    let accepted = if first { report.counts.len() } else { 0 };
     Ok(json_response(
         StatusCode::OK,
-        &serde_json::json!({ "accepted": accepted, "duplicate": !first }),
+        &UsageAck::for_report(&report, !first),
         None,
     ))
 }
@@ -221,7 +129,7 @@ mod tests {
 
     fn report(v: serde_json::Value) -> Result<UsageReport, String> {
         let r: UsageReport = serde_json::from_value(v).map_err(|e| e.to_string())?;
-        r.validate().map(|()| r)
+        r.validate().map(|()| r).map_err(|e| e.to_string())
     }
 
     fn base() -> serde_json::Value {

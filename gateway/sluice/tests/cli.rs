@@ -43,6 +43,7 @@ key = "certs/gateway.key"
 client_ca = "ca/ca.pem"
 
 [sources.parks]
+kind = "http"
 url = "http://127.0.0.1:9/parks"
 
 [[datasets]]

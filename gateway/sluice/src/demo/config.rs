@@ -120,11 +120,13 @@ pub fn fire_sources(source: SocketAddr) -> String {
     format!(
         r#"
 [sources.fire-hydrants]
+kind = "http"
 url = "http://{source}/hydrants"
 query_allow = ["district"]
 filter_params = {{ district = "district" }}
 
 [sources.hydrant-locations]
+kind = "http"
 url = "http://{source}/hydrants"
 query_allow = ["district"]
 filter_params = {{ district = "district" }}
@@ -137,6 +139,7 @@ pub fn utilities_sources(source: SocketAddr) -> String {
     format!(
         r#"
 [sources.enterprise-utilities]
+kind = "http"
 url = "http://{source}/utilities"
 query_allow = ["district", "month"]
 filter_params = {{ district = "district", month = "month" }}

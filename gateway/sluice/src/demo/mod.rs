@@ -143,7 +143,7 @@ async fn start_gateway(
         .with_context(|| format!("starting gateway {}", gw.id))?;
     let sub = running
         .gateway
-        .registry
+        .subscription
         .clone()
         .context("the gateway has no registry subscription")?;
     let started = Instant::now();

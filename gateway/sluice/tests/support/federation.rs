@@ -349,14 +349,17 @@ staleness_bound_s = {bound}
 poll_wait_s = {wait}
 
 [sources.fire-hydrants]
+kind = "http"
 url = "http://{src}/hydrants"
 query_allow = ["district"]
 filter_params = {{ district = "district" }}
 
 [sources.hydrant-locations]
+kind = "http"
 url = "http://{src}/hydrants"
 
 [sources.hydrant-adopters]
+kind = "http"
 url = "http://{src}/hydrants"
 {datasets}{ADOPTERS_TOML}"#,
             server_cert = toml_path(&certs.join("server.pem")),

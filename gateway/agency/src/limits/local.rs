@@ -1,4 +1,5 @@
-//! Rate limits (governor) and daily quotas, per licence; per client IP on the public listener.
+//! Local limits: rate limits (governor) and daily quotas per licence, in this process; per
+//! client IP on the public listener.
 //!
 //! Rate limiters live in a moka cache keyed by licence id and its rate, so a changed licence
 //! gets a fresh limiter and idle ones are evicted. Daily quotas are counted per UTC day;

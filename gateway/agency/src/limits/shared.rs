@@ -11,12 +11,10 @@
 //!
 //! Every call has a short timeout. When Redis cannot be reached the caller fails closed.
 
-use crate::gateway::Gateway;
-use crate::limits::{rate_headers, OverLimit, QuotaExceeded};
+use super::local::{rate_headers, OverLimit, QuotaExceeded};
 use redis::aio::ConnectionManager;
 use redis::Script;
 use sluice_policy::licence::{Quota, RateLimit};
-use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::OnceCell;
 
@@ -207,23 +205,6 @@ impl RedisLimits {
             )
             .await?;
         Ok(())
-    }
-}
-
-/// Returns unused reserved records to the local or shared quota. A shared refund runs in the
-/// background; if Redis is down the records stay counted (the safe side).
-pub fn refund(gw: &Gateway, licence: &str, day: i64, records: u64) {
-    match &gw.shared_limits {
-        None => gw.quotas.refund(licence, day, records),
-        Some(shared) => {
-            let shared = Arc::clone(shared);
-            let licence = licence.to_owned();
-            tokio::spawn(async move {
-                if let Err(e) = shared.refund(&licence, day, records).await {
-                    tracing::warn!(error = %e, licence, records, "quota refund lost");
-                }
-            });
-        }
     }
 }
 

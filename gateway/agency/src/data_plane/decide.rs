@@ -1,0 +1,67 @@
+//! Phase: decide. May this licensee have this dataset for this scenario, and how masked?
+//! Conditional data also needs a fresh registry snapshot and a working audit log.
+
+use super::context::Ctx;
+use super::outcome::Outcomes;
+use super::route::RecordsQuery;
+use crate::runtime::Runtime;
+use crate::subscription::Subscription;
+use sluice_net::problem::{Problem, ProblemCode};
+use sluice_policy::classify::OpenCategory;
+use sluice_policy::decide::SystemClock;
+use sluice_policy::id::LicenseeId;
+use sluice_policy::{Decision, Permit};
+
+/// What the decision needs besides the request.
+pub struct Inputs<'a> {
+    /// The runtime in force (policy set).
+    pub rt: &'a Runtime,
+    /// The registry subscription, whose freshness gates conditional data.
+    pub subscription: Option<&'a Subscription>,
+    /// Where outcomes go (its audit log must be healthy before data leaves).
+    pub outcomes: &'a Outcomes,
+}
+
+/// Decides the request; the permit carries the field plan and the licence.
+pub fn decide(
+    inputs: &Inputs<'_>,
+    licensee: Option<&LicenseeId>,
+    dataset: &str,
+    query: &RecordsQuery,
+    ctx: &mut Ctx,
+) -> Result<Permit, Problem> {
+    check_fresh(inputs.rt, inputs.subscription, dataset)?;
+    let fields: Option<Vec<&str>> = query
+        .fields
+        .as_ref()
+        .map(|f| f.iter().map(String::as_str).collect());
+    let decision = inputs.rt.policy.decide(
+        &sluice_policy::Request {
+            licensee: licensee.map(LicenseeId::as_str),
+            dataset,
+            scenario: ctx.scenario.as_deref(),
+            fields: fields.as_deref(),
+        },
+        &SystemClock,
+    );
+    let permit = match decision {
+        Decision::Allow(p) => p,
+        Decision::Deny(r) => return Err(Problem::from(&r)),
+    };
+    ctx.licence = permit.licence.as_ref().map(|l| l.id.clone());
+    // Fail closed: no data leaves while the audit log cannot record it.
+    inputs.outcomes.check_audit()?;
+    Ok(permit)
+}
+
+/// Conditional data is refused while the registry snapshot is stale.
+fn check_fresh(rt: &Runtime, subscription: Option<&Subscription>, dataset: &str) -> Result<(), Problem> {
+    let Some(sub) = subscription else {
+        return Ok(());
+    };
+    if rt.policy.dataset_category(dataset) == Some(OpenCategory::Unconditional) {
+        return Ok(());
+    }
+    sub.freshness()
+        .map_err(|s| Problem::new(ProblemCode::RegistryStale, s.to_string()))
+}

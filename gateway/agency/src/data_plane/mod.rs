@@ -1,0 +1,157 @@
+//! The data plane: one request through the named phases, in the order ARCHITECTURE.md draws
+//! them —
+//! [`identity`] → [`limit`] (per IP) → [`route`] → [`decide`] → [`limit`] (licence) →
+//! [`fetch`] → [`mask`] → [`respond`] → [`outcome`].
+//!
+//! Each phase is a function over the small state it needs, returning `Result<_, Problem>`;
+//! [`handle`] turns any problem into a problem+json response and audits it. An allowed
+//! request streams, and its audit record is written when the stream ends (cleanly or
+//! aborted), with what was actually sent.
+
+mod context;
+pub mod decide;
+pub mod fetch;
+pub mod identity;
+pub mod limit;
+pub mod mask;
+pub mod outcome;
+pub mod respond;
+pub mod route;
+
+pub use context::Ctx;
+pub use outcome::Outcomes;
+pub use route::{RecordsQuery, SCENARIO_HEADER};
+
+use crate::limits::Limiter;
+use crate::listeners::ListenerKind;
+use crate::runtime::Runtime;
+use crate::subscription::Subscription;
+use arc_swap::ArcSwap;
+use http::{Request, Response};
+use hyper::body::Incoming;
+use mask::MaskedBody;
+use route::Route;
+use sluice_net::body::RespBody;
+use sluice_net::problem::{Problem, ProblemCode};
+use sluice_net::server::Conn;
+use sluice_policy::stream::{Masker, MaskerLimits};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+/// What the request path works with.
+pub struct DataPlane {
+    /// The runtime in force, swapped whole on reload or a new snapshot.
+    pub runtime: Arc<ArcSwap<Runtime>>,
+    /// Rate limits and quotas.
+    pub limiter: Arc<Limiter>,
+    /// Audit log, metrics, usage counters.
+    pub outcomes: Outcomes,
+    /// The registry subscription, when `[registry]` is configured.
+    pub subscription: Option<Arc<Subscription>>,
+}
+
+type HandlerFuture = Pin<Box<dyn Future<Output = Response<RespBody>> + Send>>;
+
+/// The per-request handler of a listener.
+pub fn handler(
+    plane: Arc<DataPlane>,
+    kind: ListenerKind,
+) -> impl Fn(Arc<Conn>, Request<Incoming>) -> HandlerFuture + Clone + Send + Sync + 'static {
+    move |conn, req| {
+        let plane = plane.clone();
+        Box::pin(async move { handle(&plane, kind, &conn, &req).await })
+    }
+}
+
+/// Handles one request on the data or public listener.
+pub async fn handle(
+    plane: &DataPlane,
+    kind: ListenerKind,
+    conn: &Conn,
+    req: &Request<Incoming>,
+) -> Response<RespBody> {
+    let mut ctx = Ctx::new(req, conn);
+    let rt = plane.runtime.load_full();
+    match phases(plane, &rt, kind, conn, req, &mut ctx).await {
+        Ok(resp) => resp,
+        Err(problem) => plane.outcomes.refuse(&ctx, problem).await,
+    }
+}
+
+async fn phases(
+    plane: &DataPlane,
+    rt: &Runtime,
+    kind: ListenerKind,
+    conn: &Conn,
+    req: &Request<Incoming>,
+    ctx: &mut Ctx,
+) -> Result<Response<RespBody>, Problem> {
+    let licensee = identity::identify(kind, conn, rt, ctx)?;
+    if kind == ListenerKind::Public {
+        limit::per_ip(&plane.limiter, conn.peer.ip())?;
+    }
+    let dataset = match route::route(req)? {
+        Route::Catalog => return respond::catalog(&plane.outcomes, rt, kind, ctx).await,
+        Route::Records(d) => d,
+    };
+    ctx.dataset = Some(dataset.clone());
+    let query = RecordsQuery::parse(req.uri().query().unwrap_or(""), &rt.config.limits)?;
+    ctx.scenario = route::scenario(req)?;
+    let inputs = decide::Inputs {
+        rt,
+        subscription: plane.subscription.as_deref(),
+        outcomes: &plane.outcomes,
+    };
+    let permit = decide::decide(&inputs, licensee.as_ref(), &dataset, &query, ctx)?;
+    let grant = limit::admit(&plane.limiter, &permit, query.limit).await?;
+    let Some(connector) = rt.sources.get(&dataset) else {
+        grant.settle(0);
+        return Err(fetch::no_source());
+    };
+    let body = match fetch::fetch(connector.as_ref(), &query, &permit, ctx).await {
+        Ok(body) => body,
+        Err(problem) => {
+            grant.settle(0);
+            plane.outcomes.upstream_error(ctx);
+            return Err(problem);
+        }
+    };
+    let masker = Masker::new(
+        permit.plan.clone(),
+        connector.input_format(),
+        query.format,
+        MaskerLimits {
+            max_records: Some(grant.records),
+            max_record_bytes: rt.config.limits.max_record_bytes,
+        },
+    );
+    let mut masked = MaskedBody::new(
+        body,
+        masker,
+        connector.read_timeout(),
+        rt.config.limits.max_upstream_bytes,
+    );
+    // Read until the first output (or the end), so a source that fails at once gets a clean
+    // 502 problem instead of a broken stream.
+    let first = match masked.next_output().await {
+        Ok(first) => first,
+        Err(e) => {
+            grant.settle(0);
+            plane.outcomes.upstream_error(ctx);
+            tracing::warn!(request_id = %ctx.request_id, dataset, error = %e, "upstream body refused before the first record");
+            return Err(Problem::new(
+                ProblemCode::UpstreamFailed,
+                "the data source sent data that could not be verified",
+            ));
+        }
+    };
+    Ok(respond::stream(
+        plane.outcomes.clone(),
+        ctx.clone(),
+        &query,
+        masked,
+        grant,
+        first,
+    ))
+}

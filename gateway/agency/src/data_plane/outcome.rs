@@ -1,0 +1,164 @@
+//! Phase: audit and count. Every request ends here exactly once: a refusal as a problem, an
+//! allowed response when its stream ends (cleanly or aborted), with what was actually sent.
+
+use super::context::Ctx;
+use crate::audit::AuditLog;
+use crate::metrics::{DatasetLabels, Metrics, RequestLabels};
+use crate::usage::{Counts, UsageCounters, UsageKey, NO_DATASET};
+use http::{HeaderValue, Response, StatusCode};
+use sluice_net::body::RespBody;
+use sluice_net::problem::{Problem, ProblemCode};
+use sluice_policy::stream::MaskStats;
+use std::sync::Arc;
+
+/// Where outcomes go: the audit log, the metrics and the usage counters.
+#[derive(Clone)]
+pub struct Outcomes {
+    /// The hash-chained audit log.
+    pub audit: Arc<AuditLog>,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Usage counters reported to the registry, when `[registry]` is configured.
+    pub usage: Option<Arc<UsageCounters>>,
+}
+
+/// How a response that started streaming ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamEnd {
+    /// Every record went out.
+    Complete,
+    /// The transfer was aborted (source failure, client gone, masker refusal).
+    Aborted,
+}
+
+impl Outcomes {
+    /// Audits and counts a refusal and renders its problem. If the audit log cannot take the
+    /// record, the client gets `unavailable` instead: nothing is answered unrecorded.
+    pub async fn refuse(&self, ctx: &Ctx, problem: Problem) -> Response<RespBody> {
+        let code = problem.code.code();
+        let status = problem.status();
+        let audited = self
+            .audit
+            .append(ctx.record(false, Some(code), status, &MaskStats::default()))
+            .await;
+        self.count(ctx, false, code, status, 0);
+        tracing::info!(
+            request_id = %ctx.request_id, licensee = ?ctx.licensee, dataset = ?ctx.dataset,
+            reason = code, status = status.as_u16(), "refused"
+        );
+        if let Err(e) = audited {
+            tracing::error!(error = %e, request_id = %ctx.request_id, "audit append failed");
+            return unavailable_audit().into_response(&ctx.path, Some(&ctx.request_id));
+        }
+        let mut resp = problem.into_response(&ctx.path, Some(&ctx.request_id));
+        set_request_id(&mut resp, &ctx.request_id);
+        resp
+    }
+
+    /// Audits and counts an answer sent whole (the catalog). An audit failure is a problem.
+    pub async fn answered(&self, ctx: &Ctx) -> Result<(), Problem> {
+        self.audit
+            .append(ctx.record(true, None, StatusCode::OK, &MaskStats::default()))
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "audit append failed");
+                unavailable_audit()
+            })?;
+        self.count(ctx, true, "ok", StatusCode::OK, 0);
+        Ok(())
+    }
+
+    /// Fails closed before any data leaves: the audit log must be able to record it.
+    pub fn check_audit(&self) -> Result<(), Problem> {
+        self.audit.health().map_err(|e| {
+            tracing::error!(error = %e, "audit append failed");
+            unavailable_audit()
+        })
+    }
+
+    /// Audits and counts a streamed response once it ended, with what was sent.
+    pub async fn streamed(&self, ctx: &Ctx, end: StreamEnd, stats: &MaskStats) {
+        let dataset = DatasetLabels {
+            dataset: ctx.dataset.clone().unwrap_or_default(),
+        };
+        if end == StreamEnd::Aborted {
+            self.metrics.aborted_streams.get_or_create(&dataset).inc();
+        }
+        self.metrics
+            .fields_masked
+            .get_or_create(&dataset)
+            .inc_by(stats.fields_masked);
+        self.metrics
+            .records_out
+            .get_or_create(&dataset)
+            .inc_by(stats.records_out);
+        let reason = (end == StreamEnd::Aborted).then_some("stream-aborted");
+        if let Err(e) = self
+            .audit
+            .append(ctx.record(true, reason, StatusCode::OK, stats))
+            .await
+        {
+            tracing::error!(request_id = %ctx.request_id, error = %e, "audit append failed after a response");
+        }
+        self.count(
+            ctx,
+            true,
+            reason.unwrap_or("ok"),
+            StatusCode::OK,
+            stats.records_out,
+        );
+    }
+
+    /// Counts a source failure for the dataset.
+    pub fn upstream_error(&self, ctx: &Ctx) {
+        self.metrics
+            .upstream_errors
+            .get_or_create(&DatasetLabels {
+                dataset: ctx.dataset.clone().unwrap_or_default(),
+            })
+            .inc();
+    }
+
+    /// Counts an outcome in the metrics and, for an identified licensee, in the usage
+    /// counters: every request, the records delivered, and whether a problem was sent.
+    fn count(&self, ctx: &Ctx, allowed: bool, reason: &str, status: StatusCode, records: u64) {
+        if let (Some(usage), Some(licensee)) = (&self.usage, &ctx.licensee) {
+            usage.record(
+                UsageKey {
+                    licensee: licensee.as_str().to_owned(),
+                    dataset: ctx.dataset.clone().unwrap_or_else(|| NO_DATASET.into()),
+                    licence: ctx.licence.clone(),
+                },
+                Counts {
+                    requests: 1,
+                    records,
+                    refusals: u64::from(status.is_client_error() || status.is_server_error()),
+                },
+            );
+        }
+        self.metrics
+            .requests
+            .get_or_create(&RequestLabels {
+                dataset: ctx.dataset.clone().unwrap_or_else(|| "-".into()),
+                decision: if allowed { "allow" } else { "deny" }.into(),
+                reason: reason.into(),
+                status: status.as_u16(),
+            })
+            .inc();
+        self.metrics.latency.observe(ctx.started.elapsed().as_secs_f64());
+    }
+}
+
+fn unavailable_audit() -> Problem {
+    Problem::new(
+        ProblemCode::Unavailable,
+        "the gateway cannot record this request; try later",
+    )
+}
+
+/// Sets `Sluice-Request-Id`, which ties a response to its audit record.
+pub fn set_request_id(resp: &mut Response<RespBody>, id: &str) {
+    if let Ok(v) = HeaderValue::from_str(id) {
+        resp.headers_mut().insert("sluice-request-id", v);
+    }
+}

@@ -1,0 +1,163 @@
+//! Phase: route. Which resource a request asks for, its query and its declared scenario.
+//!
+//! [`RecordsQuery::parse`] reads untrusted query strings and is a fuzz target
+//! (`gateway/agency/fuzz`).
+
+use crate::config::Limits;
+use http::{header, HeaderValue, Method, Request};
+use sluice_net::problem::{Problem, ProblemCode};
+use sluice_policy::id::is_valid_id;
+use sluice_policy::stream::OutputFormat;
+
+/// The header declaring the request's purpose.
+pub const SCENARIO_HEADER: &str = "sluice-scenario";
+
+/// The route a request asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// `GET /v1/catalog`.
+    Catalog,
+    /// `GET /v1/datasets/<id>/records`.
+    Records(String),
+}
+
+/// Routes a request: GET only, two routes.
+pub fn route<B>(req: &Request<B>) -> Result<Route, Problem> {
+    let path = req.uri().path();
+    let not_found = || Problem::new(ProblemCode::NotFound, "no such route; see /v1/catalog");
+    let route = if path == "/v1/catalog" {
+        Route::Catalog
+    } else if let Some(rest) = path.strip_prefix("/v1/datasets/") {
+        match rest.split_once('/') {
+            Some((id, "records")) if is_valid_id(id) => Route::Records(id.to_owned()),
+            _ => return Err(not_found()),
+        }
+    } else {
+        return Err(not_found());
+    };
+    if req.method() != Method::GET {
+        return Err(
+            Problem::new(ProblemCode::MethodNotAllowed, "only GET is supported")
+                .with_header(header::ALLOW, HeaderValue::from_static("GET")),
+        );
+    }
+    Ok(route)
+}
+
+/// The declared scenario (`Sluice-Scenario`), if any.
+pub fn scenario<B>(req: &Request<B>) -> Result<Option<String>, Problem> {
+    let Some(v) = req.headers().get(SCENARIO_HEADER) else {
+        return Ok(None);
+    };
+    match v.to_str() {
+        Ok(s) if is_valid_id(s) => Ok(Some(s.to_owned())),
+        _ => Err(Problem::new(
+            ProblemCode::BadRequest,
+            "Sluice-Scenario must be 1-64 characters of A-Z a-z 0-9 . _ -",
+        )),
+    }
+}
+
+/// The query of a records request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordsQuery {
+    /// Page size.
+    pub limit: u64,
+    /// Offset into the source's records (from `offset` or `cursor`).
+    pub offset: u64,
+    /// Output format.
+    pub format: OutputFormat,
+    /// The fields asked for (`fields=a,b`), all licensed fields when absent.
+    pub fields: Option<Vec<String>>,
+    /// Every other parameter, for the connector's allow-list.
+    pub passthrough: Vec<(String, String)>,
+}
+
+impl RecordsQuery {
+    /// Parses a query string against the page limits.
+    pub fn parse(q: &str, limits: &Limits) -> Result<Self, Problem> {
+        let bad = |msg: String| Problem::new(ProblemCode::BadRequest, msg);
+        let mut out = RecordsQuery {
+            limit: limits.default_limit,
+            offset: 0,
+            format: OutputFormat::Json,
+            fields: None,
+            passthrough: Vec::new(),
+        };
+        for (k, v) in url::form_urlencoded::parse(q.as_bytes()) {
+            match &*k {
+                "limit" => {
+                    out.limit = v
+                        .parse()
+                        .ok()
+                        .filter(|n| (1..=limits.max_limit).contains(n))
+                        .ok_or_else(|| {
+                            bad(format!("limit must be an integer from 1 to {}", limits.max_limit))
+                        })?
+                }
+                "offset" => {
+                    out.offset = v
+                        .parse()
+                        .map_err(|_| bad("offset must be a non-negative integer".into()))?
+                }
+                "cursor" => out.offset = offset_of(&v).ok_or_else(|| bad("cursor is not valid".into()))?,
+                "format" => {
+                    out.format = match &*v {
+                        "json" => OutputFormat::Json,
+                        "ndjson" => OutputFormat::Ndjson,
+                        "csv" => OutputFormat::Csv,
+                        _ => return Err(bad("format must be json, ndjson or csv".into())),
+                    }
+                }
+                "fields" => {
+                    out.fields = Some(
+                        v.split(',')
+                            .filter(|s| !s.is_empty())
+                            .map(str::to_owned)
+                            .collect(),
+                    )
+                }
+                _ => out.passthrough.push((k.into_owned(), v.into_owned())),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The opaque cursor of the page starting at `offset`.
+pub fn cursor_of(offset: u64) -> String {
+    hex::encode(format!("o:{offset}"))
+}
+
+/// The offset a cursor stands for.
+pub fn offset_of(cursor: &str) -> Option<u64> {
+    let raw = hex::decode(cursor).ok()?;
+    std::str::from_utf8(&raw).ok()?.strip_prefix("o:")?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursor_round_trips() {
+        assert_eq!(offset_of(&cursor_of(1234)), Some(1234));
+        assert_eq!(offset_of("zz"), None);
+        assert_eq!(offset_of(&hex::encode("x:1")), None);
+    }
+
+    #[test]
+    fn query_parsing() {
+        let l = Limits::default();
+        let q = RecordsQuery::parse("limit=5&offset=10&format=csv&fields=a,b&district=x", &l).unwrap();
+        assert_eq!(q.limit, 5);
+        assert_eq!(q.offset, 10);
+        assert_eq!(q.format, OutputFormat::Csv);
+        assert_eq!(q.fields, Some(vec!["a".to_owned(), "b".to_owned()]));
+        assert_eq!(q.passthrough, vec![("district".to_owned(), "x".to_owned())]);
+        assert!(RecordsQuery::parse("limit=0", &l).is_err());
+        assert!(RecordsQuery::parse("limit=100000000", &l).is_err());
+        assert!(RecordsQuery::parse("format=xml", &l).is_err());
+        assert!(RecordsQuery::parse("offset=-1", &l).is_err());
+    }
+}

@@ -5,9 +5,9 @@
 //! Every source kind implements [`Connector`]; the gateway's config names a source with a
 //! [`SourceConfig`] (`kind = "http"`, …) and [`connect`] turns it into a connector.
 
+mod config;
 pub mod http;
 mod source;
 
-pub use source::{
-    connect, BodyError, BoxFuture, Connector, Fetch, FetchError, Shared, SourceBody, SourceConfig,
-};
+pub use config::{connect, Shared, SourceConfig};
+pub use source::{BodyError, BoxFuture, Connector, Fetch, FetchError, SourceBody};

@@ -115,6 +115,45 @@ async fn formats_and_paging() {
     gw.shutdown().await;
 }
 
+/// A page at the last representable offset has no next page: the gateway answers it without
+/// a `Link` (computing one used to overflow, which killed the connection in debug builds).
+#[tokio::test]
+async fn the_page_at_the_last_offset_has_no_next_link() {
+    let pki = Pki::new();
+    let up = Upstream::start().await;
+    let gw = start_gateway(&pki, up.addr, &licence("l1", "acme", ""), "").await;
+    let (cert, key) = pki.licensee("acme");
+    let tls = tls_config(&pki.ca_pem(), Some((&cert, &key)));
+    let r = get(
+        &tls,
+        gw.data_addr,
+        &format!("{RECORDS}?limit=2&offset={}", u64::MAX - 1),
+        &[SCENARIO],
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.json(), serde_json::json!([]));
+    assert!(!r.headers.contains_key("link"), "{:?}", r.headers);
+    let r = get(
+        &tls,
+        gw.data_addr,
+        &format!("{RECORDS}?limit=2&offset=4"),
+        &[SCENARIO],
+    )
+    .await
+    .unwrap();
+    assert!(
+        r.headers["link"]
+            .to_str()
+            .unwrap()
+            .contains("limit=2>; rel=\"next\""),
+        "{:?}",
+        r.headers
+    );
+    gw.shutdown().await;
+}
+
 #[tokio::test]
 async fn refusals_are_problems_and_audited() {
     let pki = Pki::new();

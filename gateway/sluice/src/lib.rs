@@ -1,6 +1,8 @@
 //! The `sluice` binary's library: the CLI glue that is not a server of its own (`sluice
-//! admin`, `sluice audit`) and the demo federation (`sluice demo`, `sluice sample-source`).
+//! admin`, `sluice audit`, `sluice check`) and the demo federation (`sluice demo`, `sluice
+//! sample-source`).
 
 pub mod admin;
 pub mod audit_cli;
+pub mod check;
 pub mod demo;

@@ -1,7 +1,7 @@
 //! The `sluice` binary: one binary, a subcommand per role.
 
-use anyhow::Context;
 use clap::{Parser, Subcommand};
+use sluice::check::{check, ConfigKind};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -24,11 +24,14 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
-    /// Validate a gateway config file and exit (like `nginx -t`).
+    /// Validate a gateway or registry config file and exit (like `nginx -t`).
     Check {
         /// Config file (TOML).
         #[arg(long, short)]
         config: PathBuf,
+        /// What the file configures; told from its tables when not given.
+        #[arg(long, value_enum)]
+        kind: Option<ConfigKind>,
     },
     /// Run a whole demo federation on this machine until interrupted.
     Demo {
@@ -80,25 +83,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             runtime()?.block_on(sluice_agency::gateway::run(&config))?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Check { config } => match sluice_agency::config::Config::load(&config) {
-            Ok(cfg) => {
-                sluice_net::tls::install_provider();
-                sluice_agency::listeners::data_tls(&cfg.listeners.data)
-                    .with_context(|| format!("{}: listeners.data", config.display()))?;
-                println!(
-                    "{}: ok ({} datasets, {} licences)",
-                    config.display(),
-                    cfg.datasets.len(),
-                    cfg.licences.len()
-                );
-                Ok(ExitCode::SUCCESS)
-            }
-            Err(e) => {
-                eprintln!("{e}");
-                eprintln!("{}: configuration test failed", config.display());
-                Ok(ExitCode::FAILURE)
-            }
-        },
+        Command::Check { config, kind } => Ok(check(&config, kind)),
         Command::Demo { dir } => {
             runtime()?.block_on(sluice::demo::run(&dir))?;
             Ok(ExitCode::SUCCESS)

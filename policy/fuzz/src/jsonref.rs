@@ -46,7 +46,11 @@ pub struct Reader<'a> {
 impl<'a> Reader<'a> {
     /// A reader at the start of `d`.
     pub fn new(d: &'a [u8]) -> Self {
-        Self { d, i: 0, max_depth: 0 }
+        Self {
+            d,
+            i: 0,
+            max_depth: 0,
+        }
     }
 
     /// An error at the current offset.
@@ -390,7 +394,10 @@ mod tests {
                 ("é😀".into(), J::Str("x\ny".into())),
             ])
         );
-        assert_eq!(compact(&v), "{\"a\":1,\"a\":[true,null,-0.5e+3],\"é😀\":\"x\\ny\"}");
+        assert_eq!(
+            compact(&v),
+            "{\"a\":1,\"a\":[true,null,-0.5e+3],\"é😀\":\"x\\ny\"}"
+        );
         for bad in [
             &b"01"[..],
             b"1.",

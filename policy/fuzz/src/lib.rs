@@ -5,6 +5,7 @@
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod csvref;
+pub mod gen;
 pub mod jsonref;
 pub mod masker;
 pub mod rowfilter;

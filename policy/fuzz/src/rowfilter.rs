@@ -40,7 +40,11 @@ pub fn check_text(text: &str) {
     let f = match RowFilter::parse(text) {
         Ok(f) => f,
         Err(e) => {
-            assert!(e.at <= text.len(), "error offset {} past the end of {text:?}", e.at);
+            assert!(
+                e.at <= text.len(),
+                "error offset {} past the end of {text:?}",
+                e.at
+            );
             return;
         }
     };
@@ -56,7 +60,10 @@ pub fn check_text(text: &str) {
         f.fields().collect::<Vec<_>>(),
         f.conditions.iter().map(|c| c.field.as_str()).collect::<Vec<_>>()
     );
-    assert!(!f.matches(|_| None), "{text:?}: a record without the fields matched");
+    assert!(
+        !f.matches(|_| None),
+        "{text:?}: a record without the fields matched"
+    );
     check_printed(&f);
     let json = serde_json::to_string(&f).expect("a filter serialises");
     let back: RowFilter = serde_json::from_str(&json)

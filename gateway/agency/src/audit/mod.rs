@@ -48,8 +48,8 @@
 //! (group commit). A crash mid-write can only leave an incomplete final line of records that
 //! were never acknowledged; [`AuditLog::open`] truncates it away with a warning.
 //!
-//! One folder has one writer: do not point two gateway processes at the same folder (the
-//! crate's minimum Rust version predates `File::try_lock`, so this is not enforced).
+//! One folder has one writer: opening takes an exclusive `File::try_lock` on `<dir>/.lock`,
+//! so a second gateway pointed at the same folder fails with [`AuditError::InUse`].
 //! Retention (pruning old segments) is not supported: the first segment must start the chain.
 
 mod line;

@@ -7,7 +7,7 @@ use super::context::Ctx;
 use super::limit::Grant;
 use super::mask::{MaskedBody, StreamError};
 use super::outcome::{set_request_id, Outcomes, StreamEnd};
-use super::route::{cursor_of, RecordsQuery};
+use super::route::RecordsQuery;
 use crate::listeners::ListenerKind;
 use crate::runtime::Runtime;
 use bytes::Bytes;
@@ -62,13 +62,7 @@ pub fn stream(
             h.insert("sluice-licence", v);
         }
     }
-    let next = format!(
-        "<{}?cursor={}&limit={}>; rel=\"next\"",
-        ctx.path,
-        cursor_of(query.offset + query.limit),
-        query.limit
-    );
-    if let Ok(v) = HeaderValue::from_str(&next) {
+    if let Some(Ok(v)) = query.next_link(&ctx.path).map(|l| HeaderValue::from_str(&l)) {
         h.insert(header::LINK, v);
     }
     set_request_id(&mut resp, &ctx.request_id);

@@ -124,6 +124,19 @@ impl RecordsQuery {
     }
 }
 
+impl RecordsQuery {
+    /// The `Link: rel="next"` value for the page after this one at `path`; `None` when the
+    /// next offset would not fit (no such page).
+    pub fn next_link(&self, path: &str) -> Option<String> {
+        let next = self.offset.checked_add(self.limit)?;
+        Some(format!(
+            "<{path}?cursor={}&limit={}>; rel=\"next\"",
+            cursor_of(next),
+            self.limit
+        ))
+    }
+}
+
 /// The opaque cursor of the page starting at `offset`.
 pub fn cursor_of(offset: u64) -> String {
     hex::encode(format!("o:{offset}"))
@@ -159,5 +172,20 @@ mod tests {
         assert!(RecordsQuery::parse("limit=100000000", &l).is_err());
         assert!(RecordsQuery::parse("format=xml", &l).is_err());
         assert!(RecordsQuery::parse("offset=-1", &l).is_err());
+    }
+
+    #[test]
+    fn the_next_link_carries_the_next_cursor_and_stops_at_the_last_offset() {
+        let l = Limits::default();
+        let q = RecordsQuery::parse("limit=5&offset=10", &l).unwrap();
+        assert_eq!(
+            q.next_link("/v1/datasets/d/records").unwrap(),
+            format!(
+                "</v1/datasets/d/records?cursor={}&limit=5>; rel=\"next\"",
+                cursor_of(15)
+            )
+        );
+        let last = RecordsQuery::parse("limit=5&offset=18446744073709551615", &l).unwrap();
+        assert_eq!(last.next_link("/p"), None);
     }
 }

@@ -1,0 +1,223 @@
+//! `sluice check`: validates a gateway's or the registry's config as the server would at
+//! start (TLS material included), without binding a port or opening a database, like
+//! `nginx -t`.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+/// What a config file configures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ConfigKind {
+    /// An agency gateway (`sluice gateway --config`).
+    Gateway,
+    /// The registry (`sluice registry --config`).
+    Registry,
+}
+
+impl std::fmt::Display for ConfigKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ConfigKind::Gateway => "gateway",
+            ConfigKind::Registry => "registry",
+        })
+    }
+}
+
+/// Top-level keys only a gateway config has.
+const GATEWAY_KEYS: &[&str] = &[
+    "gateway",
+    "listeners",
+    "datasets",
+    "sources",
+    "licences_file",
+    "licences",
+    "closed_datasets",
+    "limits",
+    "classification",
+];
+/// Keys of `[registry]` only the registry's own config has (a gateway's `[registry]` says
+/// where the registry is: `url`, `ca`, `public_key`, …).
+const REGISTRY_ONLY_KEYS: &[&str] = &[
+    "addr",
+    "client_ca",
+    "state_dir",
+    "database_url",
+    "signing_key",
+    "crl",
+];
+/// Keys of `[registry]` only a gateway config has.
+const GATEWAY_REGISTRY_KEYS: &[&str] = &[
+    "url",
+    "ca",
+    "public_key",
+    "staleness_bound_s",
+    "poll_wait_s",
+    "usage_interval_s",
+];
+
+/// Tells a gateway config from a registry config by its tables; the reason is for messages.
+fn guess_kind(text: &str) -> Result<(ConfigKind, String), String> {
+    let table: toml::Table = toml::from_str(text).map_err(|e| e.to_string())?;
+    if let Some(k) = ["gateway", "listeners"]
+        .into_iter()
+        .find(|k| table.contains_key(*k))
+    {
+        return Ok((ConfigKind::Gateway, format!("it has [{k}]")));
+    }
+    if let Some(toml::Value::Table(r)) = table.get("registry") {
+        let own = REGISTRY_ONLY_KEYS.iter().find(|k| r.contains_key(**k));
+        let gateway_side = GATEWAY_REGISTRY_KEYS.iter().find(|k| r.contains_key(**k));
+        return Ok(match (own, gateway_side) {
+            (None, Some(k)) => (
+                ConfigKind::Gateway,
+                format!("its [registry] has `{k}`, as a gateway's does"),
+            ),
+            (Some(k), _) => (ConfigKind::Registry, format!("it has [registry] with `{k}`")),
+            (None, None) => (
+                ConfigKind::Registry,
+                "it has [registry] and no [gateway]".to_owned(),
+            ),
+        });
+    }
+    if let Some(k) = GATEWAY_KEYS.iter().find(|k| table.contains_key(**k)) {
+        return Ok((ConfigKind::Gateway, format!("it has `{k}`")));
+    }
+    Err(
+        "cannot tell whether this is a gateway config ([gateway], [listeners.data], \
+         [[datasets]], …) or a registry config ([registry] with addr, cert, key, client_ca, \
+         state_dir); pass --kind gateway or --kind registry"
+            .to_owned(),
+    )
+}
+
+/// `sluice check`: loads and validates a config as the server would at start (TLS material
+/// included), without binding a port or opening a database; prints what failed, each value by
+/// its path.
+pub fn check(path: &Path, kind: Option<ConfigKind>) -> ExitCode {
+    let failed = || {
+        eprintln!("{}: configuration test failed", path.display());
+        ExitCode::FAILURE
+    };
+    let (kind, why) = match kind {
+        Some(k) => (k, None),
+        None => {
+            let guessed = std::fs::read_to_string(path)
+                .map_err(|e| e.to_string())
+                .and_then(|text| guess_kind(&text));
+            match guessed {
+                Ok((k, why)) => (k, Some(why)),
+                Err(e) => {
+                    eprintln!("{}: {e}", path.display());
+                    return failed();
+                }
+            }
+        }
+    };
+    let outcome = match kind {
+        ConfigKind::Gateway => check_gateway(path),
+        ConfigKind::Registry => check_registry(path),
+    };
+    match outcome {
+        Ok(summary) => {
+            println!("{}: ok ({summary})", path.display());
+            ExitCode::SUCCESS
+        }
+        Err(problems) => {
+            eprintln!("{problems}");
+            match why {
+                Some(why) => {
+                    let other = match kind {
+                        ConfigKind::Gateway => ConfigKind::Registry,
+                        ConfigKind::Registry => ConfigKind::Gateway,
+                    };
+                    eprintln!(
+                        "{}: checked as a {kind} config ({why}); if it is a {other} config, \
+                         pass --kind {other}",
+                        path.display()
+                    );
+                }
+                None => eprintln!("{}: checked as a {kind} config (--kind {kind})", path.display()),
+            }
+            failed()
+        }
+    }
+}
+
+/// A gateway config: `Config::load` (every value, by path) and the data listener's TLS config.
+fn check_gateway(path: &Path) -> Result<String, String> {
+    let cfg = sluice_agency::config::Config::load(path).map_err(|e| e.to_string())?;
+    sluice_net::tls::install_provider();
+    sluice_agency::listeners::data_tls(&cfg.listeners.data).map_err(|e| format!("listeners.data: {e}"))?;
+    Ok(format!(
+        "{} datasets, {} licences",
+        cfg.datasets.len(),
+        cfg.licences.len()
+    ))
+}
+
+/// A registry config, as `sluice_registry::start` reads it: the file, the TLS server config
+/// (client certificates optional, verified against `client_ca` and the CRL), the state folder,
+/// an existing signing key and the database URL's scheme. Nothing is created or opened.
+fn check_registry(path: &Path) -> Result<String, String> {
+    use sluice_net::tls::{self, ClientAuth, TlsError};
+    let cfg = sluice_registry::config::RegistryConfig::load(path).map_err(|e| e.to_string())?;
+    tls::install_provider();
+    let mut problems = Vec::new();
+    if let Err(e) = tls::load_certs(&cfg.cert) {
+        problems.push(format!("registry.cert: {e}"));
+    }
+    if let Err(e) = tls::load_key(&cfg.key) {
+        problems.push(format!("registry.key: {e}"));
+    }
+    if let Err(e) = tls::load_certs(&cfg.client_ca) {
+        problems.push(format!("registry.client_ca: {e}"));
+    }
+    if problems.is_empty() {
+        let auth = ClientAuth::Optional {
+            ca: &cfg.client_ca,
+            crl: cfg.crl.as_deref(),
+        };
+        if let Err(e) = tls::server_config(&cfg.cert, &cfg.key, auth) {
+            let field = match &e {
+                TlsError::File { path, .. } if Some(path) == cfg.crl.as_ref() => "registry.crl",
+                TlsError::File { path, .. } if *path == cfg.client_ca => "registry.client_ca",
+                TlsError::File { path, .. } if *path == cfg.key => "registry.key",
+                TlsError::File { path, .. } if *path == cfg.cert => "registry.cert",
+                _ => "registry.cert, registry.key",
+            };
+            problems.push(format!("{field}: {e}"));
+        }
+    }
+    if cfg.state_dir.exists() && !cfg.state_dir.is_dir() {
+        problems.push(format!(
+            "registry.state_dir: {}: not a folder",
+            cfg.state_dir.display()
+        ));
+    }
+    let key = cfg.signing_key_path();
+    if key.exists() {
+        // Only read: load_or_create makes a key only when the file is missing.
+        if let Err(e) = sluice_registry::keys::load_or_create(&key) {
+            let field = if cfg.signing_key.is_some() {
+                "registry.signing_key"
+            } else {
+                "registry.state_dir (signing.key)"
+            };
+            problems.push(format!("{field}: {e}"));
+        }
+    }
+    let database = match cfg.database_url.as_deref() {
+        None => format!("SQLite in {}", cfg.state_dir.display()),
+        Some(u) if u.starts_with("postgres://") || u.starts_with("postgresql://") => "PostgreSQL".to_owned(),
+        Some(u) if u.starts_with("sqlite:") => "SQLite".to_owned(),
+        Some(_) => {
+            problems.push("registry.database_url: expected postgres://… or sqlite:…".to_owned());
+            String::new()
+        }
+    };
+    if problems.is_empty() {
+        Ok(format!("registry on {}, {database}", cfg.addr))
+    } else {
+        Err(problems.join("\n"))
+    }
+}

@@ -19,6 +19,7 @@ use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, RootCertStore};
 use serde::Serialize;
 use sluice_policy::snapshot::SignedSnapshot;
+pub use sluice_policy::usage::UsageAck;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -101,15 +102,6 @@ impl Reply {
             detail: String::from_utf8_lossy(&self.body[..self.body.len().min(200)]).into_owned(),
         }
     }
-}
-
-/// The registry's answer to a usage report.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
-pub struct UsageAck {
-    /// Count rows taken (0 for a repeat).
-    pub accepted: u64,
-    /// The registry already had this report id from this gateway.
-    pub duplicate: bool,
 }
 
 /// A configured client for one registry.

@@ -6,14 +6,12 @@ use super::grant::build_licence;
 use super::model::{NewDataset, NewLicensee, NewViolation, ReasonBody, RevokeSerial};
 use super::problem::{Problem, ProblemCode as P};
 use super::public;
+use super::request::{body, json_response, need_reason, query_str, valid_id};
 use super::snapshot::Distributor;
 use super::store::{Change, Store};
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
-use serde::de::DeserializeOwned;
-use serde::Serialize;
 use sluice_net::body::{full, RespBody};
 use sluice_net::identity::{Peer, PeerIdentity};
 use sluice_net::server::Conn;
@@ -27,9 +25,6 @@ pub const OPENAPI: &str = include_str!("openapi.json");
 /// Longest long-poll wait.
 pub const MAX_WAIT_SECS: u64 = 30;
 
-/// Largest accepted request body.
-const MAX_BODY: usize = 1 << 20;
-
 /// What every request handler shares.
 pub struct Api {
     /// The store.
@@ -39,49 +34,6 @@ pub struct Api {
 }
 
 type Reply = Result<Response<RespBody>, Problem>;
-
-/// A JSON response, with the `Sluice-Revision` header when a change produced `revision`.
-pub(super) fn json_response<T: Serialize>(
-    status: StatusCode,
-    v: &T,
-    revision: Option<u64>,
-) -> Response<RespBody> {
-    let mut resp = Response::new(full(serde_json::to_vec(v).unwrap_or_default()));
-    *resp.status_mut() = status;
-    let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    if let Some(rev) = revision {
-        h.insert("sluice-revision", HeaderValue::from(rev));
-    }
-    resp
-}
-
-/// Reads and parses a JSON body of at most 1 MiB.
-pub(super) async fn body<T: DeserializeOwned>(req: Request<Incoming>) -> Result<T, Problem> {
-    body_limited(req, MAX_BODY).await
-}
-
-/// Reads a JSON body of at most `limit` bytes (`bad-request` otherwise).
-pub(super) async fn body_limited<T: DeserializeOwned>(
-    req: Request<Incoming>,
-    limit: usize,
-) -> Result<T, Problem> {
-    let bytes: Bytes = Limited::new(req.into_body(), limit)
-        .collect()
-        .await
-        .map_err(|e| Problem::new(P::BadRequest, format!("request body: {e}")))?
-        .to_bytes();
-    serde_json::from_slice(&bytes).map_err(|e| Problem::new(P::BadRequest, format!("request body: {e}")))
-}
-
-/// Refuses a change without a reason.
-pub(super) fn need_reason(reason: &str) -> Result<(), Problem> {
-    if reason.trim().is_empty() {
-        return Err(Problem::new(P::Invalid, "a reason is required for this change"));
-    }
-    Ok(())
-}
 
 fn query_u64(query: Option<&str>, name: &str) -> Result<Option<u64>, Problem> {
     for pair in query.unwrap_or("").split('&') {
@@ -94,15 +46,6 @@ fn query_u64(query: Option<&str>, name: &str) -> Result<Option<u64>, Problem> {
         }
     }
     Ok(None)
-}
-
-/// The value of query parameter `name`, as sent.
-pub(super) fn query_str<'a>(query: Option<&'a str>, name: &str) -> Option<&'a str> {
-    query?
-        .split('&')
-        .filter_map(|p| p.split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v)
 }
 
 impl Api {
@@ -360,7 +303,7 @@ impl Api {
                 let b: NewFusionRule = body(req).await?;
                 need_reason(&b.reason)?;
                 let reason = b.reason.clone();
-                let rule = super::fusion::validate(&self.store, b).await?;
+                let rule = super::fusion_admin::validate(&self.store, b).await?;
                 let ch = Change {
                     admin,
                     action: "fusion-rule.add",
@@ -481,16 +424,4 @@ impl Api {
 fn internal(e: impl std::fmt::Display) -> Problem {
     tracing::error!(error = %e, "registry snapshot failed");
     Problem::new(P::Internal, "the registry could not produce a snapshot")
-}
-
-/// Checks an identifier against the one id rule ([`sluice_policy::id::ID_RULE`]).
-pub fn valid_id(id: &str) -> Result<(), Problem> {
-    if sluice_policy::id::is_valid_id(id) {
-        Ok(())
-    } else {
-        Err(Problem::new(
-            P::Invalid,
-            format!("identifier {id:?} must match [A-Za-z0-9._-]{{1,64}}"),
-        ))
-    }
 }

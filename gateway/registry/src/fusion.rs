@@ -3,10 +3,10 @@
 //! licence on its dataset that is neither revoked nor expired (active or suspended) and, when
 //! the member names fields, grants at least one of them. A grant that would complete a rule
 //! is refused (`fusion-conflict`) unless it carries an expert review reference.
+//!
+//! This module is pure data and logic; the store keeps the rules and checks grants
+//! (`store/fusion_rules.rs`), and [`crate::fusion_admin`] validates new rules against the catalog.
 
-use super::api::valid_id;
-use super::problem::{Problem, ProblemCode as P};
-use super::store::{Store, StoreError};
 use serde::{Deserialize, Serialize};
 use sluice_policy::licence::{Licence, LicenceStatus};
 use sluice_policy::mask::MaskRule;
@@ -39,7 +39,8 @@ impl FusionMember {
         }
     }
 
-    fn describe(&self) -> String {
+    /// How refusals and validation name the member: `dataset` or `dataset:field,field`.
+    pub(crate) fn describe(&self) -> String {
         match &self.fields {
             None => self.dataset.clone(),
             Some(f) => format!("{}:{}", self.dataset, f.join(",")),
@@ -147,45 +148,6 @@ pub fn conflict_detail(licensee: &str, completed: &[Completion]) -> String {
         "this grant would let licensee {licensee} hold every member of {}",
         rules.join("; ")
     )
-}
-
-/// Validates a new rule against the catalog: an id, two or more distinct members, each on a
-/// registered dataset, fields (when given) non-empty and in that dataset.
-pub async fn validate(store: &Store, r: NewFusionRule) -> Result<FusionRule, Problem> {
-    let invalid = |m: String| Problem::new(P::Invalid, m);
-    valid_id(&r.id)?;
-    if r.members.len() < 2 {
-        return Err(invalid("a fusion rule needs at least two members".into()));
-    }
-    let mut seen = BTreeSet::new();
-    for m in &r.members {
-        let dataset = match store.dataset(&m.dataset).await {
-            Ok(d) => d,
-            Err(StoreError::NotFound(_)) => return Err(invalid(format!("unknown dataset {}", m.dataset))),
-            Err(e) => return Err(e.into()),
-        };
-        if let Some(fields) = &m.fields {
-            if fields.is_empty() {
-                return Err(invalid(format!(
-                    "member {}: fields must name at least one field (omit it for the whole dataset)",
-                    m.dataset
-                )));
-            }
-            for f in fields {
-                if dataset.spec.field(f).is_none() {
-                    return Err(invalid(format!("dataset {} has no field {f}", m.dataset)));
-                }
-            }
-        }
-        if !seen.insert(m.describe()) {
-            return Err(invalid(format!("member {} is named twice", m.describe())));
-        }
-    }
-    Ok(FusionRule {
-        id: r.id,
-        description: r.description,
-        members: r.members,
-    })
 }
 
 #[cfg(test)]

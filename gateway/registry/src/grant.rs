@@ -2,9 +2,9 @@
 //! must be in the dataset and not non-open, fields that need masking may not be granted in
 //! the clear, the row filter may only name dataset fields, validity and limits must be sane.
 
-use super::api::valid_id;
 use super::model::GrantRequest;
 use super::problem::{Problem, ProblemCode as P};
+use super::request::valid_id;
 use super::store::Store;
 use sluice_policy::classify::{OpenCategory, RuleTable};
 use sluice_policy::licence::{Licence, LicenceStatus};

@@ -15,11 +15,24 @@
 //!
 //! `sluice admin …` (in the `sluice` binary) drives the admin API through
 //! [`sluice_net::registry_client::RegistryClient`].
+//!
+//! The modules are layered; each imports only from the layers above it:
+//!
+//! 1. data and pure logic: [`model`] (records and request bodies), [`fusion`] (fusion rules
+//!    and the completion check), [`credit_code`], [`config`], [`keys`];
+//! 2. [`store`]: the SQL store;
+//! 3. [`problem`] (refusals, store errors as problems), [`request`] (the helpers every handler
+//!    shares: bodies, JSON responses, query parameters, id and reason checks), [`snapshot`]
+//!    (signing and distribution);
+//! 4. handlers: [`parties`], [`grant`], [`fusion_admin`] (validating new fusion rules),
+//!    [`usage`], [`public`];
+//! 5. [`api`]: the routes.
 
 pub mod api;
 pub mod config;
 pub mod credit_code;
 pub mod fusion;
+pub mod fusion_admin;
 pub mod grant;
 pub mod keys;
 pub mod model;
@@ -27,6 +40,7 @@ pub mod parties;
 pub mod pgtest;
 pub mod problem;
 pub mod public;
+pub mod request;
 pub mod snapshot;
 pub mod store;
 pub mod usage;

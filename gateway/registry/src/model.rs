@@ -212,3 +212,104 @@ pub struct RevokeSerial {
     /// Why.
     pub reason: String,
 }
+
+/// A government agency that owns data and runs gateways.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgencyRecord {
+    /// Identifier.
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// When it was registered (RFC 3339).
+    pub created_at: String,
+}
+
+/// A gateway of an agency; its certificate carries `urn:sluice:gateway:<id>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GatewayRecord {
+    /// Identifier, as in its certificate.
+    pub id: String,
+    /// The agency running it.
+    pub agency: String,
+    /// Retired gateways no longer receive snapshots.
+    pub retired: bool,
+    /// When it was registered (RFC 3339).
+    pub created_at: String,
+}
+
+/// A declared purpose licences are granted for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScenarioRecord {
+    /// Identifier, sent by licensees in `Sluice-Scenario`.
+    pub id: String,
+    /// Short title.
+    pub title: String,
+    /// What the data is used for.
+    pub description: String,
+    /// The datasets it covers; empty means any.
+    pub datasets: Vec<String>,
+    /// When it was registered (RFC 3339).
+    pub created_at: String,
+}
+
+/// `POST /admin/agencies`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewAgency {
+    /// Identifier (`[A-Za-z0-9._-]{1,64}`).
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// Why (recorded).
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// `POST /admin/gateways`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewGateway {
+    /// Identifier, as in the gateway's certificate.
+    pub id: String,
+    /// A registered agency.
+    pub agency: String,
+    /// Why (recorded).
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// `POST /admin/scenarios`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewScenario {
+    /// Identifier.
+    pub id: String,
+    /// Short title.
+    pub title: String,
+    /// What the data is used for.
+    #[serde(default)]
+    pub description: String,
+    /// Registered datasets it covers; empty means any.
+    #[serde(default)]
+    pub datasets: Vec<String>,
+    /// Why (recorded).
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// One line of the monthly report.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct UsageRow {
+    /// Licensee id.
+    pub licensee: String,
+    /// Dataset id.
+    pub dataset: String,
+    /// Requests answered.
+    pub requests: u64,
+    /// Records sent.
+    pub records: u64,
+    /// Requests refused.
+    pub refusals: u64,
+    /// Gateways that reported, sorted.
+    pub gateways: Vec<String>,
+}

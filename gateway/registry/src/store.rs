@@ -12,6 +12,7 @@ use sqlx::{AnyPool, Row};
 use std::collections::BTreeMap;
 
 mod fusion_rules;
+mod parties;
 mod usage_counts;
 
 /// Why a store operation failed.
@@ -227,7 +228,7 @@ impl Store {
         if sqlite {
             sqlx::query("PRAGMA journal_mode=WAL").fetch_all(&pool).await?;
         }
-        for stmt in SCHEMA.iter().chain(super::parties::SCHEMA) {
+        for stmt in SCHEMA.iter().chain(parties::SCHEMA) {
             sqlx::query(stmt).execute(&pool).await?;
         }
         add_missing_columns(&pool).await?;

@@ -3,35 +3,18 @@
 //! dataset (`GET /admin/usage?month=YYYY-MM`, and `sluice admin report usage` as CSV or JSON).
 //! Reports are not admin changes: they do not bump the revision.
 
-use super::api::{body_limited, json_response, query_str};
 use super::problem::{Problem, ProblemCode as P};
+use super::request::{body_limited, json_response, query_str};
 use super::store::Store;
+pub use crate::model::UsageRow;
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
-use serde::{Deserialize, Serialize};
 use sluice_net::body::RespBody;
 use sluice_net::identity::{Peer, PeerIdentity};
 pub use sluice_policy::usage::{UsageAck, UsageCount, UsageReport, MAX_ROWS};
 
 /// Largest report body (10,000 rows of long identifiers fit).
 const MAX_REPORT_BYTES: usize = 8 << 20;
-
-/// One line of the monthly report.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct UsageRow {
-    /// Licensee id.
-    pub licensee: String,
-    /// Dataset id.
-    pub dataset: String,
-    /// Requests answered.
-    pub requests: u64,
-    /// Records sent.
-    pub records: u64,
-    /// Requests refused.
-    pub refusals: u64,
-    /// Gateways that reported, sorted.
-    pub gateways: Vec<String>,
-}
 
 /// Checks a `YYYY-MM` month.
 pub fn valid_month(m: &str) -> bool {

@@ -2,7 +2,8 @@
 //! idempotence key) and `usage_counts` (its rows). Not admin changes: no revision bump.
 
 use super::{now, to_u64, Result, Store};
-use crate::usage::{UsageReport, UsageRow};
+use crate::model::UsageRow;
+use sluice_policy::usage::UsageReport;
 use sqlx::Row;
 use std::collections::BTreeMap;
 

@@ -4,9 +4,10 @@
 //! licences file, the server certificate and key, the client CA bundle and the CRL, and compares
 //! (modification time, size, inode) with what was last loaded. A change that still looks the
 //! same one poll later (so a file caught in the middle of being written is not read) triggers
-//! [`Gateway::reload`]. A refused reload is logged once per change and the previous state stays
-//! in force until the files change again. The file stats and the reload run on the blocking
-//! pool; the task ends when the gateway shuts down.
+//! the reload it was given ([`Gateway::reload`](crate::gateway::Gateway::reload)). A refused
+//! reload is logged once per change and the previous state stays in force until the files
+//! change again. The file stats and the reload run on the blocking pool; the task ends when
+//! the gateway shuts down.
 
 use crate::config::Config;
 use std::os::unix::fs::MetadataExt;

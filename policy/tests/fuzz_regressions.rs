@@ -1,8 +1,8 @@
 //! Regression tests for inputs found by the cargo-fuzz targets in `policy/fuzz/`.
 //!
-//! Each test replays a minimised crashing input with the same check the target runs. Tests of
-//! findings not fixed yet are `#[ignore]`d with the reason; remove the `ignore` with the fix
-//! (and the matching tolerance in `policy/fuzz/src/masker.rs`, see `KNOWN_ISSUES`).
+//! Each test replays a minimised crashing input with the same check the target runs. A finding
+//! not fixed yet is `#[ignore]`d with the reason (and may be tolerated in
+//! `policy/fuzz/src/masker.rs`); remove both with the fix.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use sluice_policy::mask::{MaskRule, PseudonymKey};
@@ -73,12 +73,9 @@ fn assert_same_at_all_splits(input: InputFormat, doc: &[u8]) {
 /// then depends on where the body was split. Output is unaffected; the error reported to the
 /// audit is not deterministic.
 ///
-/// Fix (policy/src/stream/mod.rs): decide only on a complete unit — in `Masker::run`, where a
-/// record start is not `{` (`ArrFirst`/`ArrItem`, `LineStart`), call `json::scan_value` first
-/// and `break` on `PErr::More` so the unit is carried to the next chunk (at `finish` it then
-/// ends as `Truncated`), or make `not_object` return one error kind without probing.
+/// Fixed: `Masker::not_object` answers `None` while the value may continue, and the unit is
+/// carried to the next chunk (at `finish` an unfinished one is `Truncated`).
 #[test]
-#[ignore = "fuzz crash: record-start error kind (InvalidJson vs Shape) depends on chunking"]
 fn record_start_error_kind_depends_on_chunking() {
     for input in [InputFormat::Ndjson, InputFormat::JsonArray] {
         let doc: &[u8] = if input == InputFormat::Ndjson {
@@ -98,14 +95,38 @@ fn record_start_error_kind_depends_on_chunking() {
 /// same body is rejected whole and accepted (or rejected elsewhere) in chunks: the masker
 /// accepts a body that is not UTF-8, depending on the chunking.
 ///
-/// Fix (policy/src/stream/mod.rs): after `json::scan_str` for a navigated member name, call
-/// `self.check_utf8(end)?` before using the name, as the value branch already does.
+/// Fixed: `Masker::run` checks a navigated member name with `check_utf8` before using it, as
+/// the value branch does (issue 11, item 3).
 #[test]
-#[ignore = "fuzz crash: invalid UTF-8 in a member name outside the records is missed at chunk ends"]
 fn invalid_utf8_in_a_navigated_member_name() {
     let input = InputFormat::JsonAt(vec!["results".into()]);
     let doc: &[u8] = b"{\"a\xff\":1,\"results\":[{\"id\":1}]}";
     let (_, whole) = run(&input, OutputFormat::Json, &[doc]);
     assert!(whole.is_err(), "the body is not UTF-8: {whole:?}");
+    assert_same_at_all_splits(input, doc);
+}
+
+/// Issue 11, item 3, as the attack found it: a surrogate encoded in UTF-8 (`\xed\xa0\x80`,
+/// invalid) inside an envelope member name before `data`, the whole body in one chunk. It
+/// was answered 200 with the records; whatever does not parse is an upstream failure.
+#[test]
+fn invalid_utf8_in_an_envelope_member_name_is_refused_whole() {
+    let input = InputFormat::JsonAt(vec!["data".into()]);
+    let doc: &[u8] = b"{\"x\xed\xa0\x80y\":1,\"data\":[{\"id\":\"R1\"}]}";
+    let (out, res) = run(&input, OutputFormat::Json, &[doc]);
+    assert!(
+        matches!(
+            res,
+            Err(MaskError::InvalidJson {
+                msg: "invalid UTF-8",
+                ..
+            })
+        ),
+        "{res:?}"
+    );
+    assert!(
+        !String::from_utf8_lossy(&out).contains("R1"),
+        "a record left: {out:?}"
+    );
     assert_same_at_all_splits(input, doc);
 }

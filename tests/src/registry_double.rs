@@ -105,6 +105,8 @@ pub struct RegistryDouble {
     task: Mutex<Option<JoinHandle<()>>>,
     tls: Arc<ServerConfig>,
     usage: Arc<Mutex<UsageLog>>,
+    /// How many times each revision was answered to a snapshot request.
+    served: Arc<Mutex<std::collections::HashMap<u64, usize>>>,
 }
 
 /// The gateway's client identity for the registry, issued once per PKI: (cert, key).
@@ -143,6 +145,7 @@ impl RegistryDouble {
             task: Mutex::new(None),
             tls: server_config(pki),
             usage: Arc::default(),
+            served: Arc::default(),
         });
         double.serve(listener);
         double
@@ -152,6 +155,7 @@ impl RegistryDouble {
         let acceptor = TlsAcceptor::from(self.tls.clone());
         let current = self.current.clone();
         let usage = self.usage.clone();
+        let served = self.served.clone();
         let public_key = STANDARD.encode(self.key.verifying_key().as_bytes());
         let kid = key_id(&self.key.verifying_key());
         let task = tokio::spawn(async move {
@@ -164,6 +168,7 @@ impl RegistryDouble {
                 let acceptor = acceptor.clone();
                 let current = current.clone();
                 let usage = usage.clone();
+                let served = served.clone();
                 let key_doc = serde_json::json!({ "key_id": kid, "public_key": public_key }).to_string();
                 conns.spawn(async move {
                     let Ok(tls) = acceptor.accept(tcp).await else {
@@ -173,13 +178,14 @@ impl RegistryDouble {
                     let svc = hyper::service::service_fn(move |req| {
                         let current = current.clone();
                         let usage = usage.clone();
+                        let served = served.clone();
                         let caller = caller.clone();
                         let key_doc = key_doc.clone();
                         async move {
                             let resp = if req.uri().path() == "/v1/usage" {
                                 usage_answer(req, &caller, &usage).await
                             } else {
-                                answer(req, &caller, &current, key_doc).await
+                                answer(req, &caller, &current, &served, key_doc).await
                             };
                             Ok::<_, std::convert::Infallible>(resp)
                         }
@@ -215,24 +221,33 @@ impl RegistryDouble {
         revision
     }
 
-    /// Publishes a next revision whose payload was changed after signing (one byte flipped).
+    /// Publishes a forgery: the signature and key id of the honest next revision over the
+    /// snapshot changed by `f`. The payload is valid JSON, so only the signature check can
+    /// refuse it (asserted here). Returns its revision.
     pub fn publish_tampered(&self, f: impl FnOnce(&mut Snapshot)) -> u64 {
         let mut snap = self.snapshot.lock().unwrap().clone();
-        f(&mut snap);
         snap.revision += 1;
-        let signed = SignedSnapshot::sign(&snap, &self.key).unwrap();
-        let mut bytes = STANDARD.decode(&signed.payload).unwrap();
-        let last = bytes.len() - 2;
-        bytes[last] ^= 0x01;
-        let tampered = SignedSnapshot {
-            payload: STANDARD.encode(&bytes),
-            ..signed
+        let honest = SignedSnapshot::sign(&snap, &self.key).unwrap();
+        f(&mut snap);
+        let forged = SignedSnapshot {
+            payload: STANDARD.encode(serde_json::to_vec(&snap).unwrap()),
+            ..honest
         };
+        let verdict = forged.verify(&[self.key.verifying_key()], 0);
+        assert!(
+            matches!(verdict, Err(sluice_policy::snapshot::SnapshotError::BadSignature)),
+            "the forgery must fail on its signature: {verdict:?}"
+        );
         self.current.send_replace(Current {
             revision: snap.revision,
-            signed: tampered,
+            signed: forged,
         });
         snap.revision
+    }
+
+    /// How many times `revision` was answered to a snapshot request.
+    pub fn served(&self, revision: u64) -> usize {
+        self.served.lock().unwrap().get(&revision).copied().unwrap_or(0)
     }
 
     /// Sets how `POST /v1/usage` is answered from now on.
@@ -243,6 +258,13 @@ impl RegistryDouble {
     /// Runs `f` on the usage reports received so far.
     pub fn usage<T>(&self, f: impl FnOnce(&UsageLog) -> T) -> T {
         f(&self.usage.lock().unwrap())
+    }
+
+    /// Serves again on the same address after [`RegistryDouble::stop`]: the registry coming
+    /// back from an outage.
+    pub async fn resume(&self) {
+        let listener = TcpListener::bind(self.addr).await.unwrap();
+        self.serve(listener);
     }
 
     /// Stops serving: the listener and every open connection close.
@@ -263,6 +285,7 @@ async fn answer(
     req: Request<Incoming>,
     caller: &PeerIdentity,
     current: &watch::Sender<Current>,
+    served: &Mutex<std::collections::HashMap<u64, usize>>,
     key_doc: String,
 ) -> Response<Full<Bytes>> {
     let reply = |status: StatusCode, body: Vec<u8>| {
@@ -294,6 +317,7 @@ async fn answer(
             loop {
                 let c = rx.borrow_and_update().clone();
                 if newer(&c) {
+                    *served.lock().unwrap().entry(c.revision).or_default() += 1;
                     return reply(StatusCode::OK, serde_json::to_vec(&c.signed).unwrap());
                 }
                 tokio::select! {

@@ -120,9 +120,18 @@ async fn snapshots_drive_decisions_and_the_gateway_fails_closed_when_stale() {
     );
     let held = persisted_revision(&pki);
 
-    // A tampered snapshot (re-activating the licence) is rejected; the previous state stays.
-    registry.publish_tampered(set_status(LicenceStatus::Active));
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    // A forged snapshot (re-activating the licence, valid JSON, signature of another payload)
+    // is rejected; the previous state stays. Rejected, it is fetched again (the gateway still
+    // asks for what follows the revision it holds), so a second fetch shows the verdict is in.
+    let forged = registry.publish_tampered(set_status(LicenceStatus::Active));
+    let start = Instant::now();
+    while registry.served(forged) < 2 {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the forged snapshot was not fetched twice"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let r = get(&tls, data, RECORDS, &[SCENARIO]).await.unwrap();
     assert_eq!(outcome(&r), "licence-revoked");
     assert_eq!(persisted_revision(&pki), held);
@@ -193,5 +202,40 @@ async fn snapshot_signed_by_an_unknown_key_is_ignored() {
     let r = get(&tls, gw.data_addr, RECORDS, &[SCENARIO]).await.unwrap();
     assert_eq!(outcome(&r), "registry-stale");
     assert!(!pki.dir.path().join("state").join("snapshot.json").exists());
+    gw.shutdown().await;
+}
+
+/// Issue 11, item 15: after a registry outage the gateway is fresh again within one round trip
+/// of the registry coming back (plus the retry backoff, at most 5 s), not after a whole
+/// long-poll wait (20 s here): the first poll after a failure does not wait.
+#[tokio::test]
+async fn freshness_returns_promptly_when_the_registry_comes_back() {
+    let pki = Pki::new();
+    let up = Upstream::start().await;
+    let registry = RegistryDouble::start(&pki, 7, vec![hydrant_licence("l1", "acme")]).await;
+    let section = registry_section(&pki, &registry, 2).replace("poll_wait_s = 1", "poll_wait_s = 20");
+    assert!(section.contains("poll_wait_s = 20"), "{section}");
+    let path = write_config(&pki, up.addr, "", &section);
+    let gw = sluice_agency::gateway::Gateway::start(&path).await.unwrap();
+    let ready_within = |bound: Duration, want: u16| async move {
+        let start = Instant::now();
+        loop {
+            let (status, body) = readyz(gw.admin_addr).await;
+            if status == want {
+                return start.elapsed();
+            }
+            assert!(
+                start.elapsed() < bound,
+                "/readyz still {status} after {bound:?}: {body}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    ready_within(Duration::from_secs(10), 200).await;
+    registry.stop();
+    ready_within(Duration::from_secs(10), 503).await;
+    registry.resume().await;
+    let back = ready_within(Duration::from_secs(15), 200).await;
+    assert!(back < Duration::from_secs(8), "fresh again only after {back:?}");
     gw.shutdown().await;
 }

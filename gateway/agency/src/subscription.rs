@@ -210,7 +210,9 @@ const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
 
 /// Long-polls the registry until `stop` turns true, handing each newer verified snapshot to
-/// `apply` and waiting until it is applied.
+/// `apply` and waiting until it is applied. After a failed poll the next one does not wait:
+/// when the registry is back, its first answer confirms freshness within one round trip
+/// instead of after a whole long-poll wait.
 pub async fn run(
     reg: Arc<Subscription>,
     apply: mpsc::Sender<SnapshotUpdate>,
@@ -219,10 +221,12 @@ pub async fn run(
     mut stop: watch::Receiver<bool>,
 ) {
     let mut backoff = BACKOFF_MIN;
+    let mut recovering = false;
     loop {
         let after = reg.revision();
+        let this_wait = if recovering { Duration::ZERO } else { wait };
         let answer = tokio::select! {
-            a = client.poll(after, wait) => a,
+            a = client.poll(after, this_wait) => a,
             _ = stop.changed() => return,
         };
         // A snapshot that fails verification confirms nothing and is retried like an error.
@@ -238,6 +242,7 @@ pub async fn run(
                 false
             }
         };
+        recovering = !ok;
         if ok {
             reg.confirm();
             backoff = BACKOFF_MIN;

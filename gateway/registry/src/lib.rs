@@ -37,6 +37,7 @@ pub mod grant;
 pub mod keys;
 pub mod model;
 pub mod parties;
+#[cfg(any(test, feature = "pgtest"))]
 pub mod pgtest;
 pub mod problem;
 pub mod public;

@@ -29,11 +29,6 @@ use std::sync::Arc;
 /// The row filter of the filtered plan: reads `status`, a field the plan does not emit.
 pub const FILTER: &str = "status != 'decommissioned'";
 
-/// Tolerate the known findings listed in `policy/tests/fuzz_regressions.rs` (each tolerance
-/// is marked with the test's name), so that fuzzing can look past them. Set to `false` once
-/// they are fixed.
-pub const KNOWN_ISSUES: bool = true;
-
 /// Bytes of the case header in front of the body.
 pub const HEADER: usize = 8;
 
@@ -179,11 +174,6 @@ pub fn split<'a>(doc: &'a [u8], sizes: &[usize]) -> Vec<&'a [u8]> {
 
 /// Runs one case and checks every invariant (panics on a violation).
 pub fn check(case: &Case, doc: &[u8]) {
-    if KNOWN_ISSUES && matches!(case.input, InputFormat::JsonAt(_)) && std::str::from_utf8(doc).is_err() {
-        // Known finding `invalid_utf8_in_a_navigated_member_name`: invalid UTF-8 in a member
-        // name outside the records may be missed at a chunk end.
-        return;
-    }
     let plan = plan(case.filter);
     let whole = run_chunks(&plan, case, [doc]);
     let chunked = run_chunks(&plan, case, split(doc, &case.chunks));
@@ -206,22 +196,6 @@ fn assert_runs_eq(case: &Case, whole: &Run, other: &Run, what: &str) {
         let mut r = r.clone();
         match &mut r.res {
             Ok(s) if full => s.bytes_in = 0,
-            Err(e) if KNOWN_ISSUES => {
-                // Known finding (policy/tests/fuzz_regressions.rs,
-                // `record_start_error_kind_depends_on_chunking`): a record that does not start
-                // with `{` is reported as InvalidJson or Shape depending on whether the chunk
-                // holds the whole value. Compare such errors by offset only.
-                if let MaskError::Shape {
-                    offset,
-                    msg: "a record is not a JSON object",
-                } = *e
-                {
-                    *e = MaskError::InvalidJson {
-                        offset,
-                        msg: "expected a JSON object",
-                    };
-                }
-            }
             _ => {}
         }
         r

@@ -82,6 +82,9 @@ pub struct MaskStats {
     pub bytes_out: u64,
 }
 
+/// The UTF-8 byte-order mark, skipped where a CSV body starts.
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
 /// Why a masking run failed. The response must be aborted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MaskError {
@@ -407,6 +410,20 @@ impl Masker {
             }
             let b = d[i];
             match self.top {
+                // A byte-order mark may open a CSV body, also before a quoted header cell.
+                Top::CsvHeader if self.consumed == 0 && i == 0 && b == BOM[0] => {
+                    if d.len() < BOM.len() && BOM.starts_with(d) && !fin {
+                        break;
+                    }
+                    if d.starts_with(BOM) {
+                        i = BOM.len();
+                        continue;
+                    }
+                    match self.csv_row(d, text, i, fin, out)? {
+                        Some(end) => i = end,
+                        None => break,
+                    }
+                }
                 Top::CsvHeader | Top::CsvRow => match self.csv_row(d, text, i, fin, out)? {
                     Some(end) => i = end,
                     None => break,
@@ -430,7 +447,10 @@ impl Masker {
                         i += 1;
                         self.end_array();
                     } else {
-                        return Err(self.not_object(d, i));
+                        match self.not_object(d, i) {
+                            Some(e) => return Err(e),
+                            None => break,
+                        }
                     }
                 }
                 Top::ArrNext => match b {
@@ -446,7 +466,10 @@ impl Masker {
                 },
                 Top::LineStart => {
                     if b != b'{' {
-                        return Err(self.not_object(d, i));
+                        match self.not_object(d, i) {
+                            Some(e) => return Err(e),
+                            None => break,
+                        }
                     }
                     match self.json_record(d, text, i, out)? {
                         Some(end) => i = end,
@@ -483,6 +506,8 @@ impl Masker {
                         Err(PErr::More) => break,
                         Err(e) => return Err(self.json_err(e)),
                     };
+                    // Whatever does not parse is refused wherever it is, names on the path too.
+                    self.check_utf8(end)?;
                     let body = &d[i + 1..end - 1];
                     let name: &[u8] = if esc {
                         self.key_buf.clear();
@@ -574,10 +599,14 @@ impl Masker {
     }
 
     /// The error for a record that is not an object: invalid JSON if it is not a value at all.
-    fn not_object(&self, d: &[u8], i: usize) -> MaskError {
+    /// `None` while the value may continue in the next chunk: it is decided on the whole
+    /// value, so the error does not depend on where the body was split (an unfinished value
+    /// at the end is `Truncated`).
+    fn not_object(&self, d: &[u8], i: usize) -> Option<MaskError> {
         match json::scan_value(d, i, 1) {
-            Err(PErr::Bad(..)) => self.json_err(PErr::Bad(i, "expected a JSON object")),
-            _ => self.shape(i, "a record is not a JSON object"),
+            Err(PErr::More) => None,
+            Err(PErr::Bad(..)) => Some(self.json_err(PErr::Bad(i, "expected a JSON object"))),
+            _ => Some(self.shape(i, "a record is not a JSON object")),
         }
     }
 
@@ -669,15 +698,12 @@ impl Masker {
         }
         if self.top == Top::CsvHeader {
             self.cols.clear();
-            for (n, c) in self.cells.iter().enumerate() {
-                let mut name = if c.in_buf {
+            for c in &self.cells {
+                let name = if c.in_buf {
                     &self.rec.buf[c.start..c.end]
                 } else {
                     &d[c.start..c.end]
                 };
-                if n == 0 {
-                    name = name.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(name);
-                }
                 let slot = self.slots.find(name).filter(|s| !self.cols.contains(&Some(*s)));
                 self.cols.push(slot);
             }

@@ -269,6 +269,20 @@ fn nested_values_and_depth() {
     ));
 }
 
+/// Issue 11, item 4: a byte-order mark is legal before a quoted header cell (it was refused as
+/// a quote inside an unquoted cell), at every split, even one inside the mark.
+#[test]
+fn csv_bom_before_a_quoted_header() {
+    let p = plan(&[("id", EMIT), ("name", EMIT)], None);
+    let doc = "\u{feff}\"id\",\"name\"\r\n1,\"Ann\"\r\n2,Bob\r\n";
+    let r = run_all_splits(&p, InputFormat::Csv, OutputFormat::Csv, doc);
+    assert_eq!(r.ok(), "id,name\n1,Ann\n2,Bob\n");
+    // A mark that is not at the start is data, not skipped: the first column is unknown.
+    let doc = "id,name\r\n\u{feff}1,Ann\r\n";
+    let r = run(&p, InputFormat::Csv, OutputFormat::Json, doc);
+    assert_eq!(r.ok(), "[{\"id\":\"\u{feff}1\",\"name\":\"Ann\"}]");
+}
+
 #[test]
 fn csv_in_and_out() {
     let p = plan(&[("id", EMIT), ("name", EMIT), ("note", EMIT)], None);

@@ -30,7 +30,7 @@ fn check_route(path: &str) {
     let Ok(uri) = http::Uri::builder().path_and_query(format!("/{}", path.trim_start_matches('/'))).build() else {
         return;
     };
-    let req = http::Request::get(uri).body(()).unwrap();
+    let req = http::Request::get(uri).header("host", "gateway").body(()).unwrap();
     match route::route(&req) {
         Ok(Route::Catalog) => assert_eq!(req.uri().path(), "/v1/catalog"),
         Ok(Route::Records(id)) => {

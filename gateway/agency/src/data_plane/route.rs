@@ -4,7 +4,7 @@
 //! (`gateway/agency/fuzz`).
 
 use crate::config::Limits;
-use http::{header, HeaderValue, Method, Request};
+use http::{header, HeaderValue, Method, Request, Version};
 use sluice_net::problem::{Problem, ProblemCode};
 use sluice_policy::id::is_valid_id;
 use sluice_policy::stream::OutputFormat;
@@ -21,8 +21,15 @@ pub enum Route {
     Records(String),
 }
 
-/// Routes a request: GET only, two routes.
+/// Routes a request: GET only, two routes. An HTTP/1.1 request must carry exactly one
+/// `Host` header (RFC 9112 §3.2).
 pub fn route<B>(req: &Request<B>) -> Result<Route, Problem> {
+    if req.version() == Version::HTTP_11 && req.headers().get_all(header::HOST).iter().count() != 1 {
+        return Err(Problem::new(
+            ProblemCode::BadRequest,
+            "an HTTP/1.1 request needs exactly one Host header",
+        ));
+    }
     let path = req.uri().path();
     let not_found = || Problem::new(ProblemCode::NotFound, "no such route; see /v1/catalog");
     let route = if path == "/v1/catalog" {
@@ -44,11 +51,19 @@ pub fn route<B>(req: &Request<B>) -> Result<Route, Problem> {
     Ok(route)
 }
 
-/// The declared scenario (`Sluice-Scenario`), if any.
+/// The declared scenario (`Sluice-Scenario`), if any; declared twice is refused rather than
+/// one of them picked.
 pub fn scenario<B>(req: &Request<B>) -> Result<Option<String>, Problem> {
-    let Some(v) = req.headers().get(SCENARIO_HEADER) else {
+    let mut values = req.headers().get_all(SCENARIO_HEADER).iter();
+    let Some(v) = values.next() else {
         return Ok(None);
     };
+    if values.next().is_some() {
+        return Err(Problem::new(
+            ProblemCode::BadRequest,
+            "Sluice-Scenario must be given once",
+        ));
+    }
     match v.to_str() {
         Ok(s) if is_valid_id(s) => Ok(Some(s.to_owned())),
         _ => Err(Problem::new(
@@ -74,7 +89,8 @@ pub struct RecordsQuery {
 }
 
 impl RecordsQuery {
-    /// Parses a query string against the page limits.
+    /// Parses a query string against the page limits. A parameter given twice is refused
+    /// (`limit=1&limit=10000` has no single meaning), and so are `offset` and `cursor` together.
     pub fn parse(q: &str, limits: &Limits) -> Result<Self, Problem> {
         let bad = |msg: String| Problem::new(ProblemCode::BadRequest, msg);
         let mut out = RecordsQuery {
@@ -84,7 +100,15 @@ impl RecordsQuery {
             fields: None,
             passthrough: Vec::new(),
         };
+        let mut seen = std::collections::HashSet::new();
         for (k, v) in url::form_urlencoded::parse(q.as_bytes()) {
+            let name = if &*k == "cursor" { "offset" } else { &*k };
+            if !seen.insert(name.to_owned()) {
+                return Err(bad(match name {
+                    "offset" => "give one of offset and cursor, once".to_owned(),
+                    _ => format!("the parameter {name:?} is given more than once"),
+                }));
+            }
             match &*k {
                 "limit" => {
                     out.limit = v
@@ -172,6 +196,54 @@ mod tests {
         assert!(RecordsQuery::parse("limit=100000000", &l).is_err());
         assert!(RecordsQuery::parse("format=xml", &l).is_err());
         assert!(RecordsQuery::parse("offset=-1", &l).is_err());
+    }
+
+    /// Issue 11, item 13: a repeated parameter or header is refused, never resolved by taking
+    /// one of the values.
+    #[test]
+    fn repeats_are_refused() {
+        let l = Limits::default();
+        for q in [
+            "limit=1&limit=10000",
+            "format=csv&format=json",
+            "fields=a&fields=b",
+            "offset=1&cursor=6f3a32",
+            "cursor=6f3a32&cursor=6f3a33",
+            "district=a&district=b",
+        ] {
+            let p = RecordsQuery::parse(q, &l).unwrap_err();
+            assert_eq!(p.code, ProblemCode::BadRequest, "{q}");
+        }
+        let two = Request::get("/v1/catalog")
+            .header(SCENARIO_HEADER, "a")
+            .header(SCENARIO_HEADER, "b")
+            .body(())
+            .unwrap();
+        assert_eq!(scenario(&two).unwrap_err().code, ProblemCode::BadRequest);
+        let one = Request::get("/v1/catalog")
+            .header(SCENARIO_HEADER, "a")
+            .body(())
+            .unwrap();
+        assert_eq!(scenario(&one).unwrap(), Some("a".to_owned()));
+    }
+
+    /// Issue 11, item 13: HTTP/1.1 needs exactly one Host header (RFC 9112 §3.2); HTTP/2
+    /// carries the authority in the pseudo-header.
+    #[test]
+    fn http11_needs_exactly_one_host() {
+        let req = |hosts: &[&str], version| {
+            let mut b = Request::get("/v1/catalog").version(version);
+            for h in hosts {
+                b = b.header(header::HOST, *h);
+            }
+            b.body(()).unwrap()
+        };
+        assert_eq!(route(&req(&["a"], Version::HTTP_11)).unwrap(), Route::Catalog);
+        for hosts in [&[][..], &["a", "b"][..]] {
+            let p = route(&req(hosts, Version::HTTP_11)).unwrap_err();
+            assert_eq!(p.code, ProblemCode::BadRequest, "{hosts:?}");
+        }
+        assert_eq!(route(&req(&[], Version::HTTP_2)).unwrap(), Route::Catalog);
     }
 
     #[test]

@@ -1278,3 +1278,41 @@ async fn a_gateways_usage_reaches_the_monthly_report(b: Backend) {
     reg.stop().await;
 }
 both!(a_gateways_usage_reaches_the_monthly_report);
+
+/// Issue 11, item 16: a method a route does not allow (TRACE on every route included) gets
+/// `405 method-not-allowed` with the route's `Allow`, a path no route has `404`.
+async fn every_route_answers_a_wrong_method_with_allow(b: Backend) {
+    let reg = Reg::start(b).await;
+    for (pattern, methods) in sluice_registry::routes::ROUTES {
+        let path: String = pattern
+            .iter()
+            .map(|s| if *s == "*" { "x" } else { s })
+            .fold(String::new(), |p, s| p + "/" + s);
+        for method in [http::Method::TRACE, http::Method::PATCH] {
+            let r = reg.admin.send(method.clone(), &path, None, &[]).await.unwrap();
+            assert_eq!(r.status, 405, "{method} {path}: {:?}", r.body);
+            assert_eq!(
+                r.problem().as_deref(),
+                Some("method-not-allowed"),
+                "{method} {path}"
+            );
+            assert_eq!(r.headers["allow"], *methods, "{method} {path}");
+        }
+    }
+    let r = reg.admin.get("/admin/nothing-here").await.unwrap();
+    assert_eq!(
+        (r.status.as_u16(), r.problem().as_deref()),
+        (404, Some("not-found"))
+    );
+    let r = reg
+        .anon
+        .send(http::Method::TRACE, "/catalog", None, &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.status.as_u16(), r.headers["allow"].to_str().unwrap()),
+        (405, "GET")
+    );
+    reg.stop().await;
+}
+both!(every_route_answers_a_wrong_method_with_allow);

@@ -130,11 +130,7 @@ impl Api {
             ["v1", "usage"] if req.method() == Method::POST => {
                 super::usage::post(&self.store, caller, req).await
             }
-            ["v1", "usage"] => Err(Problem::new(P::MethodNotAllowed, "use POST")),
-            ["openapi.json"] | ["catalog"] | ["violations"] | ["v1", "registry-key"] | ["v1", "snapshot"] => {
-                Err(Problem::new(P::MethodNotAllowed, "use GET"))
-            }
-            _ => Err(Problem::new(P::NotFound, format!("no route {path}"))),
+            _ => Err(super::routes::not_routed(req.method(), &segs)),
         }
     }
 
@@ -416,7 +412,7 @@ impl Api {
             ["admin", "changes"] if get => {
                 Ok(json_response(StatusCode::OK, &self.store.changes().await?, None))
             }
-            _ => Err(Problem::new(P::NotFound, format!("no route {method} {path}"))),
+            _ => Err(super::routes::not_routed(&method, &segs)),
         }
     }
 }

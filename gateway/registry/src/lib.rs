@@ -42,6 +42,7 @@ pub mod pgtest;
 pub mod problem;
 pub mod public;
 pub mod request;
+pub mod routes;
 pub mod snapshot;
 pub mod store;
 pub mod usage;

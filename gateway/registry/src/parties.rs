@@ -109,9 +109,6 @@ pub async fn admin(
             dist.advance(rev);
             Ok(json_response(StatusCode::CREATED, &rec, Some(rev)))
         }
-        _ => Err(Problem::new(
-            P::NotFound,
-            format!("no route {method} /{}", segs.join("/")),
-        )),
+        _ => Err(super::routes::not_routed(method, segs)),
     }
 }

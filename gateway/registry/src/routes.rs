@@ -1,0 +1,88 @@
+//! The registry's routes and the methods each allows: what a wrong method is told (`405`
+//! with `Allow`) and what no route has (`404`). The handlers in `api` and `parties` serve
+//! exactly these; a test walks the table against the running server.
+
+use super::problem::{Problem, ProblemCode as P};
+use http::header::{HeaderValue, ALLOW};
+
+/// Every route (path segments, `*` for an id) with the methods it allows.
+pub const ROUTES: &[(&[&str], &str)] = &[
+    (&["openapi.json"], "GET"),
+    (&["catalog"], "GET"),
+    (&["violations"], "GET"),
+    (&["v1", "registry-key"], "GET"),
+    (&["v1", "snapshot"], "GET"),
+    (&["v1", "usage"], "POST"),
+    (&["admin", "licensees"], "GET, POST"),
+    (&["admin", "licences"], "GET, POST"),
+    (&["admin", "licences", "*"], "GET"),
+    (&["admin", "licences", "*", "suspend"], "POST"),
+    (&["admin", "licences", "*", "resume"], "POST"),
+    (&["admin", "licences", "*", "revoke"], "POST"),
+    (&["admin", "violations"], "GET, POST"),
+    (&["admin", "violations", "*", "lift"], "POST"),
+    (&["admin", "fusion-rules"], "GET, POST"),
+    (&["admin", "fusion-rules", "*"], "DELETE"),
+    (&["admin", "usage"], "GET"),
+    (&["admin", "datasets"], "GET, POST"),
+    (&["admin", "datasets", "close-all"], "POST"),
+    (&["admin", "datasets", "open-all"], "POST"),
+    (&["admin", "datasets", "*", "close"], "POST"),
+    (&["admin", "datasets", "*", "open"], "POST"),
+    (&["admin", "certs", "revoke"], "POST"),
+    (&["admin", "agencies"], "GET, POST"),
+    (&["admin", "gateways"], "GET, POST"),
+    (&["admin", "gateways", "*", "retire"], "POST"),
+    (&["admin", "scenarios"], "GET, POST"),
+    (&["admin", "changes"], "GET"),
+];
+
+/// The methods the route at `segs` allows; `None` when no route has that path. A literal
+/// segment wins over `*` (`/admin/datasets/close-all` is not a dataset id).
+pub fn allowed(segs: &[&str]) -> Option<&'static str> {
+    let fits = |pattern: &[&str], exact: bool| {
+        pattern.len() == segs.len()
+            && pattern
+                .iter()
+                .zip(segs)
+                .all(|(p, s)| p == s || (!exact && *p == "*" && !s.is_empty()))
+    };
+    ROUTES
+        .iter()
+        .find(|(p, _)| fits(p, true))
+        .or_else(|| ROUTES.iter().find(|(p, _)| fits(p, false)))
+        .map(|(_, methods)| *methods)
+}
+
+/// The refusal for a request no handler took: `405` with `Allow` when the path exists (TRACE
+/// included), `404` otherwise.
+pub fn not_routed(method: &http::Method, segs: &[&str]) -> Problem {
+    let path = format!("/{}", segs.join("/"));
+    match allowed(segs) {
+        Some(methods) => Problem::new(
+            P::MethodNotAllowed,
+            format!("{path} allows {methods}, not {method}"),
+        )
+        .with_header(ALLOW, HeaderValue::from_static(methods)),
+        None => Problem::new(P::NotFound, format!("no route {method} {path}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn literal_segments_win_over_ids_and_unknown_paths_have_no_methods() {
+        assert_eq!(allowed(&["admin", "datasets", "close-all"]), Some("POST"));
+        assert_eq!(allowed(&["admin", "datasets", "d1", "close"]), Some("POST"));
+        assert_eq!(allowed(&["admin", "licences", "l1"]), Some("GET"));
+        assert_eq!(allowed(&["admin", "licences", ""]), None);
+        assert_eq!(allowed(&["admin", "nothing"]), None);
+        assert_eq!(allowed(&["catalog", "x"]), None);
+        let p = not_routed(&http::Method::TRACE, &["catalog"]);
+        assert_eq!(p.code, P::MethodNotAllowed);
+        assert_eq!(p.headers, vec![(ALLOW, HeaderValue::from_static("GET"))]);
+        assert_eq!(not_routed(&http::Method::GET, &["nope"]).code, P::NotFound);
+    }
+}

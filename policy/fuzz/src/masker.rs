@@ -422,8 +422,11 @@ impl<'p> Oracle<'p> {
     }
 
     fn read_csv(&self, doc: &[u8], recs: &mut Vec<Rec>) -> Result<(), Bad> {
+        // A byte-order mark may open the body, also before a quoted header cell (issue 11,
+        // item 4); anywhere else it is data.
+        let doc = doc.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(doc);
         let mut rd = CsvReader::new(doc);
-        let mut header = match rd.next() {
+        let header = match rd.next() {
             None => {
                 return Err(Bad {
                     at: doc.len(),
@@ -432,11 +435,6 @@ impl<'p> Oracle<'p> {
             }
             Some(h) => h?,
         };
-        if let Some(h0) = header.first_mut() {
-            if let Some(s) = h0.strip_prefix('\u{feff}') {
-                *h0 = s.to_owned();
-            }
-        }
         while let Some(row) = rd.next() {
             let row = row?;
             if row.len() != header.len() {
@@ -696,13 +694,21 @@ fn first<'r>(rec: &'r Rec, name: &str) -> Option<&'r J> {
     rec.iter().find(|(k, _)| k == name).map(|(_, v)| v)
 }
 
-/// The detector over the string leaves of a value (member names and numbers inside
-/// composites are not scanned, as documented for `write_plain`).
+/// The detector over every string, member name and number of a value at any depth; a number
+/// holding an identifier becomes the scrubbed string (issue 11, item 1).
 fn scan_leaves(v: &J) -> J {
     match v {
         J::Str(s) => J::Str(scrub(s).into_owned()),
+        J::Num(t) => match scrub(t) {
+            Cow::Owned(s) => J::Str(s),
+            Cow::Borrowed(_) => v.clone(),
+        },
         J::Arr(a) => J::Arr(a.iter().map(scan_leaves).collect()),
-        J::Obj(o) => J::Obj(o.iter().map(|(k, x)| (k.clone(), scan_leaves(x))).collect()),
+        J::Obj(o) => J::Obj(
+            o.iter()
+                .map(|(k, x)| (scrub(k).into_owned(), scan_leaves(x)))
+                .collect(),
+        ),
         other => other.clone(),
     }
 }

@@ -14,8 +14,9 @@
 //!
 //! Digits are masked in place (separators and length are kept). A number is only taken
 //! whole: a run of digits embedded in a longer run (`0138123456789`), or the integer or
-//! fraction part of a decimal (`13812345678.50`), is not an identifier. Letters and CJK
-//! characters next to a number do not prevent detection (`请联系13812345678处理`).
+//! fraction part of a decimal (`13812345678.50`), is not an identifier; a number next to a
+//! decimal still is (`tel 13812345678 3.5`). Letters and CJK characters next to a number do
+//! not prevent detection (`请联系13812345678处理`).
 //!
 //! The resident ID keeps its check character but not the 17th digit, which encodes the
 //! holder's sex. Full-width digits (`１３８…`) are not detected.
@@ -349,9 +350,11 @@ fn find_numbers(b: &[u8], edits: &mut Vec<Edit>) -> u32 {
                 break;
             }
         }
-        if is_decimal_part(b, &groups) {
-            continue;
-        }
+        // Only a group that is itself part of a decimal is exempt: the fraction after a point
+        // that opens the run, the integer before a point that closes it. The rest of the run
+        // is still searched (`tel 13812345678 3.5`, `v1.2 110105194912310021`).
+        let (lo, hi) = decimal_parts(b, &groups);
+        let groups = &groups[lo..hi];
         let mut g = 0;
         while g < groups.len() {
             match match_at(b, &groups[g..], edits) {
@@ -366,15 +369,19 @@ fn find_numbers(b: &[u8], edits: &mut Vec<Edit>) -> u32 {
     hits
 }
 
-/// Whether the run is part of a decimal number (`3.13812345678`, `13812345678.5`).
-fn is_decimal_part(b: &[u8], groups: &[Group]) -> bool {
+/// The groups of the run that are not part of a decimal number, as `lo..hi`: the first
+/// group is dropped when it is a fraction (`3.13812345678`), the last when it is an integer
+/// part (`13812345678.5`).
+fn decimal_parts(b: &[u8], groups: &[Group]) -> (usize, usize) {
     let (Some(first), Some(last)) = (groups.first(), groups.last()) else {
-        return false;
+        return (0, 0);
     };
     let before = first.start >= 2 && b[first.start - 1] == b'.' && b[first.start - 2].is_ascii_digit();
     let after =
         !last.x && b.get(last.end) == Some(&b'.') && b.get(last.end + 1).is_some_and(u8::is_ascii_digit);
-    before || after
+    let lo = usize::from(before);
+    let hi = groups.len() - usize::from(after);
+    (lo, hi.max(lo))
 }
 
 /// Digits (and a trailing X) of consecutive groups.
@@ -525,6 +532,30 @@ mod tests {
             .find(|c| **c != last.to_ascii_uppercase())
             .unwrap();
         format!("{}{}", &id[..17], char::from(*other))
+    }
+
+    /// Issue 11, item 2: a number next to a decimal is still an identifier; only a number that
+    /// is itself part of a decimal is exempt.
+    #[test]
+    fn identifiers_next_to_a_decimal_are_masked() {
+        for (text, want) in [
+            ("tel 13800138000 3.5", "tel 138****8000 3.5"),
+            ("3.5 13800138000", "3.5 138****8000"),
+            ("联系13800138000-2.5米处", "联系138****8000-2.5米处"),
+            ("v1.2 11010519491231002X", "v1.2 110**************X"),
+            ("1.5 13800138000 2.5", "1.5 138****8000 2.5"),
+        ] {
+            assert_eq!(scrub(text), want, "{text}");
+        }
+        // The integer or fraction part of a decimal is not an identifier.
+        for text in [
+            "13800138000.50",
+            "3.13800138000",
+            "0.5 1.13800138000",
+            "13800138000.5 x",
+        ] {
+            assert_eq!(scrub(text), text, "{text}");
+        }
     }
 
     #[test]

@@ -379,8 +379,10 @@ pub(super) fn write_str(text: &[u8], out: &mut Vec<u8>) {
 pub(super) type Scrub<'s> = &'s dyn Fn(&str) -> (Cow<'_, str>, u32);
 
 /// Re-encodes a validated composite value at `d[i]` compactly into `out`: whitespace removed,
-/// strings re-encoded canonically, string leaves passed through `scrub` when given.
-/// Returns the index after the value.
+/// strings re-encoded canonically. With `scrub`, every string, member name and number at any
+/// depth goes through the detectors; a number holding an identifier is written as the
+/// scrubbed string, as a scanned number outside a composite is. Returns the index after the
+/// value.
 pub(super) fn compact(
     d: &[u8],
     i: usize,
@@ -398,7 +400,7 @@ pub(super) fn compact(
     loop {
         if close == b'}' {
             let (end, esc) = scan_str(d, j + 1)?;
-            string(&d[j + 1..end - 1], esc, None, hits, out)?;
+            string(&d[j + 1..end - 1], esc, scrub, hits, out)?;
             j = skip_ws(d, end);
             out.push(b':');
             j = skip_ws(d, j + 1);
@@ -409,6 +411,7 @@ pub(super) fn compact(
             VKind::Composite => {
                 compact(d, j, scrub, hits, out)?;
             }
+            VKind::Num if scrub.is_some() => number(&d[s..e], scrub, hits, out)?,
             _ => out.extend_from_slice(&d[s..e]),
         }
         j = skip_ws(d, end);
@@ -424,6 +427,21 @@ pub(super) fn compact(
             _ => return Err(PErr::Bad(j, "expected `,` or the end of the object/array")),
         }
     }
+}
+
+/// Writes one number token; scrubbed when asked, and then a string if it held an identifier.
+fn number(token: &[u8], scrub: Option<Scrub<'_>>, hits: &mut u64, out: &mut Vec<u8>) -> PResult<()> {
+    if let Some(scrub) = scrub {
+        let text = std::str::from_utf8(token).map_err(|_| PErr::Bad(0, "invalid UTF-8"))?;
+        let (s, n) = scrub(text);
+        *hits += u64::from(n);
+        if let Cow::Owned(s) = s {
+            write_str(s.as_bytes(), out);
+            return Ok(());
+        }
+    }
+    out.extend_from_slice(token);
+    Ok(())
 }
 
 /// Writes one string (its validated raw body) as canonical JSON, scrubbed when asked.

@@ -648,7 +648,7 @@ fn write_text(t: &[u8], csv: bool, out: &mut Vec<u8>) {
 }
 
 /// Writes a value unchanged (JSON: canonical, a string without escapes copied as it is;
-/// composites compact, their string leaves scrubbed when `scan`).
+/// composites compact, their strings, member names and numbers scrubbed when `scan`).
 #[allow(clippy::too_many_arguments)]
 #[inline]
 fn write_plain(

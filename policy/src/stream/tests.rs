@@ -269,6 +269,37 @@ fn nested_values_and_depth() {
     ));
 }
 
+/// Issue 11, item 1: numbers and member names at any depth inside a scanned composite go
+/// through the detectors (a number holding an identifier becomes the scrubbed string, as a
+/// scanned number on its own does); clear fields are untouched.
+#[test]
+fn scanned_composites_are_scrubbed_at_every_depth() {
+    let scan = FieldAction::Emit { scan: true };
+    let p = plan(&[("id", EMIT), ("notes", scan)], None);
+    let cases = [
+        (
+            r#"[{"id":"R1","notes":[13800138000]}]"#,
+            r#"[{"id":"R1","notes":["138****8000"]}]"#,
+        ),
+        (
+            r#"[{"id":"R2","notes":{"13800138000":"x"}}]"#,
+            r#"[{"id":"R2","notes":{"138****8000":"x"}}]"#,
+        ),
+        (
+            r#"[{"id":"R3","notes":{"a":[{"b":13800138000.5,"c":[11010519491231002]}],"tel 13800138000":1}}]"#,
+            r#"[{"id":"R3","notes":{"a":[{"b":13800138000.5,"c":[11010519491231002]}],"tel 138****8000":1}}]"#,
+        ),
+        (
+            r#"[{"id":13800138000,"notes":[1,2.5,"x"]}]"#,
+            r#"[{"id":13800138000,"notes":[1,2.5,"x"]}]"#,
+        ),
+    ];
+    for (doc, want) in cases {
+        let r = run_all_splits(&p, InputFormat::JsonArray, OutputFormat::Json, doc);
+        assert_eq!(r.ok(), want, "{doc}");
+    }
+}
+
 /// Issue 11, item 4: a byte-order mark is legal before a quoted header cell (it was refused as
 /// a quote inside an unquoted cell), at every split, even one inside the mark.
 #[test]

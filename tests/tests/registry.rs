@@ -357,6 +357,11 @@ async fn only_admins_administer_and_only_gateways_fetch_snapshots(b: Backend) {
     );
     let r = reg.anon.get("/v1/snapshot").await.unwrap();
     assert_eq!(r.status, 401);
+    // Administrators may read the snapshot, to see what the gateways receive (issue 11, item
+    // 18: decided and documented in README → Registry).
+    let r = reg.admin.get("/v1/snapshot").await.unwrap();
+    assert_eq!(r.status, 200);
+    assert!(r.json()["payload"].is_string(), "{:?}", r.body);
     // Public pages need no certificate.
     for path in ["/catalog", "/violations", "/openapi.json", "/v1/registry-key"] {
         let r = reg.anon.get(path).await.unwrap();

@@ -219,14 +219,14 @@ async fn revoked_licensee_is_refused_at_the_handshake_others_are_served() {
         ..Default::default()
     };
     let gw = start_gateway_with(&pki, up.addr, &licences(&["acme", "other-co"]), "", &options).await;
-    let failures_before = gw.gateway.metrics.handshake_failures.get();
+    let failures_before = gw.gateway.metrics().handshake_failures.get();
 
     let refused = status_as(&pki, gw.data_addr, "acme").await;
     let why = refused.expect_err("a revoked certificate gets no HTTP reply");
     assert!(why.contains("CertificateRevoked"), "{why}");
     assert_eq!(status_as(&pki, gw.data_addr, "other-co").await, Ok(200));
     eventually("the handshake failure to be counted", || async {
-        gw.gateway.metrics.handshake_failures.get() > failures_before
+        gw.gateway.metrics().handshake_failures.get() > failures_before
     })
     .await;
     gw.shutdown().await;

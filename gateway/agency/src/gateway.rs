@@ -63,9 +63,9 @@ pub enum StartError {
     SharedLimits(#[source] SharedLimitsDown),
 }
 
-/// Shared state of one gateway process.
+/// Shared state of one gateway process. The runtime, audit log, metrics, usage counters and
+/// subscription are the data plane's; the gateway reaches them through it.
 pub struct Gateway {
-    runtime: Arc<ArcSwap<Runtime>>,
     tls_data: ArcSwap<ServerConfig>,
     tls_public: ArcSwap<ServerConfig>,
     config_path: PathBuf,
@@ -76,14 +76,6 @@ pub struct Gateway {
     reloads_failed: AtomicU64,
     /// What the request path works with.
     pub plane: Arc<DataPlane>,
-    /// The audit log.
-    pub audit: Arc<AuditLog>,
-    /// Metrics.
-    pub metrics: Arc<Metrics>,
-    /// The registry subscription, when `[registry]` is configured.
-    pub subscription: Option<Arc<Subscription>>,
-    /// Usage counters reported to the registry, when `[registry]` is configured.
-    pub usage: Option<Arc<UsageCounters>>,
 }
 
 /// How many reloads (SIGHUP or file watching) succeeded and were refused since start.
@@ -126,7 +118,7 @@ impl Running {
                 reporter.flush(USAGE_FLUSH_WAIT).await;
             }
         }
-        if let Err(e) = self.gateway.audit.close().await {
+        if let Err(e) = self.gateway.audit().close().await {
             tracing::error!(error = %e, "audit log close failed");
         }
     }
@@ -135,7 +127,22 @@ impl Running {
 impl Gateway {
     /// The current runtime (config compiled for the request path).
     pub fn runtime(&self) -> Arc<Runtime> {
-        self.runtime.load_full()
+        self.plane.runtime.load_full()
+    }
+
+    /// The audit log.
+    pub fn audit(&self) -> &Arc<AuditLog> {
+        &self.plane.outcomes.audit
+    }
+
+    /// Metrics.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.plane.outcomes.metrics
+    }
+
+    /// The registry subscription, when `[registry]` is configured.
+    pub fn subscription(&self) -> Option<&Arc<Subscription>> {
+        self.plane.subscription.as_ref()
     }
 
     /// Re-reads config, licences and TLS files. On any error the old state stays in force.
@@ -164,9 +171,9 @@ impl Gateway {
         let data = listeners::data_tls(&config.listeners.data)?;
         let public = listeners::public_tls(&config.listeners.data)?;
         self.record_cert_expiry(&config);
-        let snapshot = self.subscription.as_ref().and_then(|s| s.current());
+        let snapshot = self.subscription().and_then(|s| s.current());
         let runtime = Runtime::build(config, &self.master_key, snapshot.as_deref(), &self.connectors);
-        self.runtime.store(Arc::new(runtime));
+        self.plane.runtime.store(Arc::new(runtime));
         self.tls_data.store(data);
         self.tls_public.store(public);
         tracing::info!("configuration and certificates reloaded");
@@ -179,7 +186,7 @@ impl Gateway {
         let _one_at_a_time = self.reload_lock.lock().unwrap_or_else(|p| p.into_inner());
         let config = self.runtime().config.clone();
         let runtime = Runtime::build(config, &self.master_key, Some(snapshot), &self.connectors);
-        self.runtime.store(Arc::new(runtime));
+        self.plane.runtime.store(Arc::new(runtime));
     }
 
     fn record_cert_expiry(&self, config: &Config) {
@@ -190,7 +197,7 @@ impl Gateway {
                 .and_then(|pem| sluice_certs::days_to_expiry(&pem).map_err(|e| e.to_string()))
             {
                 Ok(days) => {
-                    self.metrics
+                    self.metrics()
                         .cert_days_to_expiry
                         .get_or_create(&CertLabels { cert: name.into() })
                         .set(days);
@@ -255,17 +262,16 @@ impl Gateway {
             .as_ref()
             .map(|_| Arc::new(UsageCounters::default()));
         let plane = Arc::new(DataPlane {
-            runtime: runtime.clone(),
+            runtime,
             limiter: Arc::new(Limiter::new(shared_limits, per_ip)),
             outcomes: Outcomes {
                 audit: audit.clone(),
                 metrics: metrics.clone(),
-                usage: usage.clone(),
+                usage,
             },
             subscription: subscription.clone(),
         });
         let gateway = Arc::new(Gateway {
-            runtime,
             tls_data: ArcSwap::new(tls_data),
             tls_public: ArcSwap::new(tls_public),
             config_path: config_path.to_owned(),
@@ -275,10 +281,6 @@ impl Gateway {
             reloads_ok: AtomicU64::new(0),
             reloads_failed: AtomicU64::new(0),
             plane: plane.clone(),
-            audit,
-            metrics: metrics.clone(),
-            subscription: subscription.clone(),
-            usage,
         });
         gateway.record_cert_expiry(&config);
         let (shutdown, rx) = watch::channel(false);
@@ -322,7 +324,7 @@ impl Gateway {
         }
         let mut usage_reporter = None;
         if let (Some(counters), Some(r), Some((client, _))) =
-            (&gateway.usage, &config.registry, &registry_client)
+            (&plane.outcomes.usage, &config.registry, &registry_client)
         {
             let reporter = Reporter::new(
                 counters.clone(),
@@ -346,8 +348,8 @@ impl Gateway {
             )));
         }
         let health = Arc::new(Health {
-            audit: gateway.audit.clone(),
-            subscription: gateway.subscription.clone(),
+            audit: plane.outcomes.audit.clone(),
+            subscription: plane.subscription.clone(),
             metrics: metrics.clone(),
         });
         tasks.push(tokio::spawn(crate::admin::serve(

@@ -231,10 +231,13 @@ pub async fn run(
         };
         // A snapshot that fails verification confirms nothing and is retried like an error.
         let ok = match answer {
-            Ok(Some(signed)) => match take(&reg, &signed) {
-                Some(Ok(snapshot)) => hand_over(&apply, snapshot).await,
-                Some(Err(())) => false,
-                None => true,
+            Ok(Some(signed)) => match reg.accept(&signed) {
+                Ok(Some(snapshot)) => hand_over(&apply, snapshot).await,
+                Ok(None) => true,
+                Err(e) => {
+                    tracing::error!(error = %e, "registry snapshot rejected; the previous state stays in force");
+                    false
+                }
             },
             Ok(None) => true,
             Err(e) => {
@@ -253,19 +256,6 @@ pub async fn run(
             _ = stop.changed() => return,
         }
         backoff = (backoff * 2).min(BACKOFF_MAX);
-    }
-}
-
-/// Verifies and persists one snapshot: `Some(Ok)` when it is newer and must be applied,
-/// `None` when it is the one held, `Some(Err)` when it was rejected.
-fn take(reg: &Subscription, signed: &SignedSnapshot) -> Option<Result<Arc<Snapshot>, ()>> {
-    match reg.accept(signed) {
-        Ok(Some(snap)) => Some(Ok(snap)),
-        Ok(None) => None,
-        Err(e) => {
-            tracing::error!(error = %e, "registry snapshot rejected; the previous state stays in force");
-            Some(Err(()))
-        }
     }
 }
 

@@ -42,14 +42,7 @@ fn file_err(path: &Path, e: impl std::fmt::Display) -> TlsError {
 
 /// Reads every certificate of a PEM file.
 pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let certs = CertificateDer::pem_file_iter(path)
-        .map_err(|e| file_err(path, e))?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| file_err(path, e))?;
-    if certs.is_empty() {
-        return Err(file_err(path, "no certificate in file"));
-    }
-    Ok(certs)
+    load_all(path, "certificate")
 }
 
 /// Reads the private key of a PEM file.
@@ -58,14 +51,19 @@ pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
 }
 
 fn load_crls(path: &Path) -> Result<Vec<CertificateRevocationListDer<'static>>, TlsError> {
-    let crls = CertificateRevocationListDer::pem_file_iter(path)
+    load_all(path, "CRL")
+}
+
+/// Every `what` of a PEM file; none is an error.
+fn load_all<T: PemObject>(path: &Path, what: &str) -> Result<Vec<T>, TlsError> {
+    let items = T::pem_file_iter(path)
         .map_err(|e| file_err(path, e))?
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| file_err(path, e))?;
-    if crls.is_empty() {
-        return Err(file_err(path, "no CRL in file"));
+    if items.is_empty() {
+        return Err(file_err(path, format!("no {what} in file")));
     }
-    Ok(crls)
+    Ok(items)
 }
 
 /// Whether and how client certificates are asked for.

@@ -1,7 +1,10 @@
-//! The `sluice` binary's operator commands: `check` (like `nginx -t`) and `audit verify`.
+//! The `sluice` binary's operator commands: `check` (like `nginx -t`) on both kinds of config
+//! (the registry's and a gateway's, told apart by their tables or `--kind`, each validated as
+//! its server would at start) and `audit verify`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::Path;
+use sluice::demo::config::{self, RegistryLink, FIRE};
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn sluice(args: &[&str]) -> (i32, String, String) {
@@ -108,4 +111,209 @@ async fn audit_verify_exits_non_zero_on_a_broken_chain() {
     let (code, out, err) = sluice(&["audit", "verify", d]);
     assert_ne!(code, 0);
     assert!(format!("{out}{err}").contains("line 2"), "{out}{err}");
+}
+
+fn check(file: &Path, extra: &[&str]) -> (i32, String, String) {
+    let mut args = vec!["check", "--config", file.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    sluice(&args)
+}
+
+/// A folder laid out like the demo's: the CA, the registry's and agency A's certificates, the
+/// demo's `registry.toml` and agency A's `gateway.toml` (as `sluice demo` writes them).
+struct Files {
+    _tmp: tempfile::TempDir,
+    dir: PathBuf,
+    registry: PathBuf,
+    gateway: PathBuf,
+}
+
+fn demo_files() -> Files {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_owned();
+    let ca = sluice_certs::Ca::init(dir.join("ca"), sluice_certs::InitOptions::default()).unwrap();
+    let certs = dir.join("certs");
+    for name in [FIRE.server_cert, "registry"] {
+        sluice_certs::issue_gateway(
+            &ca,
+            sluice_certs::IssueGateway {
+                dns: vec!["localhost".into()],
+                ips: vec![],
+                days: 10,
+            },
+        )
+        .unwrap()
+        .write_to(&certs, name)
+        .unwrap();
+    }
+    sluice_certs::issue_gateway_client(&ca, FIRE.id, 10)
+        .unwrap()
+        .write_to(&certs, &format!("{}-client", FIRE.id))
+        .unwrap();
+
+    let registry = dir.join("registry.toml");
+    std::fs::write(&registry, config::registry_config()).unwrap();
+
+    let signing = sluice_registry::keys::load_or_create(&dir.join("signing.key")).unwrap();
+    let public_key = {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(signing.verifying_key().as_bytes())
+    };
+    let link = RegistryLink {
+        url: "https://localhost:7443",
+        public_key: &public_key,
+    };
+    let source = "127.0.0.1:9".parse().unwrap();
+    let gateway = dir.join(FIRE.config_file);
+    std::fs::write(
+        &gateway,
+        config::gateway_config(
+            &dir,
+            &FIRE,
+            &link,
+            &config::fire_sources(source),
+            sluice::demo::DATASETS,
+        ),
+    )
+    .unwrap();
+    Files {
+        _tmp: tmp,
+        dir,
+        registry,
+        gateway,
+    }
+}
+
+/// Writes `text` to `name` in the folder; returns its path.
+fn write(f: &Files, name: &str, text: &str) -> PathBuf {
+    let p = f.dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+#[test]
+fn check_accepts_the_demos_registry_config_and_a_gateway_config() {
+    let f = demo_files();
+    let (code, out, err) = check(&f.registry, &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("registry.toml: ok (registry on 127.0.0.1:0, SQLite in "),
+        "{out}"
+    );
+    // Checking makes nothing: no state folder, no signing key, no database.
+    assert!(!f.dir.join("state-registry").exists());
+    let (code, out, err) = check(&f.registry, &["--kind", "registry"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(": ok (registry"), "{out}");
+
+    let (code, out, err) = check(&f.gateway, &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("gateway.toml: ok (2 datasets, 0 licences)"), "{out}");
+
+    // Told the wrong kind, it fails naming the field and the kind it checked for.
+    let (code, _, err) = check(&f.registry, &["--kind", "gateway"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("unknown field `addr`"), "{err}");
+    assert!(
+        err.contains("checked as a gateway config (--kind gateway)"),
+        "{err}"
+    );
+    assert!(err.contains("configuration test failed"), "{err}");
+}
+
+#[test]
+fn check_names_the_bad_field_of_a_broken_registry_config() {
+    let f = demo_files();
+    let good = config::registry_config();
+    let hint = "checked as a registry config (it has [registry] with `addr`); \
+                if it is a gateway config, pass --kind gateway";
+
+    let bad = write(&f, "bad-ca.toml", &good.replace("ca/ca.pem", "ca/nope.pem"));
+    let (code, _, err) = check(&bad, &[]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("registry.client_ca: ") && err.contains("nope.pem"),
+        "{err}"
+    );
+    assert!(err.contains(hint), "{err}");
+    assert!(err.contains("bad-ca.toml: configuration test failed"), "{err}");
+
+    // A gateway's key in the registry's table: named by the parser.
+    let bad = write(
+        &f,
+        "bad-key.toml",
+        &good.replace("[registry]\n", "[registry]\nurl = \"https://localhost:7443\"\n"),
+    );
+    let (code, _, err) = check(&bad, &[]);
+    assert_eq!(code, 1);
+    assert!(err.contains("unknown field `url`"), "{err}");
+    assert!(err.contains(hint), "{err}");
+
+    let bad = write(
+        &f,
+        "bad-db.toml",
+        &format!("{good}database_url = \"mysql://localhost/sluice\"\n"),
+    );
+    let (code, _, err) = check(&bad, &[]);
+    assert_eq!(code, 1);
+    assert!(err.contains("registry.database_url"), "{err}");
+
+    // TLS material is loaded, not only checked to exist.
+    std::fs::write(f.dir.join("certs/registry.key"), "not a key").unwrap();
+    let (code, _, err) = check(&f.registry, &[]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("registry.key: "), "{err}");
+}
+
+#[test]
+fn check_names_the_bad_field_of_a_broken_gateway_config() {
+    let f = demo_files();
+    let good = std::fs::read_to_string(&f.gateway).unwrap();
+    let hint = "checked as a gateway config (it has [gateway]); \
+                if it is a registry config, pass --kind registry";
+
+    let bad = write(
+        &f,
+        "bad-interval.toml",
+        &good.replace("[registry]\n", "[registry]\nusage_interval_s = 0\n"),
+    );
+    let (code, _, err) = check(&bad, &[]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("registry.usage_interval_s"), "{err}");
+    assert!(err.contains(hint), "{err}");
+    assert!(err.contains("configuration test failed"), "{err}");
+
+    // The registry's own key in a gateway's [registry]: the mix-up the other way round.
+    let bad = write(
+        &f,
+        "bad-addr.toml",
+        &good.replace("[registry]\n", "[registry]\naddr = \"127.0.0.1:7443\"\n"),
+    );
+    let (code, _, err) = check(&bad, &[]);
+    assert_eq!(code, 1);
+    assert!(err.contains("unknown field `addr`"), "{err}");
+    assert!(err.contains(hint), "{err}");
+}
+
+#[test]
+fn check_says_which_kinds_it_knows_when_it_cannot_tell() {
+    let f = demo_files();
+    let unknown = write(&f, "unknown.toml", "[server]\nport = 8443\n");
+    let (code, out, err) = check(&unknown, &[]);
+    assert_eq!((code, out.as_str()), (1, ""), "{err}");
+    assert!(
+        err.contains("cannot tell whether this is a gateway config"),
+        "{err}"
+    );
+    assert!(err.contains("pass --kind gateway or --kind registry"), "{err}");
+
+    // Only a gateway's [registry] (where the registry is): checked as a gateway config.
+    let half = write(&f, "half.toml", "[registry]\nurl = \"https://localhost:7443\"\n");
+    let (code, _, err) = check(&half, &[]);
+    assert_eq!(code, 1);
+    assert!(err.contains("missing field `cert`"), "{err}");
+    assert!(
+        err.contains("checked as a gateway config (its [registry] has `url`, as a gateway's does)"),
+        "{err}"
+    );
 }

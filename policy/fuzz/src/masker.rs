@@ -600,26 +600,18 @@ impl<'p> Oracle<'p> {
                     })
                     .collect();
                 if body != exp_rows.as_slice() {
-                    let act: Vec<Rec> = body
-                        .iter()
-                        .map(|row| {
-                            names
-                                .iter()
-                                .cloned()
-                                .zip(row.iter().cloned().map(J::Str))
-                                .collect()
-                        })
-                        .collect();
-                    let exp: Vec<Rec> = exp_rows
-                        .iter()
-                        .map(|row| {
-                            names
-                                .iter()
-                                .cloned()
-                                .zip(row.iter().cloned().map(J::Str))
-                                .collect()
-                        })
-                        .collect();
+                    let as_recs = |rows: &[Vec<String>]| -> Vec<Rec> {
+                        rows.iter()
+                            .map(|row| {
+                                names
+                                    .iter()
+                                    .cloned()
+                                    .zip(row.iter().cloned().map(J::Str))
+                                    .collect()
+                            })
+                            .collect()
+                    };
+                    let (act, exp) = (as_recs(body), as_recs(&exp_rows));
                     self.diagnose_leak(&read.recs, &act, &exp, &ctx);
                     panic!(
                         "CSV rows differ from the oracle:\n actual   {body:?}\n expected {exp_rows:?}{}",

@@ -100,10 +100,17 @@ impl RecordsQuery {
             fields: None,
             passthrough: Vec::new(),
         };
-        let mut seen = std::collections::HashSet::new();
+        // The gateway's own parameters seen so far (`cursor` counts as `offset`); a repeated
+        // source parameter is found among those already passed through.
+        const OWN: [&str; 4] = ["limit", "offset", "format", "fields"];
+        let mut seen = [false; OWN.len()];
         for (k, v) in url::form_urlencoded::parse(q.as_bytes()) {
             let name = if &*k == "cursor" { "offset" } else { &*k };
-            if !seen.insert(name.to_owned()) {
+            let repeated = match OWN.iter().position(|o| *o == name) {
+                Some(i) => std::mem::replace(&mut seen[i], true),
+                None => out.passthrough.iter().any(|(p, _)| *p == name),
+            };
+            if repeated {
                 return Err(bad(match name {
                     "offset" => "give one of offset and cursor, once".to_owned(),
                     _ => format!("the parameter {name:?} is given more than once"),

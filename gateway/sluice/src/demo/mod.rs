@@ -143,8 +143,8 @@ async fn start_gateway(
         .with_context(|| format!("starting gateway {}", gw.id))?;
     let sub = running
         .gateway
-        .subscription
-        .clone()
+        .subscription()
+        .cloned()
         .context("the gateway has no registry subscription")?;
     let started = Instant::now();
     while sub.revision() < revision {

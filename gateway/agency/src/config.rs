@@ -207,6 +207,9 @@ pub struct Limits {
     pub max_connections: usize,
     /// Largest upstream body read for one request, bytes.
     pub max_upstream_bytes: u64,
+    /// How long masked output may wait for a client that reads nothing, ms; then the stream is
+    /// aborted and audited as `write-stalled` (and an HTTP/1.1 connection closed).
+    pub write_stall_timeout_ms: u64,
     /// Largest single record, bytes.
     pub max_record_bytes: usize,
     /// Default page size.
@@ -231,6 +234,7 @@ impl Default for Limits {
             request_timeout_ms: 30_000,
             max_connections: 4_096,
             max_upstream_bytes: 512 * 1024 * 1024,
+            write_stall_timeout_ms: 30_000,
             max_record_bytes: 1024 * 1024,
             default_limit: 100,
             max_limit: 10_000,
@@ -378,6 +382,9 @@ impl Config {
         }
         if l.max_connections == 0 {
             bad("limits.max_connections".into(), "must be positive");
+        }
+        if l.write_stall_timeout_ms < 100 {
+            bad("limits.write_stall_timeout_ms".into(), "must be at least 100");
         }
         let mut ids = HashSet::new();
         for (i, d) in self.datasets.iter().enumerate() {

@@ -8,6 +8,7 @@
 use crate::admin::Health;
 use crate::audit::{AuditError, AuditLog, AuditOptions};
 use crate::config::{Config, ConfigError};
+use crate::data_plane::stall::StallWatch;
 use crate::data_plane::{self, DataPlane, Outcomes};
 use crate::limits::{Limiter, PublicLimits, RedisLimits, SharedLimitsDown};
 use crate::listeners::{self, ListenerKind};
@@ -270,6 +271,7 @@ impl Gateway {
                 usage,
             },
             subscription: subscription.clone(),
+            stalls: StallWatch::start(),
         });
         let gateway = Arc::new(Gateway {
             tls_data: ArcSwap::new(tls_data),

@@ -16,16 +16,33 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{watch, Notify, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
 /// What the request path knows about a connection.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Conn {
     /// The client's address.
     pub peer: SocketAddr,
     /// The identity from the verified client certificate, read once at the handshake.
     pub identity: PeerIdentity,
+    closer: Notify,
+}
+
+impl Conn {
+    /// A connection from `peer` proven as `identity`.
+    pub fn new(peer: SocketAddr, identity: PeerIdentity) -> Self {
+        Self {
+            peer,
+            identity,
+            closer: Notify::new(),
+        }
+    }
+
+    /// Closes the connection now, whatever it is doing (e.g. its client stopped reading).
+    pub fn close(&self) {
+        self.closer.notify_one();
+    }
 }
 
 /// The limits and timeouts of one listener.
@@ -125,18 +142,24 @@ pub async fn serve<H, F>(
                     return;
                 }
             };
-            let conn = Arc::new(Conn {
+            let conn = Arc::new(Conn::new(
                 peer,
-                identity: PeerIdentity::from_chain(stream.get_ref().1.peer_certificates()),
-            });
+                PeerIdentity::from_chain(stream.get_ref().1.peer_certificates()),
+            ));
             events.opened();
+            let served_conn = conn.clone();
             let svc = hyper::service::service_fn(move |req| {
-                let fut = handler(conn.clone(), req);
+                let fut = handler(served_conn.clone(), req);
                 async move { Ok::<_, Infallible>(fut.await) }
             });
             let served = watcher.watch(builder.serve_connection(TokioIo::new(stream), svc).into_owned());
-            if let Err(e) = served.await {
-                tracing::debug!(listener = name, %peer, error = %e, "connection ended with an error");
+            tokio::select! {
+                r = served => if let Err(e) = r {
+                    tracing::debug!(listener = name, %peer, error = %e, "connection ended with an error");
+                },
+                () = conn.closer.notified() => {
+                    tracing::debug!(listener = name, %peer, "connection closed by the gateway");
+                }
             }
             events.closed();
         });

@@ -19,6 +19,17 @@ pub struct Grant {
 }
 
 impl Grant {
+    /// A grant of `records` outside any licence (tests of later phases).
+    #[cfg(test)]
+    pub(crate) fn unlicensed(limiter: Arc<Limiter>, records: u64) -> Grant {
+        Grant {
+            limiter,
+            licence: None,
+            day: 0,
+            records,
+        }
+    }
+
     /// Returns the reservation minus what was delivered.
     pub fn settle(&self, delivered: u64) {
         if let Some(l) = &self.licence {

@@ -1,12 +1,20 @@
 //! Phase: mask. The source's body through the streaming masker: only planned fields leave,
 //! masked as the plan says, each record checked against the row filter. Output is gathered
 //! from source frames that are already waiting into chunks of up to [`COALESCE_BYTES`].
+//!
+//! The masker runs inside the response body's poll: the source is read only when the client's
+//! connection asks for more, so a client that does not read stops the source instead of making
+//! the gateway buffer.
 
 use bytes::Bytes;
-use http_body_util::BodyExt;
+use hyper::body::Body;
 use sluice_connectors::{BodyError, SourceBody};
 use sluice_policy::stream::{MaskError, MaskStats, Masker};
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
+use tokio::time::{Instant, Sleep};
 
 /// Masked output gathered into one chunk when source frames are already waiting.
 pub const COALESCE_BYTES: usize = 64 * 1024;
@@ -23,12 +31,28 @@ pub enum StreamError {
     /// The source sent more than the configured cap.
     #[error("upstream body larger than {0} bytes")]
     TooLarge(u64),
-    /// The client stopped reading.
+    /// The client went away before the end.
     #[error("the client went away")]
     ClientGone,
+    /// The client did not take the output waiting for it within the write-stall timeout.
+    #[error("the client read nothing for {0:?}")]
+    WriteStalled(Duration),
     /// The masker refused the input.
     #[error("masker: {0}")]
     Mask(#[from] MaskError),
+    /// The stream's audit record could not be written, so its end is not sent.
+    #[error("audit record not written: {0}")]
+    Audit(String),
+}
+
+impl StreamError {
+    /// The stable reason recorded in the audit log.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            StreamError::WriteStalled(_) => "write-stalled",
+            _ => "stream-aborted",
+        }
+    }
 }
 
 /// A source body feeding a masker.
@@ -36,10 +60,14 @@ pub struct MaskedBody {
     body: SourceBody,
     masker: Masker,
     read_timeout: Duration,
+    /// The read-timeout timer, made at the first wait.
+    idle: Option<Pin<Box<Sleep>>>,
+    /// Whether `idle` runs for the current wait.
+    idle_armed: bool,
     max_upstream_bytes: u64,
     bytes_in: u64,
     finished: bool,
-    /// An error met after output was gathered; reported by the next `next_output`.
+    /// An error met after output was gathered; reported by the next poll.
     deferred: Option<StreamError>,
 }
 
@@ -51,6 +79,8 @@ impl MaskedBody {
             body,
             masker,
             read_timeout,
+            idle: None,
+            idle_armed: false,
             max_upstream_bytes,
             bytes_in: 0,
             finished: false,
@@ -63,44 +93,66 @@ impl MaskedBody {
         self.masker.stats()
     }
 
-    /// Reads the source until the masker produces output or the document ends. `None` =
-    /// ended. Output is coalesced from frames that are already available (never waiting for
-    /// more), so a response goes out in few large writes rather than one per source frame.
+    /// Reads the source until the masker produces output or the document ends (`None`).
     pub async fn next_output(&mut self) -> Result<Option<Bytes>, StreamError> {
+        std::future::poll_fn(|cx| self.poll_output(cx)).await
+    }
+
+    /// Polls for the next masked output. Output is coalesced from frames that are already
+    /// available (never waiting for more), so a response goes out in few large writes rather
+    /// than one per source frame; with nothing to send, the source's silence is bounded by the
+    /// read timeout.
+    pub fn poll_output(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Bytes>, StreamError>> {
         if let Some(e) = self.deferred.take() {
-            return Err(e);
+            return Poll::Ready(Err(e));
         }
         let mut out = Vec::new();
-        while !self.finished {
+        while !self.finished && out.len() < COALESCE_BYTES {
             if self.masker.is_full() {
                 self.finished = true;
-                self.masker.finish(&mut out)?;
+                if let Err(e) = self.masker.finish(&mut out) {
+                    return Poll::Ready(self.fail(e.into(), out));
+                }
                 break;
             }
-            let frame = if out.is_empty() {
-                let wait = self.read_timeout;
-                tokio::time::timeout(wait, self.body.frame())
-                    .await
-                    .map_err(|_| StreamError::Stalled(wait))?
-            } else if out.len() >= COALESCE_BYTES {
-                break;
-            } else {
+            let frame = match Pin::new(&mut self.body).poll_frame(cx) {
+                Poll::Ready(frame) => frame,
+                Poll::Pending if out.is_empty() => return self.poll_idle(cx),
                 // Only what is ready now: send what we have rather than wait.
-                match futures_util::FutureExt::now_or_never(self.body.frame()) {
-                    Some(frame) => frame,
-                    None => break,
-                }
+                Poll::Pending => break,
             };
+            self.idle_armed = false;
             if let Err(e) = self.take_frame(frame, &mut out) {
-                if out.is_empty() {
-                    return Err(e);
-                }
-                // Complete masked records first; the error ends the stream on the next call.
-                self.deferred = Some(e);
-                break;
+                return Poll::Ready(self.fail(e, out));
             }
         }
-        Ok(Some(Bytes::from(out)).filter(|b| !b.is_empty()))
+        Poll::Ready(Ok(Some(Bytes::from(out)).filter(|b| !b.is_empty())))
+    }
+
+    /// Sends the complete records gathered before an error; the error ends the stream on the
+    /// next poll.
+    fn fail(&mut self, e: StreamError, out: Vec<u8>) -> Result<Option<Bytes>, StreamError> {
+        if out.is_empty() {
+            return Err(e);
+        }
+        self.deferred = Some(e);
+        Ok(Some(Bytes::from(out)))
+    }
+
+    /// Waits for the source, at most the read timeout from the start of this wait.
+    fn poll_idle(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Bytes>, StreamError>> {
+        let deadline = Instant::now() + self.read_timeout;
+        let idle = self
+            .idle
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        if !self.idle_armed {
+            idle.as_mut().reset(deadline);
+            self.idle_armed = true;
+        }
+        match idle.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(StreamError::Stalled(self.read_timeout))),
+            Poll::Pending => Poll::Pending,
+        }
     }
 
     /// Feeds one source frame (or the end) to the masker.

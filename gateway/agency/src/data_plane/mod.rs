@@ -5,8 +5,9 @@
 //!
 //! Each phase is a function over the small state it needs, returning `Result<_, Problem>`;
 //! [`handle`] turns any problem into a problem+json response and audits it. An allowed
-//! request streams, and its audit record is written when the stream ends (cleanly or
-//! aborted), with what was actually sent.
+//! request streams ([`records_body`]), and its audit record is written when the stream ends
+//! (cleanly or aborted), with what was actually sent; a complete response's end goes out only
+//! once its record is durable.
 
 mod context;
 pub mod decide;
@@ -15,8 +16,10 @@ pub mod identity;
 pub mod limit;
 pub mod mask;
 pub mod outcome;
+pub mod records_body;
 pub mod respond;
 pub mod route;
+pub mod stall;
 
 pub use context::Ctx;
 pub use outcome::Outcomes;
@@ -30,11 +33,13 @@ use arc_swap::ArcSwap;
 use http::{Request, Response};
 use hyper::body::Incoming;
 use mask::MaskedBody;
+use records_body::StallGuard;
 use route::Route;
 use sluice_net::body::RespBody;
 use sluice_net::problem::{Problem, ProblemCode};
 use sluice_net::server::Conn;
 use sluice_policy::stream::{Masker, MaskerLimits};
+use stall::StallWatch;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -49,6 +54,8 @@ pub struct DataPlane {
     pub outcomes: Outcomes,
     /// The registry subscription, when `[registry]` is configured.
     pub subscription: Option<Arc<Subscription>>,
+    /// Aborts streams whose clients stopped reading.
+    pub stalls: Arc<StallWatch>,
 }
 
 type HandlerFuture = Pin<Box<dyn Future<Output = Response<RespBody>> + Send>>;
@@ -68,7 +75,7 @@ pub fn handler(
 pub async fn handle(
     plane: &DataPlane,
     kind: ListenerKind,
-    conn: &Conn,
+    conn: &Arc<Conn>,
     req: &Request<Incoming>,
 ) -> Response<RespBody> {
     let mut ctx = Ctx::new(req, conn);
@@ -83,7 +90,7 @@ async fn phases(
     plane: &DataPlane,
     rt: &Runtime,
     kind: ListenerKind,
-    conn: &Conn,
+    conn: &Arc<Conn>,
     req: &Request<Incoming>,
     ctx: &mut Ctx,
 ) -> Result<Response<RespBody>, Problem> {
@@ -146,6 +153,12 @@ async fn phases(
             ));
         }
     };
+    let guard = StallGuard {
+        watch: plane.stalls.clone(),
+        timeout: std::time::Duration::from_millis(rt.config.limits.write_stall_timeout_ms),
+        // An HTTP/1.x connection carries only this response while it streams.
+        conn: (req.version() <= http::Version::HTTP_11).then(|| conn.clone()),
+    };
     Ok(respond::stream(
         plane.outcomes.clone(),
         ctx.clone(),
@@ -153,5 +166,6 @@ async fn phases(
         masked,
         grant,
         first,
+        guard,
     ))
 }

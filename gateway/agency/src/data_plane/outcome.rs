@@ -1,14 +1,16 @@
 //! Phase: audit and count. Every request ends here exactly once: a refusal as a problem, an
-//! allowed response when its stream ends (cleanly or aborted), with what was actually sent.
+//! allowed response when its stream ends (cleanly or aborted), with what was actually sent. A
+//! stream's end is not sent before its record is durable.
 
 use super::context::Ctx;
-use crate::audit::AuditLog;
+use crate::audit::{AuditError, AuditLog};
 use crate::metrics::{DatasetLabels, Metrics, RequestLabels};
 use crate::usage::{Counts, UsageCounters, UsageKey, NO_DATASET};
 use http::{HeaderValue, Response, StatusCode};
 use sluice_net::body::RespBody;
 use sluice_net::problem::{Problem, ProblemCode};
 use sluice_policy::stream::MaskStats;
+use std::future::Future;
 use std::sync::Arc;
 
 /// Where outcomes go: the audit log, the metrics and the usage counters.
@@ -27,8 +29,19 @@ pub struct Outcomes {
 pub enum StreamEnd {
     /// Every record went out.
     Complete,
-    /// The transfer was aborted (source failure, client gone, masker refusal).
-    Aborted,
+    /// The transfer was aborted (source failure, client gone, masker refusal, write stall),
+    /// with the stable reason audited.
+    Aborted(&'static str),
+}
+
+impl StreamEnd {
+    /// The audited reason: none for a complete stream.
+    pub fn reason(self) -> Option<&'static str> {
+        match self {
+            StreamEnd::Complete => None,
+            StreamEnd::Aborted(reason) => Some(reason),
+        }
+    }
 }
 
 impl Outcomes {
@@ -76,12 +89,24 @@ impl Outcomes {
         })
     }
 
-    /// Audits and counts a streamed response once it ended, with what was sent.
-    pub async fn streamed(&self, ctx: &Ctx, end: StreamEnd, stats: &MaskStats) {
+    /// Appends the audit record of a streamed response that ended, with what was sent;
+    /// resolves once the record is durable. The future does not borrow `self`.
+    pub fn audit_stream(
+        &self,
+        ctx: &Ctx,
+        end: StreamEnd,
+        stats: &MaskStats,
+    ) -> impl Future<Output = Result<u64, AuditError>> + Send + 'static {
+        self.audit
+            .append(ctx.record(true, end.reason(), StatusCode::OK, stats))
+    }
+
+    /// Counts a streamed response that ended in the metrics and the usage counters.
+    pub fn count_stream(&self, ctx: &Ctx, end: StreamEnd, stats: &MaskStats) {
         let dataset = DatasetLabels {
             dataset: ctx.dataset.clone().unwrap_or_default(),
         };
-        if end == StreamEnd::Aborted {
+        if end != StreamEnd::Complete {
             self.metrics.aborted_streams.get_or_create(&dataset).inc();
         }
         self.metrics
@@ -92,18 +117,10 @@ impl Outcomes {
             .records_out
             .get_or_create(&dataset)
             .inc_by(stats.records_out);
-        let reason = (end == StreamEnd::Aborted).then_some("stream-aborted");
-        if let Err(e) = self
-            .audit
-            .append(ctx.record(true, reason, StatusCode::OK, stats))
-            .await
-        {
-            tracing::error!(request_id = %ctx.request_id, error = %e, "audit append failed after a response");
-        }
         self.count(
             ctx,
             true,
-            reason.unwrap_or("ok"),
+            end.reason().unwrap_or("ok"),
             StatusCode::OK,
             stats.records_out,
         );

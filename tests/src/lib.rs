@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod client;
+pub mod http2;
 pub mod registry_double;
 pub mod upstream;
 
@@ -88,6 +89,8 @@ pub struct GatewayOptions {
     pub crl: Option<PathBuf>,
     /// `[gateway] watch_interval_ms`; the gateway's default when `None`.
     pub watch_interval_ms: Option<u64>,
+    /// More lines of the `[limits]` table, e.g. `write_stall_timeout_ms = 500`.
+    pub limits: String,
 }
 
 impl Default for Pki {
@@ -160,6 +163,7 @@ addr = "127.0.0.1:0"
 
 [limits]
 handshake_timeout_ms = 2000
+{limits_extra}
 
 [sources.fire-hydrants]
 kind = "http"
@@ -174,6 +178,7 @@ kind = "http"
 url = "http://{upstream}/hydrants"
 {datasets}"#,
         datasets = sluice::demo::DATASETS,
+        limits_extra = options.limits,
     );
     let path = dir.join("gateway.toml");
     std::fs::write(&path, text).unwrap();

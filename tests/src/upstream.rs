@@ -24,6 +24,8 @@ pub enum Mode {
     BrokenMidStream = 2,
     /// Answer 500.
     Error = 3,
+    /// One chunk holding a valid first record and then invalid JSON, sent at once.
+    BrokenInFirstChunk = 4,
 }
 
 /// The upstream's handle.
@@ -98,6 +100,12 @@ async fn answer(mode: u8, sample: SocketAddr, req: Request<Incoming>) -> Respons
             let stream = futures_stream(chunks);
             Response::new(StreamBody::new(stream).boxed())
         }
+        4 => Response::new(
+            Full::new(Bytes::from_static(
+                br#"[{"id":"SH-1","district":"Huangpu","adopter_mobile":"13812345678","notes":"ok"},{"id":"SH-2" oops}]"#,
+            ))
+            .boxed(),
+        ),
         3 => {
             let mut r = Response::new(Full::new(Bytes::from_static(b"boom")).boxed());
             *r.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;

@@ -54,6 +54,7 @@ fn watching(crl: Option<PathBuf>) -> GatewayOptions {
     GatewayOptions {
         crl,
         watch_interval_ms: Some(WATCH_MS),
+        ..Default::default()
     }
 }
 

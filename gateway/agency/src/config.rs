@@ -205,6 +205,9 @@ pub struct Limits {
     pub request_timeout_ms: u64,
     /// Concurrent connections per listener.
     pub max_connections: usize,
+    /// `SO_SNDBUF` of client connections, bytes: bounds the kernel memory a client that does
+    /// not read can hold (as nginx's `listen … sndbuf=`); the kernel's autotuning when unset.
+    pub send_buffer_bytes: Option<usize>,
     /// Largest upstream body read for one request, bytes.
     pub max_upstream_bytes: u64,
     /// How long masked output may wait for a client that reads nothing, ms; then the stream is
@@ -233,6 +236,7 @@ impl Default for Limits {
             handshake_timeout_ms: 5_000,
             request_timeout_ms: 30_000,
             max_connections: 4_096,
+            send_buffer_bytes: None,
             max_upstream_bytes: 512 * 1024 * 1024,
             write_stall_timeout_ms: 30_000,
             max_record_bytes: 1024 * 1024,

@@ -47,5 +47,6 @@ pub fn serve_limits(l: &Limits) -> ServeLimits {
         max_concurrent_streams: Some(256),
         h2_keep_alive_interval: Some(Duration::from_secs(30)),
         drain_timeout: Duration::from_millis(l.drain_timeout_ms),
+        send_buffer_bytes: l.send_buffer_bytes,
     }
 }

@@ -64,6 +64,9 @@ pub struct ServeLimits {
     pub h2_keep_alive_interval: Option<Duration>,
     /// Longest wait for open connections to finish after shutdown.
     pub drain_timeout: Duration,
+    /// `SO_SNDBUF` of accepted connections, bounding the kernel memory a client that does not
+    /// read can hold; the kernel's autotuning when `None`.
+    pub send_buffer_bytes: Option<usize>,
 }
 
 /// Connection events a listener reports (metrics); every method defaults to nothing.
@@ -121,6 +124,11 @@ pub async fn serve<H, F>(
             None => None,
         };
         let _ = tcp.set_nodelay(true);
+        if let Some(n) = limits.send_buffer_bytes {
+            if let Err(e) = socket2::SockRef::from(&tcp).set_send_buffer_size(n) {
+                tracing::warn!(listener = name, %peer, error = %e, "cannot set the send buffer");
+            }
+        }
         let acceptor = TlsAcceptor::from(tls());
         let handshake_timeout = limits.handshake_timeout;
         let handler = handler.clone();

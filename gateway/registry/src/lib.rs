@@ -141,6 +141,7 @@ pub async fn start(cfg: &RegistryConfig) -> Result<Running, RegistryError> {
         dist,
     });
     let limits = sluice_net::server::ServeLimits {
+        send_buffer_bytes: None,
         max_connections: None,
         handshake_timeout: Duration::from_secs(10),
         header_read_timeout: Duration::from_secs(10),

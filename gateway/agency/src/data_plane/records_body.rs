@@ -96,8 +96,11 @@ impl RecordsBody {
             grant,
             phase: Phase::Sending,
         };
+        // The head (and `first`) wait for the client from now on: an HTTP/2 client whose
+        // window is zero from the start never has the body polled at all.
+        let deadline = guard.watch.deadline_from_now(guard.timeout);
         let cell = Arc::new(Cell {
-            deadline: AtomicU64::new(0),
+            deadline: AtomicU64::new(deadline),
             slot: Mutex::new(Slot::Live(Box::new(stream))),
             guard,
         });

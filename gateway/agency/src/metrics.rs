@@ -53,6 +53,8 @@ pub struct Metrics {
     pub aborted_streams: Family<DatasetLabels, Counter>,
     /// TLS handshakes that failed or timed out.
     pub handshake_failures: Counter,
+    /// Requests the HTTP layer refused before the data plane saw them.
+    pub protocol_errors: Counter,
     /// Days until certificates expire.
     pub cert_days_to_expiry: Family<CertLabels, Gauge<i64, AtomicI64>>,
     /// Open connections.
@@ -126,6 +128,12 @@ impl Metrics {
             "TLS handshakes failed or timed out",
             handshake_failures.clone(),
         );
+        let protocol_errors = Counter::default();
+        registry.register(
+            "http_protocol_errors",
+            "Requests the HTTP layer refused before the gateway saw them (unparsable or far over the head limits)",
+            protocol_errors.clone(),
+        );
         let cert_days_to_expiry = Family::<CertLabels, Gauge<i64, AtomicI64>>::default();
         registry.register(
             "cert_days_to_expiry",
@@ -167,6 +175,7 @@ impl Metrics {
             upstream_errors,
             aborted_streams,
             handshake_failures,
+            protocol_errors,
             cert_days_to_expiry,
             connections,
             usage_report_failures,
@@ -187,6 +196,10 @@ impl Metrics {
 impl sluice_net::server::ConnEvents for Metrics {
     fn handshake_failed(&self) {
         self.handshake_failures.inc();
+    }
+
+    fn protocol_error(&self) {
+        self.protocol_errors.inc();
     }
 
     fn opened(&self) {

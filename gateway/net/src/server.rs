@@ -4,7 +4,9 @@
 
 use crate::body::RespBody;
 use crate::identity::PeerIdentity;
-use http::{Request, Response};
+use crate::problem::{Problem, ProblemCode};
+use http::{Method, Request, Response};
+use http_body::Body as _;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -54,9 +56,12 @@ pub struct ServeLimits {
     pub handshake_timeout: Duration,
     /// Time to read a request's headers (HTTP/1.1).
     pub header_read_timeout: Duration,
-    /// Largest request head, bytes (HTTP/1.1 buffer and HTTP/2 header list).
+    /// Largest request head, bytes. Checked per request by [`check_head`] (so the caller
+    /// answers with its documented problem); the HTTP layer refuses on its own, bare, at
+    /// [`HTTP_LAYER_MARGIN`] times this (HTTP/1.1 buffer, HTTP/2 header list).
     pub max_header_bytes: Option<usize>,
-    /// Most request headers (HTTP/1.1).
+    /// Most request headers; like `max_header_bytes`, checked by [`check_head`] with the HTTP
+    /// layer's own limit (HTTP/1.1) at [`HTTP_LAYER_MARGIN`] times it.
     pub max_headers: Option<usize>,
     /// Most concurrent HTTP/2 streams per connection.
     pub max_concurrent_streams: Option<u32>,
@@ -69,10 +74,44 @@ pub struct ServeLimits {
     pub send_buffer_bytes: Option<usize>,
 }
 
+/// How far above the listener's own head limits the HTTP layer's limits sit: heads in between
+/// reach the handler, which refuses them with its problem (and audit); only heads beyond meet
+/// the HTTP layer's bare 431 or a closed connection.
+pub const HTTP_LAYER_MARGIN: usize = 2;
+
+/// Refuses a request head over `max_headers` headers or `max_bytes` bytes (request line and
+/// header fields as sent on HTTP/1.1) with `headers-too-large`.
+pub fn check_head<B>(req: &Request<B>, max_headers: usize, max_bytes: usize) -> Result<(), Problem> {
+    let headers = req.headers();
+    if headers.len() > max_headers {
+        return Err(Problem::new(
+            ProblemCode::HeadersTooLarge,
+            format!("more than {max_headers} request headers"),
+        ));
+    }
+    let target = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
+    let line = req.method().as_str().len() + target + " HTTP/1.1\r\n".len();
+    let fields: usize = headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + ": \r\n".len())
+        .sum();
+    if line + fields > max_bytes {
+        return Err(Problem::new(
+            ProblemCode::HeadersTooLarge,
+            format!("request head larger than {max_bytes} bytes"),
+        ));
+    }
+    Ok(())
+}
+
 /// Connection events a listener reports (metrics); every method defaults to nothing.
 pub trait ConnEvents: Send + Sync + 'static {
     /// A TLS handshake failed or timed out.
     fn handshake_failed(&self) {}
+    /// The HTTP layer refused what the client sent as unparsable or oversized (a garbage
+    /// request line, bytes it does not accept in the target or a header, a head beyond its
+    /// limits); it answered a bare 400/431 or closed the connection, without the handler.
+    fn protocol_error(&self) {}
     /// A connection completed its handshake.
     fn opened(&self) {}
     /// A connection closed.
@@ -156,13 +195,20 @@ pub async fn serve<H, F>(
             ));
             events.opened();
             let served_conn = conn.clone();
-            let svc = hyper::service::service_fn(move |req| {
+            let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
+                let head = req.method() == Method::HEAD;
                 let fut = handler(served_conn.clone(), req);
-                async move { Ok::<_, Infallible>(fut.await) }
+                async move {
+                    let resp = fut.await;
+                    Ok::<_, Infallible>(if head { without_body(resp) } else { resp })
+                }
             });
             let served = watcher.watch(builder.serve_connection(TokioIo::new(stream), svc).into_owned());
             tokio::select! {
                 r = served => if let Err(e) = r {
+                    if e.downcast_ref::<hyper::Error>().is_some_and(|e| e.is_parse() || e.is_parse_too_large()) {
+                        events.protocol_error();
+                    }
                     tracing::debug!(listener = name, %peer, error = %e, "connection ended with an error");
                 },
                 () = conn.closer.notified() => {
@@ -181,6 +227,20 @@ pub async fn serve<H, F>(
     }
 }
 
+/// The response to a HEAD request: the headers, with the would-be body's length, and no body
+/// (HTTP/1.1 drops it on its own; HTTP/2 would send it, RFC 9110 §9.3.2).
+fn without_body(resp: Response<RespBody>) -> Response<RespBody> {
+    let length = resp.body().size_hint().exact();
+    let (mut parts, _) = resp.into_parts();
+    if let Some(n) = length {
+        parts
+            .headers
+            .entry(http::header::CONTENT_LENGTH)
+            .or_insert_with(|| http::HeaderValue::from(n));
+    }
+    Response::from_parts(parts, crate::body::full(bytes::Bytes::new()))
+}
+
 fn http_builder(limits: &ServeLimits) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     {
@@ -189,16 +249,17 @@ fn http_builder(limits: &ServeLimits) -> auto::Builder<TokioExecutor> {
             .header_read_timeout(limits.header_read_timeout)
             .keep_alive(true);
         if let Some(n) = limits.max_header_bytes {
-            h1.max_buf_size(n.max(8192));
+            h1.max_buf_size(n.saturating_mul(HTTP_LAYER_MARGIN).max(8192));
         }
         if let Some(n) = limits.max_headers {
-            h1.max_headers(n);
+            h1.max_headers(n.saturating_mul(HTTP_LAYER_MARGIN));
         }
     }
     {
         let mut h2 = builder.http2();
         h2.timer(TokioTimer::new());
         if let Some(n) = limits.max_header_bytes {
+            let n = n.saturating_mul(HTTP_LAYER_MARGIN);
             h2.max_header_list_size(u32::try_from(n).unwrap_or(u32::MAX));
         }
         if let Some(n) = limits.max_concurrent_streams {

@@ -95,6 +95,8 @@ async fn phases(
     ctx: &mut Ctx,
 ) -> Result<Response<RespBody>, Problem> {
     let licensee = identity::identify(kind, conn, rt, ctx)?;
+    let limits = &rt.config.limits;
+    sluice_net::server::check_head(req, limits.max_headers, limits.max_header_bytes)?;
     if kind == ListenerKind::Public {
         limit::per_ip(&plane.limiter, conn.peer.ip())?;
     }

@@ -197,7 +197,17 @@ async fn snapshot_signed_by_an_unknown_key_is_ignored() {
     let gw = sluice_agency::gateway::Gateway::start(&path).await.unwrap();
     let (cert, key) = pki.licensee("acme");
     let tls = tls_config(&pki.ca_pem(), Some((&cert, &key)));
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    // The rogue's snapshot (revision 1) was fetched and refused, then fetched again: the
+    // gateway has had its say on it.
+    let start = Instant::now();
+    while rogue.served(1) < 2 {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the gateway did not fetch the rogue snapshot twice within 10 s (fetched {})",
+            rogue.served(1)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     // Never confirmed by a verified snapshot: conditional data is refused.
     let r = get(&tls, gw.data_addr, RECORDS, &[SCENARIO]).await.unwrap();
     assert_eq!(outcome(&r), "registry-stale");

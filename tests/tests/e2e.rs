@@ -1,6 +1,7 @@
 //! End-to-end: real TLS, a real upstream, the gateway on loopback.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use sluice::demo::hydrants::{Hydrant, Identifier};
 use sluice_tests::client::{get, tls_config};
 use sluice_tests::upstream::{Mode, Upstream};
 use sluice_tests::{audit_dir, start_gateway, Pki};
@@ -29,6 +30,92 @@ fields.notes = {{ rule = "clear" }}
     )
 }
 
+/// The masked form the README ("The detector safety net") gives an identifier written as
+/// `value`.
+fn masked(class: Identifier, value: &str) -> String {
+    // Digits (and a check `X`) starred but the first `first` and the last `last`; separators
+    // and length kept.
+    let star = |first: usize, last: usize| {
+        let total = value.chars().filter(|c| c.is_ascii_digit() || *c == 'X').count();
+        let mut i = 0;
+        value
+            .chars()
+            .map(|c| {
+                if !(c.is_ascii_digit() || c == 'X') {
+                    return c;
+                }
+                i += 1;
+                if i > first && i <= total - last {
+                    '*'
+                } else {
+                    c
+                }
+            })
+            .collect::<String>()
+    };
+    let digits = value.chars().filter(char::is_ascii_digit).count();
+    match class {
+        // The middle four of the 11 digits, after a `86` prefix if any.
+        Identifier::Mobile => star(digits - 8, 4),
+        // The first 3 and the check character kept.
+        Identifier::ResidentId => star(3, 1),
+        // The first 6 and the last 4 digits kept.
+        Identifier::BankCard => star(6, 4),
+        // The first character of the local part and the domain kept.
+        Identifier::Email => {
+            let (local, domain) = value.split_once('@').unwrap();
+            format!("{}***@{domain}", &local[..1])
+        }
+    }
+}
+
+/// The caretaker's phone (written after "reachable at ") and the planted identifier of the
+/// register's `records`, as (record id, class, value).
+fn planted_in(records: &[Hydrant]) -> Vec<(String, Identifier, String)> {
+    let mut all: Vec<_> = sluice::demo::hydrants::planted(records)
+        .into_iter()
+        .map(|p| (p.id, p.class, p.value))
+        .collect();
+    for h in records {
+        if let Some(at) = h.notes.find("reachable at ") {
+            let phone = &h.notes[at + "reachable at ".len()..][..11];
+            assert!(phone.bytes().all(|b| b.is_ascii_digit()), "{:?}", h.notes);
+            all.push((h.id.clone(), Identifier::Mobile, phone.to_owned()));
+        }
+    }
+    all
+}
+
+/// A record's notes as the licence plans them: clear, with every identifier masked.
+fn masked_notes(h: &Hydrant) -> String {
+    planted_in(std::slice::from_ref(h))
+        .iter()
+        .fold(h.notes.clone(), |notes, (_, class, value)| {
+            assert!(notes.contains(value.as_str()), "{value} not in {notes:?}");
+            notes.replace(value.as_str(), &masked(*class, value))
+        })
+}
+
+/// Every planted identifier is absent from `body`, its masked form present; every class was
+/// planted at least twice.
+fn assert_masked(body: &str, plants: &[(String, Identifier, String)], format: &str) {
+    for class in Identifier::ALL {
+        let n = plants.iter().filter(|p| p.1 == class).count();
+        assert!(n >= 2, "{format}: {class:?} planted {n} times in the page");
+    }
+    for (id, class, value) in plants {
+        assert!(
+            !body.contains(value.as_str()),
+            "{format}: {class:?} {value} of {id} left unmasked"
+        );
+        let m = masked(*class, value);
+        assert!(
+            body.contains(&m),
+            "{format}: {class:?} of {id}: no {m} in the body"
+        );
+    }
+}
+
 #[tokio::test]
 async fn licensed_call_is_masked_as_planned() {
     let pki = Pki::new();
@@ -45,8 +132,25 @@ async fn licensed_call_is_masked_as_planned() {
     let records = records.as_array().unwrap();
     assert_eq!(records.len(), 50);
     let register = sluice::demo::hydrants::generate();
-    let mut planted_phones = 0;
-    for (rec, src) in records.iter().zip(&register) {
+    let page = &register[..50];
+    // The detector safety net, class by class, on the values planted in the notes: each is
+    // absent from the response and its masked form present, in JSON and in CSV. The mobile
+    // and ID numbers planted are the adopters' own (issue 11, item 19: the number checked
+    // must be the one planted).
+    let plants = planted_in(page);
+    let body = r.text();
+    assert_masked(&body, &plants, "JSON");
+    let csv = get(
+        &tls,
+        gw.data_addr,
+        &format!("{RECORDS}?limit=50&format=csv"),
+        &[SCENARIO],
+    )
+    .await
+    .unwrap();
+    assert_eq!(csv.status, 200, "{:?}", csv.body);
+    assert_masked(&csv.text(), &plants, "CSV");
+    for (rec, src) in records.iter().zip(page) {
         let obj = rec.as_object().unwrap();
         let keys: Vec<&str> = obj.keys().map(String::as_str).collect();
         // Plan order; non-open adopter_id_number never leaves, whatever the licence says.
@@ -63,29 +167,13 @@ async fn licensed_call_is_masked_as_planned() {
         let name = obj["adopter_name"].as_str().unwrap();
         assert_eq!(name.chars().next(), src.adopter_name.chars().next());
         assert!(name.chars().skip(1).all(|c| c == '*'));
-        // The detector safety net masked the phone number planted in the free text: the
-        // caretaker's, which the source's notes carry (issue 11, item 19: checking the
-        // adopter's number, which is not in the notes, could not fail).
-        let notes = obj["notes"].as_str().unwrap();
-        if let Some(at) = src.notes.find("reachable at ") {
-            let planted = &src.notes[at + "reachable at ".len()..][..11];
-            assert!(planted.bytes().all(|b| b.is_ascii_digit()), "{:?}", src.notes);
-            planted_phones += 1;
-            assert!(!notes.contains(planted), "{notes}");
-            let masked = format!("reachable at {}****{}", &planted[..3], &planted[7..]);
-            assert!(notes.contains(&masked), "{notes} lacks {masked}");
-        } else {
-            assert_eq!(notes, src.notes, "notes without an identifier leave unchanged");
-        }
+        // The notes leave with every identifier the source wrote in them masked as the README
+        // states, and nothing else changed.
+        assert_eq!(obj["notes"].as_str().unwrap(), masked_notes(src), "{}", src.id);
     }
-    assert!(
-        planted_phones > 0,
-        "no record of the page carries a planted phone number"
-    );
-    let body = r.text();
-    for src in &register[..50] {
-        assert!(!body.contains(&src.adopter_id_number));
-        assert!(!body.contains(&src.adopter_mobile));
+    for src in page {
+        assert!(!body.contains(&src.adopter_id_number), "{}", src.id);
+        assert!(!body.contains(&src.adopter_mobile), "{}", src.id);
     }
     gw.shutdown().await;
 }
@@ -544,4 +632,197 @@ async fn catalog_header_limits_and_public_rate_limit() {
     }
     assert!(codes.contains(&429), "{codes:?}");
     gw.shutdown().await;
+}
+
+/// A dataset over the hydrant register whose coordinates are graded by object, high risk
+/// (the exact location of critical water mains): non-open, while the dataset is conditional.
+const MAINS: &str = r#"
+[[datasets]]
+id = "hydrant-mains"
+title = "Hydrants on the critical water mains"
+grades = { object = "public_security" }
+fields = [
+  { name = "id" },
+  { name = "district" },
+  { name = "latitude", grades = { object = "high_risk" } },
+  { name = "longitude", grades = { object = "high_risk" } },
+  { name = "status" },
+]
+"#;
+
+/// Issue 11, item 21: fields graded non-open by organisation (the utilities bureau's
+/// negotiated tariff, a trade secret) or by object (coordinates of critical mains, high
+/// risk) never leave, in JSON or CSV, even when the licence names them with `clear`; a request
+/// selecting one with `fields=` is refused `field-not-allowed`, and audited.
+#[tokio::test]
+async fn non_open_organisation_and_object_fields_never_leave() {
+    let pki = Pki::new();
+    let up = Upstream::start().await;
+    let utilities = sluice::demo::source::SampleSource::start_utilities("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let extra = format!(
+        r#"
+[sources.enterprise-utilities]
+kind = "http"
+url = "{utilities}"
+
+[sources.hydrant-mains]
+kind = "http"
+url = "http://{upstream}/hydrants"
+{datasets}{MAINS}"#,
+        utilities = utilities.url(),
+        upstream = up.addr,
+        datasets = sluice::demo::config::UTILITIES_DATASETS,
+    );
+    let licences = r#"
+[[licences]]
+id = "l-util"
+licensee = "acme"
+dataset = "enterprise-utilities"
+scenario = "property-underwriting"
+valid_from = "2025-01-01T00:00:00Z"
+valid_until = "2035-01-01T00:00:00Z"
+fields.credit_code = { rule = "clear" }
+fields.month = { rule = "clear" }
+fields.electricity_kwh = { rule = "clear" }
+fields.tariff_cny_per_kwh = { rule = "clear" }
+
+[[licences]]
+id = "l-mains"
+licensee = "acme"
+dataset = "hydrant-mains"
+scenario = "fire-hydrant-adoption"
+valid_from = "2025-01-01T00:00:00Z"
+valid_until = "2035-01-01T00:00:00Z"
+fields.id = { rule = "clear" }
+fields.latitude = { rule = "clear" }
+fields.longitude = { rule = "decimals", places = 3 }
+fields.status = { rule = "clear" }
+"#;
+    let gw = start_gateway(&pki, up.addr, licences, &extra).await;
+    let (cert, key) = pki.licensee("acme");
+    let tls = tls_config(&pki.ca_pem(), Some((&cert, &key)));
+
+    // The catalog says so.
+    let cat = get(&tls, gw.data_addr, "/v1/catalog", &[]).await.unwrap().json();
+    let category = |dataset: &str, field: &str| {
+        let ds = cat["datasets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["id"] == dataset)
+            .unwrap_or_else(|| panic!("{dataset} not in the catalog: {cat}"));
+        let f = ds["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["name"] == field)
+            .unwrap();
+        f["open_category"].as_str().unwrap().to_owned()
+    };
+    assert_eq!(category("enterprise-utilities", "tariff_cny_per_kwh"), "non_open");
+    assert_eq!(category("hydrant-mains", "latitude"), "non_open");
+    assert_eq!(category("hydrant-mains", "longitude"), "non_open");
+
+    let util = ("sluice-scenario", "property-underwriting");
+    let source = sluice::demo::utilities::generate();
+    let r = get(
+        &tls,
+        gw.data_addr,
+        "/v1/datasets/enterprise-utilities/records?limit=24",
+        &[util],
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let body = r.text();
+    assert!(!body.contains("tariff"), "{body}");
+    let recs = r.json();
+    let recs = recs.as_array().unwrap();
+    assert_eq!(recs.len(), 24);
+    for (rec, src) in recs.iter().zip(&source) {
+        let keys: Vec<&str> = rec.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(keys, ["credit_code", "month", "electricity_kwh"]);
+        assert_eq!(rec["credit_code"], src.credit_code.as_str());
+        assert_eq!(rec["electricity_kwh"], src.electricity_kwh);
+    }
+    let r = get(
+        &tls,
+        gw.data_addr,
+        "/v1/datasets/enterprise-utilities/records?limit=24&format=csv",
+        &[util],
+    )
+    .await
+    .unwrap();
+    let csv = r.text();
+    assert_eq!(csv.lines().next(), Some("credit_code,month,electricity_kwh"));
+    assert_eq!(csv.lines().count(), 25);
+    assert!(!csv.contains("tariff"), "{csv}");
+    // The tariffs of the enterprises on the page (two, twelve months each) appear nowhere.
+    for src in &source[..24] {
+        let tariff = src.tariff_cny_per_kwh.to_string();
+        assert!(!body.contains(&tariff) && !csv.contains(&tariff), "{tariff}");
+    }
+
+    let mains = "/v1/datasets/hydrant-mains/records?limit=20";
+    let register = sluice::demo::hydrants::generate();
+    let r = get(&tls, gw.data_addr, mains, &[SCENARIO]).await.unwrap();
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let body = r.text();
+    let recs = r.json();
+    for (rec, src) in recs.as_array().unwrap().iter().zip(&register) {
+        let keys: Vec<&str> = rec.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(keys, ["id", "status"]);
+        assert_eq!(rec["id"], src.id.as_str());
+    }
+    let csv = get(&tls, gw.data_addr, &format!("{mains}&format=csv"), &[SCENARIO])
+        .await
+        .unwrap()
+        .text();
+    assert_eq!(csv.lines().next(), Some("id,status"));
+    assert_eq!(csv.lines().count(), 21);
+    for src in &register[..20] {
+        // Neither exact nor cut to the licence's 3 decimals.
+        for v in [src.latitude, src.longitude] {
+            let cut = format!("{:.3}", v);
+            for text in [&body, &csv] {
+                assert!(
+                    !text.contains(&v.to_string()) && !text.contains(&cut),
+                    "{v} in {text}"
+                );
+            }
+        }
+    }
+
+    // Asking for them by name is refused, also next to an allowed field.
+    for (path, scenario) in [
+        (
+            "/v1/datasets/enterprise-utilities/records?fields=tariff_cny_per_kwh",
+            util,
+        ),
+        (
+            "/v1/datasets/enterprise-utilities/records?fields=credit_code,tariff_cny_per_kwh",
+            util,
+        ),
+        ("/v1/datasets/hydrant-mains/records?fields=latitude", SCENARIO),
+        ("/v1/datasets/hydrant-mains/records?fields=id,longitude", SCENARIO),
+    ] {
+        let r = get(&tls, gw.data_addr, path, &[scenario]).await.unwrap();
+        assert_eq!(r.status, 400, "{path}");
+        assert_eq!(r.problem(), "field-not-allowed", "{path}");
+        let detail = r.json()["detail"].as_str().unwrap().to_owned();
+        let field = path.rsplit([',', '=']).next().unwrap();
+        assert!(detail.contains(field), "{path}: {detail}");
+    }
+    gw.shutdown().await;
+    let records = sluice_agency::audit::tail(&audit_dir(&pki), 20).unwrap();
+    let refused: Vec<_> = records
+        .iter()
+        .filter(|r| r.reason.as_deref() == Some("field-not-allowed"))
+        .collect();
+    assert_eq!(refused.len(), 4, "{records:?}");
+    assert!(refused
+        .iter()
+        .all(|r| r.decision == "deny" && r.status == 400 && r.licensee.as_deref() == Some("acme")));
 }

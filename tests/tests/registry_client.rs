@@ -197,11 +197,27 @@ async fn snapshot_signed_by_an_unknown_key_is_ignored() {
     let gw = sluice_agency::gateway::Gateway::start(&path).await.unwrap();
     let (cert, key) = pki.licensee("acme");
     let tls = tls_config(&pki.ca_pem(), Some((&cert, &key)));
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    // Until the gateway has had its say on the rogue's snapshot (revision 1): refused and
+    // fetched again, or (wrongly) taken.
+    let subscription = gw.gateway.subscription().unwrap().clone();
+    let start = Instant::now();
+    while rogue.served(1) < 2 && subscription.revision() == 0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the gateway neither refused nor took the rogue snapshot within 10 s (fetched {})",
+            rogue.served(1)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     // Never confirmed by a verified snapshot: conditional data is refused.
     let r = get(&tls, gw.data_addr, RECORDS, &[SCENARIO]).await.unwrap();
     assert_eq!(outcome(&r), "registry-stale");
     assert!(!pki.dir.path().join("state").join("snapshot.json").exists());
+    assert_eq!(
+        subscription.revision(),
+        0,
+        "a snapshot signed by an unknown key was taken"
+    );
     gw.shutdown().await;
 }
 

@@ -1,6 +1,9 @@
 //! A deterministic, realistic fire-hydrant register for Shanghai, in the spirit of the seed's
 //! example: about 13,000 hydrants, each with a volunteer adopter whose name, mobile and ID
-//! number are personal data, and free-text notes in which some phone numbers appear.
+//! number are personal data, and free-text notes in which personal identifiers appear: a
+//! caretaker's phone in about one record of ten, and in known records ([`planted`]) an
+//! identifier of every class the detector safety net recognises, so a test can check that
+//! each of them is masked.
 
 use serde::Serialize;
 
@@ -262,6 +265,13 @@ pub fn generate() -> Vec<Hydrant> {
             if r.below(10) == 0 {
                 notes.push_str(&format!(" Caretaker reachable at {}.", mobile(&mut r)));
             }
+            // Planting draws nothing from `r`: the rest of the register does not depend on it.
+            if let Some((_, sentence)) = plant(n, &adopter_mobile, &adopter_id_number) {
+                if !notes.is_empty() {
+                    notes.push(' ');
+                }
+                notes.push_str(&sentence);
+            }
             Hydrant {
                 id: format!("SH-HYD-{n:06}"),
                 district,
@@ -282,6 +292,162 @@ pub fn generate() -> Vec<Hydrant> {
             }
         })
         .collect()
+}
+
+/// The classes of identifier the detector safety net recognises in free text (README, "The
+/// detector safety net").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Identifier {
+    /// A mainland mobile number.
+    Mobile,
+    /// A resident ID number (GB 11643).
+    ResidentId,
+    /// A bank card number (valid Luhn).
+    BankCard,
+    /// An e-mail address.
+    Email,
+}
+
+impl Identifier {
+    /// Every class.
+    pub const ALL: [Identifier; 4] = [
+        Identifier::Mobile,
+        Identifier::ResidentId,
+        Identifier::BankCard,
+        Identifier::Email,
+    ];
+}
+
+/// An identifier planted in the notes of a record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plant {
+    /// The record's register id.
+    pub id: String,
+    /// Its class.
+    pub class: Identifier,
+    /// The identifier exactly as the notes write it (separators included).
+    pub value: String,
+}
+
+/// The identifiers [`generate`] plants in the notes, in register order: in every record whose
+/// number modulo 20 is 0, 3, 5, 8, 10, 11, 14, 16, 17 or 19, one identifier, with every
+/// class in several shapes (compact and with separators; next to punctuation, inside Chinese
+/// text). The mobile and ID numbers planted are the adopter's own, as a careless inspector
+/// would copy them; the bank card numbers and e-mail addresses are made up.
+///
+/// `records` may be any part of the register: a record's number comes from its id.
+pub fn planted(records: &[Hydrant]) -> Vec<Plant> {
+    records
+        .iter()
+        .filter_map(|h| {
+            let n = h.id.strip_prefix("SH-HYD-")?.parse().ok()?;
+            let (class, value) = plant(n, &h.adopter_mobile, &h.adopter_id_number)?.0;
+            Some(Plant {
+                id: h.id.clone(),
+                class,
+                value,
+            })
+        })
+        .collect()
+}
+
+/// What record `n` has planted in its notes, if anything: the identifier (class and value as
+/// written) and the sentence that carries it.
+fn plant(n: usize, mobile: &str, id_number: &str) -> Option<((Identifier, String), String)> {
+    use Identifier::{BankCard, Email, Mobile, ResidentId};
+    let (class, value, sentence) = match n % 20 {
+        3 => (
+            Mobile,
+            mobile.to_owned(),
+            format!("Adopter asks to be called on {mobile}, not the office."),
+        ),
+        5 => (Mobile, mobile.to_owned(), format!("请联系领养人{mobile}处理")),
+        8 => {
+            let v = format!("+86 {} {} {}", &mobile[..3], &mobile[3..7], &mobile[7..]);
+            let s = format!("Adopter's phone ({v}).");
+            (Mobile, v, s)
+        }
+        11 => (
+            ResidentId,
+            id_number.to_owned(),
+            format!("Adopter ID on file ({id_number})."),
+        ),
+        14 => (
+            ResidentId,
+            id_number.to_owned(),
+            format!("领养人身份证{id_number}已核验"),
+        ),
+        16 => {
+            let v = format!("{} {} {}", &id_number[..6], &id_number[6..14], &id_number[14..]);
+            let s = format!("ID: {v};");
+            (ResidentId, v, s)
+        }
+        17 => {
+            let c = card(n, 16);
+            let v = format!("{} {} {} {}", &c[..4], &c[4..8], &c[8..12], &c[12..]);
+            let s = format!("Deposit refunded to card {v}; receipt filed.");
+            (BankCard, v, s)
+        }
+        19 => {
+            let v = card(n, 19);
+            let s = format!("押金退至卡号{v}。");
+            (BankCard, v, s)
+        }
+        0 => {
+            let v = email(n);
+            let s = format!("Adopter prefers e-mail: {v}.");
+            (Email, v, s)
+        }
+        10 => {
+            let v = email(n);
+            let s = format!("邮箱：{v}，周末回复");
+            (Email, v, s)
+        }
+        _ => return None,
+    };
+    Some(((class, value), sentence))
+}
+
+/// A made-up UnionPay-style card number of `len` digits for record `n`, with a valid Luhn
+/// check digit.
+fn card(n: usize, len: usize) -> String {
+    let mut r = Rng(0xCA4D_0000 ^ n as u64);
+    let mut digits = String::from("622202");
+    while digits.len() < len - 1 {
+        digits.push(char::from(b'0' + r.below(10) as u8));
+    }
+    (0..10u8)
+        .map(|d| format!("{digits}{}", char::from(b'0' + d)))
+        .find(|c| luhn(c))
+        .unwrap_or_default()
+}
+
+fn luhn(digits: &str) -> bool {
+    let sum: u32 = digits
+        .bytes()
+        .rev()
+        .enumerate()
+        .map(|(i, b)| {
+            let d = u32::from(b - b'0');
+            match (i % 2, d * 2) {
+                (1, dd) if dd > 9 => dd - 9,
+                (1, dd) => dd,
+                _ => d,
+            }
+        })
+        .sum();
+    // (`is_multiple_of` needs Rust 1.87; the workspace supports 1.85.)
+    matches!(sum % 10, 0)
+}
+
+/// A made-up volunteer e-mail address for record `n`.
+fn email(n: usize) -> String {
+    const LOCAL: &[&str] = &["zhang.wei", "li.na", "wang.fang", "chen.jie", "liu.yang"];
+    format!(
+        "{}{}@volunteers.example.org",
+        LOCAL[n / 10 % LOCAL.len()],
+        n % 1000
+    )
 }
 
 fn round6(v: f64) -> f64 {
@@ -306,6 +472,23 @@ mod tests {
             assert!((30.6..31.9).contains(&h.latitude) && (121.0..122.0).contains(&h.longitude));
         }
         assert!(a.iter().any(|h| h.notes.contains("reachable at 1")));
+        // Every class is planted, in the notes of the record it names, in the first page.
+        let plants = planted(&a);
+        for class in Identifier::ALL {
+            assert!(
+                plants[..10].iter().filter(|p| p.class == class).count() >= 2,
+                "{class:?}"
+            );
+        }
+        for p in &plants {
+            let n: usize = p.id["SH-HYD-".len()..].parse().unwrap();
+            assert!(a[n - 1].notes.contains(&p.value), "{p:?}");
+        }
+        assert!(plants
+            .iter()
+            .all(|p| p.class != Identifier::BankCard || luhn(&p.value.replace(' ', ""))));
+        // The known-valid Luhn sample.
+        assert!(luhn("4111111111111111") && !luhn("4111111111111112"));
         // The known-valid GB 11643 sample.
         assert_eq!(id_check_char("11010519491231002"), 'X');
     }

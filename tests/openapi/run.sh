@@ -68,10 +68,11 @@ st() {
   local config=$1 doc=$2 url=$3 cert=$4 key=$5
   shift 5
   echo "== schemathesis: $(basename "$doc") at $url as $(basename "$cert" .pem) $*"
-  timeout 300 "$ST" --no-color --config-file "$config" run "$doc" --url "$url" \
+  # From the scratch folder, where schemathesis leaves its .schemathesis cache.
+  (cd "$WORK" && timeout 300 "$ST" --no-color --config-file "$config" run "$ROOT/$doc" --url "$url" \
     --tls-verify "$CA" --request-cert "$cert" --request-cert-key "$key" \
     --checks all --max-examples "$EXAMPLES" --seed "$SEED" --generation-database none \
-    --workers 2 --request-timeout 10 "$@"
+    --workers 2 --request-timeout 10 "$@")
 }
 
 # The gateway serves its document; the one checked is the one it serves.

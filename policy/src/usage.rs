@@ -20,7 +20,8 @@ use time::{OffsetDateTime, UtcOffset};
 /// Most count rows in one report.
 pub const MAX_ROWS: usize = 10_000;
 
-/// Longest `report_id`, in bytes.
+/// Longest `report_id`, in characters (Unicode scalar values, as JSON Schema's `maxLength`
+/// counts them).
 pub const MAX_REPORT_ID_LEN: usize = 128;
 
 /// One row of a report: what a gateway counted for a licensee, dataset and licence.
@@ -61,7 +62,7 @@ pub struct UsageReport {
 }
 
 /// Why the registry refuses a report that parsed. The messages are part of the registry's
-/// `bad-request` detail.
+/// problem detail (`invalid` for [`UsageReportError::UntilBeforeFrom`], `bad-request` otherwise).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UsageReportError {
     /// `report_id` blank or longer than [`MAX_REPORT_ID_LEN`].
@@ -144,7 +145,7 @@ impl UsageReport {
     /// [`MAX_ROWS`] rows, named licensees, datasets and licences, counts that fit the store
     /// (`i64`).
     pub fn validate(&self) -> Result<(), UsageReportError> {
-        if self.report_id.trim().is_empty() || self.report_id.len() > MAX_REPORT_ID_LEN {
+        if self.report_id.trim().is_empty() || self.report_id.chars().count() > MAX_REPORT_ID_LEN {
             return Err(UsageReportError::ReportId);
         }
         if self.until < self.from {
@@ -351,6 +352,11 @@ mod tests {
         }
         let mut b = registry_sample();
         b["report_id"] = serde_json::json!("r".repeat(128));
+        assert!(parsed(b).is_ok());
+        // Issue 11, item 17: the length is in characters, as openapi.json's maxLength counts
+        // (128 three-byte characters were refused as 384 bytes).
+        let mut b = registry_sample();
+        b["report_id"] = serde_json::json!("用".repeat(128));
         assert!(parsed(b).is_ok());
         for (field, v, want) in [
             (

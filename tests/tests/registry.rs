@@ -297,6 +297,9 @@ async fn grants_are_validated(b: Backend) {
             "must be masked",
         ),
         (json!({ "row_filter": "street = 'x'" }), "unknown field street"),
+        // Issue 11, item 17: a syntax error in the row filter is a rule of the document's
+        // string, not a malformed body: 422 like an unknown field (was 400).
+        (json!({ "row_filter": "district =" }), "row filter"),
         (json!({ "valid_until": "2024-01-01T00:00:00Z" }), "valid_until"),
         (json!({ "rate": { "per_second": 0, "burst": 1 } }), "rate"),
     ];
@@ -432,6 +435,22 @@ async fn long_poll_wakes_on_change(b: Backend) {
         .await
         .unwrap();
     assert_eq!(r.status, 200);
+    assert!(t.elapsed() < Duration::from_secs(2));
+    // Issue 11, item 17: openapi.json declares wait ≤ 30; a longer wait is refused, not
+    // silently cut to 30.
+    let t = Instant::now();
+    let r = reg
+        .gateway
+        .get(&format!("/v1/snapshot?after={}&wait=31", current + 1))
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.status.as_u16(), r.problem().as_deref()),
+        (400, Some("bad-request")),
+        "{:?}",
+        r.json()
+    );
+    assert!(r.json()["detail"].as_str().unwrap().contains("at most 30"));
     assert!(t.elapsed() < Duration::from_secs(2));
     reg.stop().await;
 }
@@ -885,12 +904,25 @@ async fn usage_reports_are_counted_once_and_aggregated_per_month(b: Backend) {
         let r = client.post("/v1/usage", &r1).await.unwrap();
         assert_eq!((r.status.as_u16(), r.problem().as_deref()), (status, Some(code)));
     }
-    // Invalid reports.
+    // Invalid reports. Until before from matches openapi.json's schema and breaks a rule it
+    // states in words: 422 invalid (issue 11, item 17; was 400).
     let row = json!({ "licensee": "acme", "dataset": "d", "licence": null, "requests": 1, "records": 1, "refusals": 0 });
+    let r = reg
+        .gateway
+        .post("/v1/usage", &usage("bad-1", nov.1, nov.0, json!([row.clone()])))
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.status.as_u16(), r.problem().as_deref()),
+        (422, Some("invalid")),
+        "{:?}",
+        r.json()
+    );
+    // What does not match the schema is a bad request.
     for (what, bad) in [
         (
-            "until before from",
-            usage("bad-1", nov.1, nov.0, json!([row.clone()])),
+            "report id over 128 characters",
+            usage(&"x".repeat(129), nov.0, nov.1, json!([])),
         ),
         (
             "negative",

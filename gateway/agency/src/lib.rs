@@ -13,6 +13,7 @@ pub mod gateway;
 pub mod limits;
 pub mod listeners;
 pub mod metrics;
+pub mod openapi;
 pub mod runtime;
 pub mod subscription;
 pub mod usage;

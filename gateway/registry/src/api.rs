@@ -22,7 +22,7 @@ use std::time::Duration;
 /// The OpenAPI 3 document of these routes.
 pub const OPENAPI: &str = include_str!("openapi.json");
 
-/// Longest long-poll wait.
+/// Longest long-poll wait in seconds; a longer `wait` is refused (`bad-request`).
 pub const MAX_WAIT_SECS: u64 = 30;
 
 /// What every request handler shares.
@@ -136,7 +136,13 @@ impl Api {
 
     async fn snapshot(&self, query: Option<&str>) -> Reply {
         let after = query_u64(query, "after")?;
-        let wait = query_u64(query, "wait")?.unwrap_or(0).min(MAX_WAIT_SECS);
+        let wait = query_u64(query, "wait")?.unwrap_or(0);
+        if wait > MAX_WAIT_SECS {
+            return Err(Problem::new(
+                P::BadRequest,
+                format!("query parameter wait must be at most {MAX_WAIT_SECS} (seconds)"),
+            ));
+        }
         let (mut rev, mut bytes) = self.dist.signed().await.map_err(internal)?;
         if let Some(after) = after {
             if rev <= after {

@@ -8,6 +8,7 @@ use super::request::valid_id;
 use super::store::Store;
 use sluice_policy::classify::{OpenCategory, RuleTable};
 use sluice_policy::licence::{Licence, LicenceStatus};
+use sluice_policy::rowfilter::RowFilter;
 
 fn invalid(msg: impl Into<String>) -> Problem {
     Problem::new(P::Invalid, msg)
@@ -56,7 +57,13 @@ pub async fn build_licence(store: &Store, g: GrantRequest) -> Result<Licence, Pr
             _ => {}
         }
     }
-    if let Some(filter) = &g.row_filter {
+    let row_filter = g
+        .row_filter
+        .as_deref()
+        .map(RowFilter::parse)
+        .transpose()
+        .map_err(|e| invalid(format!("row filter: {e}")))?;
+    if let Some(filter) = &row_filter {
         for f in filter.fields() {
             if dataset.spec.field(f).is_none() {
                 return Err(invalid(format!("row filter names unknown field {f}")));
@@ -87,7 +94,7 @@ pub async fn build_licence(store: &Store, g: GrantRequest) -> Result<Licence, Pr
         dataset: g.dataset,
         scenario: g.scenario,
         fields: g.fields,
-        row_filter: g.row_filter,
+        row_filter,
         rate,
         quota: g.quota,
         valid_from,

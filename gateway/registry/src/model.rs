@@ -138,9 +138,10 @@ pub struct GrantRequest {
     pub scenario: String,
     /// Allowed fields and their masking rules.
     pub fields: std::collections::BTreeMap<String, sluice_policy::mask::MaskRule>,
-    /// Optional row filter.
+    /// Optional row filter, parsed when the grant is checked (a syntax error is `invalid`,
+    /// like an unknown field, not a malformed body).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub row_filter: Option<sluice_policy::rowfilter::RowFilter>,
+    pub row_filter: Option<String>,
     /// Rate limit; the default when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate: Option<sluice_policy::licence::RateLimit>,

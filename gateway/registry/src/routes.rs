@@ -85,4 +85,38 @@ mod tests {
         assert_eq!(p.headers, vec![(ALLOW, HeaderValue::from_static("GET"))]);
         assert_eq!(not_routed(&http::Method::GET, &["nope"]).code, P::NotFound);
     }
+
+    /// Issue 11, item 17: `openapi.json` (the contract) has exactly the routes and methods of
+    /// this table.
+    #[test]
+    fn the_openapi_document_has_the_routes_of_the_table() {
+        let doc: serde_json::Value = serde_json::from_str(crate::api::OPENAPI).expect("openapi.json parses");
+        let mut documented: Vec<(String, String)> = Vec::new();
+        for (path, ops) in doc["paths"].as_object().expect("paths") {
+            let segs: Vec<&str> = path
+                .trim_matches('/')
+                .split('/')
+                .map(|s| if s.starts_with('{') { "*" } else { s })
+                .collect();
+            let mut methods: Vec<String> = ops
+                .as_object()
+                .expect("operations")
+                .keys()
+                .map(|m| m.to_uppercase())
+                .collect();
+            methods.sort();
+            documented.push((segs.join("/"), methods.join(", ")));
+        }
+        let mut table: Vec<(String, String)> = ROUTES
+            .iter()
+            .map(|(p, m)| {
+                let mut ms: Vec<&str> = m.split(", ").collect();
+                ms.sort_unstable();
+                (p.join("/"), ms.join(", "))
+            })
+            .collect();
+        documented.sort();
+        table.sort();
+        assert_eq!(documented, table);
+    }
 }

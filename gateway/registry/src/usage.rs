@@ -11,7 +11,7 @@ use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use sluice_net::body::RespBody;
 use sluice_net::identity::{Peer, PeerIdentity};
-pub use sluice_policy::usage::{UsageAck, UsageCount, UsageReport, MAX_ROWS};
+pub use sluice_policy::usage::{UsageAck, UsageCount, UsageReport, UsageReportError, MAX_ROWS};
 
 /// Largest report body (10,000 rows of long identifiers fit).
 const MAX_REPORT_BYTES: usize = 8 << 20;
@@ -60,9 +60,15 @@ pub async fn post(
         ));
     }
     let report: UsageReport = body_limited(req, MAX_REPORT_BYTES).await?;
-    report
-        .validate()
-        .map_err(|m| Problem::new(P::BadRequest, format!("usage report: {m}")))?;
+    // A report that breaks what `openapi.json` declares is a bad request; one that matches it
+    // but ends before it starts breaks a rule the document states in words: invalid.
+    report.validate().map_err(|e| {
+        let code = match e {
+            UsageReportError::UntilBeforeFrom => P::Invalid,
+            _ => P::BadRequest,
+        };
+        Problem::new(code, format!("usage report: {e}"))
+    })?;
     let first = store.add_usage(gateway, &report).await?;
     Ok(json_response(
         StatusCode::OK,

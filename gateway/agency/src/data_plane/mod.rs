@@ -102,6 +102,7 @@ async fn phases(
     }
     let dataset = match route::route(req)? {
         Route::Catalog => return respond::catalog(&plane.outcomes, rt, kind, ctx).await,
+        Route::OpenApi => return crate::openapi::respond(&plane.outcomes, ctx).await,
         Route::Records(d) => d,
     };
     ctx.dataset = Some(dataset.clone());

@@ -19,9 +19,11 @@ pub enum Route {
     Catalog,
     /// `GET /v1/datasets/<id>/records`.
     Records(String),
+    /// `GET /v1/openapi.json`: the data API's OpenAPI document ([`crate::openapi`]).
+    OpenApi,
 }
 
-/// Routes a request: GET only, two routes. An HTTP/1.1 request must carry exactly one
+/// Routes a request: GET only, three routes. An HTTP/1.1 request must carry exactly one
 /// `Host` header (RFC 9112 §3.2).
 pub fn route<B>(req: &Request<B>) -> Result<Route, Problem> {
     if req.version() == Version::HTTP_11 && req.headers().get_all(header::HOST).iter().count() != 1 {
@@ -34,6 +36,8 @@ pub fn route<B>(req: &Request<B>) -> Result<Route, Problem> {
     let not_found = || Problem::new(ProblemCode::NotFound, "no such route; see /v1/catalog");
     let route = if path == "/v1/catalog" {
         Route::Catalog
+    } else if path == "/v1/openapi.json" {
+        Route::OpenApi
     } else if let Some(rest) = path.strip_prefix("/v1/datasets/") {
         match rest.split_once('/') {
             Some((id, "records")) if is_valid_id(id) => Route::Records(id.to_owned()),

@@ -75,6 +75,7 @@ pub struct Gateway {
     reload_lock: Mutex<()>,
     reloads_ok: AtomicU64,
     reloads_failed: AtomicU64,
+    watch_polls: AtomicU64,
     /// What the request path works with.
     pub plane: Arc<DataPlane>,
 }
@@ -86,6 +87,8 @@ pub struct ReloadStats {
     pub ok: u64,
     /// Reloads refused (the previous state stayed in force).
     pub failed: u64,
+    /// Polls of the file watcher so far (changed files or not).
+    pub watch_polls: u64,
 }
 
 /// A started gateway: its bound addresses and a way to stop it.
@@ -164,6 +167,7 @@ impl Gateway {
         ReloadStats {
             ok: self.reloads_ok.load(Ordering::Relaxed),
             failed: self.reloads_failed.load(Ordering::Relaxed),
+            watch_polls: self.watch_polls.load(Ordering::Relaxed),
         }
     }
 
@@ -282,6 +286,7 @@ impl Gateway {
             reload_lock: Mutex::new(()),
             reloads_ok: AtomicU64::new(0),
             reloads_failed: AtomicU64::new(0),
+            watch_polls: AtomicU64::new(0),
             plane: plane.clone(),
         });
         gateway.record_cert_expiry(&config);
@@ -317,8 +322,12 @@ impl Gateway {
             let files =
                 crate::watch::FileWatch::new(config_path, crate::watch::watched_paths(config_path, &config));
             let gw = gateway.clone();
+            let polled = gateway.clone();
             tasks.push(tokio::spawn(crate::watch::run(
                 move || gw.reload(),
+                move || {
+                    polled.watch_polls.fetch_add(1, Ordering::Relaxed);
+                },
                 files,
                 Duration::from_millis(config.gateway.watch_interval_ms),
                 rx.clone(),

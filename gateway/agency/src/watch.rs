@@ -102,9 +102,11 @@ impl FileWatch {
     }
 }
 
-/// Polls every `interval` and calls `reload` on change until `stop` turns true.
+/// Polls every `interval` and calls `reload` on change until `stop` turns true; `on_poll` is
+/// called after every poll.
 pub async fn run<E: std::fmt::Display + Send + 'static>(
     reload: impl Fn() -> Result<(), E> + Clone + Send + 'static,
+    on_poll: impl Fn() + Send + 'static,
     mut state: FileWatch,
     interval: Duration,
     mut stop: watch::Receiver<bool>,
@@ -125,6 +127,7 @@ pub async fn run<E: std::fmt::Display + Send + 'static>(
         match polled {
             Ok((s, outcome)) => {
                 state = s;
+                on_poll();
                 match outcome {
                     Some(Ok(())) => tracing::info!("files changed on disk; reloaded"),
                     Some(Err(e)) => tracing::warn!(

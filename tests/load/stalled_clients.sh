@@ -22,6 +22,7 @@ H2C=${1:-5}
 H2S=${2:-100}
 H1C=${3:-500}
 WORK=$(mktemp -d /tmp/sluice-stall.XXXXXX)
+chmod 755 "$WORK" # nginx workers read www/
 PIDS=()
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -35,7 +36,7 @@ command -v nginx >/dev/null || (apt-get update -qq && apt-get install -y -qq ngi
 python3 -c 'import h2' 2>/dev/null || pip install -q h2==4.1.0
 
 cargo build --release -q -p sluice
-BIN=${CARGO_TARGET_DIR:-target}/release/sluice
+BIN=$(realpath "${CARGO_TARGET_DIR:-target}/release/sluice")
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # The source: the demo register (13,000 hydrants) as a file nginx streams from disk.
@@ -156,10 +157,11 @@ exec 3>"$WORK/hold"
 for _ in $(seq 600); do grep -q '^opened' "$WORK/attack.log" && break; kill -0 "$ATTACK_PID" 2>/dev/null || { cat "$WORK/attack.log"; exit 1; }; sleep 0.1; done
 echo "attack: $(head -1 "$WORK/attack.log") (h2 streams, h1 connections), each limit=10000"
 PEAK=$(rss)
-( while kill -0 "$ATTACK_PID" 2>/dev/null; do rss >>"$WORK/rss.txt"; sleep 0.2; done ) &
+# (fd 3 closed in the sampler, or it would hold the attackers' stdin open)
+( exec 3>&-; while kill -0 "$ATTACK_PID" 2>/dev/null; do rss >>"$WORK/rss.txt"; sleep 0.2; done ) &
 PIDS+=("$!")
 sleep 2
-ATTACKED=$(good attacked)
+ATTACKED=$(good attacked 3>&-)
 PEAK=$(sort -n "$WORK/rss.txt" | tail -1)
 exec 3>&- # the attackers close every socket
 wait "$ATTACK_PID" || true

@@ -5,6 +5,10 @@ use sluice::check::{check, ConfigKind};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// jemalloc, purging freed memory in background threads (returned to the OS after bursts).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// sluice: a federated data-exchange gateway.
 #[derive(Parser)]
 #[command(name = "sluice", version, about)]

@@ -8,6 +8,7 @@
 mod config;
 pub mod http;
 mod source;
+pub mod sql;
 
 pub use config::{connect, Shared, SourceConfig};
 pub use source::{BodyError, BoxFuture, Connector, Fetch, FetchError, SourceBody};

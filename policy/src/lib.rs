@@ -19,6 +19,7 @@ pub mod mask;
 pub mod plan;
 /// Every stable problem type sluice emits, with its code, status and title.
 pub mod problem_code;
+pub mod query;
 pub mod rowfilter;
 pub mod snapshot;
 pub mod stream;

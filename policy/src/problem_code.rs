@@ -20,7 +20,7 @@ use std::str::FromStr;
 /// Base of every problem type URI; the code is appended.
 pub const TYPE_BASE: &str = "https://sluice.dev/problems/";
 
-/// One stable problem type. The first 25 variants, in order, are the gateway's codes; the
+/// One stable problem type. The first 26 variants, in order, are the gateway's codes; the
 /// rest are the registry's own (the registry also uses `unauthenticated`, `bad-request`,
 /// `not-found` and `method-not-allowed`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, strum::VariantArray)]
@@ -52,6 +52,9 @@ pub enum ProblemCode {
     LicenseeRestricted,
     /// A requested field is not in the permit.
     FieldNotAllowed,
+    /// A query filters or orders on a field the licence does not show in clear (masked,
+    /// scanned by the detectors, or not licensed at all): such a filter would be an oracle.
+    FieldNotFilterable,
     /// The licence is for aggregates only.
     AggregateOnly,
     /// Over the licence's request rate.
@@ -111,6 +114,7 @@ impl ProblemCode {
             Self::LicenceNotYetValid => "licence-not-yet-valid",
             Self::LicenseeRestricted => "licensee-restricted",
             Self::FieldNotAllowed => "field-not-allowed",
+            Self::FieldNotFilterable => "field-not-filterable",
             Self::AggregateOnly => "aggregate-only",
             Self::RateLimited => "rate-limited",
             Self::QuotaExhausted => "quota-exhausted",
@@ -148,6 +152,7 @@ impl ProblemCode {
             Self::LicenceNotYetValid => 403,
             Self::LicenseeRestricted => 403,
             Self::FieldNotAllowed => 400,
+            Self::FieldNotFilterable => 400,
             Self::AggregateOnly => 403,
             Self::RateLimited => 429,
             Self::QuotaExhausted => 429,
@@ -185,6 +190,7 @@ impl ProblemCode {
             Self::LicenceNotYetValid => "Licence not yet valid",
             Self::LicenseeRestricted => "Licensee restricted",
             Self::FieldNotAllowed => "Field not allowed",
+            Self::FieldNotFilterable => "Field cannot be filtered or ordered on",
             Self::AggregateOnly => "Aggregate-only licence",
             Self::RateLimited => "Rate limit exceeded",
             Self::QuotaExhausted => "Daily quota exhausted",
@@ -255,7 +261,8 @@ mod tests {
     use std::collections::HashSet;
 
     /// Today's gateway `ALL_CODES` with the statuses and titles `ProblemKind` gives them
-    /// (policy codes through `ProblemKind::Policy`), in that order.
+    /// (policy codes through `ProblemKind::Policy`), in that order, plus `field-not-filterable`
+    /// (the query interface, issue 10) after `field-not-allowed`.
     const GATEWAY: &[(&str, u16, &str)] = &[
         ("unauthenticated", 401, "Client certificate required"),
         (
@@ -274,6 +281,11 @@ mod tests {
         ("licence-not-yet-valid", 403, "Licence not yet valid"),
         ("licensee-restricted", 403, "Licensee restricted"),
         ("field-not-allowed", 400, "Field not allowed"),
+        (
+            "field-not-filterable",
+            400,
+            "Field cannot be filtered or ordered on",
+        ),
         ("aggregate-only", 403, "Aggregate-only licence"),
         ("rate-limited", 429, "Rate limit exceeded"),
         ("quota-exhausted", 429, "Daily quota exhausted"),
@@ -333,7 +345,7 @@ mod tests {
             assert_eq!(json, format!("\"{code}\""));
             assert_eq!(serde_json::from_str::<ProblemCode>(&json).unwrap(), c);
         }
-        assert_eq!(ProblemCode::ALL.len(), 31);
+        assert_eq!(ProblemCode::ALL.len(), 32);
     }
 
     #[test]

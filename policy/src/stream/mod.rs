@@ -192,7 +192,22 @@ pub struct Masker {
 impl Masker {
     /// A masker for one response.
     pub fn new(plan: Arc<FieldPlan>, input: InputFormat, output: OutputFormat, limits: MaskerLimits) -> Self {
-        let slots = Slots::new(&plan);
+        Self::filtered(plan, None, input, output, limits)
+    }
+
+    /// A masker for one response that also applies the licensee's own filters (`query`),
+    /// ANDed to the plan's row filter on the original values: a record passes only if both
+    /// hold, so the query can only narrow what the licence allows. Authorize the query against
+    /// the plan first ([`ClientQuery::authorize`](crate::query::ClientQuery::authorize)).
+    /// CSV cells have no type: a cell that reads as a number compares as one.
+    pub fn filtered(
+        plan: Arc<FieldPlan>,
+        query: Option<Arc<crate::query::ClientQuery>>,
+        input: InputFormat,
+        output: OutputFormat,
+        limits: MaskerLimits,
+    ) -> Self {
+        let slots = Slots::new(&plan, query);
         let top = match &input {
             InputFormat::JsonArray => Top::ArrStart,
             InputFormat::JsonAt(path) if path.is_empty() => Top::ArrStart,

@@ -6,8 +6,10 @@ use super::json::{self, compact, decode_str, write_str, PErr, VKind};
 use super::{MaskError, MaskStats, OutputFormat};
 use crate::mask::{MaskRule, Out, PseudonymKey, Scalar};
 use crate::plan::{FieldAction, FieldPlan};
+use crate::query::{ClientQuery, Decimal, FieldValue};
 use crate::rowfilter::RowFilter;
 use std::borrow::Cow;
+use std::sync::Arc;
 
 /// The detector safety net for `scan` fields.
 #[inline]
@@ -59,12 +61,14 @@ pub(super) struct Slots {
     /// The first `n_plan` slots are the plan's fields, in plan order.
     n_plan: usize,
     filter: Option<RowFilter>,
-    /// Distinct row-filter field names and their slots.
+    /// The licensee's own filters, ANDed to the row filter (never widening it).
+    query: Option<Arc<ClientQuery>>,
+    /// Distinct field names either filter reads, and their slots.
     filter_slots: Vec<(String, usize)>,
 }
 
 impl Slots {
-    pub(super) fn new(plan: &FieldPlan) -> Self {
+    pub(super) fn new(plan: &FieldPlan, query: Option<Arc<ClientQuery>>) -> Self {
         let mut defs: Vec<SlotDef> = plan
             .fields
             .iter()
@@ -89,8 +93,12 @@ impl Slots {
             .collect();
         let n_plan = defs.len();
         let mut filter_slots: Vec<(String, usize)> = Vec::new();
-        if let Some(filter) = &plan.row_filter {
-            for name in filter.fields() {
+        let row_fields = plan.row_filter.iter().flat_map(|f| f.fields());
+        let query_fields = query
+            .iter()
+            .flat_map(|q| q.filters.iter().map(|f| f.column.as_str()));
+        {
+            for name in row_fields.chain(query_fields) {
                 if filter_slots.iter().any(|(n, _)| n == name) {
                     continue;
                 }
@@ -114,6 +122,7 @@ impl Slots {
             defs,
             n_plan,
             filter: plan.row_filter.clone(),
+            query: query.filter(|q| !q.filters.is_empty()),
             filter_slots,
         }
     }
@@ -224,6 +233,18 @@ enum FText {
     FBuf(usize, usize),
 }
 
+/// The type of a field's original value, for the client's typed filters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FType {
+    Null,
+    Bool(bool),
+    Number,
+    String,
+    /// A CSV cell: a number when it reads as one, text otherwise.
+    Cell,
+    Composite,
+}
+
 /// Longest member name remembered as unplanned at its position.
 const UNPLANNED_NAME: usize = 30;
 
@@ -255,6 +276,7 @@ pub(super) struct Record {
     masked: String,
     fbuf: Vec<u8>,
     ftext: Vec<FText>,
+    ftype: Vec<FType>,
 }
 
 fn internal(msg: &'static str) -> MaskError {
@@ -350,42 +372,79 @@ impl Record {
         }
     }
 
-    /// Evaluates the row filter on the original values.
+    /// Evaluates the row filter, then the client's filters, on the original values.
     fn passes(&mut self, slots: &Slots, text: &str) -> Result<bool, MaskError> {
-        let Some(filter) = &slots.filter else {
+        if slots.filter.is_none() && slots.query.is_none() {
             return Ok(true);
-        };
+        }
         let input = text.as_bytes();
         self.fbuf.clear();
         self.ftext.clear();
+        self.ftype.clear();
         for (_, slot) in &slots.filter_slots {
-            let t = match self.vals[*slot] {
-                None => FText::None,
+            let (t, ty) = match self.vals[*slot] {
+                None => (FText::None, FType::Null),
                 Some(v) => match v.kind {
                     Kind::Json(VKind::Str { esc: true }) => {
                         let s = self.fbuf.len();
                         decode_str(&input[v.start..v.end], &mut self.fbuf).map_err(perr)?;
-                        FText::FBuf(s, self.fbuf.len())
+                        (FText::FBuf(s, self.fbuf.len()), FType::String)
                     }
-                    Kind::Json(VKind::True) => FText::Static("true"),
-                    Kind::Json(VKind::False) => FText::Static("false"),
-                    Kind::Json(VKind::Null | VKind::Composite) => FText::None,
-                    _ if v.in_buf => FText::RecBuf(v.start, v.end),
-                    _ => FText::Input(v.start, v.end),
+                    Kind::Json(VKind::True) => (FText::Static("true"), FType::Bool(true)),
+                    Kind::Json(VKind::False) => (FText::Static("false"), FType::Bool(false)),
+                    Kind::Json(VKind::Null) => (FText::None, FType::Null),
+                    Kind::Json(VKind::Composite) => (FText::None, FType::Composite),
+                    kind => {
+                        let ty = match kind {
+                            Kind::Json(VKind::Num) => FType::Number,
+                            Kind::Json(_) => FType::String,
+                            Kind::Text { .. } => FType::Cell,
+                        };
+                        if v.in_buf {
+                            (FText::RecBuf(v.start, v.end), ty)
+                        } else {
+                            (FText::Input(v.start, v.end), ty)
+                        }
+                    }
                 },
             };
             self.ftext.push(t);
+            self.ftype.push(ty);
         }
-        let (fbuf, buf, ftext) = (&self.fbuf, &self.buf, &self.ftext);
-        Ok(filter.matches(|name| {
-            let k = slots.filter_slots.iter().position(|(n, _)| n == name)?;
-            match ftext[k] {
-                FText::None => None,
-                FText::Static(s) => Some(s),
-                FText::Input(s, e) => text.get(s..e),
-                FText::RecBuf(s, e) => std::str::from_utf8(&buf[s..e]).ok(),
-                FText::FBuf(s, e) => std::str::from_utf8(&fbuf[s..e]).ok(),
+        let (fbuf, buf, ftext, ftype) = (&self.fbuf, &self.buf, &self.ftext, &self.ftype);
+        let text_of = |k: usize| match ftext[k] {
+            FText::None => None,
+            FText::Static(s) => Some(s),
+            FText::Input(s, e) => text.get(s..e),
+            FText::RecBuf(s, e) => std::str::from_utf8(&buf[s..e]).ok(),
+            FText::FBuf(s, e) => std::str::from_utf8(&fbuf[s..e]).ok(),
+        };
+        let slot_of = |name: &str| slots.filter_slots.iter().position(|(n, _)| n == name);
+        if let Some(filter) = &slots.filter {
+            if !filter.matches(|name| text_of(slot_of(name)?)) {
+                return Ok(false);
             }
+        }
+        let Some(query) = &slots.query else {
+            return Ok(true);
+        };
+        Ok(query.matches(|name| {
+            let k = slot_of(name)?;
+            Some(match ftype[k] {
+                FType::Null => FieldValue::Null,
+                FType::Bool(b) => FieldValue::Bool(b),
+                FType::Composite => FieldValue::Composite,
+                FType::Number => FieldValue::Number(text_of(k)?),
+                FType::String => FieldValue::String(text_of(k)?),
+                FType::Cell => {
+                    let t = text_of(k)?;
+                    if Decimal::parse(t).is_some() {
+                        FieldValue::Number(t)
+                    } else {
+                        FieldValue::String(t)
+                    }
+                }
+            })
         }))
     }
 

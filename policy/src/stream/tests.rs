@@ -765,3 +765,105 @@ fn member_names_that_change_at_a_remembered_position() {
     assert_eq!(stats.fields_dropped, 9);
     assert_eq!(stats.fields_emitted, 18);
 }
+
+/// Runs `doc` through a masker with the client's query (`pairs`), at every split.
+fn run_query(
+    plan: &Arc<FieldPlan>,
+    pairs: &[(&str, &str)],
+    input: InputFormat,
+    output: OutputFormat,
+    doc: &str,
+) -> String {
+    let query = Arc::new(crate::query::ClientQuery::from_pairs(pairs.iter().copied()).unwrap());
+    let d = doc.as_bytes();
+    let once = |chunks: &[&[u8]]| {
+        let mut m = Masker::filtered(
+            plan.clone(),
+            Some(query.clone()),
+            input.clone(),
+            output,
+            MaskerLimits::default(),
+        );
+        let mut out = Vec::new();
+        for c in chunks {
+            m.feed(c, &mut out).unwrap();
+        }
+        m.finish(&mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    };
+    let whole = once(&[d]);
+    for k in 0..=d.len() {
+        assert_eq!(once(&[&d[..k], &d[k..]]), whole, "split at {k}");
+    }
+    whole
+}
+
+#[test]
+fn client_filters_compare_typed_original_values() {
+    let p = plan(&[("id", EMIT), ("district", EMIT)], None);
+    let doc = r#"[{"id":1,"district":"Huangpu","age":17},{"id":2,"district":"Xuhui","age":18},
+        {"id":3,"district":"Huangpu","age":"18"},{"id":4,"district":"Huangpu","age":null},
+        {"id":5,"district":"Huangpu","age":18.000},{"id":6,"district":"Huangpu"}]"#;
+    let out = run_query(
+        &p,
+        &[("age", "gte.18")],
+        InputFormat::JsonArray,
+        OutputFormat::Json,
+        doc,
+    );
+    // The literal takes the value's type: numbers compare as exact decimals (18.000 = 18),
+    // the string "18" as a string; a null or absent age matches no comparison.
+    assert_eq!(
+        out,
+        r#"[{"id":2,"district":"Xuhui"},{"id":3,"district":"Huangpu"},{"id":5,"district":"Huangpu"}]"#
+    );
+    let out = run_query(
+        &p,
+        &[("district", "eq.Huangpu"), ("age", "not.is.null")],
+        InputFormat::JsonArray,
+        OutputFormat::Ndjson,
+        doc,
+    );
+    assert_eq!(out, "{\"id\":1,\"district\":\"Huangpu\"}\n{\"id\":3,\"district\":\"Huangpu\"}\n{\"id\":5,\"district\":\"Huangpu\"}\n");
+}
+
+#[test]
+fn client_filters_never_widen_the_row_filter() {
+    let p = plan(
+        &[("id", EMIT), ("district", EMIT)],
+        Some("district in ('Huangpu', 'Xuhui')"),
+    );
+    let doc = r#"[{"id":1,"district":"Huangpu"},{"id":2,"district":"Xuhui"},{"id":3,"district":"Minhang"},
+        {"id":4,"district":null}]"#;
+    let ids = |pairs: &[(&str, &str)]| {
+        let out = run_query(&p, pairs, InputFormat::JsonArray, OutputFormat::Csv, doc);
+        out.lines()
+            .skip(1)
+            .map(|l| l.split(',').next().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(ids(&[("district", "eq.Minhang")]), Vec::<String>::new());
+    assert_eq!(ids(&[("district", "in.(Minhang,Huangpu)")]), ["1"]);
+    assert_eq!(ids(&[("district", "not.eq.Huangpu")]), ["2"]);
+    assert_eq!(ids(&[("district", "is.null")]), Vec::<String>::new());
+    assert_eq!(ids(&[("district", "like.*")]), ["1", "2"]);
+}
+
+#[test]
+fn client_filters_on_csv_cells_compare_numbers_as_numbers() {
+    let p = plan(&[("id", EMIT)], None);
+    let doc = "id,age,district\n1,17,a\n2,18,b\n3,x,c\n4,018.0,d\n5,,e\n";
+    let out = run_query(&p, &[("age", "gte.18")], InputFormat::Csv, OutputFormat::Csv, doc);
+    // 018.0 reads as a number (≥ 18); "x" is text and compares bytewise ("x" > "18"); an
+    // empty cell is empty text.
+    assert_eq!(out, "id\n2\n3\n4\n");
+    // The filtered field is not in the plan: it is read for the filter, never written.
+    let out = run_query(
+        &p,
+        &[("district", "in.(b,e)")],
+        InputFormat::Csv,
+        OutputFormat::Json,
+        doc,
+    );
+    assert_eq!(out, r#"[{"id":"2"},{"id":"5"}]"#);
+}

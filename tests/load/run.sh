@@ -58,8 +58,11 @@ nginx -c "$WORK/nginx.conf" -p "$WORK"
 run() { # name url [extra oha args...]
   local name=$1 url=$2; shift 2
   oha --no-tui -z "${DUR}s" -c "$CONN" --output-format json "$@" "$url" >"$WORK/$name.json"
-  jq -r --arg n "$name" '"\($n)\t\(.summary.requestsPerSec|floor) req/s\tp50 \(.latencyPercentiles.p50*1000|.*100|floor/100) ms\tp99 \(.latencyPercentiles.p99*1000|.*100|floor/100) ms\tsuccess \(.summary.successRate)"' "$WORK/$name.json"
+  jq -r --arg n "$name" '"\($n)\t\(.summary.requestsPerSec|floor) req/s\tp50 \(.latencyPercentiles.p50*1000|.*100|floor/100) ms\tp99 \(.latencyPercentiles.p99*1000|.*100|floor/100) ms\tstatuses \(.statusCodeDistribution|tojson)"' "$WORK/$name.json"
+  # A run with any status but 200 is void.
+  jq -e '(.statusCodeDistribution|keys) == ["200"]' "$WORK/$name.json" >/dev/null || { echo "VOID: $name had non-200 responses"; VOID=1; }
 }
+VOID=0
 TLS=(--cacert "$CA" --cert "$CERT" --key "$KEY")
 echo "# saturation: $CONN connections, ${DUR}s each, limit=$LIMIT records per request"
 run direct "$SRC?limit=$LIMIT"
@@ -75,6 +78,7 @@ echo "# ratios"
 echo "throughput sluice/nginx: $(echo "$(rps sluice) / $(rps nginx)" | bc -l | cut -c1-5)"
 echo "p99 added over direct at 200 req/s: sluice $(echo "($(p99 sluice_q) - $(p99 direct_q))*1000" | bc -l | cut -c1-6) ms, nginx $(echo "($(p99 nginx_q) - $(p99 direct_q))*1000" | bc -l | cut -c1-6) ms"
 echo "raw results in $WORK"
+[ "$VOID" = 0 ] || echo "at least one run is void: do not quote these figures"
 trap - EXIT
 kill $(jobs -p) 2>/dev/null || true
 kill "$(cat "$WORK/nginx.pid")" 2>/dev/null || true

@@ -10,7 +10,7 @@ use sluice_net::problem::{Problem, ProblemCode};
 use sluice_policy::classify::OpenCategory;
 use sluice_policy::decide::SystemClock;
 use sluice_policy::id::LicenseeId;
-use sluice_policy::{Decision, Permit};
+use sluice_policy::{Decision, Permit, Refusal};
 
 /// What the decision needs besides the request.
 pub struct Inputs<'a> {
@@ -31,24 +31,34 @@ pub fn decide(
     ctx: &mut Ctx,
 ) -> Result<Permit, Problem> {
     check_fresh(inputs.rt, inputs.subscription, dataset)?;
-    let fields: Option<Vec<&str>> = query
-        .fields
-        .as_ref()
-        .map(|f| f.iter().map(String::as_str).collect());
     let decision = inputs.rt.policy.decide(
         &sluice_policy::Request {
             licensee: licensee.map(LicenseeId::as_str),
             dataset,
             scenario: ctx.scenario.as_deref(),
-            fields: fields.as_deref(),
+            fields: None,
         },
         &SystemClock,
     );
-    let permit = match decision {
+    let mut permit = match decision {
         Decision::Allow(p) => p,
         Decision::Deny(r) => return Err(Problem::from(&r)),
     };
     ctx.licence = permit.licence.as_ref().map(|l| l.id.clone());
+    // Filters are checked against the licence's whole plan (a clear field may be filtered on
+    // without being selected), then the plan is narrowed to the fields asked for.
+    query
+        .query
+        .authorize(&permit.plan)
+        .map_err(|r| Problem::new(r.code(), r.to_string()))?;
+    if let Some(fields) = &query.fields {
+        let asked: Vec<&str> = fields.iter().map(String::as_str).collect();
+        let plan = permit
+            .plan
+            .narrowed(&asked)
+            .map_err(|f| Problem::from(&Refusal::FieldNotAllowed(f.to_owned())))?;
+        permit.plan = std::sync::Arc::new(plan);
+    }
     // Fail closed: no data leaves while the audit log cannot record it.
     inputs.outcomes.check_audit()?;
     Ok(permit)

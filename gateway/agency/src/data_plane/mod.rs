@@ -127,8 +127,10 @@ async fn phases(
             return Err(problem);
         }
     };
-    let masker = Masker::new(
+    let filters = (!query.query.filters.is_empty()).then(|| Arc::new(query.query.clone()));
+    let masker = Masker::filtered(
         permit.plan.clone(),
+        filters,
         connector.input_format(),
         query.format,
         MaskerLimits {

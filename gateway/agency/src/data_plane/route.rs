@@ -7,6 +7,7 @@ use crate::config::Limits;
 use http::{header, HeaderValue, Method, Request, Version};
 use sluice_net::problem::{Problem, ProblemCode};
 use sluice_policy::id::is_valid_id;
+use sluice_policy::query::ClientQuery;
 use sluice_policy::stream::OutputFormat;
 
 /// The header declaring the request's purpose.
@@ -90,7 +91,16 @@ pub struct RecordsQuery {
     pub fields: Option<Vec<String>>,
     /// Every other parameter, for the connector's allow-list.
     pub passthrough: Vec<(String, String)>,
+    /// The licensee's own filters (`col=op.value`), checked against the licence in
+    /// [`decide`](super::decide) and applied to the original values in the stream.
+    pub query: ClientQuery,
 }
+
+/// The operators of a filter value (`col=[not.]op.value`, PostgREST's conventions); a value
+/// without one is a source parameter, passed to the connector's allow-list as before.
+const FILTER_PREFIXES: [&str; 10] = [
+    "eq.", "neq.", "lt.", "lte.", "gt.", "gte.", "in.", "like.", "is.", "not.",
+];
 
 impl RecordsQuery {
     /// Parses a query string against the page limits. A parameter given twice is refused
@@ -103,7 +113,10 @@ impl RecordsQuery {
             format: OutputFormat::Json,
             fields: None,
             passthrough: Vec::new(),
+            query: ClientQuery::default(),
         };
+        // The licensee's query: `select`, `order`, `after` and filter-shaped values.
+        let mut query_pairs: Vec<(String, String)> = Vec::new();
         // The gateway's own parameters seen so far (`cursor` counts as `offset`); a repeated
         // source parameter is found among those already passed through.
         const OWN: [&str; 4] = ["limit", "offset", "format", "fields"];
@@ -152,8 +165,29 @@ impl RecordsQuery {
                             .collect(),
                     )
                 }
+                // `or`, `and`, `not` are PostgREST's logical operators: refused there, never
+                // passed to a source.
+                "select" | "order" | "after" | "or" | "and" | "not" => {
+                    query_pairs.push((k.into_owned(), v.into_owned()))
+                }
+                _ if FILTER_PREFIXES.iter().any(|p| v.starts_with(p)) => {
+                    query_pairs.push((k.into_owned(), v.into_owned()))
+                }
                 _ => out.passthrough.push((k.into_owned(), v.into_owned())),
             }
+        }
+        out.query = ClientQuery::from_pairs(query_pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .map_err(|e| bad(e.to_string()))?;
+        if !out.query.order.is_empty() || out.query.after.is_some() {
+            return Err(bad(
+                "order and after (keyset pages) are not available for this dataset's source; use limit and cursor".into(),
+            ));
+        }
+        if let Some(select) = out.query.select.take() {
+            if out.fields.is_some() {
+                return Err(bad("give one of select and fields".into()));
+            }
+            out.fields = Some(select);
         }
         Ok(out)
     }

@@ -295,13 +295,15 @@ title = "Fire hydrant register with volunteer adopters"
 owner = "Shanghai Fire and Rescue"
 update_frequency = "daily"
 grades = { personal = "non_anonymous_non_sensitive" }
+# Codes that can hold no identifier are not scanned (`scan = false`): that also makes them
+# filterable (`district=eq.Huangpu`); a scanned field never is.
 fields = [
-  { name = "id" },
-  { name = "district" },
+  { name = "id", scan = false },
+  { name = "district", scan = false },
   { name = "street" },
   { name = "latitude", grades = { object = "low_risk" } },
   { name = "longitude", grades = { object = "low_risk" } },
-  { name = "status" },
+  { name = "status", scan = false },
   { name = "last_inspection" },
   { name = "adopter_name", grades = { personal = "non_anonymous_non_sensitive" } },
   { name = "adopter_mobile", grades = { personal = "non_anonymous_non_sensitive" } },

@@ -6,11 +6,14 @@
 //! (c) the output is the same for every chunking.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
+use common::{json_str, read_csv, run};
 use proptest::prelude::*;
 use serde_json::Value;
 use sluice_policy::mask::{MaskRule, PseudonymKey};
 use sluice_policy::plan::{FieldAction, FieldPlan, PlannedField};
-use sluice_policy::stream::{InputFormat, Masker, MaskerLimits, OutputFormat};
+use sluice_policy::stream::{InputFormat, OutputFormat};
 use std::sync::Arc;
 
 /// Field names, some needing escapes in JSON.
@@ -99,22 +102,6 @@ fn field_plan(p: &[(usize, FieldAction)]) -> Arc<FieldPlan> {
     })
 }
 
-/// A JSON string, some characters written as `\u` escapes when `esc`.
-fn json_str(s: &str, esc: bool) -> String {
-    if !esc {
-        return serde_json::to_string(s).unwrap();
-    }
-    let mut o = String::from("\"");
-    for c in s.chars() {
-        let mut buf = [0u16; 2];
-        for u in c.encode_utf16(&mut buf) {
-            o.push_str(&format!("\\u{u:04x}"));
-        }
-    }
-    o.push('"');
-    o
-}
-
 /// Writes records as a JSON array or NDJSON, with duplicate keys kept and optional escapes
 /// and whitespace.
 fn json_doc(recs: &[Rec], ndjson: bool, esc: bool, ws: bool) -> String {
@@ -152,57 +139,6 @@ fn json_doc(recs: &[Rec], ndjson: bool, esc: bool, ws: bool) -> String {
         s.push(']');
     }
     s
-}
-
-fn run(
-    plan: &Arc<FieldPlan>,
-    input: &InputFormat,
-    output: OutputFormat,
-    doc: &[u8],
-    cuts: &[usize],
-) -> Vec<u8> {
-    let mut m = Masker::new(plan.clone(), input.clone(), output, MaskerLimits::default());
-    let mut out = Vec::new();
-    let mut cuts: Vec<usize> = cuts.iter().map(|c| c % (doc.len() + 1)).collect();
-    cuts.sort_unstable();
-    let mut at = 0;
-    for c in cuts.into_iter().chain([doc.len()]) {
-        m.feed(&doc[at..c], &mut out).unwrap();
-        at = c;
-    }
-    m.finish(&mut out).unwrap();
-    out
-}
-
-/// A small RFC 4180 reader for checking CSV output.
-fn read_csv(s: &str) -> Vec<Vec<String>> {
-    let mut rows = Vec::new();
-    let mut row = Vec::new();
-    let mut cell = String::new();
-    let mut quoted = false;
-    let mut chars = s.chars().peekable();
-    while let Some(c) = chars.next() {
-        match (quoted, c) {
-            (true, '"') if chars.peek() == Some(&'"') => {
-                chars.next();
-                cell.push('"');
-            }
-            (true, '"') => quoted = false,
-            (true, c) => cell.push(c),
-            (false, '"') => quoted = true,
-            (false, ',') => row.push(std::mem::take(&mut cell)),
-            (false, '\n') => {
-                row.push(std::mem::take(&mut cell));
-                rows.push(std::mem::take(&mut row));
-            }
-            (false, c) => cell.push(c),
-        }
-    }
-    assert!(
-        !quoted && cell.is_empty() && row.is_empty(),
-        "CSV must end with a newline"
-    );
-    rows
 }
 
 /// The first value of each planned field in a record.
@@ -253,9 +189,9 @@ proptest! {
         let doc = json_doc(&recs, ndjson, esc, ws);
         let input = if ndjson { InputFormat::Ndjson } else { InputFormat::JsonArray };
         let plan = field_plan(&p);
-        let whole = run(&plan, &input, out_fmt, doc.as_bytes(), &[]);
+        let whole = run(&plan, &input, out_fmt, doc.as_bytes(), &[]).unwrap().0;
         // (c) every chunking gives the same output.
-        prop_assert_eq!(&run(&plan, &input, out_fmt, doc.as_bytes(), &cuts), &whole);
+        prop_assert_eq!(&run(&plan, &input, out_fmt, doc.as_bytes(), &cuts).unwrap().0, &whole);
         let text = String::from_utf8(whole).unwrap();
 
         // (a) the output parses; each record holds the planned fields present in the input.
@@ -334,8 +270,8 @@ proptest! {
             doc.push_str(&(r.iter().map(|c| cell(c)).collect::<Vec<_>>().join(",") + nl));
         }
         let plan = field_plan(&p);
-        let whole = run(&plan, &InputFormat::Csv, out_fmt, doc.as_bytes(), &[]);
-        prop_assert_eq!(&run(&plan, &InputFormat::Csv, out_fmt, doc.as_bytes(), &cuts), &whole);
+        let whole = run(&plan, &InputFormat::Csv, out_fmt, doc.as_bytes(), &[]).unwrap().0;
+        prop_assert_eq!(&run(&plan, &InputFormat::Csv, out_fmt, doc.as_bytes(), &cuts).unwrap().0, &whole);
         let text = String::from_utf8(whole).unwrap();
         let out_rows: Vec<Vec<Option<String>>> = match out_fmt {
             OutputFormat::Csv => read_csv(&text)[1..].iter().map(|r| r.iter().map(|c| Some(c.clone())).collect()).collect(),

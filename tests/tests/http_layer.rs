@@ -4,11 +4,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use serde_json::Value;
+use sluice_agency::audit::{query, Filter};
 use sluice_tests::client::{get, tls_config};
 use sluice_tests::http2::H2;
 use sluice_tests::upstream::Upstream;
 use sluice_tests::{audit_dir, start_gateway, Pki};
-use std::path::Path;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const SCENARIO: (&str, &str) = ("sluice-scenario", "fire-hydrant-adoption");
@@ -23,25 +23,6 @@ valid_from = "2025-01-01T00:00:00Z"
 valid_until = "2035-01-01T00:00:00Z"
 fields.id = { rule = "clear" }
 "#;
-
-/// The audit records' (reason, status, licensee) in order.
-fn audited(dir: &Path) -> Vec<(String, u64, String)> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().is_some_and(|e| e == "jsonl") {
-            for line in std::fs::read_to_string(&path).unwrap().lines() {
-                let r: Value = serde_json::from_str(line).unwrap();
-                out.push((
-                    r["reason"].as_str().unwrap_or("").to_owned(),
-                    r["status"].as_u64().unwrap(),
-                    r["licensee"].as_str().unwrap_or("").to_owned(),
-                ));
-            }
-        }
-    }
-    out
-}
 
 #[tokio::test]
 async fn heads_over_the_limits_get_the_documented_problem_and_are_audited() {
@@ -96,10 +77,18 @@ async fn heads_over_the_limits_get_the_documented_problem_and_are_audited() {
         .unwrap();
     assert_eq!(h2.request(req).await.unwrap().status, 200);
 
-    let records = audited(&audit_dir(&pki));
-    let refused: Vec<_> = records.iter().filter(|r| r.0 == "headers-too-large").collect();
+    let records = query(&audit_dir(&pki), &Filter::default()).unwrap();
+    let refused: Vec<_> = records
+        .iter()
+        .filter(|r| r.reason.as_deref() == Some("headers-too-large"))
+        .collect();
     assert_eq!(refused.len(), 3, "{records:?}");
-    assert!(refused.iter().all(|r| r.1 == 431 && r.2 == "acme"), "{refused:?}");
+    assert!(
+        refused
+            .iter()
+            .all(|r| r.status == 431 && r.licensee.as_deref() == Some("acme")),
+        "{refused:?}"
+    );
     gw.shutdown().await;
 }
 

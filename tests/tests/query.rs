@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use serde_json::Value;
+use sluice_agency::audit::{query, Filter};
 use sluice_tests::client::{get, tls_config, Reply};
 use sluice_tests::upstream::Upstream;
 use sluice_tests::{audit_dir, start_gateway, Pki};
@@ -136,21 +137,10 @@ async fn filters_on_what_the_licensee_cannot_see_are_refused_and_audited() {
             "{bad}"
         );
     }
-    let audit: Vec<Value> = std::fs::read_dir(audit_dir(&pki))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
-        .flat_map(|p| {
-            std::fs::read_to_string(p)
-                .unwrap()
-                .lines()
-                .map(|l| serde_json::from_str(l).unwrap())
-                .collect::<Vec<Value>>()
-        })
-        .collect();
+    let audit = query(&audit_dir(&pki), &Filter::default()).unwrap();
     let refused = audit
         .iter()
-        .filter(|r| r["reason"] == "field-not-filterable")
+        .filter(|r| r.reason.as_deref() == Some("field-not-filterable"))
         .count();
     assert_eq!(refused, probes.len());
     gw.shutdown().await;

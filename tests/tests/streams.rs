@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use serde_json::Value;
+use sluice_agency::audit::{query, AuditRecord, Filter};
 use sluice_tests::client::{get, tls_config};
 use sluice_tests::http2::H2;
 use sluice_tests::upstream::{Mode, Upstream};
@@ -42,33 +43,14 @@ fn stall_options() -> GatewayOptions {
     }
 }
 
-/// Every audit record so far, in order.
-fn audit_records(dir: &Path) -> Vec<Value> {
-    let mut segments: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
-        .collect();
-    segments.sort();
-    segments
-        .iter()
-        .flat_map(|p| {
-            std::fs::read_to_string(p)
-                .unwrap()
-                .lines()
-                .map(|l| serde_json::from_str(l).unwrap())
-                .collect::<Vec<Value>>()
-        })
-        .collect()
-}
-
 /// Waits (at most 10 s) for the audit record of `request_id`.
-async fn record_of(dir: &Path, request_id: &str) -> Value {
+async fn record_of(dir: &Path, request_id: &str) -> AuditRecord {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        if let Some(r) = audit_records(dir)
+        if let Some(r) = query(dir, &Filter::default())
+            .unwrap()
             .into_iter()
-            .find(|r| r["request_id"] == request_id)
+            .find(|r| r.request_id == request_id)
         {
             return r;
         }
@@ -133,14 +115,14 @@ async fn an_http1_client_that_stops_reading_stops_the_source_and_is_cut_off() {
     // The client reads nothing more: after the stall timeout the stream is aborted and audited,
     // with far less than the whole answer masked (the source was not read on).
     let record = record_of(&audit_dir(&pki), &request_id).await;
-    assert_eq!(record["reason"], "write-stalled", "{record}");
-    assert_eq!(record["decision"], "allow");
-    let bytes_out = record["bytes_out"].as_u64().unwrap();
+    assert_eq!(record.reason.as_deref(), Some("write-stalled"), "{record:?}");
+    assert_eq!(record.decision, "allow");
+    let bytes_out = record.bytes_out;
     assert!(
         bytes_out < (full_len as u64) / 2,
         "masked {bytes_out} of {full_len} bytes for a client that read nothing"
     );
-    assert!(record["records_out"].as_u64().unwrap() < MANY);
+    assert!(record.records_out < MANY);
 
     // And the connection is closed: what was in flight arrives, then the end of the
     // connection, never the last chunk of a complete response.
@@ -187,10 +169,10 @@ async fn an_http2_stream_held_at_a_zero_window_is_aborted_and_audited() {
     let request_id = reply.headers["sluice-request-id"].to_str().unwrap().to_owned();
 
     let record = record_of(&audit_dir(&pki), &request_id).await;
-    assert_eq!(record["reason"], "write-stalled", "{record}");
+    assert_eq!(record.reason.as_deref(), Some("write-stalled"), "{record:?}");
     assert!(
-        record["bytes_out"].as_u64().unwrap() <= 256 * 1024,
-        "more than 256 KiB masked for a stream that could take nothing: {record}"
+        record.bytes_out <= 256 * 1024,
+        "more than 256 KiB masked for a stream that could take nothing: {record:?}"
     );
 
     // The stream is dead: once the client opens its window it gets a reset, not the data.

@@ -6,7 +6,7 @@
 
 mod support;
 
-use serde_json::Value;
+use sluice_agency::audit::{query, Filter};
 use std::collections::HashSet;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -25,17 +25,11 @@ const PATH: &str = "/v1/datasets/fire-hydrants/records?limit=20";
 
 /// Request ids of every audit record in `dir`.
 fn audited(dir: &Path) -> HashSet<String> {
-    let mut ids = HashSet::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().is_some_and(|e| e == "jsonl") {
-            for line in std::fs::read_to_string(&path).unwrap().lines() {
-                let record: Value = serde_json::from_str(line).unwrap();
-                ids.insert(record["request_id"].as_str().unwrap().to_owned());
-            }
-        }
-    }
-    ids
+    query(dir, &Filter::default())
+        .unwrap()
+        .into_iter()
+        .map(|r| r.request_id)
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

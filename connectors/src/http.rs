@@ -11,6 +11,7 @@ use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 use serde::{Deserialize, Serialize};
+use sluice_policy::query::FilterOp;
 use sluice_policy::rowfilter::Op;
 use sluice_policy::stream::InputFormat;
 use std::collections::BTreeMap;
@@ -208,7 +209,10 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 }
 
 /// Builds the upstream URI: the source URL, allow-listed client parameters, pushed-down
-/// filter conditions, and the page.
+/// filter conditions (the row filter's `=` conditions and the licensee's `eq` filters on
+/// fields mapped in `filter_params`; a parameter is sent once, the row filter's first), and
+/// the page. The masker applies every filter again, so a source that ignores one only makes
+/// pages shorter.
 pub fn build_uri(source: &HttpSourceConfig, fetch: &Fetch<'_>) -> Result<Uri, FetchError> {
     let mut url = url::Url::parse(&source.url).map_err(|e| FetchError::Url(e.to_string()))?;
     {
@@ -221,10 +225,24 @@ pub fn build_uri(source: &HttpSourceConfig, fetch: &Fetch<'_>) -> Result<Uri, Fe
                 q.append_pair(k, v);
             }
         }
+        let mut pushed: Vec<&str> = Vec::new();
         if let Some(filter) = fetch.row_filter {
             for c in &filter.conditions {
                 if let (Op::Eq, Some(param)) = (c.op, source.filter_params.get(&c.field)) {
-                    q.append_pair(param, &c.values[0]);
+                    if !pushed.contains(&param.as_str()) {
+                        q.append_pair(param, &c.values[0]);
+                        pushed.push(param);
+                    }
+                }
+            }
+        }
+        for f in fetch.query.iter().flat_map(|q| &q.filters) {
+            if let (false, FilterOp::Eq(v), Some(param)) =
+                (f.negated, &f.op, source.filter_params.get(&f.column))
+            {
+                if !pushed.contains(&param.as_str()) {
+                    q.append_pair(param, v);
+                    pushed.push(param);
                 }
             }
         }
@@ -266,6 +284,7 @@ pub fn strip_hop_by_hop(mut headers: HeaderMap) -> HeaderMap {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sluice_policy::query::ClientQuery;
     use sluice_policy::rowfilter::RowFilter;
 
     fn source() -> HttpSourceConfig {
@@ -303,12 +322,52 @@ mod tests {
             offset: 20,
             params: vec![("district", "a&b"), ("secret", "1"), ("limit", "999")],
             row_filter: Some(&f),
+            query: None,
             request_id: "r1",
         };
         let uri = build_uri(&source(), &fetch).unwrap().to_string();
         assert_eq!(
             uri,
             "http://127.0.0.1:9/hydrants?token=fixed&district=a%26b&d=Huang+pu&limit=10&offset=20"
+        );
+    }
+
+    #[test]
+    fn the_licensees_eq_filters_push_down_once_and_never_negated() {
+        let q = |pairs: &[(&str, &str)]| ClientQuery::from_pairs(pairs.iter().copied()).unwrap();
+        let uri = |row: Option<&RowFilter>, query: &ClientQuery| {
+            let fetch = Fetch {
+                limit: 10,
+                offset: 0,
+                params: Vec::new(),
+                row_filter: row,
+                query: Some(query),
+                request_id: "r1",
+            };
+            build_uri(&source(), &fetch).unwrap().to_string()
+        };
+        let base = "http://127.0.0.1:9/hydrants?token=fixed";
+        assert_eq!(
+            uri(None, &q(&[("district", "eq.Xu hui")])),
+            format!("{base}&d=Xu+hui&limit=10&offset=0")
+        );
+        // Negated, other operators and unmapped fields stay with the masker.
+        for pairs in [
+            &[("district", "not.eq.A")][..],
+            &[("district", "in.(A,B)")],
+            &[("status", "eq.ok")],
+        ] {
+            assert_eq!(
+                uri(None, &q(pairs)),
+                format!("{base}&limit=10&offset=0"),
+                "{pairs:?}"
+            );
+        }
+        // The row filter's condition goes first; the parameter is sent once.
+        let f = RowFilter::parse("district = 'Huangpu'").unwrap();
+        assert_eq!(
+            uri(Some(&f), &q(&[("district", "eq.Xuhui")])),
+            format!("{base}&d=Huangpu&limit=10&offset=0")
         );
     }
 

@@ -3,6 +3,7 @@
 use bytes::Bytes;
 use http::StatusCode;
 use http_body_util::combinators::BoxBody;
+use sluice_policy::query::ClientQuery;
 use sluice_policy::rowfilter::RowFilter;
 use sluice_policy::stream::InputFormat;
 use std::future::Future;
@@ -33,6 +34,9 @@ pub struct Fetch<'a> {
     /// The licence's row filter, pushed down where the source can take it (the masker
     /// applies it again to every record either way).
     pub row_filter: Option<&'a RowFilter>,
+    /// The licensee's own filters (already authorized), pushed down where the source can take
+    /// them, so that pages fill; the masker applies them again to every record either way.
+    pub query: Option<&'a ClientQuery>,
     /// Request id, forwarded to the source where it can log it.
     pub request_id: &'a str,
 }

@@ -24,6 +24,7 @@ pub async fn fetch(
         offset: query.offset,
         params,
         row_filter: permit.plan.row_filter.as_ref(),
+        query: Some(&query.query),
         request_id: &ctx.request_id,
     };
     connector.fetch(&fetch).await.map_err(|e| {

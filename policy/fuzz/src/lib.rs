@@ -8,4 +8,5 @@ pub mod csvref;
 pub mod gen;
 pub mod jsonref;
 pub mod masker;
+pub mod query;
 pub mod rowfilter;

@@ -3,9 +3,9 @@
 
 use crate::config::Config;
 use bytes::Bytes;
-use serde_json::json;
+use serde::Serialize;
 use sluice_connectors::{connect, Connector, Shared};
-use sluice_policy::classify::OpenCategory;
+use sluice_policy::classify::{Grades, OpenCategory};
 use sluice_policy::decide::Measures;
 use sluice_policy::snapshot::Snapshot;
 use sluice_policy::PolicySet;
@@ -95,41 +95,132 @@ pub fn normalise_serial(serial: &str) -> String {
     }
 }
 
+/// The catalog document. Typed, so that its member order is the order written here in every
+/// build (a `json!` map's order depends on serde_json's `preserve_order` feature, which
+/// workspace test builds enable and the release binary does not).
+#[derive(Serialize)]
+struct CatalogDoc<'a> {
+    gateway: &'a str,
+    datasets: Vec<CatalogDataset<'a>>,
+}
+
+#[derive(Serialize)]
+struct CatalogDataset<'a> {
+    id: &'a str,
+    title: &'a str,
+    owner: &'a str,
+    update_frequency: &'a str,
+    version: u32,
+    grades: &'a Grades,
+    open_category: OpenCategory,
+    closed: bool,
+    records_url: String,
+    fields: Vec<CatalogField<'a>>,
+}
+
+#[derive(Serialize)]
+struct CatalogField<'a> {
+    name: &'a str,
+    description: &'a str,
+    grades: &'a Grades,
+    open_category: OpenCategory,
+    requires_masking: bool,
+}
+
 fn catalog_json(config: &Config, public_only: bool) -> Bytes {
     let rules = &config.classification;
-    let datasets: Vec<_> = config
+    let datasets = config
         .datasets
         .iter()
         .filter(|d| !public_only || d.category(rules) == OpenCategory::Unconditional)
-        .map(|d| {
-            let fields: Vec<_> = d
+        .map(|d| CatalogDataset {
+            id: &d.id,
+            title: &d.title,
+            owner: &d.owner,
+            update_frequency: &d.update_frequency,
+            version: d.version,
+            grades: &d.grades,
+            open_category: d.category(rules),
+            closed: config.closed_datasets.contains(&d.id),
+            records_url: format!("/v1/datasets/{}/records", d.id),
+            fields: d
                 .fields
                 .iter()
                 .filter(|f| !public_only || rules.category(&f.grades) == OpenCategory::Unconditional)
-                .map(|f| {
-                    json!({
-                        "name": f.name,
-                        "description": f.description,
-                        "grades": f.grades,
-                        "open_category": rules.category(&f.grades),
-                        "requires_masking": rules.requires_masking(&f.grades),
-                    })
+                .map(|f| CatalogField {
+                    name: &f.name,
+                    description: &f.description,
+                    grades: &f.grades,
+                    open_category: rules.category(&f.grades),
+                    requires_masking: rules.requires_masking(&f.grades),
                 })
-                .collect();
-            json!({
-                "id": d.id,
-                "title": d.title,
-                "owner": d.owner,
-                "update_frequency": d.update_frequency,
-                "version": d.version,
-                "grades": d.grades,
-                "open_category": d.category(rules),
-                "closed": config.closed_datasets.contains(&d.id),
-                "records_url": format!("/v1/datasets/{}/records", d.id),
-                "fields": fields,
-            })
+                .collect(),
         })
         .collect();
-    let doc = json!({ "gateway": config.gateway.id, "datasets": datasets });
+    let doc = CatalogDoc {
+        gateway: &config.gateway.id,
+        datasets,
+    };
     Bytes::from(serde_json::to_vec_pretty(&doc).unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn the_catalog_members_come_in_one_order_in_every_build() {
+        let dir = tempfile::tempdir().unwrap();
+        for f in ["cert.pem", "key.pem", "ca.pem"] {
+            std::fs::write(dir.path().join(f), "placeholder").unwrap();
+        }
+        let text = r#"
+[gateway]
+id = "gw-1"
+state_dir = "state"
+
+[listeners.data]
+addr = "127.0.0.1:0"
+cert = "cert.pem"
+key = "key.pem"
+client_ca = "ca.pem"
+
+[sources.parks]
+kind = "http"
+url = "http://127.0.0.1:9/parks"
+
+[[datasets]]
+id = "parks"
+title = "Parks"
+fields = [{ name = "name" }]
+"#;
+        let config = Config::from_toml(text, &dir.path().join("gw.toml")).unwrap();
+        let doc = String::from_utf8(catalog_json(&config, false).to_vec()).unwrap();
+        let at = |key: &str| {
+            doc.find(&format!("\"{key}\":"))
+                .unwrap_or_else(|| panic!("{key} in {doc}"))
+        };
+        // Not alphabetical (serde_json's default map order): the order of the document's
+        // description, dataset before fields, id first.
+        let order = [
+            "gateway",
+            "datasets",
+            "id",
+            "title",
+            "owner",
+            "update_frequency",
+            "version",
+            "open_category",
+            "closed",
+            "records_url",
+            "fields",
+            "name",
+            "description",
+            "requires_masking",
+        ];
+        for pair in order.windows(2) {
+            assert!(at(pair[0]) < at(pair[1]), "{} before {}: {doc}", pair[0], pair[1]);
+        }
+    }
 }

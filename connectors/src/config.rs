@@ -23,6 +23,13 @@ impl SourceConfig {
         }
     }
 
+    /// Makes relative paths in the source's config relative to `base` (the config's folder).
+    pub fn resolve_paths(&mut self, base: &std::path::Path) {
+        match self {
+            Self::Http(c) => c.resolve_paths(base),
+        }
+    }
+
     /// Longest connect wait this source asks for, ms (the shared HTTP pool takes the largest).
     pub fn connect_timeout_ms(&self) -> u64 {
         match self {

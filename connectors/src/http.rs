@@ -50,6 +50,83 @@ pub struct HttpSourceConfig {
     /// Longest wait for the next body chunk, ms.
     #[serde(default = "default_read_timeout")]
     pub read_timeout_ms: u64,
+    /// Request headers for the source (an API key, a bearer token), each value read from a
+    /// file or an environment variable, never written in the config.
+    #[serde(default)]
+    pub headers: Vec<SecretHeader>,
+}
+
+/// A request header whose value comes from a file (its content, without the final line
+/// break) or from an environment variable: `{ name = "Authorization", file = "/run/secrets/t" }`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretHeader {
+    /// Header name.
+    pub name: String,
+    /// File holding the value (relative paths from the config file's folder).
+    #[serde(default)]
+    pub file: Option<std::path::PathBuf>,
+    /// Environment variable holding the value.
+    #[serde(default)]
+    pub env: Option<String>,
+}
+
+/// Headers the gateway sets itself or that belong to a hop: not configurable.
+const RESERVED_HEADERS: [&str; 8] = [
+    "host",
+    "accept",
+    "x-request-id",
+    "connection",
+    "transfer-encoding",
+    "te",
+    "upgrade",
+    "content-length",
+];
+
+impl SecretHeader {
+    /// Where the value comes from, for messages (never the value).
+    pub fn origin(&self) -> String {
+        match (&self.file, &self.env) {
+            (Some(f), _) => format!("file {}", f.display()),
+            (None, Some(e)) => format!("environment variable {e}"),
+            (None, None) => "nowhere".into(),
+        }
+    }
+
+    /// Reads the value and checks the name: the header as sent, marked sensitive.
+    pub fn load(&self) -> Result<(header::HeaderName, header::HeaderValue), String> {
+        let name = header::HeaderName::from_bytes(self.name.as_bytes())
+            .map_err(|_| format!("{:?} is not a header name", self.name))?;
+        if RESERVED_HEADERS.contains(&name.as_str()) {
+            return Err(format!("{name} is set by the gateway, not by the config"));
+        }
+        let raw = match (&self.file, &self.env) {
+            (Some(f), None) => std::fs::read_to_string(f).map_err(|e| format!("{}: {e}", f.display()))?,
+            (None, Some(e)) => {
+                std::env::var(e).map_err(|_| format!("environment variable {e} is not set"))?
+            }
+            _ => return Err("give exactly one of file and env".into()),
+        };
+        let raw = raw.strip_suffix('\n').unwrap_or(&raw);
+        let raw = raw.strip_suffix('\r').unwrap_or(raw);
+        let mut value = header::HeaderValue::from_str(raw)
+            .map_err(|_| format!("the value from {} is not a valid header value", self.origin()))?;
+        value.set_sensitive(true);
+        Ok((name, value))
+    }
+}
+
+/// Loaded source headers; `Debug` shows their names only.
+#[derive(Clone)]
+struct LoadedHeaders(Result<Vec<(header::HeaderName, header::HeaderValue)>, String>);
+
+impl std::fmt::Debug for LoadedHeaders {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            Ok(h) => f.debug_list().entries(h.iter().map(|(n, _)| n)).finish(),
+            Err(e) => write!(f, "unavailable: {e}"),
+        }
+    }
 }
 
 fn default_limit_param() -> String {
@@ -96,7 +173,21 @@ impl HttpSourceConfig {
         if self.connect_timeout_ms == 0 || self.response_timeout_ms == 0 || self.read_timeout_ms == 0 {
             out.push(("connect_timeout_ms".into(), "timeouts must be positive".into()));
         }
+        for (i, h) in self.headers.iter().enumerate() {
+            if let Err(e) = h.load() {
+                out.push((format!("headers[{i}]"), e));
+            }
+        }
         out
+    }
+
+    /// Makes relative header files relative to `base` (the config file's folder).
+    pub fn resolve_paths(&mut self, base: &std::path::Path) {
+        for h in &mut self.headers {
+            if let Some(f) = h.file.as_mut().filter(|f| f.is_relative()) {
+                *f = base.join(&*f);
+            }
+        }
     }
 
     /// The policy crate's input format for this source.
@@ -139,14 +230,18 @@ impl UpstreamClient {
     pub async fn fetch(
         &self,
         source: &HttpSourceConfig,
+        extra: &[(header::HeaderName, header::HeaderValue)],
         fetch: &Fetch<'_>,
     ) -> Result<(HeaderMap, SourceBody), FetchError> {
         let uri = build_uri(source, fetch)?;
-        let req = Request::get(uri)
+        let mut req = Request::get(uri)
             .header(header::ACCEPT, accept_of(source.format))
             .header("x-request-id", fetch.request_id)
             .body(Empty::new())
             .map_err(|e| FetchError::Url(e.to_string()))?;
+        for (name, value) in extra {
+            req.headers_mut().append(name.clone(), value.clone());
+        }
         let wait = Duration::from_millis(source.response_timeout_ms);
         let resp: Response<hyper::body::Incoming> = tokio::time::timeout(wait, self.client.request(req))
             .await
@@ -161,17 +256,28 @@ impl UpstreamClient {
     }
 }
 
-/// An HTTP source: its config and the gateway's shared pool.
+/// An HTTP source: its config, its headers and the gateway's shared pool.
 #[derive(Debug, Clone)]
 pub struct HttpSource {
     config: HttpSourceConfig,
+    headers: LoadedHeaders,
     client: UpstreamClient,
 }
 
 impl HttpSource {
-    /// A connector for `config` over the shared `client`.
+    /// A connector for `config` over the shared `client`. Header values are read now (the
+    /// config was validated, which read them too); one that cannot be read any more fails
+    /// every fetch of this source until the next reload, never sends without it.
     pub fn new(config: HttpSourceConfig, client: UpstreamClient) -> Self {
-        Self { config, client }
+        let headers = LoadedHeaders(config.headers.iter().map(SecretHeader::load).collect());
+        if let Err(e) = &headers.0 {
+            tracing::error!(url = %config.url, error = %e, "source header unavailable; the source is refused until a reload");
+        }
+        Self {
+            config,
+            headers,
+            client,
+        }
     }
 }
 
@@ -185,7 +291,17 @@ impl Connector for HttpSource {
     }
 
     fn fetch<'a>(&'a self, fetch: &'a Fetch<'a>) -> BoxFuture<'a, Result<SourceBody, FetchError>> {
-        Box::pin(async move { self.client.fetch(&self.config, fetch).await.map(|(_, body)| body) })
+        Box::pin(async move {
+            let headers = self
+                .headers
+                .0
+                .as_ref()
+                .map_err(|e| FetchError::Credentials(e.clone()))?;
+            self.client
+                .fetch(&self.config, headers, fetch)
+                .await
+                .map(|(_, body)| body)
+        })
     }
 }
 
@@ -311,6 +427,7 @@ mod tests {
             connect_timeout_ms: 1000,
             response_timeout_ms: 1000,
             read_timeout_ms: 1000,
+            headers: Vec::new(),
         }
     }
 

@@ -47,6 +47,9 @@ pub enum FetchError {
     /// The request to the source could not be built.
     #[error("bad upstream URL: {0}")]
     Url(String),
+    /// A configured header's value (a credential) could not be read.
+    #[error("source header unavailable: {0}")]
+    Credentials(String),
     /// Connecting or sending failed.
     #[error("upstream unreachable: {0}")]
     Unreachable(String),

@@ -91,6 +91,8 @@ pub struct GatewayOptions {
     pub watch_interval_ms: Option<u64>,
     /// More lines of the `[limits]` table, e.g. `write_stall_timeout_ms = 500`.
     pub limits: String,
+    /// More lines of the `[sources.fire-hydrants]` table, e.g. `headers = [...]`.
+    pub source: String,
 }
 
 impl Default for Pki {
@@ -172,6 +174,7 @@ query_allow = ["district"]
 filter_params = {{ district = "district" }}
 response_timeout_ms = 1000
 read_timeout_ms = 1000
+{source_extra}
 
 [sources.hydrant-locations]
 kind = "http"
@@ -179,6 +182,7 @@ url = "http://{upstream}/hydrants"
 {datasets}"#,
         datasets = sluice::demo::DATASETS,
         limits_extra = options.limits,
+        source_extra = options.source,
     );
     let path = dir.join("gateway.toml");
     std::fs::write(&path, text).unwrap();

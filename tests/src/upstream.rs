@@ -26,6 +26,8 @@ pub enum Mode {
     Error = 3,
     /// One chunk holding a valid first record and then invalid JSON, sent at once.
     BrokenInFirstChunk = 4,
+    /// Serve the sample register only with `Authorization: Bearer s3cret` (401 otherwise).
+    RequireToken = 5,
 }
 
 /// The upstream's handle.
@@ -109,6 +111,11 @@ async fn answer(mode: u8, sample: SocketAddr, req: Request<Incoming>) -> Respons
         3 => {
             let mut r = Response::new(Full::new(Bytes::from_static(b"boom")).boxed());
             *r.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
+            r
+        }
+        5 if req.headers().get("authorization").is_none_or(|v| v != "Bearer s3cret") => {
+            let mut r = Response::new(Full::new(Bytes::from_static(b"unauthorized")).boxed());
+            *r.status_mut() = http::StatusCode::UNAUTHORIZED;
             r
         }
         _ => proxy_to_sample(sample, req).await,

@@ -337,6 +337,9 @@ impl Config {
             fix(&mut r.key);
             fix(&mut r.ca);
         }
+        for source in self.sources.values_mut() {
+            source.resolve_paths(base);
+        }
     }
 
     /// Checks every value; returns all problems found, each with its path.

@@ -148,11 +148,23 @@ fn check_gateway(path: &Path) -> Result<String, String> {
     let cfg = sluice_agency::config::Config::load(path).map_err(|e| e.to_string())?;
     sluice_net::tls::install_provider();
     sluice_agency::listeners::data_tls(&cfg.listeners.data).map_err(|e| format!("listeners.data: {e}"))?;
-    Ok(format!(
-        "{} datasets, {} licences",
-        cfg.datasets.len(),
-        cfg.licences.len()
-    ))
+    let mut summary = format!("{} datasets, {} licences", cfg.datasets.len(), cfg.licences.len());
+    // Where each source credential comes from (never its value).
+    let credentials: Vec<String> = cfg
+        .sources
+        .iter()
+        .flat_map(|(id, source)| {
+            let sluice_connectors::SourceConfig::Http(http) = source;
+            http.headers
+                .iter()
+                .map(move |h| format!("{id} {} from {}", h.name, h.origin()))
+        })
+        .collect();
+    if !credentials.is_empty() {
+        summary.push_str("; source headers: ");
+        summary.push_str(&credentials.join(", "));
+    }
+    Ok(summary)
 }
 
 /// A registry config, as `sluice_registry::start` reads it: the file, the TLS server config

@@ -64,6 +64,28 @@ fn check_accepts_a_good_config_and_names_bad_values() {
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("ok (1 datasets, 0 licences)"), "{out}");
 
+    // A source credential: where it comes from is said, its value never.
+    std::fs::write(dir.path().join("token"), "Bearer t0p-s3cret\n").unwrap();
+    let with_token = dir.path().join("token.toml");
+    std::fs::write(
+        &with_token,
+        CONFIG.replace(
+            "url = \"http://127.0.0.1:9/parks\"",
+            "url = \"http://127.0.0.1:9/parks\"\nheaders = [{ name = \"Authorization\", file = \"token\" }]",
+        ),
+    )
+    .unwrap();
+    let (code, out, err) = sluice(&["check", "--config", with_token.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("source headers: parks Authorization from file "),
+        "{out}"
+    );
+    assert!(
+        !out.contains("t0p-s3cret") && !err.contains("t0p-s3cret"),
+        "{out}{err}"
+    );
+
     let bad = dir.path().join("bad.toml");
     std::fs::write(
         &bad,

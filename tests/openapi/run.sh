@@ -69,10 +69,13 @@ st() {
   shift 5
   echo "== schemathesis: $(basename "$doc") at $url as $(basename "$cert" .pem) $*"
   # From the scratch folder, where schemathesis leaves its .schemathesis cache.
+  # --request-retries: a request that meets a network error (seen once in six runs: an SSL EOF
+  # on one POST of the admin run's stateful phase, not reproduced since) is sent again; answers
+  # that break the contract are never retried.
   (cd "$WORK" && timeout 300 "$ST" --no-color --config-file "$config" run "$ROOT/$doc" --url "$url" \
     --tls-verify "$CA" --request-cert "$cert" --request-cert-key "$key" \
     --checks all --max-examples "$EXAMPLES" --seed "$SEED" --generation-database none \
-    --workers 2 --request-timeout 10 "$@")
+    --workers 2 --request-timeout 10 --request-retries 2 "$@")
 }
 
 # The gateway serves its document; the one checked is the one it serves.

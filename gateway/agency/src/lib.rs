@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod runtime;
 pub mod subscription;
+mod sync;
 pub mod usage;
 pub mod usage_report;
 pub mod watch;

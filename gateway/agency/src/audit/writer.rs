@@ -8,6 +8,7 @@
 use super::record::format_time;
 use super::segment::{self, Segment};
 use super::{line, AuditError, AuditRecord, Head, GENESIS_PREV};
+use crate::sync::lock;
 use std::fs::File;
 use std::future::Future;
 use std::io::Write;
@@ -59,10 +60,6 @@ impl Shared {
         });
         *lock(&self.failure) = w.poisoned.clone().or_else(|| w.last_error.clone());
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// The durable, hash-chained audit log of one gateway.

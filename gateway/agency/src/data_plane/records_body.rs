@@ -18,6 +18,7 @@ use super::mask::{MaskedBody, StreamError};
 use super::outcome::{Outcomes, StreamEnd};
 use super::stall::{StallWatch, Stallable};
 use crate::audit::AuditError;
+use crate::sync::lock;
 use bytes::Bytes;
 use hyper::body::{Body, Frame, SizeHint};
 use sluice_net::body::Aborted;
@@ -268,10 +269,6 @@ fn spawn_audit(audit: impl Future<Output = Result<u64, AuditError>> + Send + 'st
         }
         Err(_) => tracing::error!(%request_id, "no runtime left to audit an aborted response"),
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 //! the stream: the source is dropped, the record is audited as `write-stalled`, and an
 //! HTTP/1.1 connection is closed (an HTTP/2 stream is reset when the connection next polls it).
 
+use crate::sync::lock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
@@ -78,18 +79,4 @@ impl StallWatch {
             stream.abort_stalled(now);
         }
     }
-
-    /// Streams watched (live or not yet swept).
-    pub fn len(&self) -> usize {
-        lock(&self.streams).len()
-    }
-
-    /// Whether no stream is watched.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }

@@ -713,6 +713,17 @@ fn parse_order(v: &str) -> Result<Vec<OrderBy>, QueryError> {
     Ok(out)
 }
 
+/// The operators of a filter value (`[not.]op.operand`), as [`ClientQuery::from_pairs`]
+/// reads them.
+pub const OPERATORS: [&str; 9] = ["eq", "neq", "lt", "lte", "gt", "gte", "like", "in", "is"];
+
+/// Whether a query parameter's value is shaped as a filter (`not.` or one of [`OPERATORS`]
+/// followed by `.`): such a value belongs to the licensee's query, anything else is a source
+/// parameter.
+pub fn is_filter_value(v: &str) -> bool {
+    v.starts_with("not.") || v.split_once('.').is_some_and(|(op, _)| OPERATORS.contains(&op))
+}
+
 fn parse_filter(name: &str, v: &str) -> Result<Filter, QueryError> {
     let column = column(name, name)?;
     let (negated, rest) = match v.strip_prefix("not.") {
@@ -875,6 +886,24 @@ impl fmt::Display for Shown<'_> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn filter_shaped_values_are_exactly_the_parsers_operators() {
+        for op in OPERATORS {
+            let v = format!("{op}.x");
+            assert!(is_filter_value(&v), "{v}");
+            // The parser knows the operator: any error is about the operand, never the operator.
+            let e = ClientQuery::from_pairs([("a", v.as_str())]).err();
+            assert!(
+                !matches!(e, Some(QueryError::UnknownOperator { .. })),
+                "{v}: {e:?}"
+            );
+        }
+        for v in ["Huangpu", "eq", "eqx.1", "ilike.a", "", ".eq"] {
+            assert!(!is_filter_value(v), "{v}");
+        }
+        assert!(is_filter_value("not.anything"));
+    }
+
     use super::*;
     use crate::mask::{MaskRule, PseudonymKey};
     use crate::plan::PlannedField;

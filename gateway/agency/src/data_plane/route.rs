@@ -7,7 +7,7 @@ use crate::config::Limits;
 use http::{header, HeaderValue, Method, Request, Version};
 use sluice_net::problem::{Problem, ProblemCode};
 use sluice_policy::id::is_valid_id;
-use sluice_policy::query::ClientQuery;
+use sluice_policy::query::{is_filter_value, ClientQuery};
 use sluice_policy::stream::OutputFormat;
 
 /// The header declaring the request's purpose.
@@ -96,12 +96,6 @@ pub struct RecordsQuery {
     pub query: ClientQuery,
 }
 
-/// The operators of a filter value (`col=[not.]op.value`, PostgREST's conventions); a value
-/// without one is a source parameter, passed to the connector's allow-list as before.
-const FILTER_PREFIXES: [&str; 10] = [
-    "eq.", "neq.", "lt.", "lte.", "gt.", "gte.", "in.", "like.", "is.", "not.",
-];
-
 impl RecordsQuery {
     /// Parses a query string against the page limits. A parameter given twice is refused
     /// (`limit=1&limit=10000` has no single meaning), and so are `offset` and `cursor` together.
@@ -170,9 +164,9 @@ impl RecordsQuery {
                 "select" | "order" | "after" | "or" | "and" | "not" => {
                     query_pairs.push((k.into_owned(), v.into_owned()))
                 }
-                _ if FILTER_PREFIXES.iter().any(|p| v.starts_with(p)) => {
-                    query_pairs.push((k.into_owned(), v.into_owned()))
-                }
+                // A value without an operator is a source parameter, for the connector's
+                // allow-list as before.
+                _ if is_filter_value(&v) => query_pairs.push((k.into_owned(), v.into_owned())),
                 _ => out.passthrough.push((k.into_owned(), v.into_owned())),
             }
         }

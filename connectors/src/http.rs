@@ -71,17 +71,21 @@ pub struct SecretHeader {
     pub env: Option<String>,
 }
 
-/// Headers the gateway sets itself or that belong to a hop: not configurable.
-const RESERVED_HEADERS: [&str; 8] = [
-    "host",
-    "accept",
-    "x-request-id",
+/// Hop-by-hop headers (RFC 9110 §7.6.1): never forwarded, never configurable.
+const HOP_BY_HOP: [&str; 9] = [
     "connection",
-    "transfer-encoding",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
     "te",
+    "trailer",
+    "transfer-encoding",
     "upgrade",
-    "content-length",
 ];
+
+/// Headers the gateway sets itself on a source request: not configurable either.
+const GATEWAY_HEADERS: [&str; 4] = ["host", "accept", "x-request-id", "content-length"];
 
 impl SecretHeader {
     /// Where the value comes from, for messages (never the value).
@@ -97,7 +101,7 @@ impl SecretHeader {
     pub fn load(&self) -> Result<(header::HeaderName, header::HeaderValue), String> {
         let name = header::HeaderName::from_bytes(self.name.as_bytes())
             .map_err(|_| format!("{:?} is not a header name", self.name))?;
-        if RESERVED_HEADERS.contains(&name.as_str()) {
+        if GATEWAY_HEADERS.contains(&name.as_str()) || HOP_BY_HOP.contains(&name.as_str()) {
             return Err(format!("{name} is set by the gateway, not by the config"));
         }
         let raw = match (&self.file, &self.env) {
@@ -381,17 +385,7 @@ pub fn strip_hop_by_hop(mut headers: HeaderMap) -> HeaderMap {
     for h in named {
         headers.remove(h.as_str());
     }
-    for h in [
-        "connection",
-        "keep-alive",
-        "proxy-connection",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-    ] {
+    for h in HOP_BY_HOP {
         headers.remove(h);
     }
     headers

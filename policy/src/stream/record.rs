@@ -275,8 +275,8 @@ pub(super) struct Record {
     /// The text of a masked value.
     masked: String,
     fbuf: Vec<u8>,
-    ftext: Vec<FText>,
-    ftype: Vec<FType>,
+    /// Per filter slot: the text the row filter sees and the value's type.
+    fvals: Vec<(FText, FType)>,
 }
 
 fn internal(msg: &'static str) -> MaskError {
@@ -379,8 +379,7 @@ impl Record {
         }
         let input = text.as_bytes();
         self.fbuf.clear();
-        self.ftext.clear();
-        self.ftype.clear();
+        self.fvals.clear();
         for (_, slot) in &slots.filter_slots {
             let (t, ty) = match self.vals[*slot] {
                 None => (FText::None, FType::Null),
@@ -408,11 +407,10 @@ impl Record {
                     }
                 },
             };
-            self.ftext.push(t);
-            self.ftype.push(ty);
+            self.fvals.push((t, ty));
         }
-        let (fbuf, buf, ftext, ftype) = (&self.fbuf, &self.buf, &self.ftext, &self.ftype);
-        let text_of = |k: usize| match ftext[k] {
+        let (fbuf, buf, fvals) = (&self.fbuf, &self.buf, &self.fvals);
+        let text_of = |k: usize| match fvals[k].0 {
             FText::None => None,
             FText::Static(s) => Some(s),
             FText::Input(s, e) => text.get(s..e),
@@ -430,7 +428,7 @@ impl Record {
         };
         Ok(query.matches(|name| {
             let k = slot_of(name)?;
-            Some(match ftype[k] {
+            Some(match fvals[k].1 {
                 FType::Null => FieldValue::Null,
                 FType::Bool(b) => FieldValue::Bool(b),
                 FType::Composite => FieldValue::Composite,

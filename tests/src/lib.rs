@@ -190,6 +190,24 @@ url = "http://{upstream}/hydrants"
     path
 }
 
+/// One `licences.toml` entry: licence `id` for `licensee` on `fire-hydrants` under the
+/// `fire-hydrant-adoption` scenario, valid 2025–2035, with `rules` (field rules, rate, row
+/// filter: any further licence keys) as written.
+pub fn licence_toml(id: &str, licensee: &str, rules: &str) -> String {
+    format!(
+        r#"
+[[licences]]
+id = "{id}"
+licensee = "{licensee}"
+dataset = "fire-hydrants"
+scenario = "fire-hydrant-adoption"
+valid_from = "2025-01-01T00:00:00Z"
+valid_until = "2035-01-01T00:00:00Z"
+{rules}
+"#
+    )
+}
+
 /// The audit folder of a gateway started by [`start_gateway`].
 pub fn audit_dir(pki: &Pki) -> PathBuf {
     pki.dir.path().join("state").join("audit")

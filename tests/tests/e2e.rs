@@ -4,29 +4,24 @@
 use sluice::demo::hydrants::{Hydrant, Identifier};
 use sluice_tests::client::{get, tls_config};
 use sluice_tests::upstream::{Mode, Upstream};
-use sluice_tests::{audit_dir, start_gateway, Pki};
+use sluice_tests::{audit_dir, licence_toml, start_gateway, Pki};
 
 const SCENARIO: (&str, &str) = ("sluice-scenario", "fire-hydrant-adoption");
 const RECORDS: &str = "/v1/datasets/fire-hydrants/records";
 
 fn licence(id: &str, licensee: &str, extra: &str) -> String {
-    format!(
-        r#"
-[[licences]]
-id = "{id}"
-licensee = "{licensee}"
-dataset = "fire-hydrants"
-scenario = "fire-hydrant-adoption"
-valid_from = "2025-01-01T00:00:00Z"
-valid_until = "2035-01-01T00:00:00Z"
-fields.id = {{ rule = "clear" }}
+    licence_toml(
+        id,
+        licensee,
+        &format!(
+            r#"fields.id = {{ rule = "clear" }}
 fields.district = {{ rule = "clear" }}
 fields.adopter_name = {{ rule = "partial", first = 1, last = 0 }}
 fields.adopter_mobile = {{ rule = "partial", first = 3, last = 4 }}
 fields.adopter_id_number = {{ rule = "clear" }}
 fields.notes = {{ rule = "clear" }}
-{extra}
-"#
+{extra}"#
+        ),
     )
 }
 

@@ -8,27 +8,21 @@ use sluice_agency::audit::{query, Filter};
 use sluice_tests::client::{get, tls_config};
 use sluice_tests::http2::H2;
 use sluice_tests::upstream::Upstream;
-use sluice_tests::{audit_dir, start_gateway, Pki};
+use sluice_tests::{audit_dir, licence_toml, start_gateway, Pki};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const SCENARIO: (&str, &str) = ("sluice-scenario", "fire-hydrant-adoption");
 const RECORDS: &str = "/v1/datasets/fire-hydrants/records";
-const LICENCE: &str = r#"
-[[licences]]
-id = "l1"
-licensee = "acme"
-dataset = "fire-hydrants"
-scenario = "fire-hydrant-adoption"
-valid_from = "2025-01-01T00:00:00Z"
-valid_until = "2035-01-01T00:00:00Z"
-fields.id = { rule = "clear" }
-"#;
+/// The licence of these tests.
+fn licence() -> String {
+    licence_toml("l1", "acme", r#"fields.id = { rule = "clear" }"#)
+}
 
 #[tokio::test]
 async fn heads_over_the_limits_get_the_documented_problem_and_are_audited() {
     let pki = Pki::new();
     let up = Upstream::start().await;
-    let gw = start_gateway(&pki, up.addr, LICENCE, "").await;
+    let gw = start_gateway(&pki, up.addr, &licence(), "").await;
     let (cert, key) = pki.licensee("acme");
     let tls = tls_config(&pki.ca_pem(), Some((&cert, &key)));
 
@@ -96,7 +90,7 @@ async fn heads_over_the_limits_get_the_documented_problem_and_are_audited() {
 async fn a_head_request_over_http2_gets_its_status_and_no_body() {
     let pki = Pki::new();
     let up = Upstream::start().await;
-    let gw = start_gateway(&pki, up.addr, LICENCE, "").await;
+    let gw = start_gateway(&pki, up.addr, &licence(), "").await;
     let (cert, key) = pki.licensee("acme");
     let tls = tls_config(&pki.ca_pem(), Some((&cert, &key)));
     let mut h2 = H2::connect(&tls, gw.data_addr, 1 << 20).await;
@@ -121,7 +115,7 @@ async fn a_head_request_over_http2_gets_its_status_and_no_body() {
 async fn what_only_the_http_layer_can_refuse_is_counted() {
     let pki = Pki::new();
     let up = Upstream::start().await;
-    let gw = start_gateway(&pki, up.addr, LICENCE, "").await;
+    let gw = start_gateway(&pki, up.addr, &licence(), "").await;
     let (cert, key) = pki.licensee("acme");
     let tls = tls_config(&pki.ca_pem(), Some((&cert, &key)));
     let before = gw.gateway.metrics().protocol_errors.get();

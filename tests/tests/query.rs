@@ -8,30 +8,25 @@ use serde_json::Value;
 use sluice_agency::audit::{query, Filter};
 use sluice_tests::client::{get, tls_config, Reply};
 use sluice_tests::upstream::Upstream;
-use sluice_tests::{audit_dir, start_gateway, Pki};
+use sluice_tests::{audit_dir, licence_toml, start_gateway, Pki};
 
 const SCENARIO: (&str, &str) = ("sluice-scenario", "fire-hydrant-adoption");
 const RECORDS: &str = "/v1/datasets/fire-hydrants/records";
 
 fn licence(row_filter: &str) -> String {
-    format!(
-        r#"
-[[licences]]
-id = "l1"
-licensee = "acme"
-dataset = "fire-hydrants"
-scenario = "fire-hydrant-adoption"
-valid_from = "2025-01-01T00:00:00Z"
-valid_until = "2035-01-01T00:00:00Z"
-fields.id = {{ rule = "clear" }}
+    licence_toml(
+        "l1",
+        "acme",
+        &format!(
+            r#"fields.id = {{ rule = "clear" }}
 fields.district = {{ rule = "clear" }}
 fields.status = {{ rule = "clear" }}
 fields.adopter_mobile = {{ rule = "partial", first = 3, last = 4 }}
 fields.adopter_id_number = {{ rule = "clear" }}
 fields.notes = {{ rule = "clear" }}
 rate = {{ per_second = 1000, burst = 1000 }}
-{row_filter}
-"#
+{row_filter}"#
+        ),
     )
 }
 

@@ -6,20 +6,14 @@
 use sluice_agency::gateway::Gateway;
 use sluice_tests::client::{get, tls_config};
 use sluice_tests::upstream::{Mode, Upstream};
-use sluice_tests::{start_gateway_with, write_config_with, GatewayOptions, Pki};
+use sluice_tests::{licence_toml, start_gateway_with, write_config_with, GatewayOptions, Pki};
 
 const SCENARIO: (&str, &str) = ("sluice-scenario", "fire-hydrant-adoption");
 const RECORDS: &str = "/v1/datasets/fire-hydrants/records?limit=2";
-const LICENCE: &str = r#"
-[[licences]]
-id = "l1"
-licensee = "acme"
-dataset = "fire-hydrants"
-scenario = "fire-hydrant-adoption"
-valid_from = "2025-01-01T00:00:00Z"
-valid_until = "2035-01-01T00:00:00Z"
-fields.id = { rule = "clear" }
-"#;
+/// The licence of these tests.
+fn licence() -> String {
+    licence_toml("l1", "acme", r#"fields.id = { rule = "clear" }"#)
+}
 
 fn with_headers(lines: &str) -> GatewayOptions {
     GatewayOptions {
@@ -39,7 +33,7 @@ async fn a_token_from_a_file_reaches_the_source_and_nothing_else_does() {
     // The token file, relative to the config's folder, with the final line break editors add.
     std::fs::write(pki.dir.path().join("token"), "Bearer s3cret\n").unwrap();
     let options = with_headers(r#"headers = [{ name = "Authorization", file = "token" }]"#);
-    let gw = start_gateway_with(&pki, up.addr, LICENCE, "", &options).await;
+    let gw = start_gateway_with(&pki, up.addr, &licence(), "", &options).await;
     let r = get(&tls, gw.data_addr, RECORDS, &[SCENARIO]).await.unwrap();
     assert_eq!(r.status, 200, "{:?}", r.body);
     assert_eq!(r.json().as_array().unwrap().len(), 2);
@@ -51,7 +45,7 @@ async fn a_token_from_a_file_reaches_the_source_and_nothing_else_does() {
         r#"headers = [{ name = "Authorization", env = "SLUICE_TEST_WRONG_TOKEN" }]"#,
     ] {
         std::env::set_var("SLUICE_TEST_WRONG_TOKEN", "Bearer nope");
-        let gw = start_gateway_with(&pki, up.addr, LICENCE, "", &with_headers(lines)).await;
+        let gw = start_gateway_with(&pki, up.addr, &licence(), "", &with_headers(lines)).await;
         let r = get(&tls, gw.data_addr, RECORDS, &[SCENARIO]).await.unwrap();
         assert_eq!(
             (r.status.as_u16(), r.problem().as_str()),
@@ -86,7 +80,7 @@ async fn a_header_that_cannot_be_read_or_is_written_inline_stops_the_config() {
         ),
     ];
     for (lines, says) in cases {
-        let path = write_config_with(&pki, up.addr, LICENCE, "", &with_headers(lines));
+        let path = write_config_with(&pki, up.addr, &licence(), "", &with_headers(lines));
         let err = match Gateway::start(&path).await {
             Ok(_) => panic!("started with {lines}"),
             Err(e) => e.to_string(),

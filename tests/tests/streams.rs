@@ -9,7 +9,7 @@ use sluice_agency::audit::{query, AuditRecord, Filter};
 use sluice_tests::client::{get, tls_config};
 use sluice_tests::http2::H2;
 use sluice_tests::upstream::{Mode, Upstream};
-use sluice_tests::{audit_dir, start_gateway_with, GatewayOptions, Pki};
+use sluice_tests::{audit_dir, licence_toml, start_gateway_with, GatewayOptions, Pki};
 use std::path::Path;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -19,20 +19,18 @@ const RECORDS: &str = "/v1/datasets/fire-hydrants/records";
 /// Records asked for: over 1 MB of masked output, far more than any buffer on the way.
 const MANY: u64 = 10_000;
 
-const LICENCE: &str = r#"
-[[licences]]
-id = "l1"
-licensee = "acme"
-dataset = "fire-hydrants"
-scenario = "fire-hydrant-adoption"
-valid_from = "2025-01-01T00:00:00Z"
-valid_until = "2035-01-01T00:00:00Z"
-fields.id = { rule = "clear" }
+/// The licence of these tests.
+fn licence() -> String {
+    licence_toml(
+        "l1",
+        "acme",
+        r#"fields.id = { rule = "clear" }
 fields.district = { rule = "clear" }
 fields.adopter_mobile = { rule = "partial", first = 3, last = 4 }
 fields.notes = { rule = "clear" }
-rate = { per_second = 1000, burst = 1000 }
-"#;
+rate = { per_second = 1000, burst = 1000 }"#,
+    )
+}
 
 fn stall_options() -> GatewayOptions {
     GatewayOptions {
@@ -66,7 +64,7 @@ async fn record_of(dir: &Path, request_id: &str) -> AuditRecord {
 async fn an_http1_client_that_stops_reading_stops_the_source_and_is_cut_off() {
     let pki = Pki::new();
     let up = Upstream::start().await;
-    let gw = start_gateway_with(&pki, up.addr, LICENCE, "", &stall_options()).await;
+    let gw = start_gateway_with(&pki, up.addr, &licence(), "", &stall_options()).await;
     let (cert, key) = pki.licensee("acme");
     let tls = tls_config(&pki.ca_pem(), Some((&cert, &key)));
 
@@ -155,7 +153,7 @@ async fn an_http1_client_that_stops_reading_stops_the_source_and_is_cut_off() {
 async fn an_http2_stream_held_at_a_zero_window_is_aborted_and_audited() {
     let pki = Pki::new();
     let up = Upstream::start().await;
-    let gw = start_gateway_with(&pki, up.addr, LICENCE, "", &stall_options()).await;
+    let gw = start_gateway_with(&pki, up.addr, &licence(), "", &stall_options()).await;
     let (cert, key) = pki.licensee("acme");
     let tls = tls_config(&pki.ca_pem(), Some((&cert, &key)));
 
@@ -199,7 +197,7 @@ async fn an_http2_stream_held_at_a_zero_window_is_aborted_and_audited() {
 async fn a_stream_broken_right_after_its_first_record_still_shows_its_head() {
     let pki = Pki::new();
     let up = Upstream::start().await;
-    let gw = start_gateway_with(&pki, up.addr, LICENCE, "", &GatewayOptions::default()).await;
+    let gw = start_gateway_with(&pki, up.addr, &licence(), "", &GatewayOptions::default()).await;
     let (cert, key) = pki.licensee("acme");
     let tls = tls_config(&pki.ca_pem(), Some((&cert, &key)));
     up.set_mode(Mode::BrokenInFirstChunk);

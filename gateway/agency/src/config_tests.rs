@@ -6,7 +6,8 @@ fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     p
 }
 
-fn base(dir: &Path) -> String {
+/// A minimal valid gateway config in `dir` (placeholder TLS files written there).
+pub(crate) fn base(dir: &Path) -> String {
     for f in ["cert.pem", "key.pem", "ca.pem"] {
         write(dir, f, "placeholder");
     }

@@ -172,30 +172,8 @@ mod tests {
     #[test]
     fn the_catalog_members_come_in_one_order_in_every_build() {
         let dir = tempfile::tempdir().unwrap();
-        for f in ["cert.pem", "key.pem", "ca.pem"] {
-            std::fs::write(dir.path().join(f), "placeholder").unwrap();
-        }
-        let text = r#"
-[gateway]
-id = "gw-1"
-state_dir = "state"
-
-[listeners.data]
-addr = "127.0.0.1:0"
-cert = "cert.pem"
-key = "key.pem"
-client_ca = "ca.pem"
-
-[sources.parks]
-kind = "http"
-url = "http://127.0.0.1:9/parks"
-
-[[datasets]]
-id = "parks"
-title = "Parks"
-fields = [{ name = "name" }]
-"#;
-        let config = Config::from_toml(text, &dir.path().join("gw.toml")).unwrap();
+        let text = crate::config::tests::base(dir.path());
+        let config = Config::from_toml(&text, &dir.path().join("gw.toml")).unwrap();
         let doc = String::from_utf8(catalog_json(&config, false).to_vec()).unwrap();
         let at = |key: &str| {
             doc.find(&format!("\"{key}\":"))

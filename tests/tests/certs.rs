@@ -15,7 +15,7 @@ use rustls::pki_types::CertificateDer;
 use sluice_certs::RevocationReason;
 use sluice_tests::client::{get, tls_config, Conn};
 use sluice_tests::upstream::Upstream;
-use sluice_tests::{audit_dir, read, start_gateway, start_gateway_with, GatewayOptions, Pki};
+use sluice_tests::{audit_dir, licence_toml, read, start_gateway, start_gateway_with, GatewayOptions, Pki};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -28,18 +28,11 @@ const RECORDS: &str = "/v1/datasets/fire-hydrants/records?limit=2";
 const WATCH_MS: u64 = 100;
 
 fn licence(id: &str, licensee: &str) -> String {
-    format!(
-        r#"
-[[licences]]
-id = "{id}"
-licensee = "{licensee}"
-dataset = "fire-hydrants"
-scenario = "fire-hydrant-adoption"
-valid_from = "2025-01-01T00:00:00Z"
-valid_until = "2035-01-01T00:00:00Z"
-fields.id = {{ rule = "clear" }}
-fields.adopter_mobile = {{ rule = "partial", first = 3, last = 4 }}
-"#
+    licence_toml(
+        id,
+        licensee,
+        r#"fields.id = { rule = "clear" }
+fields.adopter_mobile = { rule = "partial", first = 3, last = 4 }"#,
     )
 }
 

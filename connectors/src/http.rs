@@ -4,7 +4,7 @@
 //! down as query parameters when mapped, hop-by-hop headers never cross, and both the connect
 //! and the response-head waits are bounded.
 
-use crate::source::{BodyError, BoxFuture, Connector, Fetch, FetchError, SourceBody};
+use crate::source::{BodyError, BoxFuture, Connector, Fetch, FetchError, SourceBody, SourceData};
 use bytes::Bytes;
 use http::{header, HeaderMap, Request, Response, Uri};
 use http_body_util::{BodyExt, Empty};
@@ -294,7 +294,7 @@ impl Connector for HttpSource {
         Duration::from_millis(self.config.read_timeout_ms)
     }
 
-    fn fetch<'a>(&'a self, fetch: &'a Fetch<'a>) -> BoxFuture<'a, Result<SourceBody, FetchError>> {
+    fn fetch<'a>(&'a self, fetch: &'a Fetch<'a>) -> BoxFuture<'a, Result<SourceData, FetchError>> {
         Box::pin(async move {
             let headers = self
                 .headers
@@ -304,7 +304,7 @@ impl Connector for HttpSource {
             self.client
                 .fetch(&self.config, headers, fetch)
                 .await
-                .map(|(_, body)| body)
+                .map(|(_, body)| SourceData::Bytes(body))
         })
     }
 }

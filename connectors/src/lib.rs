@@ -11,4 +11,6 @@ mod source;
 pub mod sql;
 
 pub use config::{connect, Shared, SourceConfig};
-pub use source::{BodyError, BoxFuture, Connector, Fetch, FetchError, SourceBody};
+pub use source::{
+    BodyError, BoxFuture, Connector, Fetch, FetchError, RowBatches, RowStream, SourceBody, SourceData,
+};

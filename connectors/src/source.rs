@@ -5,9 +5,10 @@ use http::StatusCode;
 use http_body_util::combinators::BoxBody;
 use sluice_policy::query::ClientQuery;
 use sluice_policy::rowfilter::RowFilter;
-use sluice_policy::stream::InputFormat;
+use sluice_policy::stream::{InputFormat, RowBatch};
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// A boxed future, so connectors of every kind fit behind one `dyn Connector`.
@@ -21,6 +22,34 @@ pub struct BodyError(pub String);
 /// A source's records as a byte stream in its [`Connector::input_format`]; an error frame
 /// ends it.
 pub type SourceBody = BoxBody<Bytes, BodyError>;
+
+/// Batches of typed rows from a database cursor, read as the consumer polls (back-pressure
+/// reaches the cursor); an error item ends it.
+pub type RowBatches = Pin<Box<dyn futures_core::Stream<Item = Result<RowBatch, BodyError>> + Send>>;
+
+/// A source's typed rows: the column of each cell, then the batches.
+pub struct RowStream {
+    /// Column names, in the order of each row's cells.
+    pub columns: Arc<[String]>,
+    /// The rows.
+    pub batches: RowBatches,
+}
+
+impl std::fmt::Debug for RowStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RowStream").field("columns", &self.columns).finish_non_exhaustive()
+    }
+}
+
+/// What a fetch returns: bytes in the connector's [`Connector::input_format`], or typed rows
+/// (a database source, [`InputFormat::Rows`]).
+#[derive(Debug)]
+pub enum SourceData {
+    /// A body of bytes.
+    Bytes(SourceBody),
+    /// Typed rows.
+    Rows(RowStream),
+}
 
 /// One fetch: the page, the client's parameters and the licence's row filter.
 #[derive(Debug, Clone, Default)]
@@ -63,12 +92,12 @@ pub enum FetchError {
 
 /// An agency source the data plane can fetch records from.
 pub trait Connector: Send + Sync + std::fmt::Debug {
-    /// The format of the bytes [`Connector::fetch`] returns, for the masker.
+    /// The format of what [`Connector::fetch`] returns, for the masker.
     fn input_format(&self) -> InputFormat;
 
     /// Longest wait for the next chunk once a body has started.
     fn read_timeout(&self) -> Duration;
 
     /// Fetches one page; resolves when the body starts.
-    fn fetch<'a>(&'a self, fetch: &'a Fetch<'a>) -> BoxFuture<'a, Result<SourceBody, FetchError>>;
+    fn fetch<'a>(&'a self, fetch: &'a Fetch<'a>) -> BoxFuture<'a, Result<SourceData, FetchError>>;
 }

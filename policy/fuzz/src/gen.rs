@@ -398,7 +398,7 @@ pub fn case(data: &[u8], csv_input: bool) -> Result<(Case, Vec<u8>)> {
                     w.out.extend_from_slice(end);
                 }
             }
-            InputFormat::Csv => unreachable!(),
+            InputFormat::Csv | InputFormat::Rows => unreachable!(),
         }
         w.out
     };

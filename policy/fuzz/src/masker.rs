@@ -297,7 +297,7 @@ impl<'p> Oracle<'p> {
                 }
             }
             InputFormat::Ndjson => self.read_ndjson(&mut r, &mut recs),
-            InputFormat::Csv => unreachable!(),
+            InputFormat::Csv | InputFormat::Rows => unreachable!(),
         };
         Read {
             recs,

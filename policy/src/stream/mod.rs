@@ -10,9 +10,12 @@ use json::{is_ws, PErr};
 use record::{Kind, Record, Slots, Val};
 use std::sync::Arc;
 
+pub use rows::{RowBatch, RowError};
+
 mod csv;
 mod json;
 mod record;
+mod rows;
 #[cfg(test)]
 mod tests;
 
@@ -28,6 +31,8 @@ pub enum InputFormat {
     Ndjson,
     /// CSV (RFC 4180) with a header row.
     Csv,
+    /// Typed rows from a database ([`Masker::typed`], [`Masker::push_rows`]), not bytes.
+    Rows,
 }
 
 /// The shape of the body sent to the licensee.
@@ -214,6 +219,7 @@ impl Masker {
             InputFormat::JsonAt(_) => Top::NavStart,
             InputFormat::Ndjson => Top::LineStart,
             InputFormat::Csv => Top::CsvHeader,
+            InputFormat::Rows => Top::End,
         };
         let mut rec = Record::default();
         rec.reset(slots.len());

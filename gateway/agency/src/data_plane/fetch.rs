@@ -3,7 +3,7 @@
 
 use super::context::Ctx;
 use super::route::RecordsQuery;
-use sluice_connectors::{Connector, Fetch, FetchError, SourceBody};
+use sluice_connectors::{Connector, Fetch, FetchError, SourceData};
 use sluice_net::problem::{Problem, ProblemCode};
 use sluice_policy::Permit;
 
@@ -13,7 +13,7 @@ pub async fn fetch(
     query: &RecordsQuery,
     permit: &Permit,
     ctx: &Ctx,
-) -> Result<SourceBody, Problem> {
+) -> Result<SourceData, Problem> {
     let params: Vec<(&str, &str)> = query
         .passthrough
         .iter()

@@ -1,4 +1,4 @@
-//! Phase: mask. The source's body through the streaming masker: only planned fields leave,
+//! Phase: mask. The source's body (bytes, or a database's typed rows) through the streaming masker: only planned fields leave,
 //! masked as the plan says, each record checked against the row filter. Output is gathered
 //! from source frames that are already waiting into chunks of up to [`COALESCE_BYTES`].
 //!
@@ -8,7 +8,8 @@
 
 use bytes::Bytes;
 use hyper::body::Body;
-use sluice_connectors::{BodyError, SourceBody};
+use sluice_connectors::{BodyError, SourceData};
+use sluice_policy::stream::RowBatch;
 use sluice_policy::stream::{MaskError, MaskStats, Masker};
 use std::future::Future;
 use std::pin::Pin;
@@ -57,7 +58,7 @@ impl StreamError {
 
 /// A source body feeding a masker.
 pub struct MaskedBody {
-    body: SourceBody,
+    body: SourceData,
     masker: Masker,
     read_timeout: Duration,
     /// The read-timeout timer, made at the first wait.
@@ -72,9 +73,9 @@ pub struct MaskedBody {
 }
 
 impl MaskedBody {
-    /// Masks `body`; a source silent for `read_timeout` or larger than `max_upstream_bytes`
-    /// fails the stream.
-    pub fn new(body: SourceBody, masker: Masker, read_timeout: Duration, max_upstream_bytes: u64) -> Self {
+    /// Masks `body` (typed rows need a [`Masker::typed`] of their columns); a source silent
+    /// for `read_timeout` or larger than `max_upstream_bytes` fails the stream.
+    pub fn new(body: SourceData, masker: Masker, read_timeout: Duration, max_upstream_bytes: u64) -> Self {
         Self {
             body,
             masker,
@@ -115,15 +116,22 @@ impl MaskedBody {
                 }
                 break;
             }
-            let frame = match Pin::new(&mut self.body).poll_frame(cx) {
-                Poll::Ready(frame) => frame,
+            let taken = match &mut self.body {
+                SourceData::Bytes(body) => match Pin::new(body).poll_frame(cx) {
+                    Poll::Ready(frame) => Poll::Ready(self.take_frame(frame, &mut out)),
+                    Poll::Pending => Poll::Pending,
+                },
+                SourceData::Rows(rows) => match rows.batches.as_mut().poll_next(cx) {
+                    Poll::Ready(batch) => Poll::Ready(self.take_batch(batch, &mut out)),
+                    Poll::Pending => Poll::Pending,
+                },
+            };
+            match taken {
+                Poll::Ready(Ok(())) => self.idle_armed = false,
+                Poll::Ready(Err(e)) => return Poll::Ready(self.fail(e, out)),
                 Poll::Pending if out.is_empty() => return self.poll_idle(cx),
                 // Only what is ready now: send what we have rather than wait.
                 Poll::Pending => break,
-            };
-            self.idle_armed = false;
-            if let Err(e) = self.take_frame(frame, &mut out) {
-                return Poll::Ready(self.fail(e, out));
             }
         }
         Poll::Ready(Ok(Some(Bytes::from(out)).filter(|b| !b.is_empty())))
@@ -153,6 +161,29 @@ impl MaskedBody {
             Poll::Ready(()) => Poll::Ready(Err(StreamError::Stalled(self.read_timeout))),
             Poll::Pending => Poll::Pending,
         }
+    }
+
+    /// Feeds one batch of typed rows (or the end) to the masker.
+    fn take_batch(
+        &mut self,
+        batch: Option<Result<RowBatch, BodyError>>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), StreamError> {
+        match batch {
+            None => {
+                self.finished = true;
+                self.masker.finish(out)?;
+            }
+            Some(Err(e)) => return Err(StreamError::Upstream(e)),
+            Some(Ok(batch)) => {
+                self.bytes_in += batch.bytes() as u64;
+                if self.bytes_in > self.max_upstream_bytes {
+                    return Err(StreamError::TooLarge(self.max_upstream_bytes));
+                }
+                self.masker.push_rows(&batch, out)?;
+            }
+        }
+        Ok(())
     }
 
     /// Feeds one source frame (or the end) to the masker.

@@ -38,6 +38,7 @@ use route::Route;
 use sluice_net::body::RespBody;
 use sluice_net::problem::{Problem, ProblemCode};
 use sluice_net::server::Conn;
+use sluice_connectors::SourceData;
 use sluice_policy::stream::{Masker, MaskerLimits};
 use stall::StallWatch;
 use std::future::Future;
@@ -128,16 +129,20 @@ async fn phases(
         }
     };
     let filters = (!query.query.filters.is_empty()).then(|| Arc::new(query.query.clone()));
-    let masker = Masker::filtered(
-        permit.plan.clone(),
-        filters,
-        connector.input_format(),
-        query.format,
-        MaskerLimits {
-            max_records: Some(grant.records),
-            max_record_bytes: rt.config.limits.max_record_bytes,
-        },
-    );
+    let limits = MaskerLimits {
+        max_records: Some(grant.records),
+        max_record_bytes: rt.config.limits.max_record_bytes,
+    };
+    let masker = match &body {
+        SourceData::Rows(rows) => Masker::typed(permit.plan.clone(), filters, &rows.columns, query.format, limits),
+        SourceData::Bytes(_) => Masker::filtered(
+            permit.plan.clone(),
+            filters,
+            connector.input_format(),
+            query.format,
+            limits,
+        ),
+    };
     let mut masked = MaskedBody::new(
         body,
         masker,

@@ -278,7 +278,7 @@ mod tests {
     use crate::limits::Limiter;
     use crate::metrics::Metrics;
     use http_body_util::{BodyExt, Full};
-    use sluice_connectors::BodyError;
+    use sluice_connectors::{BodyError, SourceData};
     use sluice_policy::mask::PseudonymKey;
     use sluice_policy::plan::{FieldAction, FieldPlan, PlannedField};
     use sluice_policy::stream::{InputFormat, Masker, MaskerLimits, OutputFormat};
@@ -306,7 +306,7 @@ mod tests {
         let body = Full::new(Bytes::from_static(source.as_bytes()))
             .map_err(|never| -> BodyError { match never {} })
             .boxed();
-        MaskedBody::new(body, masker, Duration::from_secs(5), 1 << 20)
+        MaskedBody::new(SourceData::Bytes(body), masker, Duration::from_secs(5), 1 << 20)
     }
 
     async fn body(audit: &Arc<AuditLog>) -> RecordsBody {

@@ -13,6 +13,9 @@ use std::time::Duration;
 pub enum SourceConfig {
     /// An agency REST endpoint.
     Http(HttpSourceConfig),
+    /// A SQLite database file.
+    #[cfg(feature = "sqlite")]
+    Sqlite(crate::sqlite::SqliteSourceConfig),
 }
 
 impl SourceConfig {
@@ -20,6 +23,8 @@ impl SourceConfig {
     pub fn validate(&self) -> Vec<(String, String)> {
         match self {
             Self::Http(c) => c.validate(),
+            #[cfg(feature = "sqlite")]
+            Self::Sqlite(c) => c.validate(),
         }
     }
 
@@ -27,6 +32,18 @@ impl SourceConfig {
     pub fn resolve_paths(&mut self, base: &std::path::Path) {
         match self {
             Self::Http(c) => c.resolve_paths(base),
+            #[cfg(feature = "sqlite")]
+            Self::Sqlite(c) => c.resolve_paths(base),
+        }
+    }
+
+    /// Each credential the source uses, as (what, where it comes from), never its value:
+    /// `("Authorization", "file /run/secrets/t")`.
+    pub fn credentials(&self) -> Vec<(String, String)> {
+        match self {
+            Self::Http(c) => c.headers.iter().map(|h| (h.name.clone(), h.origin())).collect(),
+            #[cfg(feature = "sqlite")]
+            Self::Sqlite(_) => Vec::new(),
         }
     }
 
@@ -34,6 +51,8 @@ impl SourceConfig {
     pub fn connect_timeout_ms(&self) -> u64 {
         match self {
             Self::Http(c) => c.connect_timeout_ms,
+            #[cfg(feature = "sqlite")]
+            Self::Sqlite(_) => 0,
         }
     }
 }
@@ -63,6 +82,8 @@ impl Shared {
 pub fn connect(config: &SourceConfig, shared: &Shared) -> Arc<dyn Connector> {
     match config {
         SourceConfig::Http(c) => Arc::new(HttpSource::new(c.clone(), shared.http.clone())),
+        #[cfg(feature = "sqlite")]
+        SourceConfig::Sqlite(c) => Arc::new(crate::sqlite::SqliteSource::new(c.clone())),
     }
 }
 
@@ -80,7 +101,9 @@ mod tests {
     fn the_kind_picks_the_connector_and_unknown_fields_are_refused() {
         let s: Sources =
             toml::from_str("[sources.a]\nkind = \"http\"\nurl = \"http://127.0.0.1:1/a\"\n").unwrap();
-        let SourceConfig::Http(h) = &s.sources["a"];
+        let SourceConfig::Http(h) = &s.sources["a"] else {
+            panic!("not http")
+        };
         assert_eq!(h.url, "http://127.0.0.1:1/a");
         let e = toml::from_str::<Sources>("[sources.a]\nkind = \"http\"\nurl = \"http://x/\"\nbogus = 1\n")
             .err()

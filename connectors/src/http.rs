@@ -435,6 +435,7 @@ mod tests {
             row_filter: Some(&f),
             query: None,
             request_id: "r1",
+            ..Fetch::default()
         };
         let uri = build_uri(&source(), &fetch).unwrap().to_string();
         assert_eq!(
@@ -454,6 +455,7 @@ mod tests {
                 row_filter: row,
                 query: Some(query),
                 request_id: "r1",
+                ..Fetch::default()
             };
             build_uri(&source(), &fetch).unwrap().to_string()
         };

@@ -9,6 +9,9 @@ mod config;
 pub mod http;
 mod source;
 pub mod sql;
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
+pub mod table;
 
 pub use config::{connect, Shared, SourceConfig};
 pub use source::{

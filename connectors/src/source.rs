@@ -37,7 +37,9 @@ pub struct RowStream {
 
 impl std::fmt::Debug for RowStream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RowStream").field("columns", &self.columns).finish_non_exhaustive()
+        f.debug_struct("RowStream")
+            .field("columns", &self.columns)
+            .finish_non_exhaustive()
     }
 }
 
@@ -68,6 +70,12 @@ pub struct Fetch<'a> {
     pub query: Option<&'a ClientQuery>,
     /// Request id, forwarded to the source where it can log it.
     pub request_id: &'a str,
+    /// The licence's field plan: a SQL source reads only the planned fields' columns, plus
+    /// what the filters and the order need.
+    pub plan: Option<&'a sluice_policy::plan::FieldPlan>,
+    /// Keyset position for sources that page by key: the values (text, `None` for null) of
+    /// the order's columns in the last row of the previous page.
+    pub after: Option<Vec<Option<String>>>,
 }
 
 /// Why a fetch failed before its body started.
@@ -88,6 +96,13 @@ pub enum FetchError {
     /// The source answered with an error status.
     #[error("upstream answered {0}")]
     Status(StatusCode),
+    /// The query for the source could not be built (e.g. a field that is not a declared
+    /// column); nothing was sent.
+    #[error("query not built: {0}")]
+    Query(String),
+    /// The source refused or failed the query.
+    #[error("source query failed: {0}")]
+    Source(String),
 }
 
 /// An agency source the data plane can fetch records from.

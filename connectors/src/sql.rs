@@ -124,6 +124,8 @@ pub struct Select {
     pub params: Vec<SqlParam>,
     /// The order applied: the client's up to the key, then the key.
     pub order: Vec<OrderBy>,
+    /// The columns selected, in the order of each row's cells.
+    pub columns: Vec<String>,
 }
 
 /// Why no statement was built; the caller fails closed.
@@ -269,6 +271,7 @@ pub fn build_select(dialect: Dialect, spec: &SelectSpec<'_>) -> Result<Select, S
         sql: w.sql,
         params: w.params,
         order,
+        columns: cols.iter().map(|c| c.name.clone()).collect(),
     })
 }
 

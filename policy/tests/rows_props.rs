@@ -12,7 +12,7 @@ use sluice_policy::mask::{MaskRule, PseudonymKey};
 use sluice_policy::plan::{FieldAction, FieldPlan, PlannedField};
 use sluice_policy::query::{ClientQuery, Filter, FilterOp};
 use sluice_policy::rowfilter::{Condition, Op, RowFilter};
-use sluice_policy::stream::{InputFormat, MaskerLimits, Masker, OutputFormat, RowBatch};
+use sluice_policy::stream::{InputFormat, Masker, MaskerLimits, OutputFormat, RowBatch};
 use std::sync::Arc;
 
 /// Column names: `c` is never planned (dropped), `id_number` carries identifiers.
@@ -143,10 +143,12 @@ fn query() -> impl Strategy<Value = Option<ClientQuery>> {
         negated,
         op,
     });
-    prop::option::of(prop::collection::vec(filter, 1..3).prop_map(|filters| ClientQuery {
-        filters,
-        ..ClientQuery::default()
-    }))
+    prop::option::of(
+        prop::collection::vec(filter, 1..3).prop_map(|filters| ClientQuery {
+            filters,
+            ..ClientQuery::default()
+        }),
+    )
 }
 
 fn output() -> impl Strategy<Value = OutputFormat> {
@@ -229,11 +231,17 @@ fn a_row_of_the_wrong_width_or_a_byte_masker_is_refused() {
     b.push_int(1);
     assert!(m.push_rows(&b, &mut out).is_err(), "half a row");
     let mut m = Masker::typed(plan.clone(), None, &["a"], OutputFormat::Json, limits(None));
-    assert!(m.push_rows(&b, &mut out).is_err(), "two cells per row for one column");
+    assert!(
+        m.push_rows(&b, &mut out).is_err(),
+        "two cells per row for one column"
+    );
     let mut m = Masker::new(plan, InputFormat::JsonArray, OutputFormat::Json, limits(None));
     let mut one = RowBatch::new(1);
     one.push_int(1);
-    assert!(m.push_rows(&one, &mut out).is_err(), "rows given to a byte masker");
+    assert!(
+        m.push_rows(&one, &mut out).is_err(),
+        "rows given to a byte masker"
+    );
     assert!(RowBatch::new(1).push_number("NaN").is_err());
     assert!(RowBatch::new(1).push_number("+1").is_err());
 }
@@ -254,7 +262,13 @@ fn typed_rows_stop_at_the_page_and_emit_only_planned_fields() {
         row_filter: None,
         key: PseudonymKey::derive(b"m", "l", "d"),
     });
-    let mut m = Masker::typed(plan, None, &["secret", "id", "name"], OutputFormat::Json, limits(Some(2)));
+    let mut m = Masker::typed(
+        plan,
+        None,
+        &["secret", "id", "name"],
+        OutputFormat::Json,
+        limits(Some(2)),
+    );
     let mut b = RowBatch::new(3);
     for i in 0..5 {
         b.push_text("31010119900101123X");

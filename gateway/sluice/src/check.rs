@@ -154,14 +154,14 @@ fn check_gateway(path: &Path) -> Result<String, String> {
         .sources
         .iter()
         .flat_map(|(id, source)| {
-            let sluice_connectors::SourceConfig::Http(http) = source;
-            http.headers
-                .iter()
-                .map(move |h| format!("{id} {} from {}", h.name, h.origin()))
+            source
+                .credentials()
+                .into_iter()
+                .map(move |(what, origin)| format!("{id} {what} from {origin}"))
         })
         .collect();
     if !credentials.is_empty() {
-        summary.push_str("; source headers: ");
+        summary.push_str("; source credentials: ");
         summary.push_str(&credentials.join(", "));
     }
     Ok(summary)

@@ -78,7 +78,7 @@ fn check_accepts_a_good_config_and_names_bad_values() {
     let (code, out, err) = sluice(&["check", "--config", with_token.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
     assert!(
-        out.contains("source headers: parks Authorization from file "),
+        out.contains("source credentials: parks Authorization from file "),
         "{out}"
     );
     assert!(

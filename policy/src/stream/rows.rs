@@ -102,7 +102,8 @@ impl RowBatch {
     /// An integer.
     pub fn push_int(&mut self, i: i64) {
         let start = self.text.len();
-        self.text.extend_from_slice(itoa::Buffer::new().format(i).as_bytes());
+        self.text
+            .extend_from_slice(itoa::Buffer::new().format(i).as_bytes());
         self.push(VKind::Num, start);
     }
 
@@ -192,7 +193,7 @@ impl Masker {
         if self.input != super::InputFormat::Rows {
             return Err(shape("typed rows given to a masker of bytes"));
         }
-        if batch.width != self.cols.len() || batch.cells.len() % batch.width.max(1) != 0 {
+        if batch.width != self.cols.len() || !batch.cells.len().is_multiple_of(batch.width.max(1)) {
             return Err(shape("a row does not have one cell per column"));
         }
         // Every push appended valid UTF-8: this cannot fail, and is checked once per batch.

@@ -26,6 +26,8 @@ pub async fn fetch(
         row_filter: permit.plan.row_filter.as_ref(),
         query: Some(&query.query),
         request_id: &ctx.request_id,
+        plan: Some(&permit.plan),
+        after: None,
     };
     connector.fetch(&fetch).await.map_err(|e| {
         tracing::warn!(request_id = %ctx.request_id, dataset = ?ctx.dataset, error = %e, "upstream fetch failed");

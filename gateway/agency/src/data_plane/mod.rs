@@ -35,10 +35,10 @@ use hyper::body::Incoming;
 use mask::MaskedBody;
 use records_body::StallGuard;
 use route::Route;
+use sluice_connectors::SourceData;
 use sluice_net::body::RespBody;
 use sluice_net::problem::{Problem, ProblemCode};
 use sluice_net::server::Conn;
-use sluice_connectors::SourceData;
 use sluice_policy::stream::{Masker, MaskerLimits};
 use stall::StallWatch;
 use std::future::Future;
@@ -134,7 +134,9 @@ async fn phases(
         max_record_bytes: rt.config.limits.max_record_bytes,
     };
     let masker = match &body {
-        SourceData::Rows(rows) => Masker::typed(permit.plan.clone(), filters, &rows.columns, query.format, limits),
+        SourceData::Rows(rows) => {
+            Masker::typed(permit.plan.clone(), filters, &rows.columns, query.format, limits)
+        }
         SourceData::Bytes(_) => Masker::filtered(
             permit.plan.clone(),
             filters,

@@ -1,0 +1,489 @@
+//! The SQLite connector: a database file opened read-only (and `query_only`), one
+//! parameterised `SELECT` per fetch, rows read from the cursor by a blocking thread into
+//! [`RowBatch`]es and handed over through a channel of two batches. The thread waits while
+//! the client does not read, so back-pressure reaches the cursor; it stops when the consumer
+//! goes away or the statement timeout passes (SQLite's progress handler interrupts it).
+
+use crate::source::{BodyError, BoxFuture, Connector, Fetch, FetchError, RowStream, SourceData};
+use crate::sql::{Dialect, SqlParam, Table};
+use crate::table::{
+    default_read_timeout, default_statement_timeout, DeclaredType, TableConfig, BATCH_BYTES, BATCH_ROWS,
+};
+use rusqlite::types::ValueRef;
+use rusqlite::{Connection, OpenFlags};
+use serde::{Deserialize, Serialize};
+use sluice_policy::stream::{InputFormat, RowBatch};
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot};
+
+/// A dataset read from a SQLite database file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SqliteSourceConfig {
+    /// The database file (relative paths from the config file's folder). Opened read-only.
+    pub path: PathBuf,
+    /// The table or view, its key and its columns.
+    pub table: TableConfig,
+    /// Longest a statement may run, reading included, ms.
+    #[serde(default = "default_statement_timeout")]
+    pub statement_timeout_ms: u64,
+    /// Longest wait for the next rows, ms.
+    #[serde(default = "default_read_timeout")]
+    pub read_timeout_ms: u64,
+    /// Idle connections kept open.
+    #[serde(default = "default_pool_size")]
+    pub pool_size: usize,
+}
+
+fn default_pool_size() -> usize {
+    4
+}
+
+impl SqliteSourceConfig {
+    /// Problems with the config, as (relative path, message).
+    pub fn validate(&self) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = self
+            .table
+            .validate()
+            .into_iter()
+            .map(|(p, m)| (format!("table.{p}"), m))
+            .collect();
+        if let Err(e) = open(&self.path) {
+            out.push(("path".into(), format!("{}: {e}", self.path.display())));
+        }
+        if self.statement_timeout_ms == 0 || self.read_timeout_ms == 0 {
+            out.push(("statement_timeout_ms".into(), "timeouts must be positive".into()));
+        }
+        out
+    }
+
+    /// Makes a relative database path relative to `base` (the config file's folder).
+    pub fn resolve_paths(&mut self, base: &std::path::Path) {
+        if self.path.is_relative() {
+            self.path = base.join(&self.path);
+        }
+    }
+}
+
+/// Opens the database read-only; writes are refused by SQLite itself.
+fn open(path: &std::path::Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.pragma_update(None, "query_only", true)?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    Ok(conn)
+}
+
+/// A SQLite source.
+#[derive(Debug)]
+pub struct SqliteSource {
+    config: SqliteSourceConfig,
+    table: Table,
+    idle: Arc<Mutex<Vec<Connection>>>,
+}
+
+impl SqliteSource {
+    /// The connector for `config` (the database is opened at the first fetch).
+    pub fn new(config: SqliteSourceConfig) -> Self {
+        Self {
+            table: config.table.table(),
+            config,
+            idle: Arc::default(),
+        }
+    }
+}
+
+impl Connector for SqliteSource {
+    fn input_format(&self) -> InputFormat {
+        InputFormat::Rows
+    }
+
+    fn read_timeout(&self) -> Duration {
+        Duration::from_millis(self.config.read_timeout_ms)
+    }
+
+    fn fetch<'a>(&'a self, fetch: &'a Fetch<'a>) -> BoxFuture<'a, Result<SourceData, FetchError>> {
+        Box::pin(async move {
+            let select = self.config.table.select(&self.table, Dialect::Sqlite, fetch)?;
+            let types: Vec<Option<DeclaredType>> = select
+                .columns
+                .iter()
+                .map(|c| self.config.table.type_of(c))
+                .collect();
+            let columns: Arc<[String]> = select.columns.into();
+            let (tx, rx) = mpsc::channel(2);
+            let (started_tx, started) = oneshot::channel();
+            let job = Job {
+                path: self.config.path.clone(),
+                idle: self.idle.clone(),
+                pool_size: self.config.pool_size,
+                sql: select.sql,
+                params: select.params,
+                types,
+                deadline: Instant::now() + Duration::from_millis(self.config.statement_timeout_ms),
+            };
+            tokio::task::spawn_blocking(move || job.run(started_tx, tx));
+            match started.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(FetchError::Source(e)),
+                Err(_) => return Err(FetchError::Source("the reader stopped".into())),
+            }
+            Ok(SourceData::Rows(RowStream {
+                columns,
+                batches: Box::pin(Batches(rx)),
+            }))
+        })
+    }
+}
+
+/// The receiving end of a reader thread, as a stream of batches.
+struct Batches(mpsc::Receiver<Result<RowBatch, BodyError>>);
+
+impl futures_core::Stream for Batches {
+    type Item = Result<RowBatch, BodyError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.0.poll_recv(cx)
+    }
+}
+
+/// One statement run on a blocking thread.
+struct Job {
+    path: PathBuf,
+    idle: Arc<Mutex<Vec<Connection>>>,
+    pool_size: usize,
+    sql: String,
+    params: Vec<SqlParam>,
+    types: Vec<Option<DeclaredType>>,
+    deadline: Instant,
+}
+
+impl Job {
+    fn run(
+        self,
+        started: oneshot::Sender<Result<(), String>>,
+        tx: mpsc::Sender<Result<RowBatch, BodyError>>,
+    ) {
+        let pooled = self.idle.lock().ok().and_then(|mut v| v.pop());
+        let conn = match pooled.map_or_else(|| open(&self.path), Ok) {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = started.send(Err(e.to_string()));
+                return;
+            }
+        };
+        let deadline = self.deadline;
+        // SQLite calls this every 1,000 virtual machine steps: past the deadline, interrupt.
+        conn.progress_handler(1_000, Some(move || Instant::now() > deadline));
+        let clean = self.stream(&conn, started, &tx);
+        conn.progress_handler(1_000, None::<fn() -> bool>);
+        if clean {
+            if let Ok(mut idle) = self.idle.lock() {
+                if idle.len() < self.pool_size {
+                    idle.push(conn);
+                }
+            }
+        }
+    }
+
+    /// Runs the statement and sends its rows; whether the connection can be reused.
+    fn stream(
+        &self,
+        conn: &Connection,
+        started: oneshot::Sender<Result<(), String>>,
+        tx: &mpsc::Sender<Result<RowBatch, BodyError>>,
+    ) -> bool {
+        let mut stmt = match conn.prepare_cached(&self.sql) {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = started.send(Err(e.to_string()));
+                return false;
+            }
+        };
+        let params = rusqlite::params_from_iter(self.params.iter().map(|p| match p {
+            SqlParam::Text(t) => rusqlite::types::Value::Text(t.clone()),
+            SqlParam::Integer(i) => rusqlite::types::Value::Integer(*i),
+            SqlParam::Float(f) => rusqlite::types::Value::Real(*f),
+            SqlParam::Bool(b) => rusqlite::types::Value::Integer(i64::from(*b)),
+        }));
+        let mut rows = match stmt.query(params) {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = started.send(Err(e.to_string()));
+                return false;
+            }
+        };
+        if started.send(Ok(())).is_err() {
+            return true;
+        }
+        let width = self.types.len();
+        let mut batch = RowBatch::new(width);
+        loop {
+            let row = match rows.next() {
+                Ok(Some(row)) => row,
+                Ok(None) => break,
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(BodyError(format!("sqlite: {e}"))));
+                    return false;
+                }
+            };
+            for (i, ty) in self.types.iter().enumerate() {
+                let cell = row
+                    .get_ref(i)
+                    .map_err(|e| e.to_string())
+                    .and_then(|v| push(&mut batch, v, *ty));
+                if let Err(e) = cell {
+                    let _ = tx.blocking_send(Err(BodyError(format!("sqlite: column {i}: {e}"))));
+                    return false;
+                }
+            }
+            if batch.rows() >= BATCH_ROWS || batch.bytes() >= BATCH_BYTES {
+                let full = std::mem::replace(&mut batch, RowBatch::new(width));
+                if tx.blocking_send(Ok(full)).is_err() {
+                    // The consumer went away: stop reading.
+                    return true;
+                }
+            }
+        }
+        if !batch.is_empty() {
+            let _ = tx.blocking_send(Ok(batch));
+        }
+        true
+    }
+}
+
+/// One cell into the batch, typed by its storage class (a boolean column stores integers).
+fn push(batch: &mut RowBatch, v: ValueRef<'_>, ty: Option<DeclaredType>) -> Result<(), String> {
+    match v {
+        ValueRef::Null => batch.push_null(),
+        ValueRef::Integer(i) if ty == Some(DeclaredType::Bool) => batch.push_bool(i != 0),
+        ValueRef::Integer(i) if ty == Some(DeclaredType::Text) => batch.push_text(&i.to_string()),
+        ValueRef::Integer(i) => batch.push_int(i),
+        ValueRef::Real(f) => batch.push_float(f),
+        ValueRef::Text(t) => batch.push_text(std::str::from_utf8(t).map_err(|_| "text that is not UTF-8")?),
+        ValueRef::Blob(_) => return Err("a blob cannot be masked".into()),
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+    use sluice_policy::mask::{MaskRule, PseudonymKey};
+    use sluice_policy::plan::{FieldAction, FieldPlan, PlannedField};
+    use sluice_policy::query::ClientQuery;
+    use sluice_policy::stream::{Masker, MaskerLimits, OutputFormat};
+
+    /// A register of `n` rows in a fresh database file.
+    fn database(n: i64) -> PathBuf {
+        static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "sluice-sqlite-{}-{}.db",
+            std::process::id(),
+            SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_file(&path);
+        let mut c = Connection::open(&path).unwrap();
+        c.execute_batch(
+            "CREATE TABLE meters (id TEXT PRIMARY KEY, district TEXT, reading REAL, active INTEGER, \
+             owner_id TEXT, photo BLOB)",
+        )
+        .unwrap();
+        let tx = c.transaction().unwrap();
+        let mut ins = tx
+            .prepare("INSERT INTO meters VALUES (?1, ?2, ?3, ?4, ?5, NULL)")
+            .unwrap();
+        for i in 0..n {
+            let district = if i % 2 == 0 { "Huangpu" } else { "Xuhui" };
+            ins.execute(rusqlite::params![
+                format!("M{i:05}"),
+                district,
+                i as f64 / 4.0,
+                i % 3 == 0,
+                format!("3101011990010{:05}", i)
+            ])
+            .unwrap();
+        }
+        drop(ins);
+        tx.commit().unwrap();
+        path
+    }
+
+    fn config(path: PathBuf) -> SqliteSourceConfig {
+        let columns = [
+            ("id", DeclaredType::Text),
+            ("district", DeclaredType::Text),
+            ("reading", DeclaredType::Float),
+            ("active", DeclaredType::Bool),
+            ("owner_id", DeclaredType::Text),
+        ];
+        SqliteSourceConfig {
+            path,
+            table: TableConfig {
+                schema: None,
+                name: "meters".into(),
+                key: "id".into(),
+                columns: columns.iter().map(|(n, t)| ((*n).into(), *t)).collect(),
+            },
+            statement_timeout_ms: 5_000,
+            read_timeout_ms: 5_000,
+            pool_size: 2,
+        }
+    }
+
+    fn plan() -> FieldPlan {
+        let f = |name: &str, action| PlannedField {
+            name: name.into(),
+            action,
+        };
+        FieldPlan {
+            fields: vec![
+                f("id", FieldAction::Emit { scan: false }),
+                f("district", FieldAction::Emit { scan: false }),
+                f("reading", FieldAction::Emit { scan: false }),
+                f("active", FieldAction::Emit { scan: false }),
+                f("owner_id", FieldAction::Mask(MaskRule::Pseudonym)),
+            ],
+            row_filter: None,
+            key: PseudonymKey::derive(b"master", "acme", "meters"),
+        }
+    }
+
+    async fn page(source: &SqliteSource, fetch: &Fetch<'_>) -> (Vec<serde_json::Value>, u64) {
+        let plan = Arc::new(fetch.plan.cloned().unwrap());
+        let SourceData::Rows(mut rows) = source.fetch(fetch).await.unwrap() else {
+            panic!("rows expected")
+        };
+        let query = fetch.query.cloned().map(Arc::new);
+        let mut m = Masker::typed(
+            plan,
+            query,
+            &rows.columns,
+            OutputFormat::Json,
+            MaskerLimits::default(),
+        );
+        let mut out = Vec::new();
+        let mut batches = 0;
+        while let Some(b) = std::future::poll_fn(|cx| rows.batches.as_mut().poll_next(cx)).await {
+            m.push_rows(&b.unwrap(), &mut out).unwrap();
+            batches += 1;
+        }
+        m.finish(&mut out).unwrap();
+        (serde_json::from_slice(&out).unwrap(), batches)
+    }
+
+    #[tokio::test]
+    async fn rows_stream_typed_masked_filtered_and_in_key_order() {
+        let source = SqliteSource::new(config(database(2_000)));
+        let plan = plan();
+        let q = ClientQuery::from_pairs([("district", "eq.Xuhui")]).unwrap();
+        let fetch = Fetch {
+            limit: 1_500,
+            plan: Some(&plan),
+            query: Some(&q),
+            ..Fetch::default()
+        };
+        let (recs, batches) = page(&source, &fetch).await;
+        assert_eq!(
+            recs.len(),
+            1_000,
+            "the filter ran in SQL, the page is full up to the data"
+        );
+        assert!(batches >= 2, "rows arrive in several batches: {batches}");
+        assert_eq!(recs[0]["id"], "M00001");
+        assert_eq!(recs[0]["reading"], 0.25);
+        assert_eq!(recs[0]["active"], false);
+        assert_eq!(recs[1]["active"], true);
+        assert!(recs.iter().all(|r| r["district"] == "Xuhui"));
+        let owner = recs[0]["owner_id"].as_str().unwrap();
+        assert!(!owner.starts_with("3101"), "pseudonymised: {owner}");
+        let mut ids: Vec<&str> = recs.iter().map(|r| r["id"].as_str().unwrap()).collect();
+        let sorted = ids.clone();
+        ids.sort_unstable();
+        assert_eq!(ids, sorted, "key order");
+    }
+
+    #[tokio::test]
+    async fn a_blob_a_missing_table_and_writes_fail_closed() {
+        let path = database(3);
+        let mut c = config(path.clone());
+        c.table.columns.insert("photo".into(), DeclaredType::Text);
+        let source = SqliteSource::new(c);
+        let mut plan = plan();
+        plan.fields.push(PlannedField {
+            name: "photo".into(),
+            action: FieldAction::Emit { scan: false },
+        });
+        let w = Connection::open(&path).unwrap();
+        w.execute("UPDATE meters SET photo = x'00ff' WHERE id = 'M00001'", [])
+            .unwrap();
+        let fetch = Fetch {
+            limit: 10,
+            plan: Some(&plan),
+            ..Fetch::default()
+        };
+        let SourceData::Rows(mut rows) = source.fetch(&fetch).await.unwrap() else {
+            panic!()
+        };
+        let first = std::future::poll_fn(|cx| rows.batches.as_mut().poll_next(cx))
+            .await
+            .unwrap();
+        assert!(first.unwrap_err().0.contains("blob"));
+
+        let mut c = config(path.clone());
+        c.table.name = "nope".into();
+        let e = SqliteSource::new(c).fetch(&fetch).await.unwrap_err();
+        assert!(
+            matches!(e, FetchError::Source(ref m) if m.contains("nope")),
+            "{e}"
+        );
+
+        let ro = open(&path).unwrap();
+        assert!(ro.execute("DELETE FROM meters", []).is_err(), "read-only");
+    }
+
+    #[tokio::test]
+    async fn a_statement_past_its_timeout_is_interrupted() {
+        let mut c = config(database(1));
+        c.statement_timeout_ms = 50;
+        // A view that never ends: a recursive counter.
+        let w = Connection::open(&c.path).unwrap();
+        w.execute_batch(
+            "CREATE VIEW forever AS WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) \
+             SELECT printf('K%d', i) AS id FROM n WHERE i < 0",
+        )
+        .unwrap();
+        c.table.name = "forever".into();
+        c.table.columns = [("id".to_owned(), DeclaredType::Text)].into_iter().collect();
+        let source = SqliteSource::new(c);
+        let plan = FieldPlan {
+            fields: vec![PlannedField {
+                name: "id".into(),
+                action: FieldAction::Emit { scan: false },
+            }],
+            row_filter: None,
+            key: PseudonymKey::derive(b"m", "l", "d"),
+        };
+        let fetch = Fetch {
+            limit: 1,
+            plan: Some(&plan),
+            ..Fetch::default()
+        };
+        let started = Instant::now();
+        let SourceData::Rows(mut rows) = source.fetch(&fetch).await.unwrap() else {
+            panic!()
+        };
+        let first = std::future::poll_fn(|cx| rows.batches.as_mut().poll_next(cx))
+            .await
+            .unwrap();
+        assert!(first.unwrap_err().0.contains("interrupt"), "interrupted");
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+}

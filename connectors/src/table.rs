@@ -1,0 +1,137 @@
+//! What every SQL source's config declares in its `[sources.<dataset>.table]`: the table or
+//! view, its key and its columns with their types (the only identifiers that ever reach SQL);
+//! the batching of rows for the masker; and the one `SELECT` of a fetch built from it.
+
+use crate::source::{Fetch, FetchError};
+use crate::sql::{build_select, Column, ColumnType, Dialect, Select, SelectSpec, Table};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// A declared column type in a source config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeclaredType {
+    /// `text`, `varchar` (not blank-padded `char(n)`).
+    Text,
+    /// A 64-bit (or smaller) integer.
+    Integer,
+    /// A double (or real).
+    Float,
+    /// A boolean.
+    Bool,
+}
+
+impl From<DeclaredType> for ColumnType {
+    fn from(t: DeclaredType) -> Self {
+        match t {
+            DeclaredType::Text => ColumnType::Text,
+            DeclaredType::Integer => ColumnType::Integer,
+            DeclaredType::Float => ColumnType::Float,
+            DeclaredType::Bool => ColumnType::Bool,
+        }
+    }
+}
+
+/// The table of a SQL source (`[sources.<dataset>.table]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TableConfig {
+    /// Schema (PostgreSQL) or database (MySQL) of the table, if not the connection's default.
+    #[serde(default)]
+    pub schema: Option<String>,
+    /// Table or view.
+    pub name: String,
+    /// Key column: unique and NOT NULL; the default order and the keyset of pages.
+    pub key: String,
+    /// Every column the gateway may read, with its type: `{ id = "text", reading = "float" }`.
+    /// Names are the dataset's field names.
+    pub columns: BTreeMap<String, DeclaredType>,
+}
+
+/// Default longest run of one statement, ms.
+pub fn default_statement_timeout() -> u64 {
+    30_000
+}
+
+/// Default longest wait for the next rows, ms.
+pub fn default_read_timeout() -> u64 {
+    30_000
+}
+
+/// Rows gathered into one batch for the masker (a batch also ends at [`BATCH_BYTES`]).
+pub const BATCH_ROWS: usize = 512;
+/// Cell text gathered into one batch for the masker.
+pub const BATCH_BYTES: usize = 64 * 1024;
+
+impl TableConfig {
+    /// Problems with the table part, as (relative path, message).
+    pub fn validate(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        let bad_ident = |s: &str| s.is_empty() || s.contains('\0');
+        if bad_ident(&self.name) {
+            out.push(("name".into(), "must be a table or view name".into()));
+        }
+        if self.schema.as_deref().is_some_and(bad_ident) {
+            out.push(("schema".into(), "must be a schema name".into()));
+        }
+        if self.columns.is_empty() {
+            out.push(("columns".into(), "declare at least the key column".into()));
+        }
+        if let Some(c) = self.columns.keys().find(|c| bad_ident(c)) {
+            out.push(("columns".into(), format!("{c:?} is not a column name")));
+        }
+        match self.columns.get(&self.key) {
+            None => out.push(("key".into(), format!("{:?} is not a declared column", self.key))),
+            Some(DeclaredType::Float) => out.push(("key".into(), "a float column cannot be the key".into())),
+            Some(_) => {}
+        }
+        out
+    }
+
+    /// The table as the statement builder takes it.
+    pub fn table(&self) -> Table {
+        Table {
+            schema: self.schema.clone(),
+            name: self.name.clone(),
+            columns: self
+                .columns
+                .iter()
+                .map(|(name, ty)| Column {
+                    name: name.clone(),
+                    ty: (*ty).into(),
+                })
+                .collect(),
+            key: self.key.clone(),
+        }
+    }
+
+    /// The declared type of a column.
+    pub fn type_of(&self, column: &str) -> Option<DeclaredType> {
+        self.columns.get(column).copied()
+    }
+
+    /// The one parameterised `SELECT` of a fetch: the fetch's fields that are declared
+    /// columns, the row filter, the client's filters and order, the keyset position.
+    pub fn select(&self, table: &Table, dialect: Dialect, fetch: &Fetch<'_>) -> Result<Select, FetchError> {
+        let read: Vec<&str> = fetch
+            .plan
+            .iter()
+            .flat_map(|p| p.fields.iter().map(|f| f.name.as_str()))
+            .filter(|f| self.columns.contains_key(*f))
+            .collect();
+        let query = fetch.query.cloned().unwrap_or_default();
+        let after = fetch.after.as_deref();
+        build_select(
+            dialect,
+            &SelectSpec {
+                table,
+                read: &read,
+                row_filter: fetch.row_filter,
+                query: &query,
+                after,
+                limit: fetch.limit,
+            },
+        )
+        .map_err(|e| FetchError::Query(e.to_string()))
+    }
+}

@@ -154,8 +154,11 @@ fn check_gateway(path: &Path) -> Result<String, String> {
         .sources
         .iter()
         .flat_map(|(id, source)| {
-            let sluice_connectors::SourceConfig::Http(http) = source;
-            http.headers
+            let headers = match source {
+                sluice_connectors::SourceConfig::Http(http) => http.headers.as_slice(),
+                _ => &[],
+            };
+            headers
                 .iter()
                 .map(move |h| format!("{id} {} from {}", h.name, h.origin()))
         })

@@ -1,21 +1,31 @@
 //! Which connector a dataset's source uses: the tagged config (`kind = "http"`, …), what
 //! the connectors of one gateway share, and [`connect`].
 
+#[cfg(feature = "files")]
+use crate::file::{FileFormat, FileSource, FileSourceConfig};
 use crate::http::{HttpSource, HttpSourceConfig, UpstreamClient};
 use crate::source::Connector;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// A dataset's source, by kind (`[sources.<dataset>] kind = "http"`).
+/// A dataset's source, by kind (`[sources.<dataset>] kind = "http"`). Non-exhaustive: the
+/// kinds depend on the crate's features.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum SourceConfig {
     /// An agency REST endpoint.
     Http(HttpSourceConfig),
     /// A SQLite database file.
     #[cfg(feature = "sqlite")]
     Sqlite(crate::sqlite::SqliteSourceConfig),
+    /// A CSV file, or a folder of them read as one document.
+    #[cfg(feature = "files")]
+    Csv(FileSourceConfig),
+    /// An NDJSON file, or a folder of them read as one document.
+    #[cfg(feature = "files")]
+    Ndjson(FileSourceConfig),
 }
 
 impl SourceConfig {
@@ -25,6 +35,10 @@ impl SourceConfig {
             Self::Http(c) => c.validate(),
             #[cfg(feature = "sqlite")]
             Self::Sqlite(c) => c.validate(),
+            #[cfg(feature = "files")]
+            Self::Csv(c) => c.validate(FileFormat::Csv),
+            #[cfg(feature = "files")]
+            Self::Ndjson(c) => c.validate(FileFormat::Ndjson),
         }
     }
 
@@ -34,6 +48,8 @@ impl SourceConfig {
             Self::Http(c) => c.resolve_paths(base),
             #[cfg(feature = "sqlite")]
             Self::Sqlite(c) => c.resolve_paths(base),
+            #[cfg(feature = "files")]
+            Self::Csv(c) | Self::Ndjson(c) => c.resolve_paths(base),
         }
     }
 
@@ -44,15 +60,20 @@ impl SourceConfig {
             Self::Http(c) => c.headers.iter().map(|h| (h.name.clone(), h.origin())).collect(),
             #[cfg(feature = "sqlite")]
             Self::Sqlite(_) => Vec::new(),
+            #[cfg(feature = "files")]
+            Self::Csv(_) | Self::Ndjson(_) => Vec::new(),
         }
     }
 
-    /// Longest connect wait this source asks for, ms (the shared HTTP pool takes the largest).
+    /// Longest connect wait this source asks for, ms (the shared HTTP pool takes the largest);
+    /// 0 for a source that connects to nothing (files).
     pub fn connect_timeout_ms(&self) -> u64 {
         match self {
             Self::Http(c) => c.connect_timeout_ms,
             #[cfg(feature = "sqlite")]
             Self::Sqlite(_) => 0,
+            #[cfg(feature = "files")]
+            Self::Csv(_) | Self::Ndjson(_) => 0,
         }
     }
 }
@@ -65,11 +86,13 @@ pub struct Shared {
 }
 
 impl Shared {
-    /// Shared state for these sources (the HTTP pool connects within the largest timeout).
+    /// Shared state for these sources (the HTTP pool connects within the largest timeout of
+    /// the sources that connect, 2 s when none does).
     pub fn for_sources<'a>(sources: impl IntoIterator<Item = &'a SourceConfig>) -> Self {
         let connect = sources
             .into_iter()
             .map(SourceConfig::connect_timeout_ms)
+            .filter(|ms| *ms > 0)
             .max()
             .unwrap_or(2_000);
         Self {
@@ -84,6 +107,10 @@ pub fn connect(config: &SourceConfig, shared: &Shared) -> Arc<dyn Connector> {
         SourceConfig::Http(c) => Arc::new(HttpSource::new(c.clone(), shared.http.clone())),
         #[cfg(feature = "sqlite")]
         SourceConfig::Sqlite(c) => Arc::new(crate::sqlite::SqliteSource::new(c.clone())),
+        #[cfg(feature = "files")]
+        SourceConfig::Csv(c) => Arc::new(FileSource::new(c.clone(), FileFormat::Csv)),
+        #[cfg(feature = "files")]
+        SourceConfig::Ndjson(c) => Arc::new(FileSource::new(c.clone(), FileFormat::Ndjson)),
     }
 }
 
@@ -101,8 +128,9 @@ mod tests {
     fn the_kind_picks_the_connector_and_unknown_fields_are_refused() {
         let s: Sources =
             toml::from_str("[sources.a]\nkind = \"http\"\nurl = \"http://127.0.0.1:1/a\"\n").unwrap();
+        #[allow(irrefutable_let_patterns)] // without the `files` feature
         let SourceConfig::Http(h) = &s.sources["a"] else {
-            panic!("not http")
+            panic!("{:?}", s.sources["a"])
         };
         assert_eq!(h.url, "http://127.0.0.1:1/a");
         let e = toml::from_str::<Sources>("[sources.a]\nkind = \"http\"\nurl = \"http://x/\"\nbogus = 1\n")
@@ -117,5 +145,28 @@ mod tests {
             .err()
             .unwrap();
         assert!(e.to_string().contains("ftp"), "{e}");
+    }
+
+    #[cfg(feature = "files")]
+    #[test]
+    fn file_sources_are_kinds_csv_and_ndjson() {
+        let s: Sources = toml::from_str(
+            "[sources.a]\nkind = \"csv\"\npath = \"data/a.csv\"\n\
+             [sources.b]\nkind = \"ndjson\"\npath = \"b\"\nread_timeout_ms = 5\n",
+        )
+        .unwrap();
+        let SourceConfig::Csv(a) = &s.sources["a"] else {
+            panic!("{:?}", s.sources["a"])
+        };
+        assert_eq!((a.path.to_str(), a.read_timeout_ms), (Some("data/a.csv"), 10_000));
+        let SourceConfig::Ndjson(b) = &s.sources["b"] else {
+            panic!("{:?}", s.sources["b"])
+        };
+        assert_eq!((b.path.to_str(), b.read_timeout_ms), (Some("b"), 5));
+        assert_eq!(s.sources["a"].connect_timeout_ms(), 0);
+        let e = toml::from_str::<Sources>("[sources.a]\nkind = \"csv\"\npath = \"a\"\nurl = \"http://x/\"\n")
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("url"), "{e}");
     }
 }

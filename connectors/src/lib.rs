@@ -3,9 +3,12 @@
 //! gateway applies the policy crate's plan to whatever a connector returns.
 //!
 //! Every source kind implements [`Connector`]; the gateway's config names a source with a
-//! [`SourceConfig`] (`kind = "http"`, …) and [`connect`] turns it into a connector.
+//! [`SourceConfig`] (`kind = "http"`, `"csv"`, …) and [`connect`] turns it into a connector.
+//! Source kinds other than HTTP are cargo features: `files` (default) for CSV and NDJSON files.
 
 mod config;
+#[cfg(feature = "files")]
+pub mod file;
 pub mod http;
 mod source;
 pub mod sql;

@@ -53,6 +53,16 @@ pub enum SourceData {
     Rows(RowStream),
 }
 
+impl SourceData {
+    /// The body of bytes, if that is what the source returned.
+    pub fn into_bytes(self) -> Option<SourceBody> {
+        match self {
+            Self::Bytes(b) => Some(b),
+            Self::Rows(_) => None,
+        }
+    }
+}
+
 /// One fetch: the page, the client's parameters and the licence's row filter.
 #[derive(Debug, Clone, Default)]
 pub struct Fetch<'a> {

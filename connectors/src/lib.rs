@@ -18,5 +18,6 @@ pub mod table;
 
 pub use config::{connect, Shared, SourceConfig};
 pub use source::{
-    BodyError, BoxFuture, Connector, Fetch, FetchError, RowBatches, RowStream, SourceBody, SourceData,
+    BodyError, BoxFuture, Connector, Fetch, FetchError, PageEnd, RowBatches, RowStream, SourceBody,
+    SourceData,
 };

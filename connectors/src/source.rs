@@ -27,12 +27,25 @@ pub type SourceBody = BoxBody<Bytes, BodyError>;
 /// reaches the cursor); an error item ends it.
 pub type RowBatches = Pin<Box<dyn futures_core::Stream<Item = Result<RowBatch, BodyError>> + Send>>;
 
+/// Where a page ends, for a source that pages by key and can tell before the page streams.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PageEnd {
+    /// The source cannot tell in advance.
+    Unknown,
+    /// The data ends within this page: no next page.
+    Last,
+    /// Another page follows, after these values of the order's columns (the page's last row).
+    After(Vec<Option<String>>),
+}
+
 /// A source's typed rows: the column of each cell, then the batches.
 pub struct RowStream {
     /// Column names, in the order of each row's cells.
     pub columns: Arc<[String]>,
     /// The rows.
     pub batches: RowBatches,
+    /// Where the page ends.
+    pub end: PageEnd,
 }
 
 impl std::fmt::Debug for RowStream {
@@ -122,6 +135,12 @@ pub trait Connector: Send + Sync + std::fmt::Debug {
 
     /// Longest wait for the next chunk once a body has started.
     fn read_timeout(&self) -> Duration;
+
+    /// Whether the source pages by key: it takes the client's `order` and a keyset position
+    /// ([`Fetch::after`]) and says where each page ends ([`RowStream::end`]).
+    fn pages_by_key(&self) -> bool {
+        false
+    }
 
     /// Fetches one page; resolves when the body starts.
     fn fetch<'a>(&'a self, fetch: &'a Fetch<'a>) -> BoxFuture<'a, Result<SourceData, FetchError>>;

@@ -167,6 +167,19 @@ pub enum SqlError {
 
 /// Builds the one parameterised `SELECT` of a fetch.
 pub fn build_select(dialect: Dialect, spec: &SelectSpec<'_>) -> Result<Select, SqlError> {
+    build(dialect, spec, false)
+}
+
+/// Builds the page's end probe: the same `WHERE` and `ORDER BY`, selecting only the order's
+/// columns of the page's last row and of the row after it (`LIMIT 2 OFFSET limit - 1`). Run
+/// in the same snapshot as the page, it says before the page streams whether another page
+/// follows and where it starts: two rows → the first is the page's last (the next page's
+/// keyset position); fewer → the data ends within this page.
+pub fn build_probe(dialect: Dialect, spec: &SelectSpec<'_>) -> Result<Select, SqlError> {
+    build(dialect, spec, true)
+}
+
+fn build(dialect: Dialect, spec: &SelectSpec<'_>, probe: bool) -> Result<Select, SqlError> {
     let mut w = W {
         d: dialect,
         t: spec.table,
@@ -186,13 +199,17 @@ pub fn build_select(dialect: Dialect, spec: &SelectSpec<'_>) -> Result<Select, S
 
     // SELECT list
     let mut cols: Vec<&Column> = Vec::new();
-    let wanted = spec
-        .read
-        .iter()
-        .copied()
-        .chain(spec.row_filter.into_iter().flat_map(|f| f.fields()))
-        .chain(spec.query.filters.iter().map(|f| f.column.as_str()))
-        .chain(order.iter().map(|o| o.column.as_str()));
+    let wanted: Vec<&str> = if probe {
+        order.iter().map(|o| o.column.as_str()).collect()
+    } else {
+        spec.read
+            .iter()
+            .copied()
+            .chain(spec.row_filter.into_iter().flat_map(|f| f.fields()))
+            .chain(spec.query.filters.iter().map(|f| f.column.as_str()))
+            .chain(order.iter().map(|o| o.column.as_str()))
+            .collect()
+    };
     for name in wanted {
         let c = w.col(name)?;
         if !cols.iter().any(|x| x.name == c.name) {
@@ -266,7 +283,13 @@ pub fn build_select(dialect: Dialect, spec: &SelectSpec<'_>) -> Result<Select, S
     }
     w.sql.push_str(" LIMIT ");
     let limit = i64::try_from(spec.limit).map_err(|_| SqlError::LimitTooLarge)?;
-    w.param(SqlParam::Integer(limit));
+    if probe {
+        w.param(SqlParam::Integer(2));
+        w.sql.push_str(" OFFSET ");
+        w.param(SqlParam::Integer((limit - 1).max(0)));
+    } else {
+        w.param(SqlParam::Integer(limit));
+    }
     Ok(Select {
         sql: w.sql,
         params: w.params,
@@ -902,6 +925,36 @@ mod tests {
             build_select(Dialect::Sqlite, &spec),
             Err(SqlError::BadIdentifier(_))
         ));
+    }
+
+    #[test]
+    fn the_probe_reads_the_order_columns_of_the_last_row_and_the_one_after() {
+        let t = table();
+        let rf = RowFilter::parse("district = 'Huangpu'").unwrap();
+        let q = query(&[("order", "age.desc"), ("name", "like.A*")]);
+        let spec = SelectSpec {
+            table: &t,
+            read: &["id", "name"],
+            row_filter: Some(&rf),
+            query: &q,
+            after: None,
+            limit: 100,
+        };
+        let page = build_select(Dialect::Postgres, &spec).unwrap();
+        let probe = build_probe(Dialect::Postgres, &spec).unwrap();
+        assert_eq!(probe.columns, vec!["age".to_owned(), "id".to_owned()]);
+        let tail = |s: &str| {
+            s.split_once(" FROM ")
+                .unwrap()
+                .1
+                .split(" LIMIT ")
+                .next()
+                .unwrap()
+                .to_owned()
+        };
+        assert_eq!(tail(&probe.sql), tail(&page.sql), "same rows, same order");
+        assert!(probe.sql.ends_with("LIMIT $3 OFFSET $4"), "{}", probe.sql);
+        assert_eq!(&probe.params[2..], &[SqlParam::Integer(2), SqlParam::Integer(99)]);
     }
 
     #[test]

@@ -4,10 +4,11 @@
 //! the client does not read, so back-pressure reaches the cursor; it stops when the consumer
 //! goes away or the statement timeout passes (SQLite's progress handler interrupts it).
 
-use crate::source::{BodyError, BoxFuture, Connector, Fetch, FetchError, RowStream, SourceData};
+use crate::source::{BodyError, BoxFuture, Connector, Fetch, FetchError, PageEnd, RowStream, SourceData};
 use crate::sql::{Dialect, SqlParam, Table};
 use crate::table::{
-    default_read_timeout, default_statement_timeout, DeclaredType, TableConfig, BATCH_BYTES, BATCH_ROWS,
+    cursor_text, default_read_timeout, default_statement_timeout, CursorCell, DeclaredType, TableConfig,
+    BATCH_BYTES, BATCH_ROWS,
 };
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags};
@@ -108,9 +109,14 @@ impl Connector for SqliteSource {
         Duration::from_millis(self.config.read_timeout_ms)
     }
 
+    fn pages_by_key(&self) -> bool {
+        true
+    }
+
     fn fetch<'a>(&'a self, fetch: &'a Fetch<'a>) -> BoxFuture<'a, Result<SourceData, FetchError>> {
         Box::pin(async move {
             let select = self.config.table.select(&self.table, Dialect::Sqlite, fetch)?;
+            let probe = self.config.table.probe(&self.table, Dialect::Sqlite, fetch)?;
             let types: Vec<Option<DeclaredType>> = select
                 .columns
                 .iter()
@@ -125,18 +131,26 @@ impl Connector for SqliteSource {
                 pool_size: self.config.pool_size,
                 sql: select.sql,
                 params: select.params,
+                probe_sql: probe.sql,
+                probe_params: probe.params,
+                probe_types: probe
+                    .columns
+                    .iter()
+                    .map(|c| self.config.table.type_of(c))
+                    .collect(),
                 types,
                 deadline: Instant::now() + Duration::from_millis(self.config.statement_timeout_ms),
             };
             tokio::task::spawn_blocking(move || job.run(started_tx, tx));
-            match started.await {
-                Ok(Ok(())) => {}
+            let end = match started.await {
+                Ok(Ok(end)) => end,
                 Ok(Err(e)) => return Err(FetchError::Source(e)),
                 Err(_) => return Err(FetchError::Source("the reader stopped".into())),
-            }
+            };
             Ok(SourceData::Rows(RowStream {
                 columns,
                 batches: Box::pin(Batches(rx)),
+                end,
             }))
         })
     }
@@ -160,14 +174,27 @@ struct Job {
     pool_size: usize,
     sql: String,
     params: Vec<SqlParam>,
+    probe_sql: String,
+    probe_params: Vec<SqlParam>,
+    probe_types: Vec<Option<DeclaredType>>,
     types: Vec<Option<DeclaredType>>,
     deadline: Instant,
+}
+
+/// Bind values for a statement.
+fn bind(params: &[SqlParam]) -> impl rusqlite::Params + '_ {
+    rusqlite::params_from_iter(params.iter().map(|p| match p {
+        SqlParam::Text(t) => rusqlite::types::Value::Text(t.clone()),
+        SqlParam::Integer(i) => rusqlite::types::Value::Integer(*i),
+        SqlParam::Float(f) => rusqlite::types::Value::Real(*f),
+        SqlParam::Bool(b) => rusqlite::types::Value::Integer(i64::from(*b)),
+    }))
 }
 
 impl Job {
     fn run(
         self,
-        started: oneshot::Sender<Result<(), String>>,
+        started: oneshot::Sender<Result<PageEnd, String>>,
         tx: mpsc::Sender<Result<RowBatch, BodyError>>,
     ) {
         let pooled = self.idle.lock().ok().and_then(|mut v| v.pop());
@@ -181,7 +208,17 @@ impl Job {
         let deadline = self.deadline;
         // SQLite calls this every 1,000 virtual machine steps: past the deadline, interrupt.
         conn.progress_handler(1_000, Some(move || Instant::now() > deadline));
-        let clean = self.stream(&conn, started, &tx);
+        // One read transaction: the probe and the page see the same snapshot.
+        let clean = match conn.execute_batch("BEGIN") {
+            Ok(()) => {
+                let clean = self.stream(&conn, started, &tx);
+                clean && conn.execute_batch("COMMIT").is_ok()
+            }
+            Err(e) => {
+                let _ = started.send(Err(e.to_string()));
+                false
+            }
+        };
         conn.progress_handler(1_000, None::<fn() -> bool>);
         if clean {
             if let Ok(mut idle) = self.idle.lock() {
@@ -196,9 +233,16 @@ impl Job {
     fn stream(
         &self,
         conn: &Connection,
-        started: oneshot::Sender<Result<(), String>>,
+        started: oneshot::Sender<Result<PageEnd, String>>,
         tx: &mpsc::Sender<Result<RowBatch, BodyError>>,
     ) -> bool {
+        let end = match self.probe(conn) {
+            Ok(end) => end,
+            Err(e) => {
+                let _ = started.send(Err(e));
+                return false;
+            }
+        };
         let mut stmt = match conn.prepare_cached(&self.sql) {
             Ok(s) => s,
             Err(e) => {
@@ -206,20 +250,14 @@ impl Job {
                 return false;
             }
         };
-        let params = rusqlite::params_from_iter(self.params.iter().map(|p| match p {
-            SqlParam::Text(t) => rusqlite::types::Value::Text(t.clone()),
-            SqlParam::Integer(i) => rusqlite::types::Value::Integer(*i),
-            SqlParam::Float(f) => rusqlite::types::Value::Real(*f),
-            SqlParam::Bool(b) => rusqlite::types::Value::Integer(i64::from(*b)),
-        }));
-        let mut rows = match stmt.query(params) {
+        let mut rows = match stmt.query(bind(&self.params)) {
             Ok(r) => r,
             Err(e) => {
                 let _ = started.send(Err(e.to_string()));
                 return false;
             }
         };
-        if started.send(Ok(())).is_err() {
+        if started.send(Ok(end)).is_err() {
             return true;
         }
         let width = self.types.len();
@@ -255,6 +293,40 @@ impl Job {
             let _ = tx.blocking_send(Ok(batch));
         }
         true
+    }
+}
+
+impl Job {
+    /// Runs the probe: where the page ends.
+    fn probe(&self, conn: &Connection) -> Result<PageEnd, String> {
+        let mut stmt = conn.prepare_cached(&self.probe_sql).map_err(|e| e.to_string())?;
+        let mut rows = stmt.query(bind(&self.probe_params)).map_err(|e| e.to_string())?;
+        let mut last = None;
+        let mut seen = 0;
+        while let Some(row) = rows.next().map_err(|e| e.to_string())? {
+            seen += 1;
+            if seen == 1 {
+                let mut values = Vec::with_capacity(self.probe_types.len());
+                for (i, ty) in self.probe_types.iter().enumerate() {
+                    let v = row.get_ref(i).map_err(|e| e.to_string())?;
+                    values.push(cursor_text(match v {
+                        ValueRef::Null => CursorCell::Null,
+                        ValueRef::Integer(n) if *ty == Some(DeclaredType::Bool) => CursorCell::Bool(n != 0),
+                        ValueRef::Integer(n) => CursorCell::Int(n),
+                        ValueRef::Real(f) => CursorCell::Float(f),
+                        ValueRef::Text(t) => {
+                            CursorCell::Text(std::str::from_utf8(t).map_err(|_| "key text is not UTF-8")?)
+                        }
+                        ValueRef::Blob(_) => return Err("a blob cannot order pages".into()),
+                    }));
+                }
+                last = Some(values);
+            }
+        }
+        Ok(match (seen, last) {
+            (2, Some(values)) => PageEnd::After(values),
+            _ => PageEnd::Last,
+        })
     }
 }
 
@@ -411,6 +483,54 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn keyset_pages_walk_the_data_once_and_the_last_page_says_so() {
+        let source = SqliteSource::new(config(database(25)));
+        let plan = plan();
+        let q = ClientQuery::from_pairs([("order", "reading.desc"), ("district", "eq.Huangpu")]).unwrap();
+        let mut after = None;
+        let mut seen = Vec::new();
+        for _ in 0..10 {
+            let fetch = Fetch {
+                limit: 5,
+                plan: Some(&plan),
+                query: Some(&q),
+                after: after.clone(),
+                ..Fetch::default()
+            };
+            let SourceData::Rows(rows) = source.fetch(&fetch).await.unwrap() else {
+                panic!()
+            };
+            let end = rows.end.clone();
+            let (recs, _) = page(&source, &fetch).await;
+            seen.extend(recs.iter().map(|r| r["id"].as_str().unwrap().to_owned()));
+            match end {
+                PageEnd::After(v) => {
+                    assert_eq!(recs.len(), 5, "a page with a next page is full");
+                    let last = recs.last().unwrap();
+                    assert_eq!(
+                        v,
+                        vec![
+                            Some(format!("{}", last["reading"])),
+                            Some(last["id"].as_str().unwrap().into())
+                        ]
+                    );
+                    after = Some(v);
+                }
+                PageEnd::Last => break,
+                PageEnd::Unknown => panic!("SQLite knows"),
+            }
+        }
+        // 13 of the 25 rows are in Huangpu: pages of 5, 5, 3, the last one says so.
+        assert_eq!(seen.len(), 13, "{seen:?}");
+        let want: Vec<String> = (0..25)
+            .rev()
+            .filter(|i| i % 2 == 0)
+            .map(|i| format!("M{i:05}"))
+            .collect();
+        assert_eq!(seen, want, "by reading descending, each row once");
+    }
+
+    #[tokio::test]
     async fn a_blob_a_missing_table_and_writes_fail_closed() {
         let path = database(3);
         let mut c = config(path.clone());
@@ -477,13 +597,12 @@ mod tests {
             ..Fetch::default()
         };
         let started = Instant::now();
-        let SourceData::Rows(mut rows) = source.fetch(&fetch).await.unwrap() else {
-            panic!()
-        };
-        let first = std::future::poll_fn(|cx| rows.batches.as_mut().poll_next(cx))
-            .await
-            .unwrap();
-        assert!(first.unwrap_err().0.contains("interrupt"), "interrupted");
+        // The page's end probe runs first and is the statement interrupted.
+        let e = source.fetch(&fetch).await.unwrap_err();
+        assert!(
+            matches!(e, FetchError::Source(ref m) if m.contains("interrupt")),
+            "{e}"
+        );
         assert!(started.elapsed() < Duration::from_secs(5));
     }
 }

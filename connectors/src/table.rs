@@ -3,7 +3,7 @@
 //! the batching of rows for the masker; and the one `SELECT` of a fetch built from it.
 
 use crate::source::{Fetch, FetchError};
-use crate::sql::{build_select, Column, ColumnType, Dialect, Select, SelectSpec, Table};
+use crate::sql::{build_probe, build_select, Column, ColumnType, Dialect, Select, SelectSpec, Table};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -113,6 +113,21 @@ impl TableConfig {
     /// The one parameterised `SELECT` of a fetch: the fetch's fields that are declared
     /// columns, the row filter, the client's filters and order, the keyset position.
     pub fn select(&self, table: &Table, dialect: Dialect, fetch: &Fetch<'_>) -> Result<Select, FetchError> {
+        self.statement(table, dialect, fetch, false)
+    }
+
+    /// The page's end probe ([`build_probe`]) of the same fetch.
+    pub fn probe(&self, table: &Table, dialect: Dialect, fetch: &Fetch<'_>) -> Result<Select, FetchError> {
+        self.statement(table, dialect, fetch, true)
+    }
+
+    fn statement(
+        &self,
+        table: &Table,
+        dialect: Dialect,
+        fetch: &Fetch<'_>,
+        probe: bool,
+    ) -> Result<Select, FetchError> {
         let read: Vec<&str> = fetch
             .plan
             .iter()
@@ -121,17 +136,46 @@ impl TableConfig {
             .collect();
         let query = fetch.query.cloned().unwrap_or_default();
         let after = fetch.after.as_deref();
-        build_select(
-            dialect,
-            &SelectSpec {
-                table,
-                read: &read,
-                row_filter: fetch.row_filter,
-                query: &query,
-                after,
-                limit: fetch.limit,
-            },
-        )
+        let spec = SelectSpec {
+            table,
+            read: &read,
+            row_filter: fetch.row_filter,
+            query: &query,
+            after,
+            limit: fetch.limit,
+        };
+        if probe {
+            build_probe(dialect, &spec)
+        } else {
+            build_select(dialect, &spec)
+        }
         .map_err(|e| FetchError::Query(e.to_string()))
     }
+}
+
+/// The text of a cell for a keyset cursor, as the statement builder reads it back: `None`
+/// for null.
+pub fn cursor_text(batch_cell: CursorCell<'_>) -> Option<String> {
+    match batch_cell {
+        CursorCell::Null => None,
+        CursorCell::Text(t) => Some(t.to_owned()),
+        CursorCell::Int(i) => Some(i.to_string()),
+        CursorCell::Float(f) => Some(format!("{f}")),
+        CursorCell::Bool(b) => Some(b.to_string()),
+    }
+}
+
+/// A value of an order column read by a probe.
+#[derive(Debug, Clone, Copy)]
+pub enum CursorCell<'a> {
+    /// NULL.
+    Null,
+    /// Text.
+    Text(&'a str),
+    /// An integer.
+    Int(i64),
+    /// A float.
+    Float(f64),
+    /// A boolean.
+    Bool(bool),
 }

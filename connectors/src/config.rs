@@ -6,7 +6,7 @@ use crate::file::{FileFormat, FileSource, FileSourceConfig};
 use crate::http::{HttpSource, HttpSourceConfig, UpstreamClient};
 use crate::source::Connector;
 use serde::{Deserialize, Serialize};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// A dataset's source, by kind (`[sources.<dataset>] kind = "http"`). Non-exhaustive: the
@@ -78,12 +78,18 @@ impl SourceConfig {
     }
 }
 
-/// What connectors of one gateway share: the pooled HTTP client.
+/// What connectors of one gateway share: the pooled HTTP client, and the connectors made so
+/// far, so that a runtime rebuilt for a new licence snapshot keeps its sources' connection
+/// pools instead of opening new ones.
 #[derive(Debug, Clone)]
 pub struct Shared {
     /// Pooled client for every HTTP source.
     pub http: UpstreamClient,
+    made: Arc<Mutex<Vec<Made>>>,
 }
+
+/// A connector made for a config.
+type Made = (SourceConfig, Arc<dyn Connector>);
 
 impl Shared {
     /// Shared state for these sources (the HTTP pool connects within the largest timeout of
@@ -97,12 +103,28 @@ impl Shared {
             .unwrap_or(2_000);
         Self {
             http: UpstreamClient::new(Duration::from_millis(connect)),
+            made: Arc::default(),
         }
     }
 }
 
-/// The connector for a source config.
+/// The connector for a source config: the one made before for an equal config, or a new one.
 pub fn connect(config: &SourceConfig, shared: &Shared) -> Arc<dyn Connector> {
+    let mut made = shared
+        .made
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some((_, c)) = made.iter().find(|(c, _)| c == config) {
+        return c.clone();
+    }
+    // Sources no runtime uses any more (a changed or removed config) are let go.
+    made.retain(|(_, c)| Arc::strong_count(c) > 1);
+    let c = make(config, shared);
+    made.push((config.clone(), c.clone()));
+    c
+}
+
+fn make(config: &SourceConfig, shared: &Shared) -> Arc<dyn Connector> {
     match config {
         SourceConfig::Http(c) => Arc::new(HttpSource::new(c.clone(), shared.http.clone())),
         #[cfg(feature = "sqlite")]
@@ -122,6 +144,26 @@ mod tests {
     #[derive(Deserialize)]
     struct Sources {
         sources: std::collections::BTreeMap<String, SourceConfig>,
+    }
+
+    #[test]
+    fn an_equal_config_gets_the_same_connector_a_changed_one_a_new_one() {
+        let s: Sources =
+            toml::from_str("[sources.a]\nkind = \"http\"\nurl = \"http://127.0.0.1:1/a\"\n").unwrap();
+        let a = &s.sources["a"];
+        let shared = Shared::for_sources([a]);
+        let one = connect(a, &shared);
+        assert!(
+            Arc::ptr_eq(&one, &connect(&a.clone(), &shared)),
+            "kept across rebuilds"
+        );
+        let mut b = a.clone();
+        let SourceConfig::Http(h) = &mut b else { panic!() };
+        h.url = "http://127.0.0.1:2/b".into();
+        assert!(
+            !Arc::ptr_eq(&one, &connect(&b, &shared)),
+            "a changed source is new"
+        );
     }
 
     #[test]

@@ -24,7 +24,7 @@
 //! row filter and the licensee's filters to every record and stops reading once the page is
 //! full.
 
-use crate::source::{BodyError, BoxFuture, Connector, Fetch, FetchError, SourceBody, SourceData};
+use crate::source::{BodyError, BoxFuture, Connector, Fetch, FetchError, Paging, SourceBody, SourceData};
 use bytes::{Bytes, BytesMut};
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
@@ -248,6 +248,10 @@ impl Connector for FileSource {
 
     fn read_timeout(&self) -> Duration {
         Duration::from_millis(self.config.read_timeout_ms)
+    }
+
+    fn paging(&self) -> Paging {
+        Paging::Stream
     }
 
     /// Streams the whole document from its first record; see the module documentation for why

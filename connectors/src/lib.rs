@@ -18,6 +18,6 @@ pub mod table;
 
 pub use config::{connect, Shared, SourceConfig};
 pub use source::{
-    BodyError, BoxFuture, Connector, Fetch, FetchError, PageEnd, RowBatches, RowStream, SourceBody,
+    BodyError, BoxFuture, Connector, Fetch, FetchError, PageEnd, Paging, RowBatches, RowStream, SourceBody,
     SourceData,
 };

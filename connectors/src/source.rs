@@ -27,6 +27,19 @@ pub type SourceBody = BoxBody<Bytes, BodyError>;
 /// reaches the cursor); an error item ends it.
 pub type RowBatches = Pin<Box<dyn futures_core::Stream<Item = Result<RowBatch, BodyError>> + Send>>;
 
+/// How a source's records are paged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Paging {
+    /// The source takes [`Fetch::offset`] and [`Fetch::limit`] itself (an HTTP API).
+    Source,
+    /// The source streams from the start every time; the gateway skips `offset` records that
+    /// pass the filters (files).
+    Stream,
+    /// By key: the source takes the client's `order` and a keyset position ([`Fetch::after`])
+    /// and says where each page ends ([`RowStream::end`]) (SQL).
+    Key,
+}
+
 /// Where a page ends, for a source that pages by key and can tell before the page streams.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PageEnd {
@@ -136,10 +149,9 @@ pub trait Connector: Send + Sync + std::fmt::Debug {
     /// Longest wait for the next chunk once a body has started.
     fn read_timeout(&self) -> Duration;
 
-    /// Whether the source pages by key: it takes the client's `order` and a keyset position
-    /// ([`Fetch::after`]) and says where each page ends ([`RowStream::end`]).
-    fn pages_by_key(&self) -> bool {
-        false
+    /// How the source's records are paged.
+    fn paging(&self) -> Paging {
+        Paging::Source
     }
 
     /// Fetches one page; resolves when the body starts.

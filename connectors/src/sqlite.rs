@@ -4,7 +4,9 @@
 //! the client does not read, so back-pressure reaches the cursor; it stops when the consumer
 //! goes away or the statement timeout passes (SQLite's progress handler interrupts it).
 
-use crate::source::{BodyError, BoxFuture, Connector, Fetch, FetchError, PageEnd, RowStream, SourceData};
+use crate::source::{
+    BodyError, BoxFuture, Connector, Fetch, FetchError, PageEnd, Paging, RowStream, SourceData,
+};
 use crate::sql::{Dialect, SqlParam, Table};
 use crate::table::{
     cursor_text, default_read_timeout, default_statement_timeout, CursorCell, DeclaredType, TableConfig,
@@ -109,8 +111,8 @@ impl Connector for SqliteSource {
         Duration::from_millis(self.config.read_timeout_ms)
     }
 
-    fn pages_by_key(&self) -> bool {
-        true
+    fn paging(&self) -> Paging {
+        Paging::Key
     }
 
     fn fetch<'a>(&'a self, fetch: &'a Fetch<'a>) -> BoxFuture<'a, Result<SourceData, FetchError>> {

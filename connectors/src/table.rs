@@ -160,7 +160,7 @@ pub fn cursor_text(batch_cell: CursorCell<'_>) -> Option<String> {
         CursorCell::Null => None,
         CursorCell::Text(t) => Some(t.to_owned()),
         CursorCell::Int(i) => Some(i.to_string()),
-        CursorCell::Float(f) => Some(format!("{f}")),
+        CursorCell::Float(f) => Some(ryu::Buffer::new().format_finite(f).to_owned()),
         CursorCell::Bool(b) => Some(b.to_string()),
     }
 }

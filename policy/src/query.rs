@@ -49,7 +49,7 @@ pub const MAX_ORDER: usize = 8;
 /// Most `select` fields.
 pub const MAX_SELECT: usize = 256;
 /// Longest `after` cursor, in bytes.
-pub const MAX_AFTER_LEN: usize = 1024;
+pub const MAX_AFTER_LEN: usize = 4096;
 
 /// A licensee's query, parsed from the request's query pairs ([`ClientQuery::from_pairs`]).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

@@ -28,6 +28,8 @@ pub struct Runtime {
     pub snapshot_revision: Option<u64>,
     /// The connector of each dataset's source.
     pub sources: HashMap<String, Arc<dyn Connector>>,
+    /// Seals keyset cursors (a key derived from the master key).
+    pub cursor: Arc<crate::data_plane::cursor::CursorSeal>,
 }
 
 impl Runtime {
@@ -80,6 +82,7 @@ impl Runtime {
             revoked_serials,
             snapshot_revision: snapshot.map(|s| s.revision),
             sources,
+            cursor: Arc::new(crate::data_plane::cursor::CursorSeal::new(master_key)),
         }
     }
 }

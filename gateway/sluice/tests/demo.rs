@@ -299,7 +299,7 @@ async fn demo_runs_two_agencies_on_registry_licences_and_admin_commands_take_eff
             &bank,
             "enterprise-utilities",
             "green-credit-scoring",
-            "limit=50&month=2025-07",
+            "limit=50&month=eq.2025-07",
         )
         .await,
     );

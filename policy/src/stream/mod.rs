@@ -73,6 +73,8 @@ pub struct MaskStats {
     pub records_out: u64,
     /// Records removed by the row filter.
     pub records_filtered: u64,
+    /// Records that passed the filters but were skipped ([`Masker::skip_records`]).
+    pub records_skipped: u64,
     /// Field values written.
     pub fields_emitted: u64,
     /// Field values written masked by a rule.
@@ -192,6 +194,8 @@ pub struct Masker {
     finished: bool,
     failed: Option<MaskError>,
     stats: MaskStats,
+    /// Passing records still to skip before the first one is written.
+    skip: u64,
 }
 
 impl Masker {
@@ -243,7 +247,15 @@ impl Masker {
             finished: false,
             failed: None,
             stats: MaskStats::default(),
+            skip: 0,
         }
+    }
+
+    /// Skips the first `n` records that pass the filters (an offset into the filtered
+    /// records, for sources that cannot skip themselves); they are read, not written.
+    pub fn skip_records(mut self, n: u64) -> Self {
+        self.skip = n;
+        self
     }
 
     /// Consumes one chunk of input, appending masked output to `out`.
@@ -670,6 +682,8 @@ impl Masker {
         self.stats.records_in += 1;
         self.open(out);
         let first = self.stats.records_out == 0;
+        let mark = out.len();
+        let counted = self.stats;
         let written = self.rec.write(
             &self.slots,
             &self.plan.key,
@@ -679,7 +693,13 @@ impl Masker {
             out,
             &mut self.stats,
         )?;
-        if written {
+        if written && self.skip > 0 {
+            // Only passing records count towards the offset: take this one back.
+            out.truncate(mark);
+            self.stats = counted;
+            self.skip -= 1;
+            self.stats.records_skipped += 1;
+        } else if written {
             self.stats.records_out += 1;
         } else {
             self.stats.records_filtered += 1;

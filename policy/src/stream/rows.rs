@@ -107,16 +107,16 @@ impl RowBatch {
         self.push(VKind::Num, start);
     }
 
-    /// A float, as its shortest text that reads back the same (`1` for `1.0`). JSON has no
-    /// NaN or infinity: those are written as `null`, as `JSON.stringify` does.
+    /// A float, as its shortest text that reads back the same, as serde_json and Python write
+    /// it (`1400.0`, `0.1`, `1e21`). JSON has no NaN or infinity: those are written as
+    /// `null`, as `JSON.stringify` does.
     pub fn push_float(&mut self, f: f64) {
         if !f.is_finite() {
             return self.push_null();
         }
         let start = self.text.len();
-        // `Display` never uses an exponent and is the shortest round-trip form.
-        use std::io::Write as _;
-        let _ = write!(self.text, "{f}");
+        self.text
+            .extend_from_slice(ryu::Buffer::new().format_finite(f).as_bytes());
         self.push(VKind::Num, start);
     }
 

@@ -10,7 +10,7 @@
 //! there is none past the last offset); a refusal is a `bad-request`.
 
 use sluice_agency::config::Limits;
-use sluice_agency::data_plane::route::{self, cursor_of, offset_of, Route};
+use sluice_agency::data_plane::route::{self, cursor_of, offset_of, NextPage, Route};
 use sluice_agency::data_plane::RecordsQuery;
 use sluice_policy::id::is_valid_id;
 use sluice_policy::problem_code::ProblemCode;
@@ -55,10 +55,24 @@ fn check_query(query: &str) {
             match q.offset.checked_add(q.limit) {
                 Some(next) => {
                     assert_eq!(offset_of(&cursor_of(next)), Some(next));
-                    let link = q.next_link("/v1/datasets/d/records").expect("a next page");
+                    assert_eq!(q.next_offset(), Some(NextPage::Offset(next)));
+                    let link = q
+                        .next_link("/v1/datasets/d/records", &NextPage::Offset(next))
+                        .expect("a next page");
                     assert!(http::HeaderValue::from_str(&link).is_ok(), "{link:?} is no header value");
+                    // The next page asks the same query at the next position.
+                    let target = link
+                        .strip_prefix("</v1/datasets/d/records?")
+                        .and_then(|l| l.split_once('>'))
+                        .map(|(t, _)| t)
+                        .expect("a link target");
+                    let again = RecordsQuery::parse(target, &limits).expect("the next page parses");
+                    assert_eq!(again.offset, next);
+                    assert_eq!((again.limit, again.format, &again.fields), (q.limit, q.format, &q.fields));
+                    assert_eq!((&again.query.filters, &again.query.order), (&q.query.filters, &q.query.order));
+                    assert_eq!(again.passthrough, q.passthrough);
                 }
-                None => assert_eq!(q.next_link("/p"), None),
+                None => assert_eq!(q.next_offset(), None),
             }
         }
         Err(p) => assert_eq!(p.code, ProblemCode::BadRequest, "{p:?}"),

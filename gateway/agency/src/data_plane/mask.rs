@@ -89,6 +89,11 @@ impl MaskedBody {
         }
     }
 
+    /// Whether the document ended (the page is complete).
+    pub fn is_done(&self) -> bool {
+        self.finished && self.deferred.is_none()
+    }
+
     /// What was masked and sent so far.
     pub fn stats(&self) -> MaskStats {
         self.masker.stats()

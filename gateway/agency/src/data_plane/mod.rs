@@ -10,6 +10,7 @@
 //! once its record is durable.
 
 mod context;
+pub mod cursor;
 pub mod decide;
 pub mod fetch;
 pub mod identity;
@@ -34,8 +35,9 @@ use http::{Request, Response};
 use hyper::body::Incoming;
 use mask::MaskedBody;
 use records_body::StallGuard;
+use route::NextPage;
 use route::Route;
-use sluice_connectors::SourceData;
+use sluice_connectors::{PageEnd, Paging, SourceData};
 use sluice_net::body::RespBody;
 use sluice_net::problem::{Problem, ProblemCode};
 use sluice_net::server::Conn;
@@ -120,7 +122,16 @@ async fn phases(
         grant.settle(0);
         return Err(fetch::no_source());
     };
-    let body = match fetch::fetch(connector.as_ref(), &query, &permit, ctx).await {
+    let paging = connector.paging();
+    let context = fetch::cursor_context(ctx.licence.as_deref(), &dataset, &query);
+    let page = match fetch::page(paging, &query, &rt.cursor, &context, grant.records) {
+        Ok(page) => page,
+        Err(problem) => {
+            grant.settle(0);
+            return Err(problem);
+        }
+    };
+    let body = match fetch::fetch(connector.as_ref(), &query, page, &permit, ctx).await {
         Ok(body) => body,
         Err(problem) => {
             grant.settle(0);
@@ -133,6 +144,24 @@ async fn phases(
         max_records: Some(grant.records),
         max_record_bytes: rt.config.limits.max_record_bytes,
     };
+    // Where the next page starts, when the source can tell before the page streams.
+    let mut next = match &body {
+        SourceData::Rows(rows) => match &rows.end {
+            PageEnd::After(values) => match rt.cursor.seal(&context, values) {
+                Ok(c) => Some(NextPage::After(c)),
+                Err(e) => {
+                    grant.settle(0);
+                    tracing::error!(request_id = %ctx.request_id, error = %e, "keyset cursor");
+                    return Err(Problem::new(
+                        ProblemCode::Internal,
+                        "the next page could not be linked",
+                    ));
+                }
+            },
+            PageEnd::Last | PageEnd::Unknown => None,
+        },
+        SourceData::Bytes(_) => query.next_offset(),
+    };
     let masker = match &body {
         SourceData::Rows(rows) => {
             Masker::typed(permit.plan.clone(), filters, &rows.columns, query.format, limits)
@@ -144,6 +173,11 @@ async fn phases(
             query.format,
             limits,
         ),
+    };
+    // A source that streams from the start: the gateway skips the records of earlier pages.
+    let masker = match paging {
+        Paging::Stream => masker.skip_records(query.offset),
+        Paging::Source | Paging::Key => masker,
     };
     let mut masked = MaskedBody::new(
         body,
@@ -165,6 +199,10 @@ async fn phases(
             ));
         }
     };
+    // A stream that ended within the first output without filling the page is the last page.
+    if masked.is_done() && masked.stats().records_out < grant.records {
+        next = None;
+    }
     let guard = StallGuard {
         watch: plane.stalls.clone(),
         timeout: std::time::Duration::from_millis(rt.config.limits.write_stall_timeout_ms),
@@ -179,5 +217,6 @@ async fn phases(
         grant,
         first,
         guard,
+        next,
     ))
 }

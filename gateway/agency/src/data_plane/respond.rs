@@ -8,7 +8,7 @@ use super::limit::Grant;
 use super::mask::MaskedBody;
 use super::outcome::{set_request_id, Outcomes};
 use super::records_body::{RecordsBody, StallGuard};
-use super::route::RecordsQuery;
+use super::route::{NextPage, RecordsQuery};
 use crate::listeners::ListenerKind;
 use crate::runtime::Runtime;
 use bytes::Bytes;
@@ -37,7 +37,9 @@ pub async fn catalog(
     Ok(resp)
 }
 
-/// The response streaming `first` and the rest of `masked` to the client.
+/// The response streaming `first` and the rest of `masked` to the client, with a
+/// `Link: rel="next"` to `next` when another page may follow.
+#[allow(clippy::too_many_arguments)]
 pub fn stream(
     outcomes: Outcomes,
     ctx: Ctx,
@@ -46,10 +48,11 @@ pub fn stream(
     grant: Grant,
     first: Option<Bytes>,
     guard: StallGuard,
+    next: Option<NextPage>,
 ) -> Response<RespBody> {
     let request_id = ctx.request_id.clone();
     let licence = ctx.licence.clone();
-    let link = query.next_link(&ctx.path);
+    let link = next.and_then(|n| query.next_link(&ctx.path, &n));
     let body = RecordsBody::new(outcomes, ctx, masked, grant, first, guard);
     let mut resp = Response::new(body.boxed());
     let h = resp.headers_mut();

@@ -172,11 +172,6 @@ impl RecordsQuery {
         }
         out.query = ClientQuery::from_pairs(query_pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .map_err(|e| bad(e.to_string()))?;
-        if !out.query.order.is_empty() || out.query.after.is_some() {
-            return Err(bad(
-                "order and after (keyset pages) are not available for this dataset's source; use limit and cursor".into(),
-            ));
-        }
         if let Some(select) = out.query.select.take() {
             if out.fields.is_some() {
                 return Err(bad("give one of select and fields".into()));
@@ -187,16 +182,66 @@ impl RecordsQuery {
     }
 }
 
+/// Where the next page starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NextPage {
+    /// At this offset into the (filtered) records.
+    Offset(u64),
+    /// After this sealed keyset cursor.
+    After(String),
+}
+
 impl RecordsQuery {
-    /// The `Link: rel="next"` value for the page after this one at `path`; `None` when the
+    /// The `Link: rel="next"` value for the page at `next`: the same query (filters,
+    /// fields, order, format, limit, source parameters) with the new position. `None` when the
     /// next offset would not fit (no such page).
-    pub fn next_link(&self, path: &str) -> Option<String> {
-        let next = self.offset.checked_add(self.limit)?;
-        Some(format!(
-            "<{path}?cursor={}&limit={}>; rel=\"next\"",
-            cursor_of(next),
-            self.limit
-        ))
+    pub fn next_link(&self, path: &str, next: &NextPage) -> Option<String> {
+        let mut q = url::form_urlencoded::Serializer::new(String::new());
+        match next {
+            NextPage::Offset(o) => {
+                q.append_pair("cursor", &cursor_of(*o));
+            }
+            NextPage::After(a) => {
+                q.append_pair("after", a);
+            }
+        }
+        q.append_pair("limit", &self.limit.to_string());
+        match self.format {
+            OutputFormat::Json => {}
+            OutputFormat::Ndjson => {
+                q.append_pair("format", "ndjson");
+            }
+            OutputFormat::Csv => {
+                q.append_pair("format", "csv");
+            }
+        }
+        if let Some(f) = &self.fields {
+            q.append_pair("fields", &f.join(","));
+        }
+        for (k, v) in self.query.to_pairs() {
+            if k != "after" && k != "select" {
+                q.append_pair(&k, &v);
+            }
+        }
+        for (k, v) in &self.passthrough {
+            q.append_pair(k, v);
+        }
+        Some(format!("<{path}?{}>; rel=\"next\"", q.finish()))
+    }
+
+    /// The page after this one by offset; `None` past the last offset.
+    pub fn next_offset(&self) -> Option<NextPage> {
+        self.offset.checked_add(self.limit).map(NextPage::Offset)
+    }
+
+    /// The order as written in the query (`a.desc,id.asc`), for binding keyset cursors.
+    pub fn order_text(&self) -> String {
+        self.query
+            .to_pairs()
+            .into_iter()
+            .find(|(k, _)| k == "order")
+            .map(|(_, v)| v)
+            .unwrap_or_default()
     }
 }
 
@@ -290,13 +335,36 @@ mod tests {
         let l = Limits::default();
         let q = RecordsQuery::parse("limit=5&offset=10", &l).unwrap();
         assert_eq!(
-            q.next_link("/v1/datasets/d/records").unwrap(),
+            q.next_link("/v1/datasets/d/records", &q.next_offset().unwrap())
+                .unwrap(),
             format!(
                 "</v1/datasets/d/records?cursor={}&limit=5>; rel=\"next\"",
                 cursor_of(15)
             )
         );
         let last = RecordsQuery::parse("limit=5&offset=18446744073709551615", &l).unwrap();
-        assert_eq!(last.next_link("/p"), None);
+        assert_eq!(last.next_offset(), None);
+        // The next page keeps the query: filters, fields, order, format, source parameters.
+        let q = RecordsQuery::parse(
+            "limit=2&format=csv&select=id,district&district=in.(\"a,b\",c)&status=not.eq.x&order=id.desc&after=old&zone=7",
+            &l,
+        )
+        .unwrap();
+        let link = q.next_link("/p", &NextPage::After("NEW".into())).unwrap();
+        let target = link
+            .strip_prefix("</p?")
+            .unwrap()
+            .split_once('>')
+            .unwrap()
+            .0
+            .to_owned();
+        let again = RecordsQuery::parse(&target, &l).unwrap();
+        assert_eq!(again.query.after.as_deref(), Some("NEW"));
+        assert_eq!(again.limit, 2);
+        assert_eq!(again.format, OutputFormat::Csv);
+        assert_eq!(again.fields, q.fields);
+        assert_eq!(again.query.filters, q.query.filters);
+        assert_eq!(again.query.order, q.query.order);
+        assert_eq!(again.passthrough, q.passthrough);
     }
 }

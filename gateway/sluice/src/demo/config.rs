@@ -134,16 +134,22 @@ filter_params = {{ district = "district" }}
     )
 }
 
-/// The utilities bureau's source.
-pub fn utilities_sources(source: SocketAddr) -> String {
+/// The utilities bureau's source: its register in a SQLite file, read through the SQLite
+/// connector (the hydrant agency stays on HTTP, so the demo runs both kinds).
+pub fn utilities_sources(database: &std::path::Path) -> String {
     format!(
         r#"
 [sources.enterprise-utilities]
-kind = "http"
-url = "http://{source}/utilities"
-query_allow = ["district", "month"]
-filter_params = {{ district = "district", month = "month" }}
-"#
+kind = "sqlite"
+path = {database}
+
+[sources.enterprise-utilities.table]
+name = "{table}"
+key = "use_id"
+columns = {{ use_id = "text", credit_code = "text", enterprise_name = "text", district = "text", address = "text", industry_code = "text", month = "text", water_m3 = "float", electricity_kwh = "integer", contact_phone = "text", tariff_cny_per_kwh = "float" }}
+"#,
+        database = toml::Value::String(database.display().to_string()),
+        table = super::utilities::TABLE,
     )
 }
 
@@ -157,15 +163,17 @@ title = "Enterprise water and electricity use, monthly"
 owner = "Shanghai Municipal Utilities Bureau"
 update_frequency = "monthly"
 grades = { organisation = "internal_operations" }
+# Codes that can hold no identifier are not scanned (`scan = false`), which also makes them
+# filterable and orderable where a licence shows them in clear.
 fields = [
   { name = "credit_code", grades = { organisation = "public_by_law" }, description = "unified social credit code (GB 32100)" },
   { name = "enterprise_name", grades = { organisation = "public_by_law" } },
-  { name = "district" },
+  { name = "district", scan = false },
   { name = "address", grades = { organisation = "public_by_law" } },
-  { name = "industry_code", description = "GB/T 4754-2017 class" },
-  { name = "month" },
-  { name = "water_m3", grades = { organisation = "internal_operations" } },
-  { name = "electricity_kwh", grades = { organisation = "internal_operations" } },
+  { name = "industry_code", scan = false, description = "GB/T 4754-2017 class" },
+  { name = "month", scan = false },
+  { name = "water_m3", scan = false, grades = { organisation = "internal_operations" } },
+  { name = "electricity_kwh", scan = false, grades = { organisation = "internal_operations" } },
   { name = "contact_phone", grades = { personal = "non_anonymous_non_sensitive" } },
   { name = "tariff_cny_per_kwh", grades = { organisation = "trade_secret" }, description = "negotiated tariff; never leaves the gateway" },
 ]

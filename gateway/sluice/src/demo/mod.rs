@@ -45,8 +45,6 @@ pub struct Demo {
     pub dir: PathBuf,
     /// The hydrant register's source.
     pub source: SampleSource,
-    /// The utilities register's source.
-    pub utilities_source: SampleSource,
     /// The registry.
     pub registry: sluice_registry::Running,
     /// Agency A's gateway (fire bureau: hydrants).
@@ -172,7 +170,9 @@ pub async fn start(dir: &Path) -> anyhow::Result<Demo> {
     let ca_pem = ca.dir().join(sluice_certs::store::ROOT_CERT_FILE);
     let loopback = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
     let source = SampleSource::start(loopback).await?;
-    let utilities_source = SampleSource::start_utilities(loopback).await?;
+    let utilities_db = dir.join("utilities.sqlite");
+    utilities::write_sqlite(&utilities_db, &utilities::generate())
+        .context("writing the utilities register")?;
 
     let registry_toml = dir.join("registry.toml");
     std::fs::write(&registry_toml, config::registry_config())?;
@@ -208,7 +208,7 @@ pub async fn start(dir: &Path) -> anyhow::Result<Demo> {
         &dir,
         &UTILITIES,
         &link,
-        &config::utilities_sources(utilities_source.addr),
+        &config::utilities_sources(&utilities_db),
         config::UTILITIES_DATASETS,
         revision,
     )
@@ -269,7 +269,7 @@ pub async fn start(dir: &Path) -> anyhow::Result<Demo> {
             "gateways": [FIRE.id, UTILITIES.id],
         },
         "source_url": source.url(),
-        "utilities_source_url": utilities_source.url(),
+        "utilities_database": utilities_db,
         "audit_dir": dir.join(FIRE.state_dir).join("audit"),
     });
     // Written last and atomically: its presence means the federation is serving.
@@ -279,7 +279,6 @@ pub async fn start(dir: &Path) -> anyhow::Result<Demo> {
     Ok(Demo {
         dir,
         source,
-        utilities_source,
         registry,
         gateway,
         utilities_gateway,

@@ -137,6 +137,46 @@ pub fn generate() -> Vec<UtilityUse> {
     out
 }
 
+/// The register's table in the bureau's SQLite database.
+pub const TABLE: &str = "enterprise_use";
+
+/// Writes the register into a new SQLite database at `path` (replacing any file there): one
+/// row per enterprise and month, keyed by `use_id` (the register's order, `00001`…), a column
+/// no licence names, so it orders pages as the HTTP register does and never leaves.
+pub fn write_sqlite(path: &std::path::Path, records: &[UtilityUse]) -> rusqlite::Result<()> {
+    let _ = std::fs::remove_file(path);
+    let mut db = rusqlite::Connection::open(path)?;
+    db.execute_batch(&format!(
+        "CREATE TABLE {TABLE} (use_id TEXT PRIMARY KEY NOT NULL, credit_code TEXT NOT NULL, \
+         enterprise_name TEXT NOT NULL, district TEXT NOT NULL, address TEXT NOT NULL, \
+         industry_code TEXT NOT NULL, month TEXT NOT NULL, water_m3 REAL NOT NULL, \
+         electricity_kwh INTEGER NOT NULL, contact_phone TEXT NOT NULL, \
+         tariff_cny_per_kwh REAL NOT NULL) STRICT"
+    ))?;
+    let tx = db.transaction()?;
+    {
+        let mut insert = tx.prepare(&format!(
+            "INSERT INTO {TABLE} VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+        ))?;
+        for (i, u) in records.iter().enumerate() {
+            insert.execute(rusqlite::params![
+                format!("{i:05}"),
+                u.credit_code,
+                u.enterprise_name,
+                u.district,
+                u.address,
+                u.industry_code,
+                u.month,
+                u.water_m3,
+                i64::try_from(u.electricity_kwh).unwrap_or(i64::MAX),
+                u.contact_phone,
+                u.tariff_cny_per_kwh,
+            ])?;
+        }
+    }
+    tx.commit()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -72,7 +72,7 @@ pub fn print(demo: &Demo) {
     println!("# the same insurer, another licence: credit code partial, name pseudonymised, kWh as a range, phone dropped");
     println!("curl -s {acme} -H 'Sluice-Scenario: property-underwriting' '{util}/v1/{utilities}?limit=3'");
     println!("# a bank's row-filtered licence (Pudong only): identities clear, phone masked; the tariff is a trade secret and never leaves");
-    println!("curl -s {bank} -H 'Sluice-Scenario: green-credit-scoring' '{util}/v1/{utilities}?limit=3&month=2025-07'");
+    println!("curl -s {bank} -H 'Sluice-Scenario: green-credit-scoring' '{util}/v1/{utilities}?limit=3&month=eq.2025-07'");
     println!();
     println!("## The registry: {registry}");
     println!("# public pages: the catalog of both agencies and the violation register");

@@ -1,0 +1,255 @@
+//! A SQL source through a real gateway (SQLite here; PostgreSQL and MariaDB in the connector
+//! crate's tests): the same register served by an HTTP API and by a database gives the same
+//! bytes under the same licence; keyset pages follow `Link: rel="next"` through the whole
+//! filtered, ordered data once and the last page has no link; cursors are sealed, bound to
+//! the licence, dataset and order; offsets, unknown parameters and filters on masked fields
+//! are refused.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use serde_json::Value;
+use sluice::demo::source::SampleSource;
+use sluice::demo::utilities::{self, UtilityUse};
+use sluice_tests::client::{get, tls_config, Reply};
+use sluice_tests::upstream::Upstream;
+use sluice_tests::{start_gateway, Pki};
+
+const SCENARIO: (&str, &str) = ("sluice-scenario", "green-credit-scoring");
+const HTTP: &str = "/v1/datasets/enterprise-utilities/records";
+const SQL: &str = "/v1/datasets/enterprise-utilities-db/records";
+
+fn licence(id: &str, dataset: &str) -> String {
+    format!(
+        r#"
+[[licences]]
+id = "{id}"
+licensee = "acme"
+dataset = "{dataset}"
+scenario = "green-credit-scoring"
+valid_from = "2025-01-01T00:00:00Z"
+valid_until = "2035-01-01T00:00:00Z"
+row_filter = "district = 'Pudong'"
+rate = {{ per_second = 1000, burst = 1000 }}
+fields.credit_code = {{ rule = "clear" }}
+fields.enterprise_name = {{ rule = "clear" }}
+fields.district = {{ rule = "clear" }}
+fields.month = {{ rule = "clear" }}
+fields.industry_code = {{ rule = "clear" }}
+fields.electricity_kwh = {{ rule = "clear" }}
+fields.water_m3 = {{ rule = "clear" }}
+fields.contact_phone = {{ rule = "partial", first = 3, last = 4 }}
+fields.tariff_cny_per_kwh = {{ rule = "clear" }}
+"#
+    )
+}
+
+struct Setup {
+    _pki: Pki,
+    _http: SampleSource,
+    gw: sluice_agency::gateway::Running,
+    tls: std::sync::Arc<rustls::ClientConfig>,
+    register: Vec<UtilityUse>,
+}
+
+async fn setup() -> Setup {
+    let pki = Pki::new();
+    let up = Upstream::start().await;
+    let http = SampleSource::start_utilities("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let register = utilities::generate();
+    let db = pki.dir.path().join("utilities.sqlite");
+    utilities::write_sqlite(&db, &register).unwrap();
+    // The same dataset twice: from the bureau's HTTP API and from its database.
+    let datasets = sluice::demo::config::UTILITIES_DATASETS;
+    let db_dataset = datasets.replace(
+        "id = \"enterprise-utilities\"",
+        "id = \"enterprise-utilities-db\"",
+    );
+    let sqlite = sluice::demo::config::utilities_sources(&db)
+        .replace("sources.enterprise-utilities", "sources.enterprise-utilities-db");
+    let extra = format!(
+        r#"
+[sources.enterprise-utilities]
+kind = "http"
+url = "{url}"
+query_allow = ["district", "month"]
+filter_params = {{ district = "district", month = "month" }}
+{sqlite}{datasets}{db_dataset}"#,
+        url = http.url(),
+    );
+    let licences = format!(
+        "{}{}",
+        licence("l-http", "enterprise-utilities"),
+        licence("l-sql", "enterprise-utilities-db")
+    );
+    let gw = start_gateway(&pki, up.addr, &licences, &extra).await;
+    let (cert, key) = pki.licensee("acme");
+    let tls = tls_config(&pki.ca_pem(), Some((&cert, &key)));
+    Setup {
+        _pki: pki,
+        _http: http,
+        gw,
+        tls,
+        register,
+    }
+}
+
+async fn fetch(s: &Setup, path: &str) -> Reply {
+    get(&s.tls, s.gw.data_addr, path, &[SCENARIO]).await.unwrap()
+}
+
+fn problem_type(r: &Reply) -> String {
+    assert_eq!(r.status, 400, "{:?}", r.body);
+    let t = r.json()["type"].as_str().unwrap().to_owned();
+    t.rsplit('/').next().unwrap().to_owned()
+}
+
+/// The `?…` of the `Link: rel="next"` target, if any.
+fn next_query(r: &Reply) -> Option<String> {
+    let link = r.headers.get("link")?.to_str().unwrap().to_owned();
+    let target = link
+        .strip_prefix('<')
+        .unwrap()
+        .split_once('>')
+        .unwrap()
+        .0
+        .to_owned();
+    Some(target.split_once('?').unwrap().1.to_owned())
+}
+
+#[tokio::test]
+async fn an_http_source_and_a_sqlite_source_of_the_same_register_give_the_same_bytes() {
+    let s = setup().await;
+    for q in [
+        "limit=100",
+        "limit=100&format=ndjson",
+        "limit=100&format=csv",
+        "limit=30&district=eq.Pudong&month=eq.2025-07&format=csv",
+        "limit=50&select=credit_code,contact_phone,water_m3&month=eq.2025-03",
+    ] {
+        let http = fetch(&s, &format!("{HTTP}?{q}")).await;
+        let sql = fetch(&s, &format!("{SQL}?{q}")).await;
+        assert_eq!(http.status, 200, "{q}: {:?}", http.body);
+        assert_eq!(sql.status, 200, "{q}: {:?}", sql.body);
+        let (http, sql) = (http.body.unwrap(), sql.body.unwrap());
+        assert!(http.len() > 100, "{q}");
+        assert_eq!(
+            String::from_utf8_lossy(&sql),
+            String::from_utf8_lossy(&http),
+            "{q}: the same licence, the same bytes"
+        );
+    }
+    // And what they hold: Pudong only, phones masked, the trade secret never.
+    let page = fetch(&s, &format!("{SQL}?limit=100")).await.json();
+    let page = page.as_array().unwrap();
+    assert_eq!(page.len(), 100);
+    for u in page {
+        assert_eq!(u["district"], "Pudong");
+        assert_eq!(&u["contact_phone"].as_str().unwrap()[3..7], "****", "{u}");
+        assert!(
+            u.get("tariff_cny_per_kwh").is_none() && u.get("use_id").is_none(),
+            "{u}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn keyset_pages_walk_the_filtered_ordered_data_once_and_the_last_has_no_link() {
+    let s = setup().await;
+    let mut want: Vec<&UtilityUse> = s
+        .register
+        .iter()
+        .filter(|u| u.district == "Pudong" && u.month == "2025-07" && u.industry_code != "C2710")
+        .collect();
+    // Electricity descending, then the key (the register's order) ascending.
+    want.sort_by_key(|u| std::cmp::Reverse(u.electricity_kwh));
+    assert!(want.len() > 7, "{}", want.len());
+    let mut query = "limit=7&order=electricity_kwh.desc&month=eq.2025-07&industry_code=neq.C2710&select=credit_code,electricity_kwh"
+        .to_owned();
+    let mut got: Vec<Value> = Vec::new();
+    let mut pages = 0;
+    let mut first_next = None;
+    loop {
+        pages += 1;
+        assert!(pages < 50, "pages do not end");
+        let r = fetch(&s, &format!("{SQL}?{query}")).await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        let recs = r.json().as_array().unwrap().clone();
+        let next = next_query(&r);
+        match next {
+            Some(n) => {
+                assert_eq!(recs.len(), 7, "a page with a next page is full");
+                assert!(!n.contains("offset") && n.contains("after="), "{n}");
+                first_next.get_or_insert_with(|| n.clone());
+                query = n;
+            }
+            None => {
+                assert!(
+                    !recs.is_empty() && recs.len() <= 7,
+                    "the last page holds the rest"
+                );
+                got.extend(recs);
+                break;
+            }
+        }
+        got.extend(recs);
+    }
+    let kwh: Vec<u64> = got
+        .iter()
+        .map(|u| u["electricity_kwh"].as_u64().unwrap())
+        .collect();
+    let want_kwh: Vec<u64> = want.iter().map(|u| u.electricity_kwh).collect();
+    assert_eq!(kwh, want_kwh, "every row once, in order");
+    let codes: Vec<&str> = got.iter().map(|u| u["credit_code"].as_str().unwrap()).collect();
+    let want_codes: Vec<&str> = want.iter().map(|u| u.credit_code.as_str()).collect();
+    assert_eq!(codes, want_codes);
+
+    // The cursor is sealed: it hides the key, opens only unaltered and for the same order.
+    let next = first_next.unwrap();
+    let cursor = url::form_urlencoded::parse(next.as_bytes())
+        .find(|(k, _)| k == "after")
+        .unwrap()
+        .1
+        .into_owned();
+    assert!(!cursor.contains("000"), "{cursor}");
+    let mut bent = cursor.clone().into_bytes();
+    bent[20] = if bent[20] == b'A' { b'B' } else { b'A' };
+    let bent = String::from_utf8(bent).unwrap();
+    for q in [
+        next.replace(&cursor, &bent),
+        next.replace("electricity_kwh.desc", "electricity_kwh.asc"),
+    ] {
+        let r = fetch(&s, &format!("{SQL}?{q}")).await;
+        assert_eq!(problem_type(&r), "bad-request", "{q}");
+    }
+    // The same cursor for the HTTP dataset is no cursor there either.
+    let r = fetch(&s, &format!("{HTTP}?{next}")).await;
+    assert_eq!(problem_type(&r), "bad-request");
+}
+
+#[tokio::test]
+async fn offsets_unknown_parameters_and_filters_on_masked_fields_are_refused() {
+    let s = setup().await;
+    for (q, want) in [
+        ("offset=7", "bad-request"),
+        ("month=2025-07", "bad-request"),
+        ("contact_phone=eq.13800138000", "field-not-filterable"),
+        ("order=contact_phone.asc", "field-not-filterable"),
+        ("tariff_cny_per_kwh=gt.0.7", "field-not-filterable"),
+        ("use_id=eq.00001", "field-not-filterable"),
+        ("month=eq.x%27%3B%20DROP%20TABLE%20enterprise_use%3B--", "ok"),
+        ("month=in.(%22a%22,%22b%27)%20OR%201%3D1--%22)", "ok"),
+        ("district=like.*%27%20OR%20%271%27%3D%271", "ok"),
+    ] {
+        let r = fetch(&s, &format!("{SQL}?{q}")).await;
+        if want == "ok" {
+            assert_eq!(r.status, 200, "{q}: {:?}", r.body);
+            assert_eq!(r.json(), serde_json::json!([]), "{q}");
+        } else {
+            assert_eq!(problem_type(&r), want, "{q}");
+        }
+    }
+    // The table is still there.
+    let r = fetch(&s, &format!("{SQL}?limit=1")).await;
+    assert_eq!(r.json().as_array().unwrap().len(), 1);
+}

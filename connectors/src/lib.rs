@@ -4,16 +4,23 @@
 //!
 //! Every source kind implements [`Connector`]; the gateway's config names a source with a
 //! [`SourceConfig`] (`kind = "http"`, `"csv"`, …) and [`connect`] turns it into a connector.
-//! Source kinds other than HTTP are cargo features: `files` (default) for CSV and NDJSON files.
+//! Source kinds other than HTTP are cargo features, all on by default: `files` for CSV and NDJSON
+//! files, `sqlite` and `postgres`.
 
 mod config;
 #[cfg(feature = "files")]
 pub mod file;
 pub mod http;
+#[cfg(feature = "postgres")]
+pub mod postgres;
+#[cfg(feature = "postgres")]
+pub mod secret;
 mod source;
 pub mod sql;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
+#[cfg(all(test, feature = "postgres"))]
+mod sqltest;
 pub mod table;
 
 pub use config::{connect, Shared, SourceConfig};

@@ -23,6 +23,9 @@ pub enum SourceConfig {
     /// A PostgreSQL table or view.
     #[cfg(feature = "postgres")]
     Postgres(crate::postgres::PostgresSourceConfig),
+    /// A MySQL or MariaDB table or view.
+    #[cfg(feature = "mysql")]
+    Mysql(crate::mysql::MysqlSourceConfig),
     /// A CSV file, or a folder of them read as one document.
     #[cfg(feature = "files")]
     Csv(FileSourceConfig),
@@ -40,6 +43,8 @@ impl SourceConfig {
             Self::Sqlite(c) => c.validate(),
             #[cfg(feature = "postgres")]
             Self::Postgres(c) => c.validate(),
+            #[cfg(feature = "mysql")]
+            Self::Mysql(c) => c.validate(),
             #[cfg(feature = "files")]
             Self::Csv(c) => c.validate(FileFormat::Csv),
             #[cfg(feature = "files")]
@@ -55,6 +60,8 @@ impl SourceConfig {
             Self::Sqlite(c) => c.resolve_paths(base),
             #[cfg(feature = "postgres")]
             Self::Postgres(c) => c.resolve_paths(base),
+            #[cfg(feature = "mysql")]
+            Self::Mysql(c) => c.resolve_paths(base),
             #[cfg(feature = "files")]
             Self::Csv(c) | Self::Ndjson(c) => c.resolve_paths(base),
         }
@@ -73,6 +80,12 @@ impl SourceConfig {
                 .iter()
                 .map(|p| ("password".into(), p.origin()))
                 .collect(),
+            #[cfg(feature = "mysql")]
+            Self::Mysql(c) => c
+                .password
+                .iter()
+                .map(|p| ("password".into(), p.origin()))
+                .collect(),
             #[cfg(feature = "files")]
             Self::Csv(_) | Self::Ndjson(_) => Vec::new(),
         }
@@ -87,6 +100,8 @@ impl SourceConfig {
             Self::Sqlite(_) => 0,
             #[cfg(feature = "postgres")]
             Self::Postgres(_) => 0,
+            #[cfg(feature = "mysql")]
+            Self::Mysql(_) => 0,
             #[cfg(feature = "files")]
             Self::Csv(_) | Self::Ndjson(_) => 0,
         }
@@ -124,6 +139,8 @@ pub fn connect(config: &SourceConfig, shared: &Shared) -> Arc<dyn Connector> {
         SourceConfig::Sqlite(c) => Arc::new(crate::sqlite::SqliteSource::new(c.clone())),
         #[cfg(feature = "postgres")]
         SourceConfig::Postgres(c) => Arc::new(crate::postgres::PostgresSource::new(c.clone())),
+        #[cfg(feature = "mysql")]
+        SourceConfig::Mysql(c) => Arc::new(crate::mysql::MysqlSource::new(c.clone())),
         #[cfg(feature = "files")]
         SourceConfig::Csv(c) => Arc::new(FileSource::new(c.clone(), FileFormat::Csv)),
         #[cfg(feature = "files")]

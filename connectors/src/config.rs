@@ -20,6 +20,12 @@ pub enum SourceConfig {
     /// A SQLite database file.
     #[cfg(feature = "sqlite")]
     Sqlite(crate::sqlite::SqliteSourceConfig),
+    /// A PostgreSQL table or view.
+    #[cfg(feature = "postgres")]
+    Postgres(crate::postgres::PostgresSourceConfig),
+    /// A MySQL or MariaDB table or view.
+    #[cfg(feature = "mysql")]
+    Mysql(crate::mysql::MysqlSourceConfig),
     /// A CSV file, or a folder of them read as one document.
     #[cfg(feature = "files")]
     Csv(FileSourceConfig),
@@ -35,6 +41,10 @@ impl SourceConfig {
             Self::Http(c) => c.validate(),
             #[cfg(feature = "sqlite")]
             Self::Sqlite(c) => c.validate(),
+            #[cfg(feature = "postgres")]
+            Self::Postgres(c) => c.validate(),
+            #[cfg(feature = "mysql")]
+            Self::Mysql(c) => c.validate(),
             #[cfg(feature = "files")]
             Self::Csv(c) => c.validate(FileFormat::Csv),
             #[cfg(feature = "files")]
@@ -48,6 +58,10 @@ impl SourceConfig {
             Self::Http(c) => c.resolve_paths(base),
             #[cfg(feature = "sqlite")]
             Self::Sqlite(c) => c.resolve_paths(base),
+            #[cfg(feature = "postgres")]
+            Self::Postgres(c) => c.resolve_paths(base),
+            #[cfg(feature = "mysql")]
+            Self::Mysql(c) => c.resolve_paths(base),
             #[cfg(feature = "files")]
             Self::Csv(c) | Self::Ndjson(c) => c.resolve_paths(base),
         }
@@ -60,18 +74,34 @@ impl SourceConfig {
             Self::Http(c) => c.headers.iter().map(|h| (h.name.clone(), h.origin())).collect(),
             #[cfg(feature = "sqlite")]
             Self::Sqlite(_) => Vec::new(),
+            #[cfg(feature = "postgres")]
+            Self::Postgres(c) => c
+                .password
+                .iter()
+                .map(|p| ("password".into(), p.origin()))
+                .collect(),
+            #[cfg(feature = "mysql")]
+            Self::Mysql(c) => c
+                .password
+                .iter()
+                .map(|p| ("password".into(), p.origin()))
+                .collect(),
             #[cfg(feature = "files")]
             Self::Csv(_) | Self::Ndjson(_) => Vec::new(),
         }
     }
 
     /// Longest connect wait this source asks for, ms (the shared HTTP pool takes the largest);
-    /// 0 for a source that connects to nothing (files).
+    /// 0 for a source that connects to nothing (files) or through its own pool (databases).
     pub fn connect_timeout_ms(&self) -> u64 {
         match self {
             Self::Http(c) => c.connect_timeout_ms,
             #[cfg(feature = "sqlite")]
             Self::Sqlite(_) => 0,
+            #[cfg(feature = "postgres")]
+            Self::Postgres(_) => 0,
+            #[cfg(feature = "mysql")]
+            Self::Mysql(_) => 0,
             #[cfg(feature = "files")]
             Self::Csv(_) | Self::Ndjson(_) => 0,
         }
@@ -129,6 +159,10 @@ fn make(config: &SourceConfig, shared: &Shared) -> Arc<dyn Connector> {
         SourceConfig::Http(c) => Arc::new(HttpSource::new(c.clone(), shared.http.clone())),
         #[cfg(feature = "sqlite")]
         SourceConfig::Sqlite(c) => Arc::new(crate::sqlite::SqliteSource::new(c.clone())),
+        #[cfg(feature = "postgres")]
+        SourceConfig::Postgres(c) => Arc::new(crate::postgres::PostgresSource::new(c.clone())),
+        #[cfg(feature = "mysql")]
+        SourceConfig::Mysql(c) => Arc::new(crate::mysql::MysqlSource::new(c.clone())),
         #[cfg(feature = "files")]
         SourceConfig::Csv(c) => Arc::new(FileSource::new(c.clone(), FileFormat::Csv)),
         #[cfg(feature = "files")]

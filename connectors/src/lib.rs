@@ -4,16 +4,25 @@
 //!
 //! Every source kind implements [`Connector`]; the gateway's config names a source with a
 //! [`SourceConfig`] (`kind = "http"`, `"csv"`, …) and [`connect`] turns it into a connector.
-//! Source kinds other than HTTP are cargo features: `files` (default) for CSV and NDJSON files.
+//! Source kinds other than HTTP are cargo features, all on by default: `files` for CSV and NDJSON
+//! files, `sqlite`, `postgres`, `mysql` (MySQL and MariaDB).
 
 mod config;
 #[cfg(feature = "files")]
 pub mod file;
 pub mod http;
+#[cfg(feature = "mysql")]
+pub mod mysql;
+#[cfg(feature = "postgres")]
+pub mod postgres;
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+pub mod secret;
 mod source;
 pub mod sql;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
+#[cfg(all(test, any(feature = "postgres", feature = "mysql")))]
+mod sqltest;
 pub mod table;
 
 pub use config::{connect, Shared, SourceConfig};

@@ -212,8 +212,8 @@ impl Connector for MysqlSource {
         Duration::from_millis(self.config.read_timeout_ms)
     }
 
-    fn pages_by_key(&self) -> bool {
-        true
+    fn paging(&self) -> crate::source::Paging {
+        crate::source::Paging::Key
     }
 
     fn fetch<'a>(&'a self, fetch: &'a Fetch<'a>) -> BoxFuture<'a, Result<SourceData, FetchError>> {

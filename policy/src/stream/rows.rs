@@ -107,16 +107,19 @@ impl RowBatch {
         self.push(VKind::Num, start);
     }
 
-    /// A float, as its shortest text that reads back the same, as serde_json and Python write
-    /// it (`1400.0`, `0.1`, `1e21`). JSON has no NaN or infinity: those are written as
+    /// A float, as its shortest text that reads back the same, as serde_json writes it
+    /// (`1400.0`, `0.1`, `7.7e+248`). JSON has no NaN or infinity: those are written as
     /// `null`, as `JSON.stringify` does.
     pub fn push_float(&mut self, f: f64) {
         if !f.is_finite() {
             return self.push_null();
         }
         let start = self.text.len();
-        self.text
-            .extend_from_slice(ryu::Buffer::new().format_finite(f).as_bytes());
+        // serde_json's own writer: the exact text an HTTP source written with it would send.
+        if serde_json::to_writer(&mut self.text, &f).is_err() {
+            self.text.truncate(start);
+            return self.push_null();
+        }
         self.push(VKind::Num, start);
     }
 

@@ -67,6 +67,36 @@ impl SourceConfig {
         }
     }
 
+    /// The source's kind, as configured (`kind = "…"`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Http(_) => "http",
+            #[cfg(feature = "sqlite")]
+            Self::Sqlite(_) => "sqlite",
+            #[cfg(feature = "postgres")]
+            Self::Postgres(_) => "postgres",
+            #[cfg(feature = "mysql")]
+            Self::Mysql(_) => "mysql",
+            #[cfg(feature = "files")]
+            Self::Csv(_) => "csv",
+            #[cfg(feature = "files")]
+            Self::Ndjson(_) => "ndjson",
+        }
+    }
+
+    /// The declared table of a SQL source.
+    pub fn table(&self) -> Option<&crate::table::TableConfig> {
+        match self {
+            #[cfg(feature = "sqlite")]
+            Self::Sqlite(c) => Some(&c.table),
+            #[cfg(feature = "postgres")]
+            Self::Postgres(c) => Some(&c.table),
+            #[cfg(feature = "mysql")]
+            Self::Mysql(c) => Some(&c.table),
+            _ => None,
+        }
+    }
+
     /// Each credential the source uses, as (what, where it comes from), never its value:
     /// `("Authorization", "file /run/secrets/t")`.
     pub fn credentials(&self) -> Vec<(String, String)> {

@@ -27,6 +27,6 @@ pub mod table;
 
 pub use config::{connect, Shared, SourceConfig};
 pub use source::{
-    BodyError, BoxFuture, Connector, Fetch, FetchError, PageEnd, Paging, RowBatches, RowStream, SourceBody,
-    SourceData,
+    check_by_fetch, BodyError, BoxFuture, Connector, Fetch, FetchError, PageEnd, Paging, PoolStatus,
+    RowBatches, RowStream, SourceBody, SourceData,
 };

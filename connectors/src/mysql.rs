@@ -216,6 +216,26 @@ impl Connector for MysqlSource {
         crate::source::Paging::Key
     }
 
+    fn pool_status(&self) -> Option<crate::source::PoolStatus> {
+        let pool = self.pool.get()?.as_ref().ok()?;
+        Some(crate::source::PoolStatus {
+            max: self.config.pool_size as usize,
+            open: pool.size() as usize,
+            idle: pool.num_idle(),
+        })
+    }
+
+    fn check(&self) -> BoxFuture<'_, Result<String, String>> {
+        Box::pin(async move {
+            let plan = self.config.table.check_plan();
+            let fetch = Fetch {
+                plan: Some(&plan),
+                ..Fetch::default()
+            };
+            crate::source::check_by_fetch(self, &fetch).await
+        })
+    }
+
     fn fetch<'a>(&'a self, fetch: &'a Fetch<'a>) -> BoxFuture<'a, Result<SourceData, FetchError>> {
         Box::pin(async move {
             let pool = self

@@ -210,6 +210,26 @@ impl Connector for PostgresSource {
         crate::source::Paging::Key
     }
 
+    fn pool_status(&self) -> Option<crate::source::PoolStatus> {
+        let s = self.pool.as_ref().ok()?.status();
+        Some(crate::source::PoolStatus {
+            max: s.max_size,
+            open: s.size,
+            idle: s.available,
+        })
+    }
+
+    fn check(&self) -> BoxFuture<'_, Result<String, String>> {
+        Box::pin(async move {
+            let plan = self.config.table.check_plan();
+            let fetch = Fetch {
+                plan: Some(&plan),
+                ..Fetch::default()
+            };
+            crate::source::check_by_fetch(self, &fetch).await
+        })
+    }
+
     fn fetch<'a>(&'a self, fetch: &'a Fetch<'a>) -> BoxFuture<'a, Result<SourceData, FetchError>> {
         Box::pin(async move {
             let pool = self.pool.as_ref().map_err(|e| FetchError::Source(e.clone()))?;

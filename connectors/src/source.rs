@@ -154,6 +154,62 @@ pub trait Connector: Send + Sync + std::fmt::Debug {
         Paging::Source
     }
 
+    /// The connection pool's state, for a source that pools connections.
+    fn pool_status(&self) -> Option<PoolStatus> {
+        None
+    }
+
+    /// Connects and reads one record of every declared column: the source is reachable, its
+    /// table and columns exist and (where a row shows it) have the declared types. `Ok` says
+    /// what was checked; `Err` what failed (`sluice check --connect`).
+    fn check(&self) -> BoxFuture<'_, Result<String, String>> {
+        Box::pin(async move { check_by_fetch(self, &Fetch::default()).await })
+    }
+
     /// Fetches one page; resolves when the body starts.
     fn fetch<'a>(&'a self, fetch: &'a Fetch<'a>) -> BoxFuture<'a, Result<SourceData, FetchError>>;
+}
+
+/// A source's connection pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStatus {
+    /// Most connections.
+    pub max: usize,
+    /// Connections open.
+    pub open: usize,
+    /// Open connections idle in the pool.
+    pub idle: usize,
+}
+
+/// Fetches one record with `fetch` (its limit set to 1) and reads the source's first output:
+/// the check of a source whose fetch exercises everything a page needs.
+pub async fn check_by_fetch<C: Connector + ?Sized>(source: &C, fetch: &Fetch<'_>) -> Result<String, String> {
+    let fetch = Fetch {
+        limit: 1,
+        ..fetch.clone()
+    };
+    let data = source.fetch(&fetch).await.map_err(|e| e.to_string())?;
+    let wait = source.read_timeout();
+    let first = async {
+        match data {
+            SourceData::Bytes(mut body) => {
+                use http_body_util::BodyExt as _;
+                match body.frame().await {
+                    Some(Err(e)) => Err(e.0),
+                    Some(Ok(_)) => Ok("answered".to_owned()),
+                    None => Ok("answered (no data)".to_owned()),
+                }
+            }
+            SourceData::Rows(mut rows) => {
+                match std::future::poll_fn(|cx| rows.batches.as_mut().poll_next(cx)).await {
+                    Some(Err(e)) => Err(e.0),
+                    Some(Ok(b)) => Ok(format!("{} columns read, {} row", rows.columns.len(), b.rows())),
+                    None => Ok(format!("{} columns, table empty", rows.columns.len())),
+                }
+            }
+        }
+    };
+    tokio::time::timeout(wait, first)
+        .await
+        .map_err(|_| format!("no data within {wait:?}"))?
 }

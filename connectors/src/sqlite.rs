@@ -79,6 +79,10 @@ fn open(path: &std::path::Path) -> rusqlite::Result<Connection> {
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
     conn.pragma_update(None, "query_only", true)?;
+    // A double-quoted name that is no column must be an error, not a string literal (SQLite's
+    // legacy "DQS"): `"distrct" <> ?` would otherwise hold for every row.
+    conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_DQS_DML, false)?;
+    conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_DQS_DDL, false)?;
     conn.busy_timeout(Duration::from_secs(5))?;
     Ok(conn)
 }
@@ -89,6 +93,8 @@ pub struct SqliteSource {
     config: SqliteSourceConfig,
     table: Table,
     idle: Arc<Mutex<Vec<Connection>>>,
+    /// Connections out of the pool, reading a page.
+    busy: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl SqliteSource {
@@ -98,6 +104,7 @@ impl SqliteSource {
             table: config.table.table(),
             config,
             idle: Arc::default(),
+            busy: Arc::default(),
         }
     }
 }
@@ -115,6 +122,26 @@ impl Connector for SqliteSource {
         Paging::Key
     }
 
+    fn pool_status(&self) -> Option<crate::source::PoolStatus> {
+        let idle = self.idle.lock().map(|v| v.len()).unwrap_or(0);
+        Some(crate::source::PoolStatus {
+            max: self.config.pool_size,
+            open: idle + self.busy.load(std::sync::atomic::Ordering::Relaxed),
+            idle,
+        })
+    }
+
+    fn check(&self) -> BoxFuture<'_, Result<String, String>> {
+        Box::pin(async move {
+            let plan = self.config.table.check_plan();
+            let fetch = Fetch {
+                plan: Some(&plan),
+                ..Fetch::default()
+            };
+            crate::source::check_by_fetch(self, &fetch).await
+        })
+    }
+
     fn fetch<'a>(&'a self, fetch: &'a Fetch<'a>) -> BoxFuture<'a, Result<SourceData, FetchError>> {
         Box::pin(async move {
             let select = self.config.table.select(&self.table, Dialect::Sqlite, fetch)?;
@@ -130,6 +157,7 @@ impl Connector for SqliteSource {
             let job = Job {
                 path: self.config.path.clone(),
                 idle: self.idle.clone(),
+                busy: self.busy.clone(),
                 pool_size: self.config.pool_size,
                 sql: select.sql,
                 params: select.params,
@@ -173,6 +201,7 @@ impl futures_core::Stream for Batches {
 struct Job {
     path: PathBuf,
     idle: Arc<Mutex<Vec<Connection>>>,
+    busy: Arc<std::sync::atomic::AtomicUsize>,
     pool_size: usize,
     sql: String,
     params: Vec<SqlParam>,
@@ -196,6 +225,17 @@ fn bind(params: &[SqlParam]) -> impl rusqlite::Params + '_ {
 impl Job {
     fn run(
         self,
+        started: oneshot::Sender<Result<PageEnd, String>>,
+        tx: mpsc::Sender<Result<RowBatch, BodyError>>,
+    ) {
+        use std::sync::atomic::Ordering;
+        self.busy.fetch_add(1, Ordering::Relaxed);
+        self.serve(started, tx);
+        self.busy.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    fn serve(
+        &self,
         started: oneshot::Sender<Result<PageEnd, String>>,
         tx: mpsc::Sender<Result<RowBatch, BodyError>>,
     ) {
@@ -530,6 +570,30 @@ mod tests {
             .map(|i| format!("M{i:05}"))
             .collect();
         assert_eq!(seen, want, "by reading descending, each row once");
+    }
+
+    /// SQLite reads a double-quoted name that is no column as a string literal unless told
+    /// not to: a misdeclared column must fail, never compare a constant (`"distrct" <> 'x'`
+    /// would hold for every row and widen a row filter).
+    #[tokio::test]
+    async fn a_declared_column_the_table_lacks_is_an_error_not_a_literal() {
+        let mut c = config(database(3));
+        c.table.columns.insert("distrct".into(), DeclaredType::Text);
+        let source = SqliteSource::new(c);
+        let plan = plan();
+        let rf = sluice_policy::rowfilter::RowFilter::parse("distrct != 'Pudong'").unwrap();
+        let fetch = Fetch {
+            limit: 10,
+            plan: Some(&plan),
+            row_filter: Some(&rf),
+            ..Fetch::default()
+        };
+        let e = source.fetch(&fetch).await.unwrap_err();
+        assert!(
+            matches!(e, FetchError::Source(ref m) if m.contains("distrct")),
+            "{e}"
+        );
+        assert!(source.check().await.unwrap_err().contains("distrct"));
     }
 
     #[tokio::test]

@@ -179,3 +179,23 @@ pub enum CursorCell<'a> {
     /// A boolean.
     Bool(bool),
 }
+
+impl TableConfig {
+    /// A plan emitting every declared column, for checking the source: a fetch with it reads
+    /// them all.
+    pub fn check_plan(&self) -> sluice_policy::plan::FieldPlan {
+        use sluice_policy::plan::{FieldAction, FieldPlan, PlannedField};
+        FieldPlan {
+            fields: self
+                .columns
+                .keys()
+                .map(|name| PlannedField {
+                    name: name.clone(),
+                    action: FieldAction::Emit { scan: false },
+                })
+                .collect(),
+            row_filter: None,
+            key: sluice_policy::mask::PseudonymKey::derive(b"check", "check", "check"),
+        }
+    }
+}

@@ -20,6 +20,10 @@ pub struct Health {
     pub subscription: Option<Arc<Subscription>>,
     /// The metrics rendered at `/metrics`.
     pub metrics: Arc<Metrics>,
+    /// The runtime in force (its sources' pools).
+    pub runtime: Arc<arc_swap::ArcSwap<crate::runtime::Runtime>>,
+    /// Each source's last outcome.
+    pub sources: Arc<crate::source_health::SourceHealth>,
 }
 
 /// Serves the admin endpoints until `shutdown` turns true.
@@ -45,17 +49,39 @@ pub async fn serve(listener: TcpListener, gw: Arc<Health>, mut shutdown: watch::
 fn route(gw: &Health, req: &Request<Incoming>) -> Response<RespBody> {
     let (status, ctype, body) = match req.uri().path() {
         "/healthz" => (StatusCode::OK, "text/plain", "ok\n".to_owned()),
-        "/readyz" => match readiness(gw) {
-            Ok(()) => (StatusCode::OK, "text/plain", "ready\n".to_owned()),
-            Err(why) => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "text/plain",
-                format!("not ready: {why}\n"),
-            ),
-        },
+        "/readyz" => {
+            // Each source's health follows, one line each (a failing source is named, but
+            // does not make the gateway unready: it still serves the other datasets).
+            let sources = gw.sources.report(&gw.runtime.load());
+            let (status, first) = match readiness(gw) {
+                Ok(()) => (StatusCode::OK, "ready".to_owned()),
+                Err(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {why}")),
+            };
+            let mut body = first;
+            for line in sources {
+                body.push('\n');
+                body.push_str(&line);
+            }
+            body.push('\n');
+            (status, "text/plain", body)
+        }
         "/metrics" => {
             if let (Some(reg), Some(f)) = (&gw.subscription, &gw.metrics.freshness) {
                 f.set(reg.revision(), reg.unconfirmed_for(), reg.freshness().is_err());
+            }
+            for (dataset, source) in gw.runtime.load().sources.iter() {
+                if let Some(p) = source.pool_status() {
+                    for (state, n) in [("open", p.open), ("idle", p.idle), ("max", p.max)] {
+                        let labels = crate::metrics::PoolLabels {
+                            dataset: dataset.clone(),
+                            state,
+                        };
+                        gw.metrics
+                            .source_pool
+                            .get_or_create(&labels)
+                            .set(i64::try_from(n).unwrap_or(i64::MAX));
+                    }
+                }
             }
             (
                 StatusCode::OK,

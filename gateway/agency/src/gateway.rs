@@ -273,6 +273,7 @@ impl Gateway {
                 audit: audit.clone(),
                 metrics: metrics.clone(),
                 usage,
+                sources: Arc::default(),
             },
             subscription: subscription.clone(),
             stalls: StallWatch::start(),
@@ -362,6 +363,8 @@ impl Gateway {
             audit: plane.outcomes.audit.clone(),
             subscription: plane.subscription.clone(),
             metrics: metrics.clone(),
+            runtime: plane.runtime.clone(),
+            sources: plane.outcomes.sources.clone(),
         });
         tasks.push(tokio::spawn(crate::admin::serve(
             admin_listener,

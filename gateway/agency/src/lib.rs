@@ -15,6 +15,7 @@ pub mod listeners;
 pub mod metrics;
 pub mod openapi;
 pub mod runtime;
+pub mod source_health;
 pub mod subscription;
 mod sync;
 pub mod usage;

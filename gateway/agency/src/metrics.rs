@@ -29,6 +29,15 @@ pub struct DatasetLabels {
     pub dataset: String,
 }
 
+/// Labels of a source pool gauge.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PoolLabels {
+    /// Dataset id.
+    pub dataset: String,
+    /// `open`, `idle` or `max`.
+    pub state: &'static str,
+}
+
 /// Labels naming a certificate.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CertLabels {
@@ -51,6 +60,12 @@ pub struct Metrics {
     pub upstream_errors: Family<DatasetLabels, Counter>,
     /// Streams aborted mid-body (invalid upstream data, limits).
     pub aborted_streams: Family<DatasetLabels, Counter>,
+    /// Time from asking a source for a page to its first output, seconds, by dataset.
+    pub source_latency: Family<DatasetLabels, Histogram>,
+    /// Records read from sources (before filters), by dataset.
+    pub source_records: Family<DatasetLabels, Counter>,
+    /// Source connection pools (open, idle, max), set when `/metrics` is rendered.
+    pub source_pool: Family<PoolLabels, Gauge<i64, AtomicI64>>,
     /// TLS handshakes that failed or timed out.
     pub handshake_failures: Counter,
     /// Requests the HTTP layer refused before the data plane saw them.
@@ -122,6 +137,28 @@ impl Metrics {
             "Responses aborted mid-stream",
             aborted_streams.clone(),
         );
+        let source_latency = Family::<DatasetLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new([
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+            ])
+        });
+        registry.register(
+            "source_first_output_seconds",
+            "Time from asking a source for a page to its first output",
+            source_latency.clone(),
+        );
+        let source_records = Family::<DatasetLabels, Counter>::default();
+        registry.register(
+            "source_records",
+            "Records read from sources, before filters",
+            source_records.clone(),
+        );
+        let source_pool = Family::<PoolLabels, Gauge<i64, AtomicI64>>::default();
+        registry.register(
+            "source_pool_connections",
+            "Source connection pools: open, idle and max connections",
+            source_pool.clone(),
+        );
         let handshake_failures = Counter::default();
         registry.register(
             "tls_handshake_failures",
@@ -174,6 +211,9 @@ impl Metrics {
             records_out,
             upstream_errors,
             aborted_streams,
+            source_latency,
+            source_records,
+            source_pool,
             handshake_failures,
             protocol_errors,
             cert_days_to_expiry,

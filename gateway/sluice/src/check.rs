@@ -93,7 +93,11 @@ fn guess_kind(text: &str) -> Result<(ConfigKind, String), String> {
 /// `sluice check`: loads and validates a config as the server would at start (TLS material
 /// included), without binding a port or opening a database; prints what failed, each value by
 /// its path.
-pub fn check(path: &Path, kind: Option<ConfigKind>) -> ExitCode {
+///
+/// With `connect`, a gateway's sources are also reached: each connects and reads one record
+/// of every declared column, and every catalog field of a SQL source's dataset must be one of
+/// its declared columns (else it could never appear).
+pub fn check(path: &Path, kind: Option<ConfigKind>, connect: bool) -> ExitCode {
     let failed = || {
         eprintln!("{}: configuration test failed", path.display());
         ExitCode::FAILURE
@@ -114,7 +118,7 @@ pub fn check(path: &Path, kind: Option<ConfigKind>) -> ExitCode {
         }
     };
     let outcome = match kind {
-        ConfigKind::Gateway => check_gateway(path),
+        ConfigKind::Gateway => check_gateway(path, connect),
         ConfigKind::Registry => check_registry(path),
     };
     match outcome {
@@ -144,7 +148,7 @@ pub fn check(path: &Path, kind: Option<ConfigKind>) -> ExitCode {
 }
 
 /// A gateway config: `Config::load` (every value, by path) and the data listener's TLS config.
-fn check_gateway(path: &Path) -> Result<String, String> {
+fn check_gateway(path: &Path, connect: bool) -> Result<String, String> {
     let cfg = sluice_agency::config::Config::load(path).map_err(|e| e.to_string())?;
     sluice_net::tls::install_provider();
     sluice_agency::listeners::data_tls(&cfg.listeners.data).map_err(|e| format!("listeners.data: {e}"))?;
@@ -164,7 +168,62 @@ fn check_gateway(path: &Path) -> Result<String, String> {
         summary.push_str("; source credentials: ");
         summary.push_str(&credentials.join(", "));
     }
+    if connect {
+        summary.push_str("; ");
+        summary.push_str(&connect_sources(&cfg)?);
+    }
     Ok(summary)
+}
+
+/// Reaches every source of a gateway config (`--connect`): what each said, or every problem
+/// by path.
+fn connect_sources(cfg: &sluice_agency::config::Config) -> Result<String, String> {
+    let mut problems = Vec::new();
+    // Catalog fields a SQL source does not declare would never appear: say so.
+    for (id, source) in &cfg.sources {
+        let (Some(table), Some(dataset)) = (source.table(), cfg.datasets.iter().find(|d| d.id == *id)) else {
+            continue;
+        };
+        for f in &dataset.fields {
+            if !table.columns.contains_key(&f.name) {
+                problems.push(format!(
+                    "sources.{id}.table.columns: the dataset's field {:?} is not a declared column of {:?}",
+                    f.name, table.name
+                ));
+            }
+        }
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let shared = sluice_connectors::Shared::for_sources(cfg.sources.values());
+    let mut sources: Vec<_> = cfg.sources.iter().collect();
+    sources.sort_by(|a, b| a.0.cmp(b.0));
+    let results = runtime.block_on(async {
+        let checks = sources.iter().map(|(id, config)| {
+            let connector = sluice_connectors::connect(config, &shared);
+            async move {
+                let r = tokio::time::timeout(std::time::Duration::from_secs(30), connector.check())
+                    .await
+                    .unwrap_or_else(|_| Err("no answer within 30 s".into()));
+                (id.to_string(), config.kind(), r)
+            }
+        });
+        futures_util::future::join_all(checks).await
+    });
+    let mut reached = Vec::new();
+    for (id, kind, r) in results {
+        match r {
+            Ok(what) => reached.push(format!("{id} ({kind}): {what}")),
+            Err(e) => problems.push(format!("sources.{id} ({kind}): {e}")),
+        }
+    }
+    if problems.is_empty() {
+        Ok(format!("sources reached: {}", reached.join(", ")))
+    } else {
+        Err(problems.join("\n"))
+    }
 }
 
 /// A registry config, as `sluice_registry::start` reads it: the file, the TLS server config

@@ -36,6 +36,9 @@ enum Command {
         /// What the file configures; told from its tables when not given.
         #[arg(long, value_enum)]
         kind: Option<ConfigKind>,
+        /// Also reach a gateway's sources: connect, read one record of every declared column.
+        #[arg(long)]
+        connect: bool,
     },
     /// Run a whole demo federation on this machine until interrupted.
     Demo {
@@ -87,7 +90,11 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             runtime()?.block_on(sluice_agency::gateway::run(&config))?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Check { config, kind } => Ok(check(&config, kind)),
+        Command::Check {
+            config,
+            kind,
+            connect,
+        } => Ok(check(&config, kind, connect)),
         Command::Demo { dir } => {
             runtime()?.block_on(sluice::demo::run(&dir))?;
             Ok(ExitCode::SUCCESS)

@@ -339,3 +339,67 @@ fn check_says_which_kinds_it_knows_when_it_cannot_tell() {
         "{err}"
     );
 }
+
+/// `check --connect` reaches the sources: a SQLite register whose declared columns all exist
+/// passes and says what it read; a declared column the table lacks, a dataset field the source
+/// does not declare and an unreachable HTTP source each fail, named by path.
+#[test]
+fn check_connect_reaches_every_source_and_names_each_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    pki(dir.path());
+    let db = dir.path().join("utilities.sqlite");
+    sluice::demo::utilities::write_sqlite(&db, &sluice::demo::utilities::generate()[..3]).unwrap();
+    let sqlite = config::utilities_sources(&db);
+    let datasets = config::UTILITIES_DATASETS;
+    let base = CONFIG.replace(
+        "[sources.parks]\nkind = \"http\"\nurl = \"http://127.0.0.1:9/parks\"\n\n[[datasets]]\nid = \"parks\"\nfields = [{ name = \"name\" }]\n",
+        "",
+    );
+    let good = dir.path().join("sqlite.toml");
+    std::fs::write(&good, format!("{base}{sqlite}{datasets}")).unwrap();
+    let (code, out, err) = sluice(&["check", "--connect", "--config", good.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("sources reached: enterprise-utilities (sqlite): 11 columns read, 1 row"),
+        "{out}"
+    );
+    // Without --connect nothing is reached.
+    let (code, out, _) = sluice(&["check", "--config", good.to_str().unwrap()]);
+    assert_eq!(code, 0);
+    assert!(!out.contains("sources reached"), "{out}");
+
+    // A declared column the table does not have.
+    let missing = dir.path().join("missing.toml");
+    std::fs::write(
+        &missing,
+        format!(
+            "{base}{}{datasets}",
+            sqlite.replace("use_id = \"text\",", "use_id = \"text\", meter = \"text\",")
+        ),
+    )
+    .unwrap();
+    let (code, _, err) = sluice(&["check", "--connect", "--config", missing.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("sources.enterprise-utilities (sqlite): ") && err.contains("meter"),
+        "{err}"
+    );
+
+    // A dataset field the source does not declare, and an HTTP source nobody serves.
+    let undeclared = dir.path().join("undeclared.toml");
+    std::fs::write(
+        &undeclared,
+        format!(
+            "{CONFIG}{}{datasets}",
+            sqlite.replace(" contact_phone = \"text\",", "")
+        ),
+    )
+    .unwrap();
+    let (code, _, err) = sluice(&["check", "--connect", "--config", undeclared.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("sources.enterprise-utilities.table.columns: the dataset's field \"contact_phone\" is not a declared column"),
+        "{err}"
+    );
+    assert!(err.contains("sources.parks (http): "), "{err}");
+}

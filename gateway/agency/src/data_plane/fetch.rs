@@ -8,14 +8,15 @@ use sluice_connectors::{Connector, Fetch, FetchError, Paging, SourceData};
 use sluice_net::problem::{Problem, ProblemCode};
 use sluice_policy::Permit;
 
-/// Fetches the page; resolves when the source's body starts.
+/// Fetches the page; resolves when the source's body starts. A failure is the problem for
+/// the client and the error for the logs and `/readyz`.
 pub async fn fetch(
     connector: &dyn Connector,
     query: &RecordsQuery,
     page: Page,
     permit: &Permit,
     ctx: &Ctx,
-) -> Result<SourceData, Problem> {
+) -> Result<SourceData, (Problem, String)> {
     let params: Vec<(&str, &str)> = query
         .passthrough
         .iter()
@@ -33,7 +34,8 @@ pub async fn fetch(
     };
     connector.fetch(&fetch).await.map_err(|e| {
         tracing::warn!(request_id = %ctx.request_id, dataset = ?ctx.dataset, error = %e, "upstream fetch failed");
-        match e {
+        let error = e.to_string();
+        let problem = match e {
             FetchError::Timeout(_) => Problem::new(
                 ProblemCode::UpstreamTimeout,
                 "the data source did not answer in time",
@@ -48,7 +50,8 @@ pub async fn fetch(
                 ProblemCode::UpstreamFailed,
                 "the data source could not be reached or failed",
             ),
-        }
+        };
+        (problem, error)
     })
 }
 

@@ -131,11 +131,12 @@ async fn phases(
             return Err(problem);
         }
     };
+    let asked = std::time::Instant::now();
     let body = match fetch::fetch(connector.as_ref(), &query, page, &permit, ctx).await {
         Ok(body) => body,
-        Err(problem) => {
+        Err((problem, error)) => {
             grant.settle(0);
-            plane.outcomes.upstream_error(ctx);
+            plane.outcomes.upstream_error(ctx, &error);
             return Err(problem);
         }
     };
@@ -188,10 +189,13 @@ async fn phases(
     // Read until the first output (or the end), so a source that fails at once gets a clean
     // 502 problem instead of a broken stream.
     let first = match masked.next_output().await {
-        Ok(first) => first,
+        Ok(first) => {
+            plane.outcomes.source_answered(ctx, asked.elapsed());
+            first
+        }
         Err(e) => {
             grant.settle(0);
-            plane.outcomes.upstream_error(ctx);
+            plane.outcomes.upstream_error(ctx, &e.to_string());
             tracing::warn!(request_id = %ctx.request_id, dataset, error = %e, "upstream body refused before the first record");
             return Err(Problem::new(
                 ProblemCode::UpstreamFailed,

@@ -22,6 +22,8 @@ pub struct Outcomes {
     pub metrics: Arc<Metrics>,
     /// Usage counters reported to the registry, when `[registry]` is configured.
     pub usage: Option<Arc<UsageCounters>>,
+    /// Each source's last outcome, for `/readyz`.
+    pub sources: Arc<crate::source_health::SourceHealth>,
 }
 
 /// How a response that started streaming ended.
@@ -117,6 +119,10 @@ impl Outcomes {
             .records_out
             .get_or_create(&dataset)
             .inc_by(stats.records_out);
+        self.metrics
+            .source_records
+            .get_or_create(&dataset)
+            .inc_by(stats.records_in);
         self.count(
             ctx,
             true,
@@ -126,14 +132,24 @@ impl Outcomes {
         );
     }
 
-    /// Counts a source failure for the dataset.
-    pub fn upstream_error(&self, ctx: &Ctx) {
+    /// Counts a source failure for the dataset and remembers it for `/readyz`.
+    pub fn upstream_error(&self, ctx: &Ctx, error: &str) {
+        let dataset = ctx.dataset.clone().unwrap_or_default();
+        self.sources.failed(&dataset, error);
         self.metrics
             .upstream_errors
-            .get_or_create(&DatasetLabels {
-                dataset: ctx.dataset.clone().unwrap_or_default(),
-            })
+            .get_or_create(&DatasetLabels { dataset })
             .inc();
+    }
+
+    /// A source gave its first output after `waited`.
+    pub fn source_answered(&self, ctx: &Ctx, waited: std::time::Duration) {
+        let dataset = ctx.dataset.clone().unwrap_or_default();
+        self.sources.ok(&dataset);
+        self.metrics
+            .source_latency
+            .get_or_create(&DatasetLabels { dataset })
+            .observe(waited.as_secs_f64());
     }
 
     /// Counts an outcome in the metrics and, for an identified licensee, in the usage

@@ -321,6 +321,7 @@ mod tests {
             audit: audit.clone(),
             metrics: Arc::new(Metrics::default()),
             usage: None,
+            sources: Arc::default(),
         };
         let grant = Grant::unlicensed(Arc::new(Limiter::new(None, None)), 100);
         let guard = StallGuard {

@@ -192,3 +192,17 @@ pub fn causes(e: &(dyn std::error::Error + 'static)) -> String {
     }
     out
 }
+
+/// `GET path` on a gateway's plain-HTTP admin listener (`/readyz`, `/metrics`): the whole
+/// reply, head included; fails unless it is a 200.
+pub async fn admin_get(addr: std::net::SocketAddr, path: &str) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut out = String::new();
+    tcp.read_to_string(&mut out).await.unwrap();
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    out
+}

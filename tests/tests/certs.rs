@@ -13,7 +13,7 @@ use openssl::x509::extension::{BasicConstraints, ExtendedKeyUsage, KeyUsage, Sub
 use openssl::x509::{X509Builder, X509NameBuilder, X509};
 use rustls::pki_types::CertificateDer;
 use sluice_certs::RevocationReason;
-use sluice_tests::client::{get, tls_config, Conn};
+use sluice_tests::client::{admin_get, get, tls_config, Conn};
 use sluice_tests::upstream::Upstream;
 use sluice_tests::{audit_dir, licence_toml, read, start_gateway, start_gateway_with, GatewayOptions, Pki};
 use std::future::Future;
@@ -119,16 +119,6 @@ async fn server_serial(pki: &Pki, addr: SocketAddr, client: &str) -> String {
 }
 
 /// A plain HTTP GET on the admin listener; the body.
-async fn admin_get(addr: SocketAddr, path: &str) -> String {
-    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    tcp.write_all(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
-    let mut out = String::new();
-    tcp.read_to_string(&mut out).await.unwrap();
-    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
-    out
-}
 
 /// `sluice_cert_days_to_expiry{cert="<name>"}` from `/metrics`.
 async fn days_metric(admin: SocketAddr, name: &str) -> Option<i64> {

@@ -9,7 +9,7 @@
 use serde_json::Value;
 use sluice::demo::source::SampleSource;
 use sluice::demo::utilities::{self, UtilityUse};
-use sluice_tests::client::{get, tls_config, Reply};
+use sluice_tests::client::{admin_get, get, tls_config, Reply};
 use sluice_tests::upstream::Upstream;
 use sluice_tests::{start_gateway, Pki};
 
@@ -252,4 +252,59 @@ async fn offsets_unknown_parameters_and_filters_on_masked_fields_are_refused() {
     // The table is still there.
     let r = fetch(&s, &format!("{SQL}?limit=1")).await;
     assert_eq!(r.json().as_array().unwrap().len(), 1);
+}
+
+/// `/readyz` names every source with its health and pool; `/metrics` counts what sources
+/// read, how long they took to answer and their pools; a source that fails is named failing
+/// (with its error) while the gateway stays ready for the others.
+#[tokio::test]
+async fn readyz_and_metrics_report_each_source() {
+    let s = setup().await;
+    let ready = admin_get(s.gw.admin_addr, "/readyz").await;
+    assert!(
+        ready.contains("source enterprise-utilities-db: no page yet; pool 0 of 4 open, 0 idle"),
+        "{ready}"
+    );
+    let r = fetch(&s, &format!("{SQL}?limit=5")).await;
+    assert_eq!(r.status, 200);
+    let ready = admin_get(s.gw.admin_addr, "/readyz").await;
+    assert!(
+        ready.contains("\nready\n") || ready.contains("\r\n\r\nready\n"),
+        "{ready}"
+    );
+    assert!(
+        ready.contains("source enterprise-utilities-db: ok for "),
+        "{ready}"
+    );
+    assert!(ready.contains("pool 1 of 4 open, 1 idle"), "{ready}");
+    assert!(
+        ready.contains("source enterprise-utilities: no page yet\n"),
+        "{ready}"
+    );
+    let metrics = admin_get(s.gw.admin_addr, "/metrics").await;
+    for want in [
+        "sluice_source_pool_connections{dataset=\"enterprise-utilities-db\",state=\"max\"} 4",
+        "sluice_source_pool_connections{dataset=\"enterprise-utilities-db\",state=\"open\"} 1",
+        "sluice_source_records_total{dataset=\"enterprise-utilities-db\"} 5",
+        "sluice_source_first_output_seconds_count{dataset=\"enterprise-utilities-db\"} 1",
+    ] {
+        assert!(metrics.contains(want), "{want} not in {metrics}");
+    }
+    // The table goes away: the source is named failing, with the error; still ready.
+    let db = s._pki.dir.path().join("utilities.sqlite");
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute_batch("DROP TABLE enterprise_use")
+        .unwrap();
+    let r = fetch(&s, &format!("{SQL}?limit=5&order=month.desc")).await;
+    assert_eq!(r.status, 502, "{:?}", r.body);
+    let ready = admin_get(s.gw.admin_addr, "/readyz").await;
+    assert!(
+        ready.contains("source enterprise-utilities-db: failing for "),
+        "{ready}"
+    );
+    assert!(
+        ready.contains("(1 failures): source query failed: no such table"),
+        "{ready}"
+    );
 }

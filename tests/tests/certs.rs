@@ -20,7 +20,6 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const SCENARIO: (&str, &str) = ("sluice-scenario", "fire-hydrant-adoption");
 const RECORDS: &str = "/v1/datasets/fire-hydrants/records?limit=2";
@@ -117,8 +116,6 @@ async fn server_serial(pki: &Pki, addr: SocketAddr, client: &str) -> String {
     let conn = Conn::open(&tls, addr).await.unwrap();
     serial_of(&conn.server_chain()[0])
 }
-
-/// A plain HTTP GET on the admin listener; the body.
 
 /// `sluice_cert_days_to_expiry{cert="<name>"}` from `/metrics`.
 async fn days_metric(admin: SocketAddr, name: &str) -> Option<i64> {

@@ -21,7 +21,7 @@ mod source;
 pub mod sql;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
-#[cfg(all(test, any(feature = "postgres", feature = "mysql")))]
+#[cfg(all(test, any(feature = "postgres", feature = "mysql", feature = "sqlite")))]
 mod sqltest;
 pub mod table;
 

@@ -134,7 +134,8 @@ impl MysqlSourceConfig {
         let write_s = ms.div_ceil(1_000).max(1);
         let setup = Arc::new(format!(
             "SET NAMES utf8mb4, SESSION net_write_timeout = GREATEST(@@net_write_timeout, {write_s}); \
-             SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ; SET SESSION TRANSACTION READ ONLY"
+             SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ; SET SESSION TRANSACTION READ ONLY; \
+             SET SESSION time_zone = '+00:00'"
         ));
         let connect = Duration::from_millis(self.connect_timeout_ms);
         Ok(MySqlPoolOptions::new()
@@ -185,7 +186,7 @@ impl MysqlSource {
 /// The query with its bind values.
 fn bind<'q>(sql: &'q str, params: &'q [SqlParam]) -> sqlx::query::Query<'q, MySql, MySqlArguments> {
     params.iter().fold(sqlx::query(sql), |q, p| match p {
-        SqlParam::Text(t) => q.bind(t.as_str()),
+        SqlParam::Text(t) | SqlParam::Decimal(t) => q.bind(t.as_str()),
         SqlParam::Integer(i) => q.bind(*i),
         SqlParam::Float(f) => q.bind(*f),
         SqlParam::Bool(b) => q.bind(*b),
@@ -335,7 +336,7 @@ fn page_end(
     for (i, kind) in kinds.iter().enumerate() {
         let name = columns.get(i).map_or("?", String::as_str);
         let v = match kind {
-            Kind::Text => row
+            Kind::Text | Kind::Decimal => row
                 .try_get::<Option<&str>, _>(i)
                 .map(|t| cursor_text(t.map_or(CursorCell::Null, CursorCell::Text)))
                 .map_err(|e| e.to_string()),
@@ -355,12 +356,19 @@ enum Kind {
     Float4,
     Float8,
     Bool,
+    /// A decimal selected as text (`CAST(… AS CHAR)`).
+    Decimal,
 }
 
 /// A server type (sqlx's name for it) that fits the declared type, and how to read it.
 fn kind_of(type_name: &str, declared: Option<DeclaredType>) -> Option<Kind> {
     Some(match (declared?, type_name) {
         (DeclaredType::Text, "VARCHAR" | "TEXT" | "TINYTEXT" | "MEDIUMTEXT" | "LONGTEXT") => Kind::Text,
+        // Decimals and dates are selected as their text (`CAST(… AS CHAR)`).
+        (DeclaredType::Date | DeclaredType::Timestamp, "VARCHAR" | "CHAR" | "TEXT" | "LONGTEXT") => {
+            Kind::Text
+        }
+        (DeclaredType::Decimal, "VARCHAR" | "CHAR" | "TEXT" | "LONGTEXT") => Kind::Decimal,
         (DeclaredType::Integer, "TINYINT" | "SMALLINT" | "MEDIUMINT" | "INT" | "BIGINT" | "BOOLEAN") => {
             Kind::Int
         }
@@ -440,7 +448,7 @@ fn cell(row: &MySqlRow, i: usize, kind: Kind) -> Result<Cell, String> {
             Some(n) => return Err(format!("{n} is not a boolean (0 or 1)")),
             None => Cell::Null,
         },
-        Kind::Text => Cell::Null,
+        Kind::Text | Kind::Decimal => Cell::Null,
     })
 }
 
@@ -523,6 +531,13 @@ impl Reader {
             match kind {
                 Kind::Text => match row.try_get::<Option<&str>, _>(i) {
                     Ok(Some(t)) => batch.push_text(t),
+                    Ok(None) => batch.push_null(),
+                    Err(e) => return Err(format!("column {:?}: {e}", name())),
+                },
+                Kind::Decimal => match row.try_get::<Option<&str>, _>(i) {
+                    Ok(Some(t)) => batch
+                        .push_number(t)
+                        .map_err(|e| format!("column {:?}: {e}", name()))?,
                     Ok(None) => batch.push_null(),
                     Err(e) => return Err(format!("column {:?}: {e}", name())),
                 },
@@ -795,6 +810,37 @@ mod tests {
             matches!(e, FetchError::Source(ref m) if m.contains("sluice_nope")),
             "{e}"
         );
+        drop_table(&mut admin, &name).await;
+    }
+
+    #[tokio::test]
+    async fn decimals_and_dates_are_read_as_their_text_and_compared_as_their_type() {
+        let mut admin = admin().await;
+        let name = table_name("sluice_dated");
+        admin
+            .execute(
+                format!(
+                    "CREATE TABLE {name} (id varchar(8) PRIMARY KEY, amount decimal(12,2), day date, at datetime) \
+                     CHARACTER SET utf8mb4"
+                )
+                .as_str(),
+            )
+            .await
+            .unwrap();
+        admin
+            .execute(
+                format!(
+                    "INSERT INTO {name} VALUES ('a', 10.50, '2025-07-01', '2025-07-01 00:30:00'), \
+                     ('b', 9.99, '2025-06-30', '2025-06-30 23:59:59'), ('c', 100.00, NULL, NULL), \
+                     ('d', NULL, '2025-12-31', '2025-12-31 00:00:00')"
+                )
+                .as_str(),
+            )
+            .await
+            .unwrap();
+        let mut c = config(&name);
+        c.table = crate::sqltest::dated_table(&name);
+        crate::sqltest::decimals_and_dates_behave(&MysqlSource::new(c)).await;
         drop_table(&mut admin, &name).await;
     }
 

@@ -167,7 +167,7 @@ fn begin(statement_timeout_ms: u64) -> String {
     let ms = statement_timeout_ms;
     format!(
         "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET LOCAL statement_timeout = {ms}; \
-         SET LOCAL idle_in_transaction_session_timeout = {ms}"
+         SET LOCAL idle_in_transaction_session_timeout = {ms}; SET LOCAL TimeZone = 'UTC'"
     )
 }
 
@@ -188,7 +188,7 @@ fn bind(params: &[SqlParam]) -> Vec<(&(dyn ToSql + Sync), Type)> {
         .iter()
         .map(|p| -> (&(dyn ToSql + Sync), Type) {
             match p {
-                SqlParam::Text(t) => (t, Type::TEXT),
+                SqlParam::Text(t) | SqlParam::Decimal(t) => (t, Type::TEXT),
                 SqlParam::Integer(i) => (i, Type::INT8),
                 SqlParam::Float(f) => (f, Type::FLOAT8),
                 SqlParam::Bool(b) => (b, Type::BOOL),
@@ -329,7 +329,7 @@ fn page_end(rows: &[Row], columns: &[String], types: &[Option<DeclaredType>]) ->
             .and_then(|t| kind_of(t, *ty))
             .ok_or_else(|| mismatch(name, pg.as_ref(), *ty))?;
         let text = match kind {
-            Kind::Text => row
+            Kind::Text | Kind::Decimal => row
                 .try_get::<_, Option<&str>>(i)
                 .map(|v| cursor_text(v.map_or(CursorCell::Null, CursorCell::Text))),
             _ => cell(row, i, kind).map(|c| cursor_text(c.as_cursor())),
@@ -349,6 +349,8 @@ enum Kind {
     Float4,
     Float8,
     Bool,
+    /// A decimal selected as text.
+    Decimal,
 }
 
 /// A server type that fits the declared type, and how to read it.
@@ -364,7 +366,9 @@ fn kind_of(t: &Type, declared: Option<DeclaredType>) -> Option<Kind> {
         _ => return None,
     };
     let fits = match declared? {
-        DeclaredType::Text => kind == Kind::Text,
+        // Decimals and dates are selected as their text (`::text`).
+        DeclaredType::Decimal => return (kind == Kind::Text).then_some(Kind::Decimal),
+        DeclaredType::Text | DeclaredType::Date | DeclaredType::Timestamp => kind == Kind::Text,
         DeclaredType::Integer => matches!(kind, Kind::Int2 | Kind::Int4 | Kind::Int8),
         DeclaredType::Float => matches!(kind, Kind::Float4 | Kind::Float8),
         DeclaredType::Bool => kind == Kind::Bool,
@@ -405,7 +409,7 @@ fn cell(row: &Row, i: usize, kind: Kind) -> Result<Cell, tokio_postgres::Error> 
         Kind::Float4 => c(row.try_get::<_, Option<f32>>(i)?.map(|v| Cell::Float(v.into()))),
         Kind::Float8 => c(row.try_get::<_, Option<f64>>(i)?.map(Cell::Float)),
         Kind::Bool => c(row.try_get::<_, Option<bool>>(i)?.map(Cell::Bool)),
-        Kind::Text => Cell::Null,
+        Kind::Text | Kind::Decimal => Cell::Null,
     })
 }
 
@@ -443,6 +447,14 @@ impl PgBatches {
             match kind {
                 Kind::Text => match row.try_get::<_, Option<&str>>(i) {
                     Ok(Some(t)) => self.batch.push_text(t),
+                    Ok(None) => self.batch.push_null(),
+                    Err(e) => return Err(format!("column {:?}: {e}", name())),
+                },
+                Kind::Decimal => match row.try_get::<_, Option<&str>>(i) {
+                    Ok(Some(t)) => self
+                        .batch
+                        .push_number(t)
+                        .map_err(|e| format!("column {:?}: {e}", name()))?,
                     Ok(None) => self.batch.push_null(),
                     Err(e) => return Err(format!("column {:?}: {e}", name())),
                 },
@@ -785,6 +797,25 @@ mod tests {
             "{e}"
         );
         drop_table(&client, &name).await;
+    }
+
+    #[tokio::test]
+    async fn decimals_and_dates_are_read_as_their_text_and_compared_as_their_type() {
+        let admin = admin().await;
+        let name = crate::sqltest::table_name("sluice_dated");
+        admin
+            .batch_execute(&format!(
+                "CREATE TABLE {name} (id text PRIMARY KEY, amount numeric(12,2), day date, at timestamp);
+                 INSERT INTO {name} VALUES ('a', 10.50, '2025-07-01', '2025-07-01 00:30:00'),
+                   ('b', 9.99, '2025-06-30', '2025-06-30 23:59:59'), ('c', 100.00, NULL, NULL),
+                   ('d', NULL, '2025-12-31', '2025-12-31 00:00:00');"
+            ))
+            .await
+            .unwrap();
+        let mut c = config(&name);
+        c.table = crate::sqltest::dated_table(&name);
+        crate::sqltest::decimals_and_dates_behave(&PostgresSource::new(c)).await;
+        drop_table(&admin, &name).await;
     }
 
     #[tokio::test]

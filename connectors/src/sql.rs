@@ -57,6 +57,12 @@ pub enum ColumnType {
     Float,
     /// A boolean.
     Bool,
+    /// An exact decimal (`numeric`, `decimal`): read as its text (a JSON number), compared as
+    /// a decimal with operands cast to the database's decimal type.
+    Decimal,
+    /// A date or time (`date`, `timestamp`): read, compared and ordered as its text
+    /// (ISO 8601, which orders as time does), as the masker sees it.
+    Temporal,
 }
 
 /// A declared column.
@@ -112,6 +118,8 @@ pub enum SqlParam {
     Float(f64),
     /// Boolean.
     Bool(bool),
+    /// A decimal's text, bound as text and cast to the database's decimal type.
+    Decimal(String),
 }
 
 /// The statement: SQL text, its parameters in placeholder order, and the effective order
@@ -221,7 +229,7 @@ fn build(dialect: Dialect, spec: &SelectSpec<'_>, probe: bool) -> Result<Select,
         if i > 0 {
             w.sql.push_str(", ");
         }
-        w.ident(&c.name);
+        w.select_item(c);
     }
     w.sql.push_str(" FROM ");
     if let Some(s) = &t.schema {
@@ -366,9 +374,58 @@ impl<'a> W<'a> {
         }
     }
 
+    /// A column in the `SELECT` list: decimals and dates as their text, under their name.
+    fn select_item(&mut self, c: &Column) {
+        match (c.ty, self.d) {
+            (ColumnType::Decimal | ColumnType::Temporal, Dialect::Postgres) => {
+                self.ident(&c.name);
+                self.sql.push_str("::text AS ");
+                self.ident(&c.name);
+            }
+            (ColumnType::Decimal | ColumnType::Temporal, Dialect::MySql) => {
+                self.sql.push_str("CAST(");
+                self.ident(&c.name);
+                self.sql.push_str(" AS CHAR) AS ");
+                self.ident(&c.name);
+            }
+            _ => self.ident(&c.name),
+        }
+    }
+
     /// A column as compared: text by bytes.
     fn expr(&mut self, c: &Column) {
         match (c.ty, self.d) {
+            (ColumnType::Temporal, Dialect::Postgres) => {
+                self.ident(&c.name);
+                self.sql.push_str("::text COLLATE \"C\"");
+            }
+            (ColumnType::Temporal, Dialect::MySql) => {
+                self.sql.push_str("CAST(CAST(");
+                self.ident(&c.name);
+                self.sql.push_str(" AS CHAR) AS BINARY)");
+            }
+            // A decimal compares and orders as a number. Written as an expression, never a bare
+            // name: in ORDER BY a bare name means the output column, here the decimal's text
+            // (and SQLite keeps a decimal's digits only as text).
+            (ColumnType::Decimal, Dialect::Postgres) => {
+                self.ident(&c.name);
+                self.sql.push_str("::numeric");
+            }
+            (ColumnType::Decimal, Dialect::MySql) => {
+                self.sql.push_str("CAST(");
+                self.ident(&c.name);
+                self.sql.push_str(" AS DECIMAL(65,30))");
+            }
+            (ColumnType::Decimal, Dialect::Sqlite) => {
+                self.sql.push_str("CAST(");
+                self.ident(&c.name);
+                self.sql.push_str(" AS NUMERIC)");
+            }
+            (ColumnType::Temporal, Dialect::Sqlite) => {
+                self.sql.push_str("CAST(");
+                self.ident(&c.name);
+                self.sql.push_str(" AS TEXT) COLLATE BINARY");
+            }
             (ColumnType::Text, Dialect::Postgres) => {
                 self.ident(&c.name);
                 self.sql.push_str(" COLLATE \"C\"");
@@ -388,6 +445,16 @@ impl<'a> W<'a> {
 
     /// A parameter as compared with [`W::expr`].
     fn value(&mut self, p: SqlParam) {
+        if let SqlParam::Decimal(_) = p {
+            self.sql.push_str("CAST(");
+            self.param(p);
+            self.sql.push_str(match self.d {
+                Dialect::Postgres => " AS numeric)",
+                Dialect::MySql => " AS DECIMAL(65,30))",
+                Dialect::Sqlite => " AS NUMERIC)",
+            });
+            return;
+        }
         if self.d == Dialect::MySql && matches!(p, SqlParam::Text(_)) {
             self.sql.push_str("CAST(");
             self.param(p);
@@ -452,12 +519,13 @@ impl<'a> W<'a> {
                     _ => None,
                 })
                 .collect(),
-            ColumnType::Float => {
+            ColumnType::Float | ColumnType::Decimal => {
                 return Err(SqlError::RowFilterNotExpressible {
                     field: field.into(),
-                    why: "a float's text depends on how it is rendered",
+                    why: "a number's text depends on how it is rendered",
                 })
             }
+            ColumnType::Temporal => values.iter().map(|v| SqlParam::Text(v.clone())).collect(),
         };
         match (op, typed.is_empty()) {
             (Op::Eq | Op::In, true) => self.never(),
@@ -475,7 +543,8 @@ impl<'a> W<'a> {
             value: v.into(),
         };
         Ok(match c.ty {
-            ColumnType::Text => Some(SqlParam::Text(v.into())),
+            ColumnType::Text | ColumnType::Temporal => Some(SqlParam::Text(v.into())),
+            ColumnType::Decimal => Decimal::parse(v).map(|_| SqlParam::Decimal(v.into())),
             ColumnType::Integer => match Decimal::parse(v) {
                 None => None,
                 Some(d) => Some(SqlParam::Integer(d.to_i64().ok_or_else(unrepresentable)?)),
@@ -508,7 +577,7 @@ impl<'a> W<'a> {
                 return Ok(());
             }
             FilterOp::Like(p) => {
-                if c.ty != ColumnType::Text {
+                if !matches!(c.ty, ColumnType::Text | ColumnType::Temporal) {
                     self.never();
                     return Ok(());
                 }

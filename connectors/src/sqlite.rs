@@ -217,6 +217,7 @@ fn bind(params: &[SqlParam]) -> impl rusqlite::Params + '_ {
     rusqlite::params_from_iter(params.iter().map(|p| match p {
         SqlParam::Text(t) => rusqlite::types::Value::Text(t.clone()),
         SqlParam::Integer(i) => rusqlite::types::Value::Integer(*i),
+        SqlParam::Decimal(t) => rusqlite::types::Value::Text(t.clone()),
         SqlParam::Float(f) => rusqlite::types::Value::Real(*f),
         SqlParam::Bool(b) => rusqlite::types::Value::Integer(i64::from(*b)),
     }))
@@ -380,6 +381,9 @@ fn push(batch: &mut RowBatch, v: ValueRef<'_>, ty: Option<DeclaredType>) -> Resu
         ValueRef::Integer(i) if ty == Some(DeclaredType::Text) => batch.push_text(&i.to_string()),
         ValueRef::Integer(i) => batch.push_int(i),
         ValueRef::Real(f) => batch.push_float(f),
+        ValueRef::Text(t) if ty == Some(DeclaredType::Decimal) => batch
+            .push_number(std::str::from_utf8(t).map_err(|_| "text that is not UTF-8")?)
+            .map_err(|e| e.to_string())?,
         ValueRef::Text(t) => batch.push_text(std::str::from_utf8(t).map_err(|_| "text that is not UTF-8")?),
         ValueRef::Blob(_) => return Err("a blob cannot be masked".into()),
     }
@@ -570,6 +574,23 @@ mod tests {
             .map(|i| format!("M{i:05}"))
             .collect();
         assert_eq!(seen, want, "by reading descending, each row once");
+    }
+
+    #[tokio::test]
+    async fn decimals_and_dates_are_read_as_their_text_and_compared_as_their_type() {
+        let path = database(0);
+        let c = Connection::open(&path).unwrap();
+        // Digits of a decimal survive only as text in SQLite.
+        c.execute_batch(
+            "CREATE TABLE dated (id TEXT PRIMARY KEY, amount TEXT, day TEXT, at TEXT);
+             INSERT INTO dated VALUES ('a', '10.50', '2025-07-01', '2025-07-01 00:30:00'),
+               ('b', '9.99', '2025-06-30', '2025-06-30 23:59:59'), ('c', '100.00', NULL, NULL),
+               ('d', NULL, '2025-12-31', '2025-12-31 00:00:00');",
+        )
+        .unwrap();
+        let mut config = config(path);
+        config.table = crate::sqltest::dated_table("dated");
+        crate::sqltest::decimals_and_dates_behave(&SqliteSource::new(config)).await;
     }
 
     /// SQLite reads a double-quoted name that is no column as a string literal unless told

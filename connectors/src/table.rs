@@ -19,6 +19,14 @@ pub enum DeclaredType {
     Float,
     /// A boolean.
     Bool,
+    /// An exact decimal (`numeric`, `decimal`): sent as a JSON number with the database's
+    /// digits (`10.50`).
+    Decimal,
+    /// A date (`date`): sent as its ISO 8601 text (`2025-07-01`).
+    Date,
+    /// A date and time (`timestamp`, `timestamptz`, `datetime`): sent as the database's ISO
+    /// 8601 text in UTC (`2025-07-01 08:30:00`, PostgreSQL's `timestamptz` with `+00`).
+    Timestamp,
 }
 
 impl From<DeclaredType> for ColumnType {
@@ -28,6 +36,8 @@ impl From<DeclaredType> for ColumnType {
             DeclaredType::Integer => ColumnType::Integer,
             DeclaredType::Float => ColumnType::Float,
             DeclaredType::Bool => ColumnType::Bool,
+            DeclaredType::Decimal => ColumnType::Decimal,
+            DeclaredType::Date | DeclaredType::Timestamp => ColumnType::Temporal,
         }
     }
 }

@@ -203,9 +203,19 @@ async fn phases(
             ));
         }
     };
-    // A stream that ended within the first output without filling the page is the last page.
-    if masked.is_done() && masked.stats().records_out < grant.records {
-        next = None;
+    // A stream that ended within the first output is the last page when it ran out of
+    // records: a file (or a key-paged source) gave fewer than the page asked; an HTTP source
+    // sent fewer source records than asked (its filtered page may be short and still not be the
+    // last).
+    if masked.is_done() {
+        let stats = masked.stats();
+        let ended = match paging {
+            Paging::Source => stats.records_in < query.limit,
+            Paging::Stream | Paging::Key => stats.records_out < grant.records,
+        };
+        if ended {
+            next = None;
+        }
     }
     let guard = StallGuard {
         watch: plane.stalls.clone(),

@@ -101,7 +101,7 @@ impl SourceConfig {
     /// `("Authorization", "file /run/secrets/t")`.
     pub fn credentials(&self) -> Vec<(String, String)> {
         match self {
-            Self::Http(c) => c.headers.iter().map(|h| (h.name.clone(), h.origin())).collect(),
+            Self::Http(c) => c.credentials(),
             #[cfg(feature = "sqlite")]
             Self::Sqlite(_) => Vec::new(),
             #[cfg(feature = "postgres")]
@@ -121,7 +121,8 @@ impl SourceConfig {
         }
     }
 
-    /// Longest connect wait this source asks for, ms (the shared HTTP pool takes the largest);
+    /// Longest connect wait this source asks for, ms (the shared HTTP pool takes the largest;
+    /// an HTTP source with TLS settings has its own pool, with its own wait);
     /// 0 for a source that connects to nothing (files) or through its own pool (databases).
     pub fn connect_timeout_ms(&self) -> u64 {
         match self {
@@ -143,7 +144,7 @@ impl SourceConfig {
 /// pools instead of opening new ones.
 #[derive(Debug, Clone)]
 pub struct Shared {
-    /// Pooled client for every HTTP source.
+    /// Pooled client for every plain `http://` source (one with TLS settings has its own).
     pub http: UpstreamClient,
     made: Arc<Mutex<Vec<Made>>>,
 }

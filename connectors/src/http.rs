@@ -2,12 +2,18 @@
 //!
 //! Only allow-listed query parameters pass, the row filter's equality conditions are pushed
 //! down as query parameters when mapped, hop-by-hop headers never cross, and both the connect
-//! and the response-head waits are bounded.
+//! and the response-head waits are bounded. Plain `http://` sources share one pool; a source
+//! with TLS settings (`https://`, mutual TLS: [`crate::upstream_tls`]) has its own. A source
+//! may authenticate with static headers, a client certificate, OAuth2 client credentials
+//! ([`crate::oauth`]) or several of them.
 
+use crate::oauth::{OAuth2Config, TokenSource};
 use crate::source::{BodyError, BoxFuture, Connector, Fetch, FetchError, SourceBody, SourceData};
+use crate::upstream_tls::UpstreamTls;
 use bytes::Bytes;
-use http::{header, HeaderMap, Request, Response, Uri};
-use http_body_util::{BodyExt, Empty};
+use http::{header, HeaderMap, Request, Response, StatusCode, Uri};
+use http_body_util::{BodyExt, Full};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 use serde::{Deserialize, Serialize};
@@ -54,6 +60,12 @@ pub struct HttpSourceConfig {
     /// file or an environment variable, never written in the config.
     #[serde(default)]
     pub headers: Vec<SecretHeader>,
+    /// TLS settings: the roots for an `https://` URL, a client certificate for mutual TLS.
+    #[serde(default)]
+    pub tls: Option<UpstreamTls>,
+    /// OAuth2 client credentials: a bearer token from the token endpoint on every request.
+    #[serde(default)]
+    pub oauth2: Option<OAuth2Config>,
 }
 
 /// A request header whose value comes from a file (its content, without the final line
@@ -120,19 +132,6 @@ impl SecretHeader {
     }
 }
 
-/// Loaded source headers; `Debug` shows their names only.
-#[derive(Clone)]
-struct LoadedHeaders(Result<Vec<(header::HeaderName, header::HeaderValue)>, String>);
-
-impl std::fmt::Debug for LoadedHeaders {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match &self.0 {
-            Ok(h) => f.debug_list().entries(h.iter().map(|(n, _)| n)).finish(),
-            Err(e) => write!(f, "unavailable: {e}"),
-        }
-    }
-}
-
 fn default_limit_param() -> String {
     "limit".into()
 }
@@ -167,9 +166,26 @@ impl HttpSourceConfig {
     pub fn validate(&self) -> Vec<(String, String)> {
         let mut out = Vec::new();
         match self.url.parse::<Uri>() {
-            Ok(u) if u.scheme_str() == Some("http") && u.host().is_some() => {}
-            Ok(_) => out.push(("url".into(), "must be an absolute http:// URL".into())),
+            Ok(u) if matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some() => {}
+            Ok(_) => out.push(("url".into(), "must be an absolute http:// or https:// URL".into())),
             Err(e) => out.push(("url".into(), format!("not a URL: {e}"))),
+        }
+        let https =
+            self.url.starts_with("https://") || self.oauth2.as_ref().is_some_and(OAuth2Config::is_https);
+        match &self.tls {
+            None if https => out.push((
+                "tls.ca".into(),
+                "an https:// URL needs the CA its certificate chains to (there are no system roots)".into(),
+            )),
+            None => {}
+            Some(_) if !https => out.push((
+                "tls".into(),
+                "the source has no https:// URL (url or oauth2.token_url)".into(),
+            )),
+            Some(t) => out.extend(t.validate()),
+        }
+        if let Some(o) = &self.oauth2 {
+            out.extend(o.validate());
         }
         if self.records_path.is_some() && self.format != SourceFormat::Json {
             out.push(("records_path".into(), "only applies to format = \"json\"".into()));
@@ -180,18 +196,51 @@ impl HttpSourceConfig {
         for (i, h) in self.headers.iter().enumerate() {
             if let Err(e) = h.load() {
                 out.push((format!("headers[{i}]"), e));
+            } else if self.oauth2.is_some() && h.name.eq_ignore_ascii_case("authorization") {
+                out.push((format!("headers[{i}]"), "Authorization is set by oauth2".into()));
             }
         }
         out
     }
 
-    /// Makes relative header files relative to `base` (the config file's folder).
+    /// Makes relative header, TLS and secret files relative to `base` (the config file's
+    /// folder).
     pub fn resolve_paths(&mut self, base: &std::path::Path) {
         for h in &mut self.headers {
             if let Some(f) = h.file.as_mut().filter(|f| f.is_relative()) {
                 *f = base.join(&*f);
             }
         }
+        if let Some(t) = &mut self.tls {
+            t.resolve_paths(base);
+        }
+        if let Some(o) = &mut self.oauth2 {
+            o.resolve_paths(base);
+        }
+    }
+
+    /// Each credential, as (what, where it comes from), never its value.
+    pub fn credentials(&self) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = self
+            .headers
+            .iter()
+            .map(|h| (h.name.clone(), h.origin()))
+            .collect();
+        if let Some(UpstreamTls {
+            cert: Some(cert),
+            key: Some(key),
+            ..
+        }) = &self.tls
+        {
+            out.push((
+                "client certificate".into(),
+                format!("file {} (key file {})", cert.display(), key.display()),
+            ));
+        }
+        if let Some(o) = &self.oauth2 {
+            out.push(("oauth2 client secret".into(), o.client_secret.origin()));
+        }
+        out
     }
 
     /// The policy crate's input format for this source.
@@ -205,10 +254,17 @@ impl HttpSourceConfig {
     }
 }
 
-/// A pooled HTTP client for all sources of one gateway.
+/// A pooled HTTP client: the one all plain `http://` sources of a gateway share, or a source's
+/// own with its TLS settings.
 #[derive(Clone)]
 pub struct UpstreamClient {
-    client: Client<HttpConnector, Empty<Bytes>>,
+    pool: Pool,
+}
+
+#[derive(Clone)]
+enum Pool {
+    Plain(Client<HttpConnector, Full<Bytes>>),
+    Tls(Client<HttpsConnector<HttpConnector>, Full<Bytes>>),
 }
 
 impl std::fmt::Debug for UpstreamClient {
@@ -220,37 +276,64 @@ impl std::fmt::Debug for UpstreamClient {
 impl UpstreamClient {
     /// A client with connection pooling; `connect_timeout` bounds TCP connects.
     pub fn new(connect_timeout: Duration) -> Self {
-        let mut http = HttpConnector::new();
-        http.set_connect_timeout(Some(connect_timeout));
-        http.set_nodelay(true);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(30))
-            .pool_max_idle_per_host(64)
-            .build(http);
-        Self { client }
+        Self {
+            pool: Pool::Plain(builder().build(connector(connect_timeout))),
+        }
     }
 
-    /// Fetches one page; resolves when the response head arrives.
+    /// A client that speaks TLS with `config` to `https://` URLs (and plain HTTP to
+    /// `http://` ones, e.g. a token endpoint on the same host).
+    pub fn with_tls(connect_timeout: Duration, config: rustls::ClientConfig) -> Self {
+        let mut http = connector(connect_timeout);
+        http.enforce_http(false);
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(config)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        Self {
+            pool: Pool::Tls(builder().build(https)),
+        }
+    }
+
+    /// Sends a request; resolves when the response head arrives (unbounded: callers set the
+    /// wait).
+    pub async fn send(
+        &self,
+        req: Request<Full<Bytes>>,
+    ) -> Result<Response<hyper::body::Incoming>, FetchError> {
+        match &self.pool {
+            Pool::Plain(c) => c.request(req).await,
+            Pool::Tls(c) => c.request(req).await,
+        }
+        .map_err(|e| FetchError::Unreachable(error_chain(&e)))
+    }
+
+    /// Fetches one page with the source's headers (and a bearer token); resolves when the
+    /// response head arrives.
     pub async fn fetch(
         &self,
         source: &HttpSourceConfig,
         extra: &[(header::HeaderName, header::HeaderValue)],
+        authorization: Option<header::HeaderValue>,
         fetch: &Fetch<'_>,
     ) -> Result<(HeaderMap, SourceBody), FetchError> {
         let uri = build_uri(source, fetch)?;
         let mut req = Request::get(uri)
             .header(header::ACCEPT, accept_of(source.format))
             .header("x-request-id", fetch.request_id)
-            .body(Empty::new())
+            .body(Full::default())
             .map_err(|e| FetchError::Url(e.to_string()))?;
         for (name, value) in extra {
             req.headers_mut().append(name.clone(), value.clone());
         }
+        if let Some(value) = authorization {
+            req.headers_mut().insert(header::AUTHORIZATION, value);
+        }
         let wait = Duration::from_millis(source.response_timeout_ms);
-        let resp: Response<hyper::body::Incoming> = tokio::time::timeout(wait, self.client.request(req))
+        let resp = tokio::time::timeout(wait, self.send(req))
             .await
-            .map_err(|_| FetchError::Timeout(wait))?
-            .map_err(|e| FetchError::Unreachable(error_chain(&e)))?;
+            .map_err(|_| FetchError::Timeout(wait))??;
         if !resp.status().is_success() {
             return Err(FetchError::Status(resp.status()));
         }
@@ -260,28 +343,117 @@ impl UpstreamClient {
     }
 }
 
-/// An HTTP source: its config, its headers and the gateway's shared pool.
-#[derive(Debug, Clone)]
+fn connector(connect_timeout: Duration) -> HttpConnector {
+    let mut http = HttpConnector::new();
+    http.set_connect_timeout(Some(connect_timeout));
+    http.set_nodelay(true);
+    http
+}
+
+fn builder() -> hyper_util::client::legacy::Builder {
+    let mut b = Client::builder(TokioExecutor::new());
+    b.pool_idle_timeout(Duration::from_secs(30))
+        .pool_max_idle_per_host(64);
+    b
+}
+
+/// An HTTP source: its config and what its fetches need, read when it was made.
+#[derive(Debug)]
 pub struct HttpSource {
     config: HttpSourceConfig,
-    headers: LoadedHeaders,
+    /// `Err` when a credential or TLS file could not be read: every fetch is refused.
+    ready: Result<Ready, String>,
+}
+
+/// What an HTTP source's fetches use.
+struct Ready {
+    headers: Vec<(header::HeaderName, header::HeaderValue)>,
     client: UpstreamClient,
+    oauth: Option<TokenSource>,
+}
+
+impl std::fmt::Debug for Ready {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ready")
+            .field(
+                "headers",
+                &self.headers.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+            )
+            .field("oauth", &self.oauth)
+            .finish_non_exhaustive()
+    }
 }
 
 impl HttpSource {
-    /// A connector for `config` over the shared `client`. Header values are read now (the
-    /// config was validated, which read them too); one that cannot be read any more fails
-    /// every fetch of this source until the next reload, never sends without it.
-    pub fn new(config: HttpSourceConfig, client: UpstreamClient) -> Self {
-        let headers = LoadedHeaders(config.headers.iter().map(SecretHeader::load).collect());
-        if let Err(e) = &headers.0 {
-            tracing::error!(url = %config.url, error = %e, "source header unavailable; the source is refused until a reload");
+    /// A connector for `config`, over the `shared` pool unless it has TLS settings (then over
+    /// its own). Header values, the TLS files and the OAuth2 secret are read now (the config
+    /// was validated, which read them too); one that cannot be read any more fails every
+    /// fetch of this source until the next reload, never sends without it.
+    pub fn new(config: HttpSourceConfig, shared: UpstreamClient) -> Self {
+        let ready = Ready::load(&config, shared);
+        if let Err(e) = &ready {
+            tracing::error!(url = %config.url, error = %e, "source credentials unavailable; the source is refused until a reload");
         }
-        Self {
-            config,
+        Self { config, ready }
+    }
+
+    async fn fetch_page(&self, fetch: &Fetch<'_>) -> Result<SourceBody, FetchError> {
+        let ready = self
+            .ready
+            .as_ref()
+            .map_err(|e| FetchError::Credentials(e.clone()))?;
+        let page = |token: Option<header::HeaderValue>| {
+            ready.client.fetch(&self.config, &ready.headers, token, fetch)
+        };
+        let Some(oauth) = &ready.oauth else {
+            return page(None).await.map(|(_, body)| body);
+        };
+        let token = oauth.token().await?;
+        match page(Some(token.header.clone())).await {
+            // The upstream refused the token (revoked, rotated, expired early): one new
+            // token, one more try.
+            Err(FetchError::Status(StatusCode::UNAUTHORIZED)) => {
+                tracing::info!(url = %self.config.url, request_id = fetch.request_id, "upstream refused the oauth2 token; asking for a new one");
+                oauth.refused(&token).await;
+                let token = oauth.token().await?;
+                page(Some(token.header)).await
+            }
+            other => other,
+        }
+        .map(|(_, body)| body)
+    }
+}
+
+impl Ready {
+    fn load(config: &HttpSourceConfig, shared: UpstreamClient) -> Result<Self, String> {
+        let headers = config
+            .headers
+            .iter()
+            .map(SecretHeader::load)
+            .collect::<Result<Vec<_>, _>>()?;
+        let client = match &config.tls {
+            Some(tls) => UpstreamClient::with_tls(
+                Duration::from_millis(config.connect_timeout_ms),
+                tls.client_config().map_err(|e| e.to_string())?,
+            ),
+            None => shared,
+        };
+        let oauth = config
+            .oauth2
+            .as_ref()
+            .map(|o| {
+                TokenSource::new(
+                    o,
+                    client.clone(),
+                    Duration::from_millis(config.response_timeout_ms),
+                )
+            })
+            .transpose()?;
+        Ok(Self {
             headers,
             client,
-        }
+            oauth,
+        })
     }
 }
 
@@ -295,17 +467,7 @@ impl Connector for HttpSource {
     }
 
     fn fetch<'a>(&'a self, fetch: &'a Fetch<'a>) -> BoxFuture<'a, Result<SourceData, FetchError>> {
-        Box::pin(async move {
-            let headers = self
-                .headers
-                .0
-                .as_ref()
-                .map_err(|e| FetchError::Credentials(e.clone()))?;
-            self.client
-                .fetch(&self.config, headers, fetch)
-                .await
-                .map(|(_, body)| SourceData::Bytes(body))
-        })
+        Box::pin(async move { self.fetch_page(fetch).await.map(SourceData::Bytes) })
     }
 }
 
@@ -422,6 +584,8 @@ mod tests {
             response_timeout_ms: 1000,
             read_timeout_ms: 1000,
             headers: Vec::new(),
+            tls: None,
+            oauth2: None,
         }
     }
 

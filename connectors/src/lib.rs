@@ -5,7 +5,9 @@
 //! Every source kind implements [`Connector`]; the gateway's config names a source with a
 //! [`SourceConfig`] (`kind = "http"`, `"csv"`, …) and [`connect`] turns it into a connector.
 //! Source kinds other than HTTP are cargo features, all on by default: `files` for CSV and NDJSON
-//! files, `sqlite`, `postgres`, `mysql` (MySQL and MariaDB).
+//! files, `sqlite`, `postgres`, `mysql` (MySQL and MariaDB). HTTP sources may be `https://`
+//! (with mutual TLS, [`upstream_tls`]) and authenticate with OAuth2 client credentials
+//! ([`oauth`]).
 
 mod config;
 #[cfg(feature = "files")]
@@ -13,9 +15,9 @@ pub mod file;
 pub mod http;
 #[cfg(feature = "mysql")]
 pub mod mysql;
+pub mod oauth;
 #[cfg(feature = "postgres")]
 pub mod postgres;
-#[cfg(any(feature = "postgres", feature = "mysql"))]
 pub mod secret;
 mod source;
 pub mod sql;
@@ -24,6 +26,7 @@ pub mod sqlite;
 #[cfg(all(test, any(feature = "postgres", feature = "mysql", feature = "sqlite")))]
 mod sqltest;
 pub mod table;
+pub mod upstream_tls;
 
 pub use config::{connect, Shared, SourceConfig};
 pub use source::{

@@ -1,5 +1,6 @@
-//! A database password from a file or an environment variable, never written in the config:
-//! `password = { file = "secrets/pg" }` or `password = { env = "PGPASSWORD" }`.
+//! A secret (a database password, an OAuth2 client secret) from a file or an environment
+//! variable, never written in the config: `password = { file = "secrets/pg" }` or
+//! `client_secret = { env = "AGENCY_CLIENT_SECRET" }`.
 
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -16,6 +17,9 @@ pub struct Password {
     #[serde(default)]
     pub env: Option<String>,
 }
+
+/// Any secret read like a password.
+pub type Secret = Password;
 
 /// Why a password could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

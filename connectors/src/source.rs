@@ -120,8 +120,9 @@ pub enum FetchError {
     /// The request to the source could not be built.
     #[error("bad upstream URL: {0}")]
     Url(String),
-    /// A configured header's value (a credential) could not be read.
-    #[error("source header unavailable: {0}")]
+    /// A credential could not be read or obtained (a header's value, the TLS client
+    /// certificate or roots, an OAuth2 token); the message never holds a secret.
+    #[error("source credentials unavailable: {0}")]
     Credentials(String),
     /// Connecting or sending failed.
     #[error("upstream unreachable: {0}")]

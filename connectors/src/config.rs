@@ -169,6 +169,17 @@ impl Shared {
     }
 }
 
+impl Shared {
+    /// Forgets the connectors made so far: the next [`connect`] makes each anew, reading its
+    /// credential files again (a configuration reload).
+    pub fn renew(&self) {
+        self.made
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
+    }
+}
+
 /// The connector for a source config: the one made before for an equal config, or a new one.
 pub fn connect(config: &SourceConfig, shared: &Shared) -> Arc<dyn Connector> {
     let mut made = shared
@@ -228,6 +239,12 @@ mod tests {
         assert!(
             !Arc::ptr_eq(&one, &connect(&b, &shared)),
             "a changed source is new"
+        );
+        let again = connect(a, &shared);
+        shared.renew();
+        assert!(
+            !Arc::ptr_eq(&again, &connect(a, &shared)),
+            "a reload makes it anew"
         );
     }
 

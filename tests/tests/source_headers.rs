@@ -92,3 +92,25 @@ async fn a_header_that_cannot_be_read_or_is_written_inline_stops_the_config() {
         );
     }
 }
+
+/// A rotated credential is read at the next reload (SIGHUP, a changed config file, or
+/// `Gateway::reload`), while licence snapshots keep the connectors they have.
+#[tokio::test]
+async fn a_rotated_token_file_is_read_again_at_reload() {
+    let pki = Pki::new();
+    let up = Upstream::start().await;
+    up.set_mode(Mode::RequireToken);
+    let (cert, key) = pki.licensee("acme");
+    let tls = tls_config(&pki.ca_pem(), Some((&cert, &key)));
+    let token = pki.dir.path().join("token");
+    std::fs::write(&token, "Bearer expired\n").unwrap();
+    let options = with_headers(r#"headers = [{ name = "Authorization", file = "token" }]"#);
+    let gw = start_gateway_with(&pki, up.addr, &licence(), "", &options).await;
+    let r = get(&tls, gw.data_addr, RECORDS, &[SCENARIO]).await.unwrap();
+    assert_eq!(r.status, 502, "the old token is refused");
+    std::fs::write(&token, "Bearer s3cret\n").unwrap();
+    gw.gateway.reload().unwrap();
+    let r = get(&tls, gw.data_addr, RECORDS, &[SCENARIO]).await.unwrap();
+    assert_eq!(r.status, 200, "the new token after the reload: {:?}", r.body);
+    gw.shutdown().await;
+}

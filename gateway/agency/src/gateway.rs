@@ -177,6 +177,9 @@ impl Gateway {
         let public = listeners::public_tls(&config.listeners.data)?;
         self.record_cert_expiry(&config);
         let snapshot = self.subscription().and_then(|s| s.current());
+        // A reload reads the sources' credential files again (a rotated token, certificate or
+        // password): its connectors are new. A licence snapshot keeps them (and their pools).
+        self.connectors.renew();
         let runtime = Runtime::build(config, &self.master_key, snapshot.as_deref(), &self.connectors);
         self.plane.runtime.store(Arc::new(runtime));
         self.tls_data.store(data);

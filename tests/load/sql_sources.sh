@@ -174,7 +174,17 @@ report() { # label direct gateway status_file
 }
 
 echo "== PostgreSQL: psql \\copy vs the gateway"
-report postgres "$(direct_pg)" "$(through_gateway meters-pg)" "$WORK/meters-pg.status"
+if [ -n "${PROFILE:-}" ]; then # PROFILE=1: perf profile of the gateway while it serves PostgreSQL
+  perf record -F 999 -g -p $GW -o "$WORK/perf.data" >/dev/null 2>&1 &
+  PERF=$!
+fi
+DIRECT_PG=$(direct_pg)
+GATEWAY_PG=$(through_gateway meters-pg)
+if [ -n "${PROFILE:-}" ]; then
+  kill -INT $PERF; wait $PERF || true
+  perf report -i "$WORK/perf.data" --no-children --percent-limit 1.5 --stdio 2>/dev/null | grep -v '^$' | head -60
+fi
+report postgres "$DIRECT_PG" "$GATEWAY_PG" "$WORK/meters-pg.status"
 echo "== MariaDB: mariadb --batch vs the gateway"
 report mariadb "$(direct_my)" "$(through_gateway meters-my)" "$WORK/meters-my.status"
 head -3 "$WORK/page.csv"

@@ -5,7 +5,7 @@
 //! Every source kind implements [`Connector`]; the gateway's config names a source with a
 //! [`SourceConfig`] (`kind = "http"`, `"csv"`, …) and [`connect`] turns it into a connector.
 //! Source kinds other than HTTP are cargo features, all on by default: `files` for CSV and NDJSON
-//! files, `sqlite`, `postgres`, `mysql` (MySQL and MariaDB).
+//! files, `sqlite`, `postgres`, `mysql` (MySQL and MariaDB), `parquet` (Parquet files).
 
 mod config;
 #[cfg(feature = "files")]
@@ -13,6 +13,8 @@ pub mod file;
 pub mod http;
 #[cfg(feature = "mysql")]
 pub mod mysql;
+#[cfg(feature = "parquet")]
+pub mod parquet;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 #[cfg(any(feature = "postgres", feature = "mysql"))]

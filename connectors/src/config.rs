@@ -32,6 +32,9 @@ pub enum SourceConfig {
     /// An NDJSON file, or a folder of them read as one document.
     #[cfg(feature = "files")]
     Ndjson(FileSourceConfig),
+    /// A Parquet file, or a folder of them read as one dataset.
+    #[cfg(feature = "parquet")]
+    Parquet(crate::parquet::ParquetSourceConfig),
 }
 
 impl SourceConfig {
@@ -49,6 +52,8 @@ impl SourceConfig {
             Self::Csv(c) => c.validate(FileFormat::Csv),
             #[cfg(feature = "files")]
             Self::Ndjson(c) => c.validate(FileFormat::Ndjson),
+            #[cfg(feature = "parquet")]
+            Self::Parquet(c) => c.validate(),
         }
     }
 
@@ -64,6 +69,8 @@ impl SourceConfig {
             Self::Mysql(c) => c.resolve_paths(base),
             #[cfg(feature = "files")]
             Self::Csv(c) | Self::Ndjson(c) => c.resolve_paths(base),
+            #[cfg(feature = "parquet")]
+            Self::Parquet(c) => c.resolve_paths(base),
         }
     }
 
@@ -81,6 +88,8 @@ impl SourceConfig {
             Self::Csv(_) => "csv",
             #[cfg(feature = "files")]
             Self::Ndjson(_) => "ndjson",
+            #[cfg(feature = "parquet")]
+            Self::Parquet(_) => "parquet",
         }
     }
 
@@ -118,12 +127,14 @@ impl SourceConfig {
                 .collect(),
             #[cfg(feature = "files")]
             Self::Csv(_) | Self::Ndjson(_) => Vec::new(),
+            #[cfg(feature = "parquet")]
+            Self::Parquet(_) => Vec::new(),
         }
     }
 
     /// Longest connect wait this source asks for, ms (the shared HTTP pool takes the largest;
-    /// an HTTP source with TLS settings has its own pool, with its own wait);
-    /// 0 for a source that connects to nothing (files) or through its own pool (databases).
+    /// an HTTP source with TLS settings has its own pool, with its own wait); 0 for a source
+    /// that connects to nothing (files, Parquet) or through its own pool (databases).
     pub fn connect_timeout_ms(&self) -> u64 {
         match self {
             Self::Http(c) => c.connect_timeout_ms,
@@ -135,6 +146,8 @@ impl SourceConfig {
             Self::Mysql(_) => 0,
             #[cfg(feature = "files")]
             Self::Csv(_) | Self::Ndjson(_) => 0,
+            #[cfg(feature = "parquet")]
+            Self::Parquet(_) => 0,
         }
     }
 }
@@ -209,6 +222,8 @@ fn make(config: &SourceConfig, shared: &Shared) -> Arc<dyn Connector> {
         SourceConfig::Csv(c) => Arc::new(FileSource::new(c.clone(), FileFormat::Csv)),
         #[cfg(feature = "files")]
         SourceConfig::Ndjson(c) => Arc::new(FileSource::new(c.clone(), FileFormat::Ndjson)),
+        #[cfg(feature = "parquet")]
+        SourceConfig::Parquet(c) => Arc::new(crate::parquet::ParquetSource::new(c.clone())),
     }
 }
 

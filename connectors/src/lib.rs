@@ -5,9 +5,9 @@
 //! Every source kind implements [`Connector`]; the gateway's config names a source with a
 //! [`SourceConfig`] (`kind = "http"`, `"csv"`, …) and [`connect`] turns it into a connector.
 //! Source kinds other than HTTP are cargo features, all on by default: `files` for CSV and NDJSON
-//! files, `sqlite`, `postgres`, `mysql` (MySQL and MariaDB). HTTP sources may be `https://`
-//! (with mutual TLS, [`upstream_tls`]) and authenticate with OAuth2 client credentials
-//! ([`oauth`]).
+//! files, `sqlite`, `postgres`, `mysql` (MySQL and MariaDB), `parquet` (Parquet files). HTTP
+//! sources may be `https://` (with mutual TLS, [`upstream_tls`]) and authenticate with OAuth2
+//! client credentials ([`oauth`]).
 
 mod config;
 #[cfg(feature = "files")]
@@ -16,6 +16,8 @@ pub mod http;
 #[cfg(feature = "mysql")]
 pub mod mysql;
 pub mod oauth;
+#[cfg(feature = "parquet")]
+pub mod parquet;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 pub mod secret;

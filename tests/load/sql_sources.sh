@@ -182,7 +182,7 @@ DIRECT_PG=$(direct_pg)
 GATEWAY_PG=$(through_gateway meters-pg)
 if [ -n "${PROFILE:-}" ]; then
   kill -INT $PERF; wait $PERF || true
-  perf report -i "$WORK/perf.data" --no-children --percent-limit 1.5 --stdio 2>/dev/null | grep -v '^$' | head -60
+  perf report -i "$WORK/perf.data" --no-children --percent-limit 1 --stdio -g none 2>/dev/null | grep -v '^$' | grep -v '^#' | head -40 || true
 fi
 report postgres "$DIRECT_PG" "$GATEWAY_PG" "$WORK/meters-pg.status"
 echo "== MariaDB: mariadb --batch vs the gateway"

@@ -99,6 +99,32 @@ impl MaskedBody {
         self.masker.stats()
     }
 
+    /// Reads the source until `max` bytes of output are gathered or the document ends,
+    /// waiting for the source as needed (bounded by the read timeout); `None` when the
+    /// document ended without output.
+    pub async fn read_ahead(&mut self, max: usize) -> Result<Option<Bytes>, StreamError> {
+        let mut gathered: Option<bytes::BytesMut> = None;
+        loop {
+            match self.next_output().await {
+                Ok(Some(chunk)) => {
+                    let g = gathered.get_or_insert_with(bytes::BytesMut::new);
+                    g.extend_from_slice(&chunk);
+                    if g.len() >= max || self.finished {
+                        break;
+                    }
+                }
+                Ok(None) => break,
+                // What was gathered goes first; the error ends the stream after it.
+                Err(e) if gathered.is_some() => {
+                    self.deferred = Some(e);
+                    break;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(gathered.map(bytes::BytesMut::freeze))
+    }
+
     /// Reads the source until the masker produces output or the document ends (`None`).
     pub async fn next_output(&mut self) -> Result<Option<Bytes>, StreamError> {
         std::future::poll_fn(|cx| self.poll_output(cx)).await

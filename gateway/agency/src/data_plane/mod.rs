@@ -159,7 +159,13 @@ async fn phases(
                     ));
                 }
             },
-            PageEnd::Last | PageEnd::Unknown => None,
+            PageEnd::Last => None,
+            // A source that cannot tell: by offset, as for bytes (a stream source skips the
+            // records of earlier pages itself).
+            PageEnd::Unknown => match paging {
+                Paging::Key => None,
+                Paging::Source | Paging::Stream => query.next_offset(),
+            },
         },
         SourceData::Bytes(_) => query.next_offset(),
     };
@@ -186,9 +192,10 @@ async fn phases(
         connector.read_timeout(),
         rt.config.limits.max_upstream_bytes,
     );
-    // Read until the first output (or the end), so a source that fails at once gets a clean
-    // 502 problem instead of a broken stream.
-    let first = match masked.next_output().await {
+    // Read ahead up to one chunk of output (or the end) before the head: a source that fails
+    // at once gets a clean 502 problem instead of a broken stream, and a page that ends within
+    // it is known to be the last (no next link).
+    let first = match masked.read_ahead(mask::COALESCE_BYTES).await {
         Ok(first) => {
             plane.outcomes.source_answered(ctx, asked.elapsed());
             first

@@ -1,9 +1,9 @@
-//! A SQL source through a real gateway (SQLite here; PostgreSQL and MariaDB in the connector
-//! crate's tests): the same register served by an HTTP API and by a database gives the same
-//! bytes under the same licence; keyset pages follow `Link: rel="next"` through the whole
-//! filtered, ordered data once and the last page has no link; cursors are sealed, bound to
-//! the licence, dataset and order; offsets, unknown parameters and filters on masked fields
-//! are refused.
+//! SQL sources through a real gateway: the same register served by an HTTP API, a SQLite file,
+//! the machine's PostgreSQL and its MariaDB gives the same bytes under the same licence; keyset
+//! pages follow `Link: rel="next"` through the whole filtered, ordered data once and the last
+//! page has no link; cursors are sealed, bound to the licence, dataset and order; offsets,
+//! unknown parameters, filters on masked fields and injections in values and identifier
+//! positions (select, order, filter names) are refused or inert, on every database.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use serde_json::Value;
@@ -16,6 +16,8 @@ use sluice_tests::{start_gateway, Pki};
 const SCENARIO: (&str, &str) = ("sluice-scenario", "green-credit-scoring");
 const HTTP: &str = "/v1/datasets/enterprise-utilities/records";
 const SQL: &str = "/v1/datasets/enterprise-utilities-db/records";
+const PG: &str = "/v1/datasets/enterprise-utilities-pg/records";
+const MY: &str = "/v1/datasets/enterprise-utilities-my/records";
 
 fn licence(id: &str, dataset: &str) -> String {
     format!(
@@ -48,6 +50,110 @@ struct Setup {
     gw: sluice_agency::gateway::Running,
     tls: std::sync::Arc<rustls::ClientConfig>,
     register: Vec<UtilityUse>,
+    /// The register's table in PostgreSQL and MariaDB (dropped on drop).
+    table: String,
+}
+
+impl Drop for Setup {
+    fn drop(&mut self) {
+        let table = self.table.clone();
+        // A fresh thread with its own runtime: drop runs inside the test's runtime.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                if let Ok((c, conn)) = tokio_postgres::connect(PG_URL, tokio_postgres::NoTls).await {
+                    tokio::spawn(conn);
+                    let _ = c.batch_execute(&format!("DROP TABLE IF EXISTS {table}")).await;
+                }
+                if let Ok(mut c) = <sqlx::MySqlConnection as sqlx::Connection>::connect(MY_URL).await {
+                    let _ = sqlx::Executor::execute(&mut c, format!("DROP TABLE IF EXISTS {table}").as_str())
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+const PG_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+const MY_URL: &str = "mysql://root@127.0.0.1:3306/test";
+
+/// The register as multi-row `INSERT` statements for `table` (values as SQL literals: the
+/// generated register holds no quote, checked here).
+fn inserts(table: &str, register: &[UtilityUse]) -> Vec<String> {
+    register
+        .chunks(500)
+        .enumerate()
+        .map(|(c, chunk)| {
+            let rows: Vec<String> = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, u)| {
+                    // A literal: quotes doubled; no backslash (MySQL would read it as an escape).
+                    let q = |t: &str| {
+                        assert!(!t.contains('\\'), "{t}");
+                        format!("'{}'", t.replace('\'', "''"))
+                    };
+                    format!(
+                        "('{:05}', {}, {}, {}, {}, {}, {}, {:?}, {}, {}, {:?})",
+                        c * 500 + i,
+                        q(&u.credit_code),
+                        q(&u.enterprise_name),
+                        q(u.district),
+                        q(&u.address),
+                        q(u.industry_code),
+                        q(&u.month),
+                        u.water_m3,
+                        u.electricity_kwh,
+                        q(&u.contact_phone),
+                        u.tariff_cny_per_kwh
+                    )
+                })
+                .collect();
+            format!("INSERT INTO {table} VALUES {}", rows.join(", "))
+        })
+        .collect()
+}
+
+/// Loads the register into PostgreSQL and MariaDB as `table`.
+async fn load_servers(table: &str, register: &[UtilityUse]) {
+    let columns = |text: &str, float: &str, int: &str| {
+        format!(
+            "(use_id {text} PRIMARY KEY, credit_code {text}, enterprise_name {text}, district {text}, \
+             address {text}, industry_code {text}, month {text}, water_m3 {float}, electricity_kwh {int}, \
+             contact_phone {text}, tariff_cny_per_kwh {float})"
+        )
+    };
+    let (pg, conn) = tokio_postgres::connect(PG_URL, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    pg.batch_execute(&format!(
+        "CREATE TABLE {table} {}",
+        columns("text", "double precision", "bigint")
+    ))
+    .await
+    .unwrap();
+    let mut my = <sqlx::MySqlConnection as sqlx::Connection>::connect(MY_URL)
+        .await
+        .unwrap();
+    sqlx::Executor::execute(
+        &mut my,
+        format!(
+            "CREATE TABLE {table} {} CHARACTER SET utf8mb4",
+            columns("varchar(200)", "double", "bigint")
+        )
+        .as_str(),
+    )
+    .await
+    .unwrap();
+    for insert in inserts(table, register) {
+        pg.batch_execute(&insert).await.unwrap();
+        sqlx::Executor::execute(&mut my, insert.as_str()).await.unwrap();
+    }
 }
 
 async fn setup() -> Setup {
@@ -67,6 +173,40 @@ async fn setup() -> Setup {
     );
     let sqlite = sluice::demo::config::utilities_sources(&db)
         .replace("sources.enterprise-utilities", "sources.enterprise-utilities-db");
+    // The same register in PostgreSQL and MariaDB, read through their connectors.
+    static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let table = format!(
+        "sluice_e2e_{}_{}",
+        std::process::id(),
+        SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
+    load_servers(&table, &register).await;
+    let server_table = |kind: &str, url: &str, id: &str| {
+        sqlite
+            .replace("sources.enterprise-utilities-db", &format!("sources.{id}"))
+            .replace(
+                "kind = \"sqlite\"",
+                &format!("kind = \"{kind}\"\nurl = \"{url}\""),
+            )
+            .lines()
+            .filter(|l| !l.starts_with("path = "))
+            .collect::<Vec<_>>()
+            .join("\n")
+            .replace("name = \"enterprise_use\"", &format!("name = \"{table}\""))
+    };
+    let servers = format!(
+        "{}\n{}\n",
+        server_table("postgres", PG_URL, "enterprise-utilities-pg"),
+        server_table("mysql", MY_URL, "enterprise-utilities-my")
+    );
+    let server_datasets = ["pg", "my"]
+        .map(|k| {
+            datasets.replace(
+                "id = \"enterprise-utilities\"",
+                &format!("id = \"enterprise-utilities-{k}\""),
+            )
+        })
+        .join("\n");
     let extra = format!(
         r#"
 [sources.enterprise-utilities]
@@ -74,13 +214,15 @@ kind = "http"
 url = "{url}"
 query_allow = ["district", "month"]
 filter_params = {{ district = "district", month = "month" }}
-{sqlite}{datasets}{db_dataset}"#,
+{sqlite}{servers}{datasets}{db_dataset}{server_datasets}"#,
         url = http.url(),
     );
     let licences = format!(
-        "{}{}",
+        "{}{}{}{}",
         licence("l-http", "enterprise-utilities"),
-        licence("l-sql", "enterprise-utilities-db")
+        licence("l-sql", "enterprise-utilities-db"),
+        licence("l-pg", "enterprise-utilities-pg"),
+        licence("l-my", "enterprise-utilities-my")
     );
     let gw = start_gateway(&pki, up.addr, &licences, &extra).await;
     let (cert, key) = pki.licensee("acme");
@@ -91,6 +233,7 @@ filter_params = {{ district = "district", month = "month" }}
         gw,
         tls,
         register,
+        table,
     }
 }
 
@@ -128,16 +271,18 @@ async fn an_http_source_and_a_sqlite_source_of_the_same_register_give_the_same_b
         "limit=50&select=credit_code,contact_phone,water_m3&month=eq.2025-03",
     ] {
         let http = fetch(&s, &format!("{HTTP}?{q}")).await;
-        let sql = fetch(&s, &format!("{SQL}?{q}")).await;
         assert_eq!(http.status, 200, "{q}: {:?}", http.body);
-        assert_eq!(sql.status, 200, "{q}: {:?}", sql.body);
-        let (http, sql) = (http.body.unwrap(), sql.body.unwrap());
+        let http = http.body.unwrap();
         assert!(http.len() > 100, "{q}");
-        assert_eq!(
-            String::from_utf8_lossy(&sql),
-            String::from_utf8_lossy(&http),
-            "{q}: the same licence, the same bytes"
-        );
+        for source in [SQL, PG, MY] {
+            let sql = fetch(&s, &format!("{source}?{q}")).await;
+            assert_eq!(sql.status, 200, "{source}?{q}: {:?}", sql.body);
+            assert_eq!(
+                String::from_utf8_lossy(&sql.body.unwrap()),
+                String::from_utf8_lossy(&http),
+                "{source}?{q}: the same licence, the same bytes"
+            );
+        }
     }
     // And what they hold: Pudong only, phones masked, the trade secret never.
     let page = fetch(&s, &format!("{SQL}?limit=100")).await.json();
@@ -156,6 +301,12 @@ async fn an_http_source_and_a_sqlite_source_of_the_same_register_give_the_same_b
 #[tokio::test]
 async fn keyset_pages_walk_the_filtered_ordered_data_once_and_the_last_has_no_link() {
     let s = setup().await;
+    for source in [SQL, PG, MY] {
+        keyset_walk(&s, source).await;
+    }
+}
+
+async fn keyset_walk(s: &Setup, source: &str) {
     let mut want: Vec<&UtilityUse> = s
         .register
         .iter()
@@ -172,7 +323,7 @@ async fn keyset_pages_walk_the_filtered_ordered_data_once_and_the_last_has_no_li
     loop {
         pages += 1;
         assert!(pages < 50, "pages do not end");
-        let r = fetch(&s, &format!("{SQL}?{query}")).await;
+        let r = fetch(s, &format!("{source}?{query}")).await;
         assert_eq!(r.status, 200, "{:?}", r.body);
         let recs = r.json().as_array().unwrap().clone();
         let next = next_query(&r);
@@ -199,7 +350,7 @@ async fn keyset_pages_walk_the_filtered_ordered_data_once_and_the_last_has_no_li
         .map(|u| u["electricity_kwh"].as_u64().unwrap())
         .collect();
     let want_kwh: Vec<u64> = want.iter().map(|u| u.electricity_kwh).collect();
-    assert_eq!(kwh, want_kwh, "every row once, in order");
+    assert_eq!(kwh, want_kwh, "{source}: every row once, in order");
     let codes: Vec<&str> = got.iter().map(|u| u["credit_code"].as_str().unwrap()).collect();
     let want_codes: Vec<&str> = want.iter().map(|u| u.credit_code.as_str()).collect();
     assert_eq!(codes, want_codes);
@@ -219,7 +370,7 @@ async fn keyset_pages_walk_the_filtered_ordered_data_once_and_the_last_has_no_li
         next.replace(&cursor, &bent),
         next.replace("electricity_kwh.desc", "electricity_kwh.asc"),
     ] {
-        let r = fetch(&s, &format!("{SQL}?{q}")).await;
+        let r = fetch(s, &format!("{source}?{q}")).await;
         assert_eq!(problem_type(&r), "bad-request", "{q}");
     }
     // The same cursor for the HTTP dataset is no cursor there either.
@@ -230,6 +381,12 @@ async fn keyset_pages_walk_the_filtered_ordered_data_once_and_the_last_has_no_li
 #[tokio::test]
 async fn offsets_unknown_parameters_and_filters_on_masked_fields_are_refused() {
     let s = setup().await;
+    for source in [SQL, PG, MY] {
+        refusals(&s, source).await;
+    }
+}
+
+async fn refusals(s: &Setup, source: &str) {
     for (q, want) in [
         ("offset=7", "bad-request"),
         ("month=2025-07", "bad-request"),
@@ -240,8 +397,18 @@ async fn offsets_unknown_parameters_and_filters_on_masked_fields_are_refused() {
         ("month=eq.x%27%3B%20DROP%20TABLE%20enterprise_use%3B--", "ok"),
         ("month=in.(%22a%22,%22b%27)%20OR%201%3D1--%22)", "ok"),
         ("district=like.*%27%20OR%20%271%27%3D%271", "ok"),
+        // Identifier positions: select, order, a filter's name.
+        (
+            "select=credit_code,month%22%3B%20DROP%20TABLE%20x%3B--",
+            "bad-request",
+        ),
+        ("select=credit_code,%60month%60", "bad-request"),
+        ("order=month%22%20DESC%3B--.asc", "bad-request"),
+        ("order=month.asc%3BDROP", "bad-request"),
+        ("month%22%3D1%20OR%201%3D1--=eq.x", "bad-request"),
+        ("or=(month.eq.2025-07,district.eq.Xuhui)", "bad-request"),
     ] {
-        let r = fetch(&s, &format!("{SQL}?{q}")).await;
+        let r = fetch(s, &format!("{source}?{q}")).await;
         if want == "ok" {
             assert_eq!(r.status, 200, "{q}: {:?}", r.body);
             assert_eq!(r.json(), serde_json::json!([]), "{q}");
@@ -250,7 +417,7 @@ async fn offsets_unknown_parameters_and_filters_on_masked_fields_are_refused() {
         }
     }
     // The table is still there.
-    let r = fetch(&s, &format!("{SQL}?limit=1")).await;
+    let r = fetch(s, &format!("{source}?limit=1")).await;
     assert_eq!(r.json().as_array().unwrap().len(), 1);
 }
 

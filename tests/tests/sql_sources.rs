@@ -374,7 +374,7 @@ async fn keyset_walk(s: &Setup, source: &str) {
         assert_eq!(problem_type(&r), "bad-request", "{q}");
     }
     // The same cursor for the HTTP dataset is no cursor there either.
-    let r = fetch(&s, &format!("{HTTP}?{next}")).await;
+    let r = fetch(s, &format!("{HTTP}?{next}")).await;
     assert_eq!(problem_type(&r), "bad-request");
 }
 

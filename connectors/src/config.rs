@@ -14,6 +14,8 @@ use std::time::Duration;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 #[non_exhaustive]
+// A handful per gateway, read once: the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum SourceConfig {
     /// An agency REST endpoint.
     Http(HttpSourceConfig),

@@ -8,7 +8,9 @@
 //! ([`crate::oauth`]) or several of them.
 
 use crate::oauth::{OAuth2Config, TokenSource};
-use crate::source::{BodyError, BoxFuture, Connector, Fetch, FetchError, SourceBody, SourceData};
+use crate::source::{
+    BodyError, BoxFuture, Connector, Fetch, FetchError, SourceBody, SourceData, SourcePages,
+};
 use crate::upstream_tls::UpstreamTls;
 use bytes::Bytes;
 use http::{header, HeaderMap, Request, Response, StatusCode, Uri};
@@ -17,10 +19,11 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 use serde::{Deserialize, Serialize};
-use sluice_policy::query::FilterOp;
-use sluice_policy::rowfilter::Op;
+use sluice_policy::query::{ClientQuery, FilterOp};
+use sluice_policy::rowfilter::{Op, RowFilter};
 use sluice_policy::stream::InputFormat;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How a dataset's records are fetched from an HTTP source.
@@ -66,6 +69,15 @@ pub struct HttpSourceConfig {
     /// OAuth2 client credentials: a bearer token from the token endpoint on every request.
     #[serde(default)]
     pub oauth2: Option<OAuth2Config>,
+    /// Records the gateway asks the source for per request when the page's filters cannot
+    /// all be pushed down (at most what the source serves in one page): the gateway then
+    /// reads the source's pages from its first record until its own page is full.
+    #[serde(default = "default_page_size")]
+    pub page_size: u64,
+}
+
+fn default_page_size() -> u64 {
+    1_000
 }
 
 /// A request header whose value comes from a file (its content, without the final line
@@ -360,9 +372,80 @@ fn builder() -> hyper_util::client::legacy::Builder {
 /// An HTTP source: its config and what its fetches need, read when it was made.
 #[derive(Debug)]
 pub struct HttpSource {
-    config: HttpSourceConfig,
+    config: Arc<HttpSourceConfig>,
     /// `Err` when a credential or TLS file could not be read: every fetch is refused.
-    ready: Result<Ready, String>,
+    ready: Result<Arc<Ready>, String>,
+}
+
+/// A fetch that owns what it names, for the source's later pages.
+struct OwnedFetch {
+    params: Vec<(String, String)>,
+    row_filter: Option<RowFilter>,
+    query: Option<ClientQuery>,
+    request_id: String,
+}
+
+impl OwnedFetch {
+    fn new(f: &Fetch<'_>) -> Self {
+        Self {
+            params: f
+                .params
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            row_filter: f.row_filter.cloned(),
+            query: f.query.cloned(),
+            request_id: f.request_id.to_owned(),
+        }
+    }
+
+    fn page(&self, offset: u64, limit: u64) -> Fetch<'_> {
+        Fetch {
+            limit,
+            offset,
+            params: self
+                .params
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect(),
+            row_filter: self.row_filter.as_ref(),
+            query: self.query.as_ref(),
+            request_id: &self.request_id,
+            plan: None,
+            after: None,
+        }
+    }
+}
+
+/// Whether the source takes every filter of the fetch (each an equality on a mapped
+/// parameter, one value per parameter): then its pages are the gateway's pages.
+pub fn pushes_down_all<'f>(source: &HttpSourceConfig, fetch: &'f Fetch<'f>) -> bool {
+    let mut pushed: Vec<(&str, &'f str)> = Vec::new();
+    let mut take = |field: &str, value: &'f str| -> bool {
+        let Some(param) = source.filter_params.get(field) else {
+            return false;
+        };
+        match pushed.iter().find(|(p, _)| *p == param.as_str()) {
+            Some((_, v)) => *v == value,
+            None => {
+                pushed.push((param.as_str(), value));
+                true
+            }
+        }
+    };
+    let row = fetch
+        .row_filter
+        .iter()
+        .flat_map(|f| &f.conditions)
+        .all(|c| c.op == Op::Eq && c.values.len() == 1 && take(&c.field, &c.values[0]));
+    row && fetch
+        .query
+        .iter()
+        .flat_map(|q| &q.filters)
+        .all(|f| match (&f.op, f.negated) {
+            (FilterOp::Eq(v), false) => take(&f.column, v),
+            _ => false,
+        })
 }
 
 /// What an HTTP source's fetches use.
@@ -390,38 +473,44 @@ impl HttpSource {
     /// was validated, which read them too); one that cannot be read any more fails every
     /// fetch of this source until the next reload, never sends without it.
     pub fn new(config: HttpSourceConfig, shared: UpstreamClient) -> Self {
-        let ready = Ready::load(&config, shared);
+        let ready = Ready::load(&config, shared).map(Arc::new);
         if let Err(e) = &ready {
             tracing::error!(url = %config.url, error = %e, "source credentials unavailable; the source is refused until a reload");
         }
-        Self { config, ready }
+        Self {
+            config: Arc::new(config),
+            ready,
+        }
     }
 
-    async fn fetch_page(&self, fetch: &Fetch<'_>) -> Result<SourceBody, FetchError> {
-        let ready = self
-            .ready
-            .as_ref()
-            .map_err(|e| FetchError::Credentials(e.clone()))?;
-        let page = |token: Option<header::HeaderValue>| {
-            ready.client.fetch(&self.config, &ready.headers, token, fetch)
-        };
-        let Some(oauth) = &ready.oauth else {
-            return page(None).await.map(|(_, body)| body);
-        };
-        let token = oauth.token().await?;
-        match page(Some(token.header.clone())).await {
-            // The upstream refused the token (revoked, rotated, expired early): one new
-            // token, one more try.
-            Err(FetchError::Status(StatusCode::UNAUTHORIZED)) => {
-                tracing::info!(url = %self.config.url, request_id = fetch.request_id, "upstream refused the oauth2 token; asking for a new one");
-                oauth.refused(&token).await;
-                let token = oauth.token().await?;
-                page(Some(token.header)).await
-            }
-            other => other,
-        }
-        .map(|(_, body)| body)
+    fn ready(&self) -> Result<Arc<Ready>, FetchError> {
+        self.ready.clone().map_err(FetchError::Credentials)
     }
+}
+
+/// One request to the source, with its OAuth2 token when it has one.
+async fn fetch_page(
+    config: &HttpSourceConfig,
+    ready: &Ready,
+    fetch: &Fetch<'_>,
+) -> Result<SourceBody, FetchError> {
+    let page = |token: Option<header::HeaderValue>| ready.client.fetch(config, &ready.headers, token, fetch);
+    let Some(oauth) = &ready.oauth else {
+        return page(None).await.map(|(_, body)| body);
+    };
+    let token = oauth.token().await?;
+    match page(Some(token.header.clone())).await {
+        // The upstream refused the token (revoked, rotated, expired early): one new
+        // token, one more try.
+        Err(FetchError::Status(StatusCode::UNAUTHORIZED)) => {
+            tracing::info!(url = %config.url, request_id = fetch.request_id, "upstream refused the oauth2 token; asking for a new one");
+            oauth.refused(&token).await;
+            let token = oauth.token().await?;
+            page(Some(token.header)).await
+        }
+        other => other,
+    }
+    .map(|(_, body)| body)
 }
 
 impl Ready {
@@ -467,7 +556,33 @@ impl Connector for HttpSource {
     }
 
     fn fetch<'a>(&'a self, fetch: &'a Fetch<'a>) -> BoxFuture<'a, Result<SourceData, FetchError>> {
-        Box::pin(async move { self.fetch_page(fetch).await.map(SourceData::Bytes) })
+        Box::pin(async move {
+            let ready = self.ready()?;
+            if pushes_down_all(&self.config, fetch) {
+                return fetch_page(&self.config, &ready, fetch)
+                    .await
+                    .map(SourceData::Bytes);
+            }
+            // Filters the source cannot take: its pages from its first record, each asked for
+            // when the gateway's page needs more; the gateway skips earlier pages' records.
+            let per_page = self.config.page_size;
+            let owned = Arc::new(OwnedFetch::new(fetch));
+            let first = fetch_page(&self.config, &ready, &owned.page(0, per_page)).await?;
+            let config = self.config.clone();
+            let rest = futures_util::stream::unfold(1u64, move |k| {
+                let (config, ready, owned) = (config.clone(), ready.clone(), owned.clone());
+                async move {
+                    let offset = k.checked_mul(per_page)?;
+                    let page = fetch_page(&config, &ready, &owned.page(offset, per_page)).await;
+                    Some((page, k + 1))
+                }
+            });
+            Ok(SourceData::Pages(SourcePages {
+                first,
+                per_page,
+                rest: Box::pin(rest),
+            }))
+        })
     }
 }
 
@@ -586,7 +701,37 @@ mod tests {
             headers: Vec::new(),
             tls: None,
             oauth2: None,
+            page_size: 1000,
         }
+    }
+
+    #[test]
+    fn a_fetch_is_pushed_down_whole_only_when_every_filter_is_an_equality_on_one_mapped_value() {
+        let source = toml_like(
+            "http://127.0.0.1:9/hydrants",
+            Vec::new(),
+            [("district".to_owned(), "d".to_owned()), ("status".to_owned(), "s".to_owned())]
+                .into_iter()
+                .collect(),
+        );
+        let q = |pairs: &[(&str, &str)]| ClientQuery::from_pairs(pairs.iter().copied()).unwrap();
+        let whole = |rf: Option<&str>, query: &ClientQuery| {
+            let rf = rf.map(|r| RowFilter::parse(r).unwrap());
+            let fetch = Fetch {
+                row_filter: rf.as_ref(),
+                query: Some(query),
+                ..Fetch::default()
+            };
+            pushes_down_all(&source, &fetch)
+        };
+        assert!(whole(None, &q(&[])));
+        assert!(whole(Some("district = 'A'"), &q(&[("status", "eq.x")])));
+        assert!(whole(Some("district = 'A'"), &q(&[("district", "eq.A")])), "the same value twice");
+        assert!(!whole(Some("district = 'A'"), &q(&[("district", "eq.B")])), "one parameter, two values");
+        assert!(!whole(Some("district != 'A'"), &q(&[])), "not an equality");
+        assert!(!whole(None, &q(&[("status", "not.eq.x")])), "negated");
+        assert!(!whole(None, &q(&[("status", "in.(x,y)")])));
+        assert!(!whole(None, &q(&[("id", "eq.H1")])), "not mapped");
     }
 
     #[test]

@@ -77,6 +77,28 @@ pub enum SourceData {
     Bytes(SourceBody),
     /// Typed rows.
     Rows(RowStream),
+    /// The source's own pages, each a document of bytes, from its first record: for a source
+    /// that cannot take the page's filters, so that the gateway fills its page (skipping the
+    /// records of earlier pages itself).
+    Pages(SourcePages),
+}
+
+/// A source's pages, read one after the other as the consumer asks.
+pub struct SourcePages {
+    /// The first page.
+    pub first: SourceBody,
+    /// Records the source puts in a full page: a page with fewer is its last.
+    pub per_page: u64,
+    /// The pages after the first, each fetched when polled.
+    pub rest: Pin<Box<dyn futures_core::Stream<Item = Result<SourceBody, FetchError>> + Send>>,
+}
+
+impl std::fmt::Debug for SourcePages {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SourcePages")
+            .field("per_page", &self.per_page)
+            .finish_non_exhaustive()
+    }
 }
 
 impl SourceData {
@@ -84,6 +106,7 @@ impl SourceData {
     pub fn into_bytes(self) -> Option<SourceBody> {
         match self {
             Self::Bytes(b) => Some(b),
+            Self::Pages(p) => Some(p.first),
             Self::Rows(_) => None,
         }
     }
@@ -193,7 +216,7 @@ pub async fn check_by_fetch<C: Connector + ?Sized>(source: &C, fetch: &Fetch<'_>
     let wait = source.read_timeout();
     let first = async {
         match data {
-            SourceData::Bytes(mut body) => {
+            SourceData::Bytes(mut body) | SourceData::Pages(SourcePages { first: mut body, .. }) => {
                 use http_body_util::BodyExt as _;
                 match body.frame().await {
                     Some(Err(e)) => Err(e.0),

@@ -328,3 +328,82 @@ proptest! {
         prop_assert_eq!(tiled, whole);
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Records sent as several documents (an API's pages) mask exactly as one document of
+    /// them all, in every input format: the output is one document.
+    #[test]
+    fn several_documents_mask_as_one(
+        rows in prop::collection::vec(prop::collection::vec(cell(), COLS.len()), 0..12),
+        cuts in prop::collection::vec(0usize..12, 0..4),
+        plan in plan(),
+        query in query(),
+        input in 0usize..4,
+        out_fmt in output(),
+    ) {
+        let plan = Arc::new(plan);
+        let query = query.map(Arc::new);
+        let (fmt, doc): (InputFormat, Render) = match input {
+            0 => (InputFormat::JsonArray, |rows| {
+                let recs: Vec<String> = rows.iter().map(|r| json_record(r)).collect();
+                format!("[{}]", recs.join(","))
+            }),
+            1 => (InputFormat::JsonAt(vec!["data".into()]), |rows| {
+                let recs: Vec<String> = rows.iter().map(|r| json_record(r)).collect();
+                format!("{{\"data\":[{}],\"next\":null}}", recs.join(","))
+            }),
+            2 => (InputFormat::Ndjson, |rows| rows.iter().map(|r| json_record(r) + "\n").collect()),
+            _ => (InputFormat::Csv, |rows| {
+                let mut out = COLS.join(",") + "\n";
+                for r in rows {
+                    let cells: Vec<String> = r.iter().map(|c| match c {
+                        Cell::Null => String::new(),
+                        Cell::Text(t) => format!("\"{}\"", t.replace('"', "\"\"")),
+                        other => other.json(),
+                    }).collect();
+                    out.push_str(&cells.join(","));
+                    out.push('\n');
+                }
+                out
+            }),
+        };
+        let mut whole = Masker::filtered(plan.clone(), query.clone(), fmt.clone(), out_fmt, limits(None));
+        let mut want = Vec::new();
+        let one = doc(&rows);
+        let w = whole.feed(one.as_bytes(), &mut want).and_then(|()| whole.finish(&mut want));
+        let mut bounds: Vec<usize> = cuts.iter().map(|c| c % (rows.len() + 1)).collect();
+        bounds.sort_unstable();
+        bounds.push(rows.len());
+        let mut paged = Masker::filtered(plan, query, fmt, out_fmt, limits(None));
+        let mut got = Vec::new();
+        let mut at = 0;
+        let mut g = Ok(());
+        for (k, b) in bounds.iter().enumerate() {
+            if k > 0 {
+                g = g.and_then(|()| paged.next_document(&mut got));
+            }
+            g = g.and_then(|()| paged.feed(doc(&rows[at..*b]).as_bytes(), &mut got));
+            at = *b;
+        }
+        let g = g.and_then(|()| paged.finish(&mut got));
+        prop_assert_eq!(g.is_ok(), w.is_ok(), "{:?} vs {:?}", g, w);
+        if let (Ok(gs), Ok(ws)) = (g, w) {
+            prop_assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(&want));
+            prop_assert_eq!(gs.records_out, ws.records_out);
+        }
+    }
+}
+
+/// Renders rows as one input document.
+type Render = fn(&[Vec<Cell>]) -> String;
+
+fn json_record(row: &[Cell]) -> String {
+    let members: Vec<String> = COLS
+        .iter()
+        .zip(row)
+        .map(|(n, c)| format!("\"{n}\":{}", c.json()))
+        .collect();
+    format!("{{{}}}", members.join(","))
+}

@@ -364,7 +364,42 @@ impl Masker {
         Ok(())
     }
 
-    fn finish_inner(&mut self, out: &mut Vec<u8>) -> Result<(), MaskError> {
+    /// Ends one input document and starts the next, for a source that sends its records as
+    /// several documents (an API's pages): the document must be complete; the output goes on
+    /// as one document. Errors like [`Masker::finish`] on an incomplete document.
+    pub fn next_document(&mut self, out: &mut Vec<u8>) -> Result<(), MaskError> {
+        if let Some(e) = &self.failed {
+            return Err(e.clone());
+        }
+        if self.finished || self.is_full() {
+            return Ok(());
+        }
+        let before = out.len();
+        let r = self.end_input(out);
+        self.stats.bytes_out += (out.len() - before) as u64;
+        if let Err(e) = r {
+            self.failed = Some(e.clone());
+            return Err(e);
+        }
+        self.top = match &self.input {
+            InputFormat::JsonArray => Top::ArrStart,
+            InputFormat::JsonAt(path) if path.is_empty() => Top::ArrStart,
+            InputFormat::JsonAt(_) => Top::NavStart,
+            InputFormat::Ndjson => Top::LineStart,
+            InputFormat::Csv => Top::CsvHeader,
+            InputFormat::Rows => Top::End,
+        };
+        self.entered = 0;
+        self.found = false;
+        self.carry.clear();
+        self.cols.clear();
+        // Offsets in errors count from the start of this document.
+        self.consumed = 0;
+        Ok(())
+    }
+
+    /// Checks that the input document is complete (the rest of the carried input parsed).
+    fn end_input(&mut self, out: &mut Vec<u8>) -> Result<(), MaskError> {
         if !self.is_full() {
             let carry = std::mem::take(&mut self.carry);
             let c = self.run(&carry, true, out)?;
@@ -391,6 +426,11 @@ impl Masker {
                 }
             }
         }
+        Ok(())
+    }
+
+    fn finish_inner(&mut self, out: &mut Vec<u8>) -> Result<(), MaskError> {
+        self.end_input(out)?;
         self.open(out);
         if self.output == OutputFormat::Json {
             out.push(b']');

@@ -8,7 +8,7 @@
 
 use bytes::Bytes;
 use hyper::body::Body;
-use sluice_connectors::{BodyError, SourceData};
+use sluice_connectors::{BodyError, SourceBody, SourceData};
 use sluice_policy::stream::RowBatch;
 use sluice_policy::stream::{MaskError, MaskStats, Masker};
 use std::future::Future;
@@ -56,9 +56,22 @@ impl StreamError {
     }
 }
 
+/// The source's later pages, when it sends several ([`SourceData::Pages`]).
+struct Pages {
+    rest: std::pin::Pin<
+        Box<dyn futures_util::Stream<Item = Result<SourceBody, sluice_connectors::FetchError>> + Send>,
+    >,
+    per_page: u64,
+    /// Records read before the current page.
+    before: u64,
+    /// The current page ended: the next is being asked for.
+    asking: bool,
+}
+
 /// A source body feeding a masker.
 pub struct MaskedBody {
     body: SourceData,
+    pages: Option<Pages>,
     masker: Masker,
     read_timeout: Duration,
     /// The read-timeout timer, made at the first wait.
@@ -76,8 +89,21 @@ impl MaskedBody {
     /// Masks `body` (typed rows need a [`Masker::typed`] of their columns); a source silent
     /// for `read_timeout` or larger than `max_upstream_bytes` fails the stream.
     pub fn new(body: SourceData, masker: Masker, read_timeout: Duration, max_upstream_bytes: u64) -> Self {
+        let (body, pages) = match body {
+            SourceData::Pages(p) => (
+                SourceData::Bytes(p.first),
+                Some(Pages {
+                    rest: p.rest,
+                    per_page: p.per_page,
+                    before: 0,
+                    asking: false,
+                }),
+            ),
+            other => (other, None),
+        };
         Self {
             body,
+            pages,
             masker,
             read_timeout,
             idle: None,
@@ -147,6 +173,28 @@ impl MaskedBody {
                 }
                 break;
             }
+            if let Some(p) = self.pages.as_mut().filter(|p| p.asking) {
+                let next = match p.rest.as_mut().poll_next(cx) {
+                    Poll::Ready(next) => next,
+                    Poll::Pending if out.is_empty() => return self.poll_idle(cx),
+                    Poll::Pending => break,
+                };
+                self.idle_armed = false;
+                p.asking = false;
+                match next {
+                    Some(Ok(body)) => self.body = SourceData::Bytes(body),
+                    Some(Err(e)) => {
+                        return Poll::Ready(self.fail(StreamError::Upstream(BodyError(e.to_string())), out))
+                    }
+                    None => {
+                        self.finished = true;
+                        if let Err(e) = self.masker.finish(&mut out) {
+                            return Poll::Ready(self.fail(e.into(), out));
+                        }
+                        break;
+                    }
+                }
+            }
             let taken = match &mut self.body {
                 SourceData::Bytes(body) => match Pin::new(body).poll_frame(cx) {
                     Poll::Ready(frame) => Poll::Ready(self.take_frame(frame, &mut out)),
@@ -156,6 +204,10 @@ impl MaskedBody {
                     Poll::Ready(batch) => Poll::Ready(self.take_batch(batch, &mut out)),
                     Poll::Pending => Poll::Pending,
                 },
+                // Made `Bytes` in `new`.
+                SourceData::Pages(_) => {
+                    Poll::Ready(Err(StreamError::Upstream(BodyError("pages not unpacked".into()))))
+                }
             };
             match taken {
                 Poll::Ready(Ok(())) => self.idle_armed = false,
@@ -225,6 +277,17 @@ impl MaskedBody {
     ) -> Result<(), StreamError> {
         match frame {
             None => {
+                // The source's page ended: a full one is followed by the next, unless the
+                // gateway's page is full already.
+                if let Some(p) = self.pages.as_mut() {
+                    let read = self.masker.stats().records_in;
+                    if !self.masker.is_full() && read - p.before >= p.per_page {
+                        self.masker.next_document(out)?;
+                        p.before = read;
+                        p.asking = true;
+                        return Ok(());
+                    }
+                }
                 self.finished = true;
                 self.masker.finish(out)?;
             }

@@ -167,13 +167,16 @@ async fn phases(
                 Paging::Source | Paging::Stream => query.next_offset(),
             },
         },
-        SourceData::Bytes(_) => query.next_offset(),
+        SourceData::Bytes(_) | SourceData::Pages(_) => query.next_offset(),
     };
+    // A source read from its first record (files, or an API's own pages when it cannot take
+    // the filters): the gateway skips the records of earlier pages itself.
+    let skips = paging == Paging::Stream || matches!(body, SourceData::Pages(_));
     let masker = match &body {
         SourceData::Rows(rows) => {
             Masker::typed(permit.plan.clone(), filters, &rows.columns, query.format, limits)
         }
-        SourceData::Bytes(_) => Masker::filtered(
+        SourceData::Bytes(_) | SourceData::Pages(_) => Masker::filtered(
             permit.plan.clone(),
             filters,
             connector.input_format(),
@@ -182,9 +185,10 @@ async fn phases(
         ),
     };
     // A source that streams from the start: the gateway skips the records of earlier pages.
-    let masker = match paging {
-        Paging::Stream => masker.skip_records(query.offset),
-        Paging::Source | Paging::Key => masker,
+    let masker = if skips {
+        masker.skip_records(query.offset)
+    } else {
+        masker
     };
     let mut masked = MaskedBody::new(
         body,
@@ -217,8 +221,8 @@ async fn phases(
     if masked.is_done() {
         let stats = masked.stats();
         let ended = match paging {
-            Paging::Source => stats.records_in < query.limit,
-            Paging::Stream | Paging::Key => stats.records_out < grant.records,
+            Paging::Source if !skips => stats.records_in < query.limit,
+            _ => stats.records_out < grant.records,
         };
         if ended {
             next = None;

@@ -710,9 +710,12 @@ mod tests {
         let source = toml_like(
             "http://127.0.0.1:9/hydrants",
             Vec::new(),
-            [("district".to_owned(), "d".to_owned()), ("status".to_owned(), "s".to_owned())]
-                .into_iter()
-                .collect(),
+            [
+                ("district".to_owned(), "d".to_owned()),
+                ("status".to_owned(), "s".to_owned()),
+            ]
+            .into_iter()
+            .collect(),
         );
         let q = |pairs: &[(&str, &str)]| ClientQuery::from_pairs(pairs.iter().copied()).unwrap();
         let whole = |rf: Option<&str>, query: &ClientQuery| {
@@ -726,8 +729,14 @@ mod tests {
         };
         assert!(whole(None, &q(&[])));
         assert!(whole(Some("district = 'A'"), &q(&[("status", "eq.x")])));
-        assert!(whole(Some("district = 'A'"), &q(&[("district", "eq.A")])), "the same value twice");
-        assert!(!whole(Some("district = 'A'"), &q(&[("district", "eq.B")])), "one parameter, two values");
+        assert!(
+            whole(Some("district = 'A'"), &q(&[("district", "eq.A")])),
+            "the same value twice"
+        );
+        assert!(
+            !whole(Some("district = 'A'"), &q(&[("district", "eq.B")])),
+            "one parameter, two values"
+        );
         assert!(!whole(Some("district != 'A'"), &q(&[])), "not an equality");
         assert!(!whole(None, &q(&[("status", "not.eq.x")])), "negated");
         assert!(!whole(None, &q(&[("status", "in.(x,y)")])));

@@ -172,7 +172,34 @@ fn check_gateway(path: &Path, connect: bool) -> Result<String, String> {
         summary.push_str("; ");
         summary.push_str(&connect_sources(&cfg)?);
     }
+    for w in key_warnings(&cfg) {
+        eprintln!("{}: warning: {w}", path.display());
+    }
     Ok(summary)
+}
+
+/// A SQL source orders every page by its key: a licence that does not show the key in clear
+/// still sees the key's order (of an identity number, say). Warned, not refused: the key may
+/// be a meaningless row number.
+fn key_warnings(cfg: &sluice_agency::config::Config) -> Vec<String> {
+    let mut out = Vec::new();
+    for (id, source) in &cfg.sources {
+        let Some(table) = source.table() else { continue };
+        for l in cfg.licences.iter().filter(|l| l.dataset == *id) {
+            if !matches!(
+                l.fields.get(&table.key),
+                Some(sluice_policy::mask::MaskRule::Clear)
+            ) {
+                out.push(format!(
+                    "licence {} does not show {id}'s key column {:?} in clear, but pages are ordered by it: \
+                     the order reveals the key's order; use a key that is not personal data",
+                    l.id, table.key
+                ));
+            }
+        }
+    }
+    out.sort();
+    out
 }
 
 /// Reaches every source of a gateway config (`--connect`): what each said, or every problem

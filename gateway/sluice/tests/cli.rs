@@ -368,6 +368,25 @@ fn check_connect_reaches_every_source_and_names_each_problem() {
     assert_eq!(code, 0);
     assert!(!out.contains("sources reached"), "{out}");
 
+    // A licence that hides the key still sees its order: a warning, not a failure.
+    let licence = |key_rule: &str| {
+        format!(
+            "\n[[licences]]\nid = \"l1\"\nlicensee = \"acme\"\ndataset = \"enterprise-utilities\"\n\
+             scenario = \"s\"\nvalid_from = \"2025-01-01T00:00:00Z\"\nvalid_until = \"2035-01-01T00:00:00Z\"\n\
+             fields.month = {{ rule = \"clear\" }}\n{key_rule}"
+        )
+    };
+    let hidden = dir.path().join("hidden-key.toml");
+    std::fs::write(&hidden, format!("{base}{sqlite}{datasets}{}", licence(""))).unwrap();
+    let (code, _, err) = sluice(&["check", "--config", hidden.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains(
+            "warning: licence l1 does not show enterprise-utilities's key column \"use_id\" in clear"
+        ),
+        "{err}"
+    );
+
     // A declared column the table does not have.
     let missing = dir.path().join("missing.toml");
     std::fs::write(

@@ -689,31 +689,58 @@ impl Store {
             .collect()
     }
 
+    /// Reads everything a snapshot needs in one read transaction: on PostgreSQL at
+    /// `REPEATABLE READ` (one snapshot for every statement), on SQLite a deferred transaction
+    /// whose first read fixes what it sees (WAL). Writers are neither blocked nor able to make
+    /// the statements disagree.
     async fn read_state(&self) -> Result<SnapshotState> {
-        let revision = self.revision().await?;
-        let licences = self.licences(None).await?;
+        let mut tx = self.begin().await?;
+        if self.postgres_url.is_some() {
+            sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                .execute(&mut *tx)
+                .await?;
+        }
+        let revision = to_u64(
+            sqlx::query("SELECT v FROM registry_meta WHERE k = 'revision'")
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get("v")?,
+        );
+        let licences = sqlx::query("SELECT id, body FROM licences ORDER BY id")
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(licence_from)
+            .collect::<Result<Vec<_>>>()?;
         let closed_datasets = sqlx::query("SELECT id FROM datasets WHERE closed <> 0 ORDER BY id")
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *tx)
             .await?
             .iter()
             .map(|r| r.try_get("id"))
             .collect::<Result<Vec<String>, _>>()?;
         let all: i64 = sqlx::query("SELECT v FROM registry_meta WHERE k = 'all_conditional_closed'")
-            .fetch_one(&self.pool)
+            .fetch_one(&mut *tx)
             .await?
             .try_get("v")?;
+        let violations = sqlx::query(&format!("SELECT {VIOLATION_COLUMNS} FROM violations ORDER BY id"))
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(violation_from)
+            .collect::<Result<Vec<_>>>()?;
         let mut restricted = BTreeMap::new();
-        for v in self.violations().await? {
+        for v in violations {
             if v.measure.restricts() && v.lifted_at.is_none() {
                 restricted.insert(v.licensee, format!("{}: {}", v.measure.as_str(), v.reason));
             }
         }
         let revoked_serials = sqlx::query("SELECT serial FROM revoked_serials ORDER BY serial")
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *tx)
             .await?
             .iter()
             .map(|r| r.try_get("serial"))
             .collect::<Result<Vec<String>, _>>()?;
+        tx.rollback().await?;
         Ok(SnapshotState {
             revision,
             licences,
@@ -724,17 +751,9 @@ impl Store {
         })
     }
 
-    /// Everything a snapshot needs, read consistently: retried until the revision is the same
-    /// before and after the reads.
+    /// Everything a snapshot needs, read consistently in one read transaction, however fast
+    /// changes arrive.
     pub async fn snapshot_state(&self) -> Result<SnapshotState> {
-        for _ in 0..10 {
-            let state = self.read_state().await?;
-            if self.revision().await? == state.revision {
-                return Ok(state);
-            }
-        }
-        Err(StoreError::Conflict(
-            "registry changing too fast to read a consistent snapshot".into(),
-        ))
+        self.read_state().await
     }
 }

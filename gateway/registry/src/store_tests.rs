@@ -352,3 +352,84 @@ async fn a_store_from_before_violation_lifts_gains_the_columns() {
     ));
     store.close().await;
 }
+
+/// Issue 12, item 5: while admin changes stream in, every snapshot read succeeds (no
+/// "changing too fast") and is consistent: a licence suspended and resumed on every change is
+/// suspended exactly at the revisions where it should be.
+async fn snapshots_stay_consistent_under_a_stream_of_changes(writer: Store, reader: Store) {
+    let acme = LicenseeRecord {
+        id: "acme".into(),
+        name: "Acme".into(),
+        credit_code: "91350100M000100Y43".into(),
+        created_at: String::new(),
+    };
+    writer.add_licensee(&acme, &change("licensee.add")).await.unwrap();
+    writer
+        .put_dataset(&dataset("hydrants"), &change("dataset.register"))
+        .await
+        .unwrap();
+    let base = writer
+        .insert_licence(&licence("l1"), &change("licence.grant"))
+        .await
+        .unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let changes = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut n = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) && n < 5_000 {
+                let status = if n % 2 == 0 {
+                    LicenceStatus::Suspended {
+                        reason: "drill".into(),
+                    }
+                } else {
+                    LicenceStatus::Active
+                };
+                writer
+                    .set_licence_status("l1", status, &change("licence.status"))
+                    .await
+                    .unwrap();
+                n += 1;
+            }
+            n
+        })
+    };
+    let started = std::time::Instant::now();
+    let mut reads = 0;
+    let mut seen = std::collections::BTreeSet::new();
+    while started.elapsed() < std::time::Duration::from_secs(3) {
+        let state = reader.snapshot_state().await.unwrap();
+        let suspended = matches!(state.licences[0].status, LicenceStatus::Suspended { .. });
+        // Change k (1-based) after `base` suspends when k is odd.
+        let k = state.revision - base;
+        assert_eq!(
+            suspended,
+            k % 2 == 1,
+            "revision {} shows the licence {}",
+            state.revision,
+            if suspended { "suspended" } else { "active" }
+        );
+        seen.insert(state.revision);
+        reads += 1;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let changes = changes.await.unwrap();
+    assert!(changes > 20 && reads > 20, "{changes} changes, {reads} reads");
+    assert!(seen.len() > 5, "the reads saw the revisions move: {seen:?}");
+}
+
+#[tokio::test]
+async fn snapshots_under_changes_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = Store::sqlite_url(dir.path());
+    let (a, b) = (Store::open(&url).await.unwrap(), Store::open(&url).await.unwrap());
+    snapshots_stay_consistent_under_a_stream_of_changes(a, b).await;
+}
+
+#[tokio::test]
+async fn snapshots_under_changes_on_postgres() {
+    let (schema, url) = pgtest::create_schema("snapstream").await.unwrap();
+    let (a, b) = (Store::open(&url).await.unwrap(), Store::open(&url).await.unwrap());
+    snapshots_stay_consistent_under_a_stream_of_changes(a, b).await;
+    pgtest::drop_schema(&schema).await.unwrap();
+}

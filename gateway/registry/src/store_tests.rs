@@ -378,7 +378,7 @@ async fn snapshots_stay_consistent_under_a_stream_of_changes(writer: Store, read
         tokio::spawn(async move {
             let mut n = 0u64;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) && n < 5_000 {
-                let status = if n % 2 == 0 {
+                let status = if n.is_multiple_of(2) {
                     LicenceStatus::Suspended {
                         reason: "drill".into(),
                     }

@@ -20,6 +20,7 @@ command -v jq >/dev/null || apt-get install -y -qq jq
 
 cargo build --release -q
 SLUICE_LOG=warn ./target/release/sluice demo --dir "$WORK/demo" >"$WORK/demo.log" 2>&1 &
+DEMO_PID=$!
 for _ in $(seq 1 100); do [ -f "$WORK/demo/demo.json" ] && break; sleep 0.2; done
 M="$WORK/demo/demo.json"
 CA=$(jq -r .ca "$M")
@@ -55,9 +56,21 @@ NGX
 SRC_PATH=$(echo "$SRC" | sed 's|http://[^/]*||')
 nginx -c "$WORK/nginx.conf" -p "$WORK"
 
+# CPU seconds used so far by a process (user + system), from /proc.
+cpu_s() { awk -v t="$(getconf CLK_TCK)" '{print ($14 + $15) / t}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+# CPU seconds of the nginx master and workers.
+nginx_cpu_s() { local sum=0 p; for p in $(pgrep -f "nginx: " || true); do sum=$(echo "$sum + $(cpu_s "$p")" | bc -l); done; echo "$sum"; }
 run() { # name url [extra oha args...]
   local name=$1 url=$2; shift 2
+  local demo0 nginx0 demo1 nginx1
+  demo0=$(cpu_s "$DEMO_PID"); nginx0=$(nginx_cpu_s)
   oha --no-tui -z "${DUR}s" -c "$CONN" --output-format json "$@" "$url" >"$WORK/$name.json"
+  demo1=$(cpu_s "$DEMO_PID"); nginx1=$(nginx_cpu_s)
+  # CPU seconds per 1,000 requests: the demo process (gateway + registry + sample source)
+  # and nginx; the direct run's demo figure is the sample source's own share.
+  local n
+  n=$(jq '[.statusCodeDistribution[]] | add // 0' "$WORK/$name.json")
+  echo "$name $(echo "($demo1 - $demo0) * 1000 / ($n + 0.000001)" | bc -l) $(echo "($nginx1 - $nginx0) * 1000 / ($n + 0.000001)" | bc -l)" >>"$WORK/cpu"
   jq -r --arg n "$name" '"\($n)\t\(.summary.requestsPerSec|floor) req/s\tp50 \(.latencyPercentiles.p50*1000|.*100|floor/100) ms\tp99 \(.latencyPercentiles.p99*1000|.*100|floor/100) ms\tstatuses \(.statusCodeDistribution|tojson)"' "$WORK/$name.json"
   # A run with any status but 200 is void.
   jq -e '(.statusCodeDistribution|keys) == ["200"]' "$WORK/$name.json" >/dev/null || { echo "VOID: $name had non-200 responses"; VOID=1; }
@@ -77,6 +90,8 @@ p99() { jq .latencyPercentiles.p99 "$WORK/$1.json"; }
 echo "# ratios"
 echo "throughput sluice/nginx: $(echo "$(rps sluice) / $(rps nginx)" | bc -l | cut -c1-5)"
 echo "p99 added over direct at 200 req/s: sluice $(echo "($(p99 sluice_q) - $(p99 direct_q))*1000" | bc -l | cut -c1-6) ms, nginx $(echo "($(p99 nginx_q) - $(p99 direct_q))*1000" | bc -l | cut -c1-6) ms"
+cpu() { awk -v n="$1" -v c="$2" '$1 == n {printf "%.3f", $c}' "$WORK/cpu"; }
+echo "CPU s per 1,000 requests at saturation: sluice gateway $(echo "$(cpu sluice 2) - $(cpu direct 2)" | bc -l | cut -c1-6) (demo process $(cpu sluice 2) minus the sample source's $(cpu direct 2)), nginx $(cpu nginx 3)"
 echo "raw results in $WORK"
 [ "$VOID" = 0 ] || echo "at least one run is void: do not quote these figures"
 trap - EXIT

@@ -277,6 +277,53 @@ pub(super) struct Record {
     fbuf: Vec<u8>,
     /// Per filter slot: the text the row filter sees and the value's type.
     fvals: Vec<(FText, FType)>,
+    /// Pseudonyms computed in this response.
+    pseudonyms: PseudonymCache,
+}
+
+/// Pseudonyms already computed in one response, by the text they hash: a value that repeats
+/// (an enterprise in each month's row) is hashed once. A response whose values do not repeat
+/// turns the cache off after its first lookups, so it costs nothing there.
+#[derive(Debug, Default)]
+struct PseudonymCache {
+    map: std::collections::HashMap<Box<str>, Box<str>>,
+    lookups: u32,
+    hits: u32,
+    off: bool,
+}
+
+impl PseudonymCache {
+    /// Most values kept.
+    const MAX_ENTRIES: usize = 4096;
+    /// Longest value kept.
+    const MAX_LEN: usize = 128;
+    /// Lookups after which a cache that hit less than 1 in 16 turns itself off.
+    const TRIAL: u32 = 1024;
+
+    /// The pseudonym of the text `s` in `text` (cleared first), from the cache when it can.
+    fn pseudonym(&mut self, s: &str, key: &PseudonymKey, text: &mut String) {
+        text.clear();
+        if self.off || s.len() > Self::MAX_LEN {
+            return key.pseudonym_into(&[s.as_bytes()], text);
+        }
+        self.lookups += 1;
+        match self.map.get(s) {
+            Some(p) => {
+                self.hits += 1;
+                text.push_str(p);
+            }
+            None => {
+                key.pseudonym_into(&[s.as_bytes()], text);
+                if self.map.len() < Self::MAX_ENTRIES {
+                    self.map.insert(s.into(), text.as_str().into());
+                }
+            }
+        }
+        if self.lookups == Self::TRIAL && self.hits < Self::TRIAL / 16 {
+            self.off = true;
+            self.map = std::collections::HashMap::new();
+        }
+    }
 }
 
 fn internal(msg: &'static str) -> MaskError {
@@ -505,6 +552,7 @@ impl Record {
         }
         let mut any = false;
         let (buf, scratch, mtext) = (&self.buf, &mut self.scratch, &mut self.masked);
+        let pseudonyms = &mut self.pseudonyms;
         // Input bytes still to copy: runs of canonical members that are adjacent in the input
         // and in the output are copied at once.
         let mut pend: Option<(usize, usize)> = None;
@@ -589,7 +637,16 @@ impl Record {
                 }
                 SlotAction::Mask(rule) => {
                     c.masked += 1;
-                    match rule.apply_into(scalar(*v, text, buf, scratch)?, key, mtext) {
+                    let value = scalar(*v, text, buf, scratch)?;
+                    let out = match (rule, value) {
+                        // Strings and numbers hash their text (as `MaskRule::apply` does).
+                        (MaskRule::Pseudonym, Scalar::Str(t) | Scalar::Num(t)) => {
+                            pseudonyms.pseudonym(t, key, mtext);
+                            Out::Str
+                        }
+                        _ => rule.apply_into(value, key, mtext),
+                    };
+                    match out {
                         Out::Keep => Res::Plain,
                         Out::Omit => {
                             c.masked -= 1;
@@ -765,4 +822,39 @@ fn write_plain(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod pseudonym_cache_tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn cached_pseudonyms_equal_computed_ones_and_a_cache_that_never_hits_turns_off() {
+        let key = PseudonymKey::derive(b"m", "acme", "d");
+        let mut cache = PseudonymCache::default();
+        let mut text = String::new();
+        for round in 0..3 {
+            for v in ["Acme Ltd", "42", "上海宏泰医药有限公司", ""] {
+                cache.pseudonym(v, &key, &mut text);
+                assert_eq!(text, key.pseudonym(v.as_bytes()), "{v} in round {round}");
+            }
+        }
+        assert_eq!(cache.hits, 8);
+        let long = "x".repeat(PseudonymCache::MAX_LEN + 1);
+        cache.pseudonym(&long, &key, &mut text);
+        assert_eq!(text, key.pseudonym(long.as_bytes()));
+        assert!(!cache.map.contains_key(long.as_str()), "long values are not kept");
+
+        let mut unique = PseudonymCache::default();
+        for i in 0..PseudonymCache::TRIAL + 10 {
+            let v = format!("1380013{i:04}");
+            unique.pseudonym(&v, &key, &mut text);
+            assert_eq!(text, key.pseudonym(v.as_bytes()));
+        }
+        assert!(
+            unique.off && unique.map.is_empty(),
+            "values that never repeat turn it off"
+        );
+    }
 }

@@ -293,10 +293,11 @@ struct PseudonymCache {
 }
 
 impl PseudonymCache {
-    /// Most values kept.
-    const MAX_ENTRIES: usize = 4096;
+    /// Most values kept: with the longest, about 35 KB per response at worst (a thousand
+    /// streams held by clients that do not read must not hold much more).
+    const MAX_ENTRIES: usize = 256;
     /// Longest value kept.
-    const MAX_LEN: usize = 128;
+    const MAX_LEN: usize = 64;
     /// Lookups after which a cache that hit less than 1 in 16 turns itself off.
     const TRIAL: u32 = 1024;
 

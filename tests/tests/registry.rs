@@ -1353,3 +1353,99 @@ async fn every_route_answers_a_wrong_method_with_allow(b: Backend) {
     reg.stop().await;
 }
 both!(every_route_answers_a_wrong_method_with_allow);
+
+/// Issue 12, item 5: `/catalog` comes a page at a time (`limit`, `offset`, `Link: rel="next"`)
+/// with an `ETag`; sent back in `If-None-Match` it gets `304` until the registry changes.
+async fn the_catalog_pages_and_answers_304_until_a_change(b: Backend) {
+    let reg = Reg::start(b).await;
+    for i in 0..5 {
+        let spec = json!({
+            "id": format!("ds-{i}"), "title": "T", "owner": "fire-bureau", "update_frequency": "daily",
+            "fields": [{ "name": "id" }],
+        });
+        let r = reg
+            .admin
+            .post(
+                "/admin/datasets",
+                &json!({ "dataset": spec, "reason": "catalog" }),
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.status, 201, "{:?}", r.json());
+    }
+    // Pages of two: 2, 2, 1, each linking the next but the last.
+    let mut path = "/catalog?limit=2".to_owned();
+    let mut ids = Vec::new();
+    for page in 0..3 {
+        let r = reg.anon.get(&path).await.unwrap();
+        assert_eq!(r.status, 200, "{path}");
+        ids.extend(
+            r.json()
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d["spec"]["id"].as_str().unwrap().to_owned()),
+        );
+        match r.headers.get("link") {
+            Some(l) => {
+                assert!(page < 2, "the last page links nothing");
+                path = l
+                    .to_str()
+                    .unwrap()
+                    .strip_prefix('<')
+                    .unwrap()
+                    .split_once('>')
+                    .unwrap()
+                    .0
+                    .to_owned();
+            }
+            None => assert_eq!(page, 2, "only the last page has no link"),
+        }
+    }
+    assert_eq!(ids, ["ds-0", "ds-1", "ds-2", "ds-3", "ds-4"]);
+    // ETag and If-None-Match.
+    let r = reg.anon.get("/catalog").await.unwrap();
+    let etag = r.headers["etag"].to_str().unwrap().to_owned();
+    let again = reg
+        .anon
+        .send(http::Method::GET, "/catalog", None, &[("if-none-match", &etag)])
+        .await
+        .unwrap();
+    assert_eq!(again.status, 304);
+    assert!(again.body.is_empty());
+    let html = reg
+        .anon
+        .send(
+            http::Method::GET,
+            "/catalog",
+            None,
+            &[("if-none-match", &etag), ("accept", "text/html")],
+        )
+        .await
+        .unwrap();
+    assert_eq!(html.status, 200, "the HTML page has its own tag");
+    reg.admin
+        .post("/admin/datasets/ds-0/close", &json!({ "reason": "leak" }))
+        .await
+        .unwrap();
+    let changed = reg
+        .anon
+        .send(http::Method::GET, "/catalog", None, &[("if-none-match", &etag)])
+        .await
+        .unwrap();
+    assert_eq!(changed.status, 200, "a change makes the tag stale");
+    assert_eq!(changed.json()[0]["closed"], true);
+    assert_ne!(changed.headers["etag"].to_str().unwrap(), etag);
+    for bad in [
+        "/catalog?limit=0",
+        "/catalog?limit=10001",
+        "/catalog?offset=-1",
+        "/catalog?page=2",
+        "/catalog?limit=1&limit=2",
+    ] {
+        let r = reg.anon.get(bad).await.unwrap();
+        assert_eq!(r.problem().as_deref(), Some("bad-request"), "{bad}");
+    }
+    reg.stop().await;
+}
+both!(the_catalog_pages_and_answers_304_until_a_change);

@@ -1,7 +1,7 @@
 //! Public pages, no certificate needed: the catalog and the violation register, as JSON or,
 //! with `Accept: text/html`, as a plain HTML table.
 
-use super::problem::Problem;
+use super::problem::{Problem, ProblemCode};
 use super::store::Store;
 use http::{header, HeaderValue, Request, Response};
 use sluice_net::body::{full, RespBody};
@@ -53,10 +53,70 @@ fn page(title: &str, head: &[&str], rows: Vec<Vec<String>>) -> String {
     out
 }
 
-/// `GET /catalog`: every dataset with its owner, grades, fields, open category and state.
+/// Datasets in a page of `/catalog` when `limit` is not given.
+pub const CATALOG_PAGE: usize = 1_000;
+/// Most datasets in a page of `/catalog`.
+pub const CATALOG_PAGE_MAX: usize = 10_000;
+
+/// `limit` and `offset` of a catalog request; anything else is refused.
+fn catalog_page(query: Option<&str>) -> Result<(usize, usize), Problem> {
+    let bad = |m: String| Problem::new(ProblemCode::BadRequest, m);
+    let (mut limit, mut offset) = (None, None);
+    for (k, v) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        let slot = match &*k {
+            "limit" => &mut limit,
+            "offset" => &mut offset,
+            other => return Err(bad(format!("unknown parameter {other:?}: use limit and offset"))),
+        };
+        if slot.is_some() {
+            return Err(bad(format!("{k} given twice")));
+        }
+        *slot = Some(
+            v.parse::<usize>()
+                .map_err(|_| bad(format!("{k} must be a non-negative integer")))?,
+        );
+    }
+    let limit = limit.unwrap_or(CATALOG_PAGE);
+    if limit == 0 || limit > CATALOG_PAGE_MAX {
+        return Err(bad(format!("limit must be from 1 to {CATALOG_PAGE_MAX}")));
+    }
+    Ok((limit, offset.unwrap_or(0)))
+}
+
+/// `GET /catalog?limit=&offset=`: a page of the datasets (each with its owner, grades,
+/// fields, open category and state), `Link: rel="next"` while more follow. The `ETag` names
+/// the registry's revision and the page: a client that sends it back in `If-None-Match`
+/// gets `304 Not Modified` without the catalog being read.
 pub async fn catalog<B>(store: &Store, req: &Request<B>) -> Result<Response<RespBody>, Problem> {
-    let datasets = store.datasets().await?;
-    let html = wants_html(req).then(|| {
+    let (limit, offset) = catalog_page(req.uri().query())?;
+    let html_wanted = wants_html(req);
+    // The revision is read first: a body read after a change carries an older tag, which can
+    // only miss, never serve stale data.
+    let revision = store.revision().await?;
+    let etag = format!(
+        "W/\"{revision}-{offset}-{limit}-{}\"",
+        if html_wanted { "html" } else { "json" }
+    );
+    let tag = HeaderValue::from_str(&etag).unwrap_or_else(|_| HeaderValue::from_static("W/\"0\""));
+    let matches = req
+        .headers()
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim() == etag || t.trim() == "*");
+    if matches {
+        let mut r = Response::new(full(Vec::new()));
+        *r.status_mut() = http::StatusCode::NOT_MODIFIED;
+        r.headers_mut().insert(header::ETAG, tag);
+        r.headers_mut()
+            .insert(header::VARY, HeaderValue::from_static("accept"));
+        return Ok(r);
+    }
+    let all = store.datasets().await?;
+    let more = all.len() > offset.saturating_add(limit);
+    let datasets: Vec<_> = all.into_iter().skip(offset).take(limit).collect();
+    let html = html_wanted.then(|| {
         let rows = datasets
             .iter()
             .map(|d| {
@@ -77,7 +137,15 @@ pub async fn catalog<B>(store: &Store, req: &Request<B>) -> Result<Response<Resp
             rows,
         )
     });
-    Ok(respond(html, serde_json::to_value(&datasets).unwrap_or_default()))
+    let mut r = respond(html, serde_json::to_value(&datasets).unwrap_or_default());
+    r.headers_mut().insert(header::ETAG, tag);
+    if more {
+        let next = format!("</catalog?limit={limit}&offset={}>; rel=\"next\"", offset + limit);
+        if let Ok(v) = HeaderValue::from_str(&next) {
+            r.headers_mut().insert(header::LINK, v);
+        }
+    }
+    Ok(r)
 }
 
 /// `GET /violations`: the published violation register, lifted measures included (with when

@@ -57,6 +57,8 @@ fn page(title: &str, head: &[&str], rows: Vec<Vec<String>>) -> String {
 pub const CATALOG_PAGE: usize = 1_000;
 /// Most datasets in a page of `/catalog`.
 pub const CATALOG_PAGE_MAX: usize = 10_000;
+/// Largest `offset` of `/catalog` (as the OpenAPI document declares).
+pub const CATALOG_OFFSET_MAX: usize = 1_000_000_000;
 
 /// `limit` and `offset` of a catalog request; anything else is refused.
 fn catalog_page(query: Option<&str>) -> Result<(usize, usize), Problem> {
@@ -80,7 +82,11 @@ fn catalog_page(query: Option<&str>) -> Result<(usize, usize), Problem> {
     if limit == 0 || limit > CATALOG_PAGE_MAX {
         return Err(bad(format!("limit must be from 1 to {CATALOG_PAGE_MAX}")));
     }
-    Ok((limit, offset.unwrap_or(0)))
+    let offset = offset.unwrap_or(0);
+    if offset > CATALOG_OFFSET_MAX {
+        return Err(bad(format!("offset must be at most {CATALOG_OFFSET_MAX}")));
+    }
+    Ok((limit, offset))
 }
 
 /// `GET /catalog?limit=&offset=`: a page of the datasets (each with its owner, grades,

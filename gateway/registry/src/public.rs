@@ -119,9 +119,7 @@ pub async fn catalog<B>(store: &Store, req: &Request<B>) -> Result<Response<Resp
             .insert(header::VARY, HeaderValue::from_static("accept"));
         return Ok(r);
     }
-    let all = store.datasets().await?;
-    let more = all.len() > offset.saturating_add(limit);
-    let datasets: Vec<_> = all.into_iter().skip(offset).take(limit).collect();
+    let (datasets, more) = store.datasets_page(limit, offset).await?;
     let html = html_wanted.then(|| {
         let rows = datasets
             .iter()

@@ -436,6 +436,26 @@ impl Store {
         rows.iter().map(dataset_from).collect()
     }
 
+    /// A page of the datasets by id: at most `limit` after skipping `offset`, and whether more
+    /// follow (one more row is read to tell).
+    pub async fn datasets_page(&self, limit: usize, offset: usize) -> Result<(Vec<DatasetRecord>, bool)> {
+        let n = |v: usize| i64::try_from(v).unwrap_or(i64::MAX);
+        let rows = sqlx::query(
+            "SELECT id, spec, open_category, closed FROM datasets ORDER BY id LIMIT $1 OFFSET $2",
+        )
+        .bind(n(limit.saturating_add(1)))
+        .bind(n(offset))
+        .fetch_all(&self.pool)
+        .await?;
+        let more = rows.len() > limit;
+        let page = rows
+            .iter()
+            .take(limit)
+            .map(dataset_from)
+            .collect::<Result<Vec<_>>>()?;
+        Ok((page, more))
+    }
+
     /// Closes or reopens one dataset.
     pub async fn set_dataset_closed(&self, id: &str, closed: bool, change: &Change<'_>) -> Result<u64> {
         let mut tx = self.begin().await?;

@@ -227,14 +227,7 @@ impl Connector for MysqlSource {
     }
 
     fn check(&self) -> BoxFuture<'_, Result<String, String>> {
-        Box::pin(async move {
-            let plan = self.config.table.check_plan();
-            let fetch = Fetch {
-                plan: Some(&plan),
-                ..Fetch::default()
-            };
-            crate::source::check_by_fetch(self, &fetch).await
-        })
+        Box::pin(self.config.table.check(self))
     }
 
     fn fetch<'a>(&'a self, fetch: &'a Fetch<'a>) -> BoxFuture<'a, Result<SourceData, FetchError>> {
@@ -246,16 +239,8 @@ impl Connector for MysqlSource {
                 .map_err(|e| FetchError::Source(e.clone()))?;
             let select = self.config.table.select(&self.table, Dialect::MySql, fetch)?;
             let probe = self.config.table.probe(&self.table, Dialect::MySql, fetch)?;
-            let types: Vec<Option<DeclaredType>> = select
-                .columns
-                .iter()
-                .map(|c| self.config.table.type_of(c))
-                .collect();
-            let probe_types: Vec<Option<DeclaredType>> = probe
-                .columns
-                .iter()
-                .map(|c| self.config.table.type_of(c))
-                .collect();
+            let types: Vec<Option<DeclaredType>> = self.config.table.types_of(&select.columns);
+            let probe_types: Vec<Option<DeclaredType>> = self.config.table.types_of(&probe.columns);
             let limit = Duration::from_millis(
                 self.config
                     .connect_timeout_ms

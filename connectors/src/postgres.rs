@@ -220,14 +220,7 @@ impl Connector for PostgresSource {
     }
 
     fn check(&self) -> BoxFuture<'_, Result<String, String>> {
-        Box::pin(async move {
-            let plan = self.config.table.check_plan();
-            let fetch = Fetch {
-                plan: Some(&plan),
-                ..Fetch::default()
-            };
-            crate::source::check_by_fetch(self, &fetch).await
-        })
+        Box::pin(self.config.table.check(self))
     }
 
     fn fetch<'a>(&'a self, fetch: &'a Fetch<'a>) -> BoxFuture<'a, Result<SourceData, FetchError>> {
@@ -235,16 +228,8 @@ impl Connector for PostgresSource {
             let pool = self.pool.as_ref().map_err(|e| FetchError::Source(e.clone()))?;
             let select = self.config.table.select(&self.table, Dialect::Postgres, fetch)?;
             let probe = self.config.table.probe(&self.table, Dialect::Postgres, fetch)?;
-            let types: Vec<Option<DeclaredType>> = select
-                .columns
-                .iter()
-                .map(|c| self.config.table.type_of(c))
-                .collect();
-            let probe_types: Vec<Option<DeclaredType>> = probe
-                .columns
-                .iter()
-                .map(|c| self.config.table.type_of(c))
-                .collect();
+            let types: Vec<Option<DeclaredType>> = self.config.table.types_of(&select.columns);
+            let probe_types: Vec<Option<DeclaredType>> = self.config.table.types_of(&probe.columns);
             // Connecting, the transaction, the probe and the page's first answer, bounded.
             let limit = Duration::from_millis(
                 self.config

@@ -132,25 +132,14 @@ impl Connector for SqliteSource {
     }
 
     fn check(&self) -> BoxFuture<'_, Result<String, String>> {
-        Box::pin(async move {
-            let plan = self.config.table.check_plan();
-            let fetch = Fetch {
-                plan: Some(&plan),
-                ..Fetch::default()
-            };
-            crate::source::check_by_fetch(self, &fetch).await
-        })
+        Box::pin(self.config.table.check(self))
     }
 
     fn fetch<'a>(&'a self, fetch: &'a Fetch<'a>) -> BoxFuture<'a, Result<SourceData, FetchError>> {
         Box::pin(async move {
             let select = self.config.table.select(&self.table, Dialect::Sqlite, fetch)?;
             let probe = self.config.table.probe(&self.table, Dialect::Sqlite, fetch)?;
-            let types: Vec<Option<DeclaredType>> = select
-                .columns
-                .iter()
-                .map(|c| self.config.table.type_of(c))
-                .collect();
+            let types: Vec<Option<DeclaredType>> = self.config.table.types_of(&select.columns);
             let columns: Arc<[String]> = select.columns.into();
             let (tx, rx) = mpsc::channel(2);
             let (started_tx, started) = oneshot::channel();
@@ -163,11 +152,7 @@ impl Connector for SqliteSource {
                 params: select.params,
                 probe_sql: probe.sql,
                 probe_params: probe.params,
-                probe_types: probe
-                    .columns
-                    .iter()
-                    .map(|c| self.config.table.type_of(c))
-                    .collect(),
+                probe_types: self.config.table.types_of(&probe.columns),
                 types,
                 deadline: Instant::now() + Duration::from_millis(self.config.statement_timeout_ms),
             };
@@ -394,10 +379,10 @@ fn push(batch: &mut RowBatch, v: ValueRef<'_>, ty: Option<DeclaredType>) -> Resu
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
-    use sluice_policy::mask::{MaskRule, PseudonymKey};
+    use crate::sqltest::{page, plan};
+    use sluice_policy::mask::PseudonymKey;
     use sluice_policy::plan::{FieldAction, FieldPlan, PlannedField};
     use sluice_policy::query::ClientQuery;
-    use sluice_policy::stream::{Masker, MaskerLimits, OutputFormat};
 
     /// A register of `n` rows in a fresh database file.
     fn database(n: i64) -> PathBuf {
@@ -456,47 +441,6 @@ mod tests {
         }
     }
 
-    fn plan() -> FieldPlan {
-        let f = |name: &str, action| PlannedField {
-            name: name.into(),
-            action,
-        };
-        FieldPlan {
-            fields: vec![
-                f("id", FieldAction::Emit { scan: false }),
-                f("district", FieldAction::Emit { scan: false }),
-                f("reading", FieldAction::Emit { scan: false }),
-                f("active", FieldAction::Emit { scan: false }),
-                f("owner_id", FieldAction::Mask(MaskRule::Pseudonym)),
-            ],
-            row_filter: None,
-            key: PseudonymKey::derive(b"master", "acme", "meters"),
-        }
-    }
-
-    async fn page(source: &SqliteSource, fetch: &Fetch<'_>) -> (Vec<serde_json::Value>, u64) {
-        let plan = Arc::new(fetch.plan.cloned().unwrap());
-        let SourceData::Rows(mut rows) = source.fetch(fetch).await.unwrap() else {
-            panic!("rows expected")
-        };
-        let query = fetch.query.cloned().map(Arc::new);
-        let mut m = Masker::typed(
-            plan,
-            query,
-            &rows.columns,
-            OutputFormat::Json,
-            MaskerLimits::default(),
-        );
-        let mut out = Vec::new();
-        let mut batches = 0;
-        while let Some(b) = std::future::poll_fn(|cx| rows.batches.as_mut().poll_next(cx)).await {
-            m.push_rows(&b.unwrap(), &mut out).unwrap();
-            batches += 1;
-        }
-        m.finish(&mut out).unwrap();
-        (serde_json::from_slice(&out).unwrap(), batches)
-    }
-
     #[tokio::test]
     async fn rows_stream_typed_masked_filtered_and_in_key_order() {
         let source = SqliteSource::new(config(database(2_000)));
@@ -508,7 +452,7 @@ mod tests {
             query: Some(&q),
             ..Fetch::default()
         };
-        let (recs, batches) = page(&source, &fetch).await;
+        let (recs, batches, _) = page(&source, &fetch, fetch.query).await;
         assert_eq!(
             recs.len(),
             1_000,
@@ -543,11 +487,7 @@ mod tests {
                 after: after.clone(),
                 ..Fetch::default()
             };
-            let SourceData::Rows(rows) = source.fetch(&fetch).await.unwrap() else {
-                panic!()
-            };
-            let end = rows.end.clone();
-            let (recs, _) = page(&source, &fetch).await;
+            let (recs, _, end) = page(&source, &fetch, Some(&q)).await;
             seen.extend(recs.iter().map(|r| r["id"].as_str().unwrap().to_owned()));
             match end {
                 PageEnd::After(v) => {

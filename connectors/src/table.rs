@@ -120,6 +120,21 @@ impl TableConfig {
         self.columns.get(column).copied()
     }
 
+    /// The declared type of each of a statement's columns, in order.
+    pub fn types_of(&self, columns: &[String]) -> Vec<Option<DeclaredType>> {
+        columns.iter().map(|c| self.type_of(c)).collect()
+    }
+
+    /// `Connector::check` of a SQL source: a one-row fetch of every declared column.
+    pub async fn check<C: crate::Connector + ?Sized>(&self, source: &C) -> Result<String, String> {
+        let plan = self.check_plan();
+        let fetch = Fetch {
+            plan: Some(&plan),
+            ..Fetch::default()
+        };
+        crate::source::check_by_fetch(source, &fetch).await
+    }
+
     /// The one parameterised `SELECT` of a fetch: the fetch's fields that are declared
     /// columns, the row filter, the client's filters and order, the keyset position.
     pub fn select(&self, table: &Table, dialect: Dialect, fetch: &Fetch<'_>) -> Result<Select, FetchError> {
@@ -193,7 +208,7 @@ pub enum CursorCell<'a> {
 impl TableConfig {
     /// A plan emitting every declared column, for checking the source: a fetch with it reads
     /// them all.
-    pub fn check_plan(&self) -> sluice_policy::plan::FieldPlan {
+    fn check_plan(&self) -> sluice_policy::plan::FieldPlan {
         use sluice_policy::plan::{FieldAction, FieldPlan, PlannedField};
         FieldPlan {
             fields: self

@@ -32,6 +32,6 @@ pub mod upstream_tls;
 
 pub use config::{connect, Shared, SourceConfig};
 pub use source::{
-    check_by_fetch, BodyError, BoxFuture, Connector, Fetch, FetchError, PageEnd, Paging, PoolStatus,
-    RowBatches, RowStream, SourceBody, SourceData, SourcePages,
+    check_by_fetch, BodyError, BoxFuture, Connector, Fetch, FetchError, PageBodies, PageEnd, Paging,
+    PoolStatus, RowBatches, RowStream, SourceBody, SourceData, SourcePages,
 };

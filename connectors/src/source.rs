@@ -90,8 +90,11 @@ pub struct SourcePages {
     /// Records the source puts in a full page: a page with fewer is its last.
     pub per_page: u64,
     /// The pages after the first, each fetched when polled.
-    pub rest: Pin<Box<dyn futures_core::Stream<Item = Result<SourceBody, FetchError>> + Send>>,
+    pub rest: PageBodies,
 }
+
+/// A source's pages after the first, each fetched when polled.
+pub type PageBodies = Pin<Box<dyn futures_core::Stream<Item = Result<SourceBody, FetchError>> + Send>>;
 
 impl std::fmt::Debug for SourcePages {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

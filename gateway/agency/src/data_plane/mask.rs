@@ -8,7 +8,7 @@
 
 use bytes::Bytes;
 use hyper::body::Body;
-use sluice_connectors::{BodyError, SourceBody, SourceData};
+use sluice_connectors::{BodyError, PageBodies, RowStream, SourceBody, SourceData};
 use sluice_policy::stream::RowBatch;
 use sluice_policy::stream::{MaskError, MaskStats, Masker};
 use std::future::Future;
@@ -58,9 +58,7 @@ impl StreamError {
 
 /// The source's later pages, when it sends several ([`SourceData::Pages`]).
 struct Pages {
-    rest: std::pin::Pin<
-        Box<dyn futures_util::Stream<Item = Result<SourceBody, sluice_connectors::FetchError>> + Send>,
-    >,
+    rest: PageBodies,
     per_page: u64,
     /// Records read before the current page.
     before: u64,
@@ -68,9 +66,16 @@ struct Pages {
     asking: bool,
 }
 
+/// What the masker reads now: a body of bytes (one page of it, when the source sends
+/// several) or typed rows.
+enum Input {
+    Bytes(SourceBody),
+    Rows(RowStream),
+}
+
 /// A source body feeding a masker.
 pub struct MaskedBody {
-    body: SourceData,
+    body: Input,
     pages: Option<Pages>,
     masker: Masker,
     read_timeout: Duration,
@@ -90,8 +95,10 @@ impl MaskedBody {
     /// for `read_timeout` or larger than `max_upstream_bytes` fails the stream.
     pub fn new(body: SourceData, masker: Masker, read_timeout: Duration, max_upstream_bytes: u64) -> Self {
         let (body, pages) = match body {
+            SourceData::Bytes(b) => (Input::Bytes(b), None),
+            SourceData::Rows(r) => (Input::Rows(r), None),
             SourceData::Pages(p) => (
-                SourceData::Bytes(p.first),
+                Input::Bytes(p.first),
                 Some(Pages {
                     rest: p.rest,
                     per_page: p.per_page,
@@ -99,7 +106,6 @@ impl MaskedBody {
                     asking: false,
                 }),
             ),
-            other => (other, None),
         };
         Self {
             body,
@@ -182,7 +188,7 @@ impl MaskedBody {
                 self.idle_armed = false;
                 p.asking = false;
                 match next {
-                    Some(Ok(body)) => self.body = SourceData::Bytes(body),
+                    Some(Ok(body)) => self.body = Input::Bytes(body),
                     Some(Err(e)) => {
                         return Poll::Ready(self.fail(StreamError::Upstream(BodyError(e.to_string())), out))
                     }
@@ -196,18 +202,14 @@ impl MaskedBody {
                 }
             }
             let taken = match &mut self.body {
-                SourceData::Bytes(body) => match Pin::new(body).poll_frame(cx) {
+                Input::Bytes(body) => match Pin::new(body).poll_frame(cx) {
                     Poll::Ready(frame) => Poll::Ready(self.take_frame(frame, &mut out)),
                     Poll::Pending => Poll::Pending,
                 },
-                SourceData::Rows(rows) => match rows.batches.as_mut().poll_next(cx) {
+                Input::Rows(rows) => match rows.batches.as_mut().poll_next(cx) {
                     Poll::Ready(batch) => Poll::Ready(self.take_batch(batch, &mut out)),
                     Poll::Pending => Poll::Pending,
                 },
-                // Made `Bytes` in `new`.
-                SourceData::Pages(_) => {
-                    Poll::Ready(Err(StreamError::Upstream(BodyError("pages not unpacked".into()))))
-                }
             };
             match taken {
                 Poll::Ready(Ok(())) => self.idle_armed = false,

@@ -154,6 +154,14 @@ impl SourceConfig {
     }
 }
 
+/// Makes a relative path relative to `base` (the config file's folder); an empty one stays
+/// empty, so that validation names it.
+pub(crate) fn resolve_path(base: &std::path::Path, path: &mut std::path::PathBuf) {
+    if path.is_relative() && !path.as_os_str().is_empty() {
+        *path = base.join(&*path);
+    }
+}
+
 /// What connectors of one gateway share: the pooled HTTP client, and the connectors made so
 /// far, so that a runtime rebuilt for a new licence snapshot keeps its sources' connection
 /// pools instead of opening new ones.

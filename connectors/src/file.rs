@@ -185,9 +185,7 @@ impl FileSourceConfig {
 
     /// Makes a relative path relative to `base` (the config file's folder).
     pub fn resolve_paths(&mut self, base: &Path) {
-        if self.path.is_relative() && !self.path.as_os_str().is_empty() {
-            self.path = base.join(&self.path);
-        }
+        crate::config::resolve_path(base, &mut self.path);
     }
 }
 

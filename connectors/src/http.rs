@@ -219,8 +219,8 @@ impl HttpSourceConfig {
     /// folder).
     pub fn resolve_paths(&mut self, base: &std::path::Path) {
         for h in &mut self.headers {
-            if let Some(f) = h.file.as_mut().filter(|f| f.is_relative()) {
-                *f = base.join(&*f);
+            if let Some(f) = h.file.as_mut() {
+                crate::config::resolve_path(base, f);
             }
         }
         if let Some(t) = &mut self.tls {

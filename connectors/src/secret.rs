@@ -60,8 +60,8 @@ impl Password {
 
     /// Makes a relative file relative to `base` (the config file's folder).
     pub fn resolve_paths(&mut self, base: &std::path::Path) {
-        if let Some(f) = self.file.as_mut().filter(|f| f.is_relative()) {
-            *f = base.join(&*f);
+        if let Some(f) = self.file.as_mut() {
+            crate::config::resolve_path(base, f);
         }
     }
 }

@@ -66,9 +66,7 @@ impl SqliteSourceConfig {
 
     /// Makes a relative database path relative to `base` (the config file's folder).
     pub fn resolve_paths(&mut self, base: &std::path::Path) {
-        if self.path.is_relative() {
-            self.path = base.join(&self.path);
-        }
+        crate::config::resolve_path(base, &mut self.path);
     }
 }
 

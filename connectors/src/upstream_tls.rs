@@ -51,9 +51,7 @@ impl UpstreamTls {
             .into_iter()
             .flatten()
         {
-            if p.is_relative() {
-                *p = base.join(&*p);
-            }
+            crate::config::resolve_path(base, p);
         }
     }
 

@@ -347,23 +347,28 @@ impl ClientQuery {
             out.push((f.column.clone(), f.value_text()));
         }
         if !self.order.is_empty() {
-            let items: Vec<String> = self
-                .order
-                .iter()
-                .map(|o| {
-                    let dir = match o.dir {
-                        Direction::Asc => "asc",
-                        Direction::Desc => "desc",
-                    };
-                    format!("{}.{dir}", o.column)
-                })
-                .collect();
-            out.push(("order".into(), items.join(",")));
+            out.push(("order".into(), self.order_text()));
         }
         if let Some(a) = &self.after {
             out.push(("after".into(), a.clone()));
         }
         out
+    }
+
+    /// The `order` as written (`a.desc,id.asc`); empty without one.
+    pub fn order_text(&self) -> String {
+        let items: Vec<String> = self
+            .order
+            .iter()
+            .map(|o| {
+                let dir = match o.dir {
+                    Direction::Asc => "asc",
+                    Direction::Desc => "desc",
+                };
+                format!("{}.{dir}", o.column)
+            })
+            .collect();
+        items.join(",")
     }
 
     /// Checks the query against the licence's plan: `select` ⊆ the plan's fields (else

@@ -105,7 +105,11 @@ pub fn page(
 
 /// The text a keyset cursor is bound to.
 pub fn cursor_context(licence: Option<&str>, dataset: &str, query: &RecordsQuery) -> String {
-    format!("{}\n{dataset}\n{}", licence.unwrap_or(""), query.order_text())
+    format!(
+        "{}\n{dataset}\n{}",
+        licence.unwrap_or(""),
+        query.query.order_text()
+    )
 }
 
 /// The problem for a dataset that has no connector (a config the validator let through).

@@ -135,26 +135,45 @@ impl MaskedBody {
     /// waiting for the source as needed (bounded by the read timeout); `None` when the
     /// document ended without output.
     pub async fn read_ahead(&mut self, max: usize) -> Result<Option<Bytes>, StreamError> {
-        let mut gathered: Option<bytes::BytesMut> = None;
+        // The first chunk as it is; copied into one buffer only when a second one follows.
+        let mut first: Option<Bytes> = None;
+        let mut joined: Option<bytes::BytesMut> = None;
         loop {
             match self.next_output().await {
                 Ok(Some(chunk)) => {
-                    let g = gathered.get_or_insert_with(bytes::BytesMut::new);
-                    g.extend_from_slice(&chunk);
-                    if g.len() >= max || self.finished {
+                    let len = match (&first, &mut joined) {
+                        (None, _) => {
+                            let len = chunk.len();
+                            first = Some(chunk);
+                            len
+                        }
+                        (Some(f), None) => {
+                            let mut j = bytes::BytesMut::with_capacity(max.max(f.len() + chunk.len()));
+                            j.extend_from_slice(f);
+                            j.extend_from_slice(&chunk);
+                            let len = j.len();
+                            joined = Some(j);
+                            len
+                        }
+                        (Some(_), Some(j)) => {
+                            j.extend_from_slice(&chunk);
+                            j.len()
+                        }
+                    };
+                    if len >= max || self.finished {
                         break;
                     }
                 }
                 Ok(None) => break,
                 // What was gathered goes first; the error ends the stream after it.
-                Err(e) if gathered.is_some() => {
+                Err(e) if first.is_some() => {
                     self.deferred = Some(e);
                     break;
                 }
                 Err(e) => return Err(e),
             }
         }
-        Ok(gathered.map(bytes::BytesMut::freeze))
+        Ok(joined.map(bytes::BytesMut::freeze).or(first))
     }
 
     /// Reads the source until the masker produces output or the document ends (`None`).

@@ -123,7 +123,11 @@ async fn phases(
         return Err(fetch::no_source());
     };
     let paging = connector.paging();
-    let context = fetch::cursor_context(ctx.licence.as_deref(), &dataset, &query);
+    // What a keyset cursor is bound to: only sources paged by key have cursors.
+    let context = match paging {
+        Paging::Key => fetch::cursor_context(ctx.licence.as_deref(), &dataset, &query),
+        Paging::Source | Paging::Stream => String::new(),
+    };
     let page = match fetch::page(paging, &query, &rt.cursor, &context, grant.records) {
         Ok(page) => page,
         Err(problem) => {

@@ -233,16 +233,6 @@ impl RecordsQuery {
     pub fn next_offset(&self) -> Option<NextPage> {
         self.offset.checked_add(self.limit).map(NextPage::Offset)
     }
-
-    /// The order as written in the query (`a.desc,id.asc`), for binding keyset cursors.
-    pub fn order_text(&self) -> String {
-        self.query
-            .to_pairs()
-            .into_iter()
-            .find(|(k, _)| k == "order")
-            .map(|(_, v)| v)
-            .unwrap_or_default()
-    }
 }
 
 /// The opaque cursor of the page starting at `offset`.

@@ -417,10 +417,15 @@ impl OwnedFetch {
     }
 }
 
-/// Whether the source takes every filter of the fetch (each an equality on a mapped
-/// parameter, one value per parameter): then its pages are the gateway's pages.
-pub fn pushes_down_all<'f>(source: &HttpSourceConfig, fetch: &'f Fetch<'f>) -> bool {
-    let mut pushed: Vec<(&str, &'f str)> = Vec::new();
+/// The query parameters a fetch's filters push down to the source (each an equality on a
+/// field `filter_params` maps; the first value per parameter wins), and whether they are all
+/// of its filters: then the source's pages are the gateway's pages.
+fn pushed_filters<'s, 'f>(
+    source: &'s HttpSourceConfig,
+    fetch: &Fetch<'f>,
+) -> (Vec<(&'s str, &'f str)>, bool) {
+    let mut pushed: Vec<(&'s str, &'f str)> = Vec::new();
+    let mut all = true;
     let mut take = |field: &str, value: &'f str| -> bool {
         let Some(param) = source.filter_params.get(field) else {
             return false;
@@ -433,19 +438,24 @@ pub fn pushes_down_all<'f>(source: &HttpSourceConfig, fetch: &'f Fetch<'f>) -> b
             }
         }
     };
-    let row = fetch
-        .row_filter
-        .iter()
-        .flat_map(|f| &f.conditions)
-        .all(|c| c.op == Op::Eq && c.values.len() == 1 && take(&c.field, &c.values[0]));
-    row && fetch
-        .query
-        .iter()
-        .flat_map(|q| &q.filters)
-        .all(|f| match (&f.op, f.negated) {
+    for c in fetch.row_filter.iter().flat_map(|f| &f.conditions) {
+        all &= match (c.op, c.values.first()) {
+            (Op::Eq, Some(v)) => take(&c.field, v) && c.values.len() == 1,
+            _ => false,
+        };
+    }
+    for f in fetch.query.iter().flat_map(|q| &q.filters) {
+        all &= match (&f.op, f.negated) {
             (FilterOp::Eq(v), false) => take(&f.column, v),
             _ => false,
-        })
+        };
+    }
+    (pushed, all)
+}
+
+/// Whether the source takes every filter of the fetch ([`pushed_filters`]).
+pub fn pushes_down_all(source: &HttpSourceConfig, fetch: &Fetch<'_>) -> bool {
+    pushed_filters(source, fetch).1
 }
 
 /// What an HTTP source's fetches use.
@@ -622,26 +632,8 @@ pub fn build_uri(source: &HttpSourceConfig, fetch: &Fetch<'_>) -> Result<Uri, Fe
                 q.append_pair(k, v);
             }
         }
-        let mut pushed: Vec<&str> = Vec::new();
-        if let Some(filter) = fetch.row_filter {
-            for c in &filter.conditions {
-                if let (Op::Eq, Some(param)) = (c.op, source.filter_params.get(&c.field)) {
-                    if !pushed.contains(&param.as_str()) {
-                        q.append_pair(param, &c.values[0]);
-                        pushed.push(param);
-                    }
-                }
-            }
-        }
-        for f in fetch.query.iter().flat_map(|q| &q.filters) {
-            if let (false, FilterOp::Eq(v), Some(param)) =
-                (f.negated, &f.op, source.filter_params.get(&f.column))
-            {
-                if !pushed.contains(&param.as_str()) {
-                    q.append_pair(param, v);
-                    pushed.push(param);
-                }
-            }
+        for (param, value) in pushed_filters(source, fetch).0 {
+            q.append_pair(param, value);
         }
         q.append_pair(&source.limit_param, &fetch.limit.to_string());
         q.append_pair(&source.offset_param, &fetch.offset.to_string());

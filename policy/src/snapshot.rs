@@ -17,7 +17,8 @@ use std::collections::BTreeMap;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct Snapshot {
-    /// Monotonically increasing revision; every change at the registry bumps it.
+    /// Monotonically increasing revision: the number of the last registry change that altered
+    /// what this snapshot carries (changes to anything else leave it).
     pub revision: u64,
     /// When the registry issued this snapshot (unix seconds).
     pub issued_at: i64,

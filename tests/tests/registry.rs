@@ -74,7 +74,8 @@ impl Reg {
         let gateway2 = issue("gateway", "gw2");
         let licensee = issue("licensee", "acme");
         let anon = RegistryClient::new(&url, &pki.ca_pem(), None).unwrap();
-        // The gateways `gw1` and `gw2` of agency `fire-bureau` (revisions 1 to 3: see `SETUP`).
+        // The gateways `gw1` and `gw2` of agency `fire-bureau` (changes 1 to 3, none in the
+        // snapshot: see `SETUP`).
         for (path, body) in [
             (
                 "/admin/agencies",
@@ -127,7 +128,7 @@ impl Reg {
     }
 
     /// A licensee `acme`, the dataset `hydrants`, the scenario `fire-hydrant-adoption` and
-    /// licence `l1` (revisions `SETUP` + 1 to 4).
+    /// licence `l1` (changes `SETUP` + 1 to 4; only the grant, the last, is in the snapshot).
     async fn seed(&self) {
         let r = self
             .admin
@@ -177,13 +178,21 @@ fn grant(id: &str) -> Value {
     })
 }
 
-/// The revision after `Reg::start` registered the agency and its gateways.
+/// The changes `Reg::start` makes (the agency and its gateways); they leave the snapshot at
+/// revision 0.
 const SETUP: u64 = 3;
-/// The revision after `Reg::seed`.
+/// The snapshot revision after `Reg::seed`: the number of its grant, the seed's last change.
 const SEEDED: u64 = SETUP + 4;
 
 fn rev(r: &Reply) -> u64 {
     r.headers["sluice-revision"].to_str().unwrap().parse().unwrap()
+}
+
+/// The change log, oldest first.
+async fn changes(reg: &Reg) -> Vec<Value> {
+    let r = reg.admin.get("/admin/changes").await.unwrap();
+    assert_eq!(r.status, 200);
+    r.json().as_array().unwrap().clone()
 }
 
 macro_rules! both {
@@ -203,7 +212,11 @@ macro_rules! both {
 
 async fn grant_appears_in_signed_snapshot_and_status_changes_bump_revision(b: Backend) {
     let reg = Reg::start(b).await;
-    assert_eq!(reg.snapshot().await.revision, SETUP);
+    assert_eq!(
+        reg.snapshot().await.revision,
+        0,
+        "no licences, measures or serials yet"
+    );
     reg.seed().await;
     let snap = reg.snapshot().await;
     assert_eq!(snap.revision, SEEDED);
@@ -374,7 +387,7 @@ async fn only_admins_administer_and_only_gateways_fetch_snapshots(b: Backend) {
     assert_eq!(r.json()["openapi"], "3.0.3");
     let r = reg.anon.get("/nope").await.unwrap();
     assert_eq!(r.problem().as_deref(), Some("not-found"));
-    assert_eq!(reg.snapshot().await.revision, SETUP, "nothing changed");
+    assert_eq!(changes(&reg).await.len() as u64, SETUP, "nothing changed");
     // A certificate from another CA is refused at the handshake.
     let other = Pki::new();
     let (cert, key) = other.licensee("mallory");
@@ -455,6 +468,137 @@ async fn long_poll_wakes_on_change(b: Backend) {
     reg.stop().await;
 }
 both!(long_poll_wakes_on_change);
+
+/// Changes that alter nothing a snapshot carries (licensees, agencies, gateways, catalog
+/// entries, scenarios, fusion rules, warnings) are recorded in the change log in order, but
+/// leave the snapshot revision where it is and wake no waiting long-poll: gateways do not
+/// fetch and verify a snapshot that did not change. The next change that does alter it wakes
+/// the poll with its own number as the revision.
+async fn changes_outside_the_snapshot_wake_no_gateway(b: Backend) {
+    let reg = Reg::start(b).await;
+    reg.seed().await;
+    let catalog_tag = |r: &Reply| r.headers["etag"].to_str().unwrap().to_owned();
+    let tag_before = catalog_tag(&reg.anon.get("/catalog").await.unwrap());
+    let gw = reg.gateway.clone();
+    let poll = tokio::spawn(async move {
+        let t = Instant::now();
+        let r = gw
+            .get(&format!("/v1/snapshot?after={SEEDED}&wait=3"))
+            .await
+            .unwrap();
+        (r, t.elapsed())
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let spec = json!({
+        "id": "parks", "title": "Parks", "owner": "fire-bureau", "update_frequency": "yearly",
+        "fields": [ { "name": "id" } ],
+    });
+    let outside: Vec<(&str, Value, &str)> = vec![
+        (
+            "/admin/licensees",
+            json!({ "id": "beta", "name": "Beta", "credit_code": "91110000600037341L" }),
+            "licensee.add",
+        ),
+        (
+            "/admin/agencies",
+            json!({ "id": "parks-bureau", "name": "Parks Bureau" }),
+            "agency.add",
+        ),
+        (
+            "/admin/gateways",
+            json!({ "id": "gw3", "agency": "parks-bureau" }),
+            "gateway.add",
+        ),
+        (
+            "/admin/datasets",
+            json!({ "dataset": spec, "reason": "catalog" }),
+            "dataset.register",
+        ),
+        (
+            "/admin/scenarios",
+            json!({ "id": "park-use", "title": "Park use", "datasets": ["parks"] }),
+            "scenario.add",
+        ),
+        (
+            "/admin/fusion-rules",
+            json!({ "id": "parks-and-hydrants", "description": "x", "reason": "DPIA",
+                    "members": [ { "dataset": "hydrants" }, { "dataset": "parks" } ] }),
+            "fusion-rule.add",
+        ),
+        (
+            "/admin/violations",
+            json!({ "licensee": "acme", "what": "late report", "measure": "warn", "reason": "first" }),
+            "violation.record",
+        ),
+        (
+            "/admin/gateways/gw3/retire",
+            json!({ "reason": "moved" }),
+            "gateway.retire",
+        ),
+    ];
+    for (path, body, _) in &outside {
+        let r = reg.admin.post(path, body).await.unwrap();
+        assert!(r.status.is_success(), "{path}: {:?}", r.json());
+        assert_eq!(rev(&r), SEEDED, "{path}: the snapshot revision stays");
+    }
+    let r = reg
+        .admin
+        .send(
+            http::Method::DELETE,
+            "/admin/fusion-rules/parks-and-hydrants",
+            Some(&json!({ "reason": "withdrawn" })),
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!((r.status.as_u16(), rev(&r)), (200, SEEDED));
+    let (r, waited) = poll.await.unwrap();
+    assert_eq!(r.status, 304, "woken by a change outside the snapshot");
+    assert_eq!(rev(&r), SEEDED);
+    assert!(
+        waited >= Duration::from_millis(2_900),
+        "answered after {waited:?}"
+    );
+    assert_eq!(reg.snapshot().await.revision, SEEDED);
+    // Every change is in the log, in order, numbered after the seed's.
+    let log = changes(&reg).await;
+    let recorded: Vec<(u64, &str)> = log[SEEDED as usize..]
+        .iter()
+        .map(|c| (c["revision"].as_u64().unwrap(), c["action"].as_str().unwrap()))
+        .collect();
+    let mut want: Vec<&str> = outside.iter().map(|(_, _, a)| *a).collect();
+    want.push("fusion-rule.remove");
+    let numbers: Vec<u64> = (SEEDED + 1..).take(want.len()).collect();
+    assert_eq!(recorded, numbers.iter().copied().zip(want).collect::<Vec<_>>());
+    // The catalog's tag follows every change, not only the snapshot's.
+    assert_ne!(catalog_tag(&reg.anon.get("/catalog").await.unwrap()), tag_before);
+
+    // A change the snapshot carries wakes a waiting poll, at its own number.
+    let gw = reg.gateway.clone();
+    let poll = tokio::spawn(async move {
+        gw.get(&format!("/v1/snapshot?after={SEEDED}&wait=10"))
+            .await
+            .unwrap()
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let r = reg
+        .admin
+        .post("/admin/licences/l1/suspend", &json!({ "reason": "audit" }))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200);
+    let suspended = rev(&r);
+    assert_eq!(suspended, *numbers.last().unwrap() + 1);
+    let r = tokio::time::timeout(Duration::from_secs(5), poll)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((r.status.as_u16(), rev(&r)), (200, suspended));
+    let signed: SignedSnapshot = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(signed.verify(&[reg.key()], SEEDED).unwrap().revision, suspended);
+    reg.stop().await;
+}
+both!(changes_outside_the_snapshot_wake_no_gateway);
 
 async fn credit_codes_are_checked(b: Backend) {
     let reg = Reg::start(b).await;
@@ -653,7 +797,12 @@ async fn fusion_rules_block_the_completing_grant(b: Backend) {
     let before = reg.snapshot().await.revision;
     let r = reg.admin.post("/admin/fusion-rules", &rule).await.unwrap();
     assert_eq!(r.status, 201, "{:?}", r.json());
-    assert_eq!(rev(&r), before + 1, "a rule is an admin change");
+    assert_eq!(rev(&r), before, "a rule is not in the snapshot");
+    assert_eq!(
+        changes(&reg).await.last().unwrap()["action"],
+        "fusion-rule.add",
+        "a rule is an admin change"
+    );
     let r = reg.admin.post("/admin/fusion-rules", &rule).await.unwrap();
     assert_eq!(r.problem().as_deref(), Some("conflict"));
     let r = reg.admin.get("/admin/fusion-rules").await.unwrap();

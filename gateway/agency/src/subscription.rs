@@ -223,7 +223,9 @@ pub async fn run(
     let mut backoff = BACKOFF_MIN;
     let mut recovering = false;
     loop {
-        let after = reg.revision();
+        // A registry whose snapshot never changed serves revision 0: held, it is waited on
+        // like any other, not fetched again at once.
+        let after = reg.current().map(|s| s.revision);
         let this_wait = if recovering { Duration::ZERO } else { wait };
         let answer = tokio::select! {
             a = client.poll(after, this_wait) => a,

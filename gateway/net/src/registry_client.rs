@@ -188,13 +188,17 @@ impl RegistryClient {
         self.send(Method::POST, path, Some(body), &[]).await
     }
 
-    /// Asks for a snapshot newer than `after` (the current one when `after` is 0), waiting up
-    /// to `wait`. `Ok(None)` is the registry confirming nothing changed.
-    pub async fn poll(&self, after: u64, wait: Duration) -> Result<Option<SignedSnapshot>, ClientError> {
-        let path = if after == 0 {
-            "/v1/snapshot".to_owned()
-        } else {
-            format!("/v1/snapshot?after={after}&wait={}", wait.as_secs())
+    /// Asks for a snapshot newer than revision `after` (the one held; revision 0 is a
+    /// snapshot too), waiting up to `wait`, or for the current one at once when none is held.
+    /// `Ok(None)` is the registry confirming nothing changed.
+    pub async fn poll(
+        &self,
+        after: Option<u64>,
+        wait: Duration,
+    ) -> Result<Option<SignedSnapshot>, ClientError> {
+        let path = match after {
+            None => "/v1/snapshot".to_owned(),
+            Some(after) => format!("/v1/snapshot?after={after}&wait={}", wait.as_secs()),
         };
         let deadline = wait + CONNECT_TIMEOUT + Duration::from_secs(5);
         let reply = tokio::time::timeout(deadline, self.exchange(Method::GET, &path, None, &[]))

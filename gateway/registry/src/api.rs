@@ -1,6 +1,7 @@
 //! The registry's HTTP routes: admin API (admin certificates), snapshot distribution (gateway
 //! or admin certificates) and public pages (no certificate). See `openapi.json`.
 
+use super::action::Action;
 use super::fusion::NewFusionRule;
 use super::grant::build_licence;
 use super::model::{NewDataset, NewLicensee, NewViolation, ReasonBody, RevokeSerial};
@@ -193,13 +194,13 @@ impl Api {
                 };
                 let ch = Change {
                     admin,
-                    action: "licensee.add",
+                    action: Action::LicenseeAdd,
                     target: &b.id,
                     reason: &b.reason,
                 };
                 let (rec, rev) = self.store.add_licensee(&rec, &ch).await?;
-                self.dist.advance(rev);
-                Ok(json_response(StatusCode::CREATED, &rec, Some(rev)))
+                self.dist.advance(rev.revision);
+                Ok(json_response(StatusCode::CREATED, &rec, Some(rev.revision)))
             }
             ["admin", "licences"] if get => {
                 let licensee = query_str(query.as_deref(), "licensee");
@@ -214,13 +215,13 @@ impl Api {
                 let lic = build_licence(&self.store, b.clone()).await?;
                 let ch = Change {
                     admin,
-                    action: "licence.grant",
+                    action: Action::LicenceGrant,
                     target: &lic.id,
                     reason: &b.reason,
                 };
                 let rev = self.store.insert_licence(&lic, &ch).await?;
-                self.dist.advance(rev);
-                Ok(json_response(StatusCode::CREATED, &lic, Some(rev)))
+                self.dist.advance(rev.revision);
+                Ok(json_response(StatusCode::CREATED, &lic, Some(rev.revision)))
             }
             ["admin", "licences", id] if get => Ok(json_response(
                 StatusCode::OK,
@@ -234,14 +235,14 @@ impl Api {
                         LicenceStatus::Suspended {
                             reason: b.reason.clone(),
                         },
-                        "licence.suspend",
+                        Action::LicenceSuspend,
                     ),
-                    "resume" => (LicenceStatus::Active, "licence.resume"),
+                    "resume" => (LicenceStatus::Active, Action::LicenceResume),
                     "revoke" => (
                         LicenceStatus::Revoked {
                             reason: b.reason.clone(),
                         },
-                        "licence.revoke",
+                        Action::LicenceRevoke,
                     ),
                     _ => return Err(Problem::new(P::NotFound, format!("no route {path}"))),
                 };
@@ -253,8 +254,8 @@ impl Api {
                     reason: &b.reason,
                 };
                 let (lic, rev) = self.store.set_licence_status(id, status, &ch).await?;
-                self.dist.advance(rev);
-                Ok(json_response(StatusCode::OK, &lic, Some(rev)))
+                self.dist.advance(rev.revision);
+                Ok(json_response(StatusCode::OK, &lic, Some(rev.revision)))
             }
             ["admin", "violations"] if get => Ok(json_response(
                 StatusCode::OK,
@@ -272,7 +273,7 @@ impl Api {
                 }
                 let ch = Change {
                     admin,
-                    action: "violation.record",
+                    action: Action::ViolationRecord,
                     target: &b.licensee,
                     reason: &b.reason,
                 };
@@ -280,21 +281,21 @@ impl Api {
                     .store
                     .add_violation(&b.licensee, &b.what, b.measure, &ch)
                     .await?;
-                self.dist.advance(rev);
-                Ok(json_response(StatusCode::CREATED, &v, Some(rev)))
+                self.dist.advance(rev.revision);
+                Ok(json_response(StatusCode::CREATED, &v, Some(rev.revision)))
             }
             ["admin", "violations", id, "lift"] if post => {
                 let b: ReasonBody = body(req).await?;
                 need_reason(&b.reason)?;
                 let ch = Change {
                     admin,
-                    action: "violation.lift",
+                    action: Action::ViolationLift,
                     target: id,
                     reason: &b.reason,
                 };
                 let (v, rev) = self.store.lift_violation(id, &ch).await?;
-                self.dist.advance(rev);
-                Ok(json_response(StatusCode::OK, &v, Some(rev)))
+                self.dist.advance(rev.revision);
+                Ok(json_response(StatusCode::OK, &v, Some(rev.revision)))
             }
             ["admin", "fusion-rules"] if get => Ok(json_response(
                 StatusCode::OK,
@@ -308,29 +309,29 @@ impl Api {
                 let rule = super::fusion_admin::validate(&self.store, b).await?;
                 let ch = Change {
                     admin,
-                    action: "fusion-rule.add",
+                    action: Action::FusionRuleAdd,
                     target: &rule.id,
                     reason: &reason,
                 };
                 let rev = self.store.add_fusion_rule(&rule, &ch).await?;
-                self.dist.advance(rev);
-                Ok(json_response(StatusCode::CREATED, &rule, Some(rev)))
+                self.dist.advance(rev.revision);
+                Ok(json_response(StatusCode::CREATED, &rule, Some(rev.revision)))
             }
             ["admin", "fusion-rules", id] if method == Method::DELETE => {
                 let b: ReasonBody = body(req).await?;
                 need_reason(&b.reason)?;
                 let ch = Change {
                     admin,
-                    action: "fusion-rule.remove",
+                    action: Action::FusionRuleRemove,
                     target: id,
                     reason: &b.reason,
                 };
                 let rev = self.store.remove_fusion_rule(id, &ch).await?;
-                self.dist.advance(rev);
+                self.dist.advance(rev.revision);
                 Ok(json_response(
                     StatusCode::OK,
                     &serde_json::json!({ "removed": id }),
-                    Some(rev),
+                    Some(rev.revision),
                 ))
             }
             ["admin", "usage"] if get => super::usage::report(&self.store, query.as_deref()).await,
@@ -342,22 +343,22 @@ impl Api {
                 valid_id(&b.dataset.id)?;
                 let ch = Change {
                     admin,
-                    action: "dataset.register",
+                    action: Action::DatasetRegister,
                     target: &b.dataset.id,
                     reason: &b.reason,
                 };
                 let (d, rev) = self.store.put_dataset(&b.dataset, &ch).await?;
-                self.dist.advance(rev);
-                Ok(json_response(StatusCode::CREATED, &d, Some(rev)))
+                self.dist.advance(rev.revision);
+                Ok(json_response(StatusCode::CREATED, &d, Some(rev.revision)))
             }
             ["admin", "datasets", which @ ("close-all" | "open-all")] if post => {
                 let b: ReasonBody = body(req).await?;
                 need_reason(&b.reason)?;
                 let close = *which == "close-all";
                 let action = if close {
-                    "dataset.close-all"
+                    Action::DatasetCloseAll
                 } else {
-                    "dataset.open-all"
+                    Action::DatasetOpenAll
                 };
                 let ch = Change {
                     admin,
@@ -366,15 +367,19 @@ impl Api {
                     reason: &b.reason,
                 };
                 let rev = self.store.set_all_closed(close, &ch).await?;
-                self.dist.advance(rev);
+                self.dist.advance(rev.revision);
                 let v = serde_json::json!({ "all_conditional_closed": close });
-                Ok(json_response(StatusCode::OK, &v, Some(rev)))
+                Ok(json_response(StatusCode::OK, &v, Some(rev.revision)))
             }
             ["admin", "datasets", id, which @ ("close" | "open")] if post => {
                 let b: ReasonBody = body(req).await?;
                 need_reason(&b.reason)?;
                 let close = *which == "close";
-                let action = if close { "dataset.close" } else { "dataset.open" };
+                let action = if close {
+                    Action::DatasetClose
+                } else {
+                    Action::DatasetOpen
+                };
                 let ch = Change {
                     admin,
                     action,
@@ -382,9 +387,9 @@ impl Api {
                     reason: &b.reason,
                 };
                 let rev = self.store.set_dataset_closed(id, close, &ch).await?;
-                self.dist.advance(rev);
+                self.dist.advance(rev.revision);
                 let v = serde_json::json!({ "dataset": id, "closed": close });
-                Ok(json_response(StatusCode::OK, &v, Some(rev)))
+                Ok(json_response(StatusCode::OK, &v, Some(rev.revision)))
             }
             ["admin", "certs", "revoke"] if post => {
                 let b: RevokeSerial = body(req).await?;
@@ -400,16 +405,16 @@ impl Api {
                 }
                 let ch = Change {
                     admin,
-                    action: "cert.revoke",
+                    action: Action::CertRevoke,
                     target: &serial,
                     reason: &b.reason,
                 };
                 let rev = self.store.revoke_serial(&serial, &ch).await?;
-                self.dist.advance(rev);
+                self.dist.advance(rev.revision);
                 Ok(json_response(
                     StatusCode::CREATED,
                     &serde_json::json!({ "serial": serial }),
-                    Some(rev),
+                    Some(rev.revision),
                 ))
             }
             ["admin", "agencies" | "gateways" | "scenarios", ..] => {

@@ -6,7 +6,9 @@
 //! layer and checked per route):
 //!
 //! * admin routes `/admin/…` for admin certificates (`urn:sluice:admin:<name>`), each change
-//!   recorded with who, when, what and why and bumping the revision;
+//!   recorded with who, when, what and why under the next change number; a change that alters
+//!   what a snapshot carries also makes that number the snapshot revision
+//!   ([`action::Action::alters_snapshot`]);
 //! * `GET /v1/snapshot[?after=<rev>&wait=<s≤30>]` for gateway certificates: the current
 //!   [`SignedSnapshot`](sluice_policy::snapshot::SignedSnapshot), long-polled;
 //! * `POST /v1/usage` for gateway certificates: per-licence usage counts ([`usage`]);
@@ -18,8 +20,9 @@
 //!
 //! The modules are layered; each imports only from the layers above it:
 //!
-//! 1. data and pure logic: [`model`] (records and request bodies), [`fusion`] (fusion rules
-//!    and the completion check), [`credit_code`], [`config`], [`keys`];
+//! 1. data and pure logic: [`model`] (records and request bodies), [`action`] (admin actions
+//!    and which of them move the snapshot revision), [`fusion`] (fusion rules and the
+//!    completion check), [`credit_code`], [`config`], [`keys`];
 //! 2. [`store`]: the SQL store;
 //! 3. [`problem`] (refusals, store errors as problems), [`request`] (the helpers every handler
 //!    shares: bodies, JSON responses, query parameters, id and reason checks), [`snapshot`]
@@ -28,6 +31,7 @@
 //!    [`usage`], [`public`];
 //! 5. [`api`]: the routes.
 
+pub mod action;
 pub mod api;
 pub mod config;
 pub mod credit_code;

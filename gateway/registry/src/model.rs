@@ -94,7 +94,8 @@ pub struct ViolationRecord {
 /// One administrative change: who, when, what, why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AdminChange {
-    /// The revision this change produced.
+    /// The change's number: every change takes the next. A change that altered the snapshot
+    /// made it the snapshot revision too.
     pub revision: u64,
     /// Admin id from the certificate (`urn:sluice:admin:<name>`).
     pub admin: String,

@@ -7,6 +7,7 @@
 //! This module holds the admin routes and the grant-time scenario check; the records are in
 //! [`crate::model`], their tables and queries in the store (`store/parties.rs`).
 
+use super::action::Action;
 use super::model::{NewAgency, NewGateway, NewScenario, ReasonBody};
 use super::problem::{Problem, ProblemCode as P};
 use super::request::{body, json_response, need_reason, valid_id};
@@ -58,13 +59,13 @@ pub async fn admin(
             not_empty("name", &b.name)?;
             let ch = Change {
                 admin,
-                action: "agency.add",
+                action: Action::AgencyAdd,
                 target: &b.id,
                 reason: &b.reason,
             };
             let (rec, rev) = store.add_agency(&b, &ch).await?;
-            dist.advance(rev);
-            Ok(json_response(StatusCode::CREATED, &rec, Some(rev)))
+            dist.advance(rev.revision);
+            Ok(json_response(StatusCode::CREATED, &rec, Some(rev.revision)))
         }
         ["admin", "gateways"] if get => Ok(json_response(StatusCode::OK, &store.gateways().await?, None)),
         ["admin", "gateways"] if post => {
@@ -72,27 +73,27 @@ pub async fn admin(
             valid_id(&b.id)?;
             let ch = Change {
                 admin,
-                action: "gateway.add",
+                action: Action::GatewayAdd,
                 target: &b.id,
                 reason: &b.reason,
             };
             let (rec, rev) = store.add_gateway(&b, &ch).await?;
-            dist.advance(rev);
-            Ok(json_response(StatusCode::CREATED, &rec, Some(rev)))
+            dist.advance(rev.revision);
+            Ok(json_response(StatusCode::CREATED, &rec, Some(rev.revision)))
         }
         ["admin", "gateways", id, "retire"] if post => {
             let b: ReasonBody = body(req).await?;
             need_reason(&b.reason)?;
             let ch = Change {
                 admin,
-                action: "gateway.retire",
+                action: Action::GatewayRetire,
                 target: id,
                 reason: &b.reason,
             };
             let rev = store.retire_gateway(id, &ch).await?;
-            dist.advance(rev);
+            dist.advance(rev.revision);
             let v = serde_json::json!({ "gateway": id, "retired": true });
-            Ok(json_response(StatusCode::OK, &v, Some(rev)))
+            Ok(json_response(StatusCode::OK, &v, Some(rev.revision)))
         }
         ["admin", "scenarios"] if get => Ok(json_response(StatusCode::OK, &store.scenarios().await?, None)),
         ["admin", "scenarios"] if post => {
@@ -101,13 +102,13 @@ pub async fn admin(
             not_empty("title", &b.title)?;
             let ch = Change {
                 admin,
-                action: "scenario.add",
+                action: Action::ScenarioAdd,
                 target: &b.id,
                 reason: &b.reason,
             };
             let (rec, rev) = store.add_scenario(&b, &ch).await?;
-            dist.advance(rev);
-            Ok(json_response(StatusCode::CREATED, &rec, Some(rev)))
+            dist.advance(rev.revision);
+            Ok(json_response(StatusCode::CREATED, &rec, Some(rev.revision)))
         }
         _ => Err(super::routes::not_routed(method, segs)),
     }

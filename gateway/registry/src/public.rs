@@ -91,14 +91,14 @@ fn catalog_page(query: Option<&str>) -> Result<(usize, usize), Problem> {
 
 /// `GET /catalog?limit=&offset=`: a page of the datasets (each with its owner, grades,
 /// fields, open category and state), `Link: rel="next"` while more follow. The `ETag` names
-/// the registry's revision and the page: a client that sends it back in `If-None-Match`
+/// the registry's last change and the page: a client that sends it back in `If-None-Match`
 /// gets `304 Not Modified` without the catalog being read.
 pub async fn catalog<B>(store: &Store, req: &Request<B>) -> Result<Response<RespBody>, Problem> {
     let (limit, offset) = catalog_page(req.uri().query())?;
     let html_wanted = wants_html(req);
     // The revision is read first: a body read after a change carries an older tag, which can
     // only miss, never serve stale data.
-    let revision = store.revision().await?;
+    let revision = store.last_change().await?;
     let etag = format!(
         "W/\"{revision}-{offset}-{limit}-{}\"",
         if html_wanted { "html" } else { "json" }

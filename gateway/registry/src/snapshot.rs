@@ -187,12 +187,12 @@ mod tests {
 
     use super::*;
     use crate::pgtest;
-    use crate::store::Change;
+    use crate::store::{Action, Change};
 
     fn change() -> Change<'static> {
         Change {
             admin: "alice",
-            action: "dataset.close-all",
+            action: Action::DatasetCloseAll,
             target: "*",
             reason: "test",
         }
@@ -213,11 +213,11 @@ mod tests {
 
         // The first change may land before LISTEN is up; the listener re-reads on connect.
         let before = dist.current();
-        let rev = a.set_all_closed(true, &change()).await.unwrap();
+        let rev = a.set_all_closed(true, &change()).await.unwrap().revision;
         assert!(dist.wait_after(before, Duration::from_secs(10)).await);
         assert_eq!(dist.current(), rev);
         // The listener is up now: this one can only arrive as a notification.
-        let rev = a.set_all_closed(false, &change()).await.unwrap();
+        let rev = a.set_all_closed(false, &change()).await.unwrap().revision;
         assert!(dist.wait_after(rev - 1, Duration::from_secs(10)).await);
         assert_eq!(dist.current(), rev);
 

@@ -1,8 +1,10 @@
 //! The registry's state in SQL through `sqlx::Any`: SQLite (embedded default, WAL) or
 //! PostgreSQL, chosen by the database URL. The SQL is portable (TEXT and BIGINT columns only,
 //! `$n` placeholders used once each, in order). Every change runs in one transaction that also
-//! records the admin change and bumps the `revision` counter.
+//! records the admin change under the next change number and, when it alters what a snapshot
+//! carries ([`Action::alters_snapshot`]), moves the snapshot revision to that number.
 
+pub use super::action::Action;
 use super::model::{AdminChange, DatasetRecord, LicenseeRecord, Measure, ViolationRecord};
 use sluice_policy::catalog::DatasetSpec;
 use sluice_policy::classify::{OpenCategory, RuleTable};
@@ -41,6 +43,10 @@ pub enum StoreError {
 /// Result of store operations.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+/// Tables. `registry_meta` holds the counters: `revision`, the number of the last admin change
+/// (`admin_changes.revision`, every change takes the next); `snapshot_revision`, the number of
+/// the last change that altered the snapshot (the revision gateways hold and wait on);
+/// `all_conditional_closed`, the switch.
 const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS registry_meta (k TEXT PRIMARY KEY, v BIGINT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS licensees (id TEXT PRIMARY KEY, name TEXT NOT NULL, \
@@ -98,12 +104,22 @@ async fn add_missing_columns(pool: &AnyPool) -> Result<()> {
 pub struct Change<'a> {
     /// Admin id.
     pub admin: &'a str,
-    /// Action name, e.g. `licence.grant`.
-    pub action: &'a str,
+    /// What the change does.
+    pub action: Action,
     /// Object acted on.
     pub target: &'a str,
     /// Why.
     pub reason: &'a str,
+}
+
+/// What a committed change produced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Committed {
+    /// Its number in the change log: every change takes the next.
+    pub change: u64,
+    /// The snapshot revision after it: `change` when it altered the snapshot, else the revision
+    /// gateways already hold. Answered as `Sluice-Revision`.
+    pub revision: u64,
 }
 
 /// Everything a snapshot carries, read at one revision.
@@ -232,14 +248,23 @@ impl Store {
             sqlx::query(stmt).execute(&pool).await?;
         }
         add_missing_columns(&pool).await?;
-        // Seed the counters; a concurrent replica may have done it first.
-        for key in ["revision", "all_conditional_closed"] {
+        // Seed the counters; a concurrent replica may have done it first. The snapshot
+        // revision of a store made before it existed is its last change (every change moved
+        // the snapshot then), so gateways keep the revision they hold.
+        for (key, seed) in [
+            ("revision", "VALUES ($1, 0)"),
+            ("all_conditional_closed", "VALUES ($1, 0)"),
+            (
+                "snapshot_revision",
+                "SELECT $1, v FROM registry_meta WHERE k = 'revision'",
+            ),
+        ] {
             let have = sqlx::query("SELECT v FROM registry_meta WHERE k = $1")
                 .bind(key)
                 .fetch_optional(&pool)
                 .await?;
             if have.is_none() {
-                let r = sqlx::query("INSERT INTO registry_meta (k, v) VALUES ($1, 0)")
+                let r = sqlx::query(&format!("INSERT INTO registry_meta (k, v) {seed}"))
                     .bind(key)
                     .execute(&pool)
                     .await;
@@ -274,9 +299,19 @@ impl Store {
         self.pool.close().await;
     }
 
-    /// The current revision.
+    /// The snapshot revision: the number of the last change that altered the snapshot.
     pub async fn revision(&self) -> Result<u64> {
-        let row = sqlx::query("SELECT v FROM registry_meta WHERE k = 'revision'")
+        self.counter("snapshot_revision").await
+    }
+
+    /// The number of the last admin change, whatever it changed (the catalog's `ETag`).
+    pub async fn last_change(&self) -> Result<u64> {
+        self.counter("revision").await
+    }
+
+    async fn counter(&self, key: &str) -> Result<u64> {
+        let row = sqlx::query("SELECT v FROM registry_meta WHERE k = $1")
+            .bind(key)
             .fetch_one(&self.pool)
             .await?;
         Ok(to_u64(row.try_get("v")?))
@@ -286,39 +321,65 @@ impl Store {
         Ok(self.pool.begin().await?)
     }
 
-    /// Bumps the revision, records the change and commits; returns the new revision. On
-    /// PostgreSQL the commit also notifies [`CHANGE_CHANNEL`], so replicas wake at once.
-    pub(super) async fn finish(mut tx: Tx, change: &Change<'_>) -> Result<u64> {
+    /// Records the change under the next change number and commits; when the change alters
+    /// the snapshot ([`Action::alters_snapshot`]) the snapshot revision becomes that number and,
+    /// on PostgreSQL, the commit notifies [`CHANGE_CHANNEL`] so replicas wake at once.
+    pub(super) async fn finish(tx: Tx, change: &Change<'_>) -> Result<Committed> {
+        Self::finish_with(tx, change, None).await
+    }
+
+    /// [`Self::finish`] for a change about a violation with `measure`.
+    pub(super) async fn finish_with(
+        mut tx: Tx,
+        change: &Change<'_>,
+        measure: Option<Measure>,
+    ) -> Result<Committed> {
         sqlx::query("UPDATE registry_meta SET v = v + 1 WHERE k = 'revision'")
             .execute(&mut *tx)
             .await?;
         let row = sqlx::query("SELECT v FROM registry_meta WHERE k = 'revision'")
             .fetch_one(&mut *tx)
             .await?;
-        let rev: i64 = row.try_get("v")?;
+        let number: i64 = row.try_get("v")?;
+        let alters = change.action.alters_snapshot(measure);
+        let revision: i64 = if alters {
+            sqlx::query("UPDATE registry_meta SET v = $1 WHERE k = 'snapshot_revision'")
+                .bind(number)
+                .execute(&mut *tx)
+                .await?;
+            number
+        } else {
+            sqlx::query("SELECT v FROM registry_meta WHERE k = 'snapshot_revision'")
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get("v")?
+        };
         sqlx::query(
             "INSERT INTO admin_changes (id, revision, admin, at, action, target, reason) \
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(uuid::Uuid::now_v7().to_string())
-        .bind(rev)
+        .bind(number)
         .bind(change.admin)
         .bind(now())
-        .bind(change.action)
+        .bind(change.action.as_str())
         .bind(change.target)
         .bind(change.reason)
         .execute(&mut *tx)
         .await?;
-        if tx.backend_name() == "PostgreSQL" {
+        if alters && tx.backend_name() == "PostgreSQL" {
             // Delivered on commit, and only if the transaction commits.
             sqlx::query("SELECT pg_notify($1, $2)")
                 .bind(CHANGE_CHANNEL)
-                .bind(rev.to_string())
+                .bind(revision.to_string())
                 .fetch_all(&mut *tx)
                 .await?;
         }
         tx.commit().await?;
-        Ok(to_u64(rev))
+        Ok(Committed {
+            change: to_u64(number),
+            revision: to_u64(revision),
+        })
     }
 
     /// Registers a licensee (the credit code must already be validated).
@@ -326,7 +387,7 @@ impl Store {
         &self,
         l: &LicenseeRecord,
         change: &Change<'_>,
-    ) -> Result<(LicenseeRecord, u64)> {
+    ) -> Result<(LicenseeRecord, Committed)> {
         let mut tx = self.begin().await?;
         let rec = LicenseeRecord {
             created_at: now(),
@@ -376,7 +437,11 @@ impl Store {
     }
 
     /// Registers or replaces a catalog entry (keeps its closed flag).
-    pub async fn put_dataset(&self, spec: &DatasetSpec, change: &Change<'_>) -> Result<(DatasetRecord, u64)> {
+    pub async fn put_dataset(
+        &self,
+        spec: &DatasetSpec,
+        change: &Change<'_>,
+    ) -> Result<(DatasetRecord, Committed)> {
         let cat = spec.category(&RuleTable::default());
         let mut tx = self.begin().await?;
         let existing = sqlx::query("SELECT closed FROM datasets WHERE id = $1")
@@ -457,7 +522,7 @@ impl Store {
     }
 
     /// Closes or reopens one dataset.
-    pub async fn set_dataset_closed(&self, id: &str, closed: bool, change: &Change<'_>) -> Result<u64> {
+    pub async fn set_dataset_closed(&self, id: &str, closed: bool, change: &Change<'_>) -> Result<Committed> {
         let mut tx = self.begin().await?;
         let n = sqlx::query("UPDATE datasets SET closed = $1 WHERE id = $2")
             .bind(i64::from(closed))
@@ -472,7 +537,7 @@ impl Store {
     }
 
     /// Closes or reopens all conditional data at once.
-    pub async fn set_all_closed(&self, closed: bool, change: &Change<'_>) -> Result<u64> {
+    pub async fn set_all_closed(&self, closed: bool, change: &Change<'_>) -> Result<Committed> {
         let mut tx = self.begin().await?;
         sqlx::query("UPDATE registry_meta SET v = $1 WHERE k = 'all_conditional_closed'")
             .bind(i64::from(closed))
@@ -491,7 +556,7 @@ impl Store {
     /// complete a rule, and a rule declared meanwhile is either committed before the check
     /// reads the rules or after the grant (PostgreSQL: the grant waits, then reads what was
     /// committed; SQLite: one writer).
-    pub async fn insert_licence(&self, l: &Licence, change: &Change<'_>) -> Result<u64> {
+    pub async fn insert_licence(&self, l: &Licence, change: &Change<'_>) -> Result<Committed> {
         let mut tx = self.begin().await?;
         Self::lock_changes(&mut tx).await?;
         let completed = Self::fusion_completions(&mut tx, l).await?;
@@ -569,7 +634,7 @@ impl Store {
         id: &str,
         status: LicenceStatus,
         change: &Change<'_>,
-    ) -> Result<(Licence, u64)> {
+    ) -> Result<(Licence, Committed)> {
         let mut tx = self.begin().await?;
         let row = sqlx::query("SELECT id, body FROM licences WHERE id = $1")
             .bind(id)
@@ -609,7 +674,7 @@ impl Store {
         what: &str,
         measure: Measure,
         change: &Change<'_>,
-    ) -> Result<(ViolationRecord, u64)> {
+    ) -> Result<(ViolationRecord, Committed)> {
         let mut tx = self.begin().await?;
         let v = ViolationRecord {
             id: uuid::Uuid::now_v7().to_string(),
@@ -632,7 +697,7 @@ impl Store {
         .bind(&v.reason)
         .execute(&mut *tx)
         .await?;
-        let rev = Self::finish(tx, change).await?;
+        let rev = Self::finish_with(tx, change, Some(measure)).await?;
         Ok((v, rev))
     }
 
@@ -646,7 +711,11 @@ impl Store {
 
     /// Lifts a violation's measure: it stays in the register with when and why it was
     /// lifted, and no longer restricts the licensee. Lifting twice is a conflict.
-    pub async fn lift_violation(&self, id: &str, change: &Change<'_>) -> Result<(ViolationRecord, u64)> {
+    pub async fn lift_violation(
+        &self,
+        id: &str,
+        change: &Change<'_>,
+    ) -> Result<(ViolationRecord, Committed)> {
         let mut tx = self.begin().await?;
         let done = sqlx::query(
             "UPDATE violations SET lifted_at = $1, lifted_reason = $2 WHERE id = $3 AND lifted_at IS NULL",
@@ -671,12 +740,12 @@ impl Store {
                 v.lifted_at.as_deref().unwrap_or("?")
             )));
         }
-        let rev = Self::finish(tx, change).await?;
+        let rev = Self::finish_with(tx, change, Some(v.measure)).await?;
         Ok((v, rev))
     }
 
     /// Records a revoked certificate serial (lower-case hex).
-    pub async fn revoke_serial(&self, serial: &str, change: &Change<'_>) -> Result<u64> {
+    pub async fn revoke_serial(&self, serial: &str, change: &Change<'_>) -> Result<Committed> {
         let mut tx = self.begin().await?;
         sqlx::query("INSERT INTO revoked_serials (serial, at, reason) VALUES ($1, $2, $3)")
             .bind(serial)
@@ -721,7 +790,7 @@ impl Store {
                 .await?;
         }
         let revision = to_u64(
-            sqlx::query("SELECT v FROM registry_meta WHERE k = 'revision'")
+            sqlx::query("SELECT v FROM registry_meta WHERE k = 'snapshot_revision'")
                 .fetch_one(&mut *tx)
                 .await?
                 .try_get("v")?,

@@ -3,11 +3,11 @@
 
 use super::model::{LicenseeRecord, Measure};
 use super::pgtest;
-use super::store::{Change, Store, StoreError};
+use super::store::{Action, Change, Store, StoreError};
 use sluice_policy::catalog::{DatasetSpec, FieldSpec};
 use sluice_policy::licence::{Licence, LicenceStatus};
 
-fn change(action: &'static str) -> Change<'static> {
+fn change(action: Action) -> Change<'static> {
     Change {
         admin: "alice",
         action,
@@ -50,31 +50,35 @@ async fn suite(store: Store) {
         credit_code: "91350100M000100Y43".into(),
         created_at: String::new(),
     };
-    let (_, r1) = store.add_licensee(&acme, &change("licensee.add")).await.unwrap();
-    assert_eq!(r1, 1);
+    let (_, r1) = store
+        .add_licensee(&acme, &change(Action::LicenseeAdd))
+        .await
+        .unwrap();
+    // Change 1 is recorded; licensees are not in the snapshot, so its revision stays 0.
+    assert_eq!((r1.change, r1.revision), (1, 0));
     assert!(matches!(
-        store.add_licensee(&acme, &change("licensee.add")).await,
+        store.add_licensee(&acme, &change(Action::LicenseeAdd)).await,
         Err(StoreError::Conflict(_))
     ));
     assert_eq!(
-        store.revision().await.unwrap(),
+        store.last_change().await.unwrap(),
         1,
-        "a refused change does not bump"
+        "a refused change does not count"
     );
     assert_eq!(store.licensees().await.unwrap().len(), 1);
     let (d, r2) = store
-        .put_dataset(&dataset("hydrants"), &change("dataset.register"))
+        .put_dataset(&dataset("hydrants"), &change(Action::DatasetRegister))
         .await
         .unwrap();
-    assert_eq!((r2, d.closed), (2, false));
+    assert_eq!((r2.change, r2.revision, d.closed), (2, 0, false));
     let r3 = store
-        .insert_licence(&licence("l1"), &change("licence.grant"))
+        .insert_licence(&licence("l1"), &change(Action::LicenceGrant))
         .await
         .unwrap();
-    assert_eq!(r3, 3);
+    assert_eq!((r3.change, r3.revision), (3, 3));
     assert!(matches!(
         store
-            .insert_licence(&licence("l1"), &change("licence.grant"))
+            .insert_licence(&licence("l1"), &change(Action::LicenceGrant))
             .await,
         Err(StoreError::Conflict(_))
     ));
@@ -82,57 +86,78 @@ async fn suite(store: Store) {
         reason: "audit".into(),
     };
     let (l, r4) = store
-        .set_licence_status("l1", suspended.clone(), &change("s"))
+        .set_licence_status("l1", suspended.clone(), &change(Action::LicenceSuspend))
         .await
         .unwrap();
-    assert_eq!((l.status, r4), (suspended.clone(), 4));
+    assert_eq!((l.status, r4.change, r4.revision), (suspended.clone(), 4, 4));
     assert!(matches!(
-        store.set_licence_status("l1", suspended, &change("s")).await,
+        store
+            .set_licence_status("l1", suspended, &change(Action::LicenceSuspend))
+            .await,
         Err(StoreError::Conflict(_))
     ));
     store
-        .set_licence_status("l1", LicenceStatus::Active, &change("r"))
+        .set_licence_status("l1", LicenceStatus::Active, &change(Action::LicenceResume))
         .await
         .unwrap();
     let revoked = LicenceStatus::Revoked { reason: "x".into() };
     store
-        .set_licence_status("l1", revoked, &change("v"))
+        .set_licence_status("l1", revoked, &change(Action::LicenceRevoke))
         .await
         .unwrap();
     assert!(matches!(
         store
-            .set_licence_status("l1", LicenceStatus::Active, &change("r"))
+            .set_licence_status("l1", LicenceStatus::Active, &change(Action::LicenceResume))
             .await,
         Err(StoreError::Conflict(_))
     ));
     assert!(matches!(
         store
-            .set_licence_status("nope", LicenceStatus::Active, &change("r"))
+            .set_licence_status("nope", LicenceStatus::Active, &change(Action::LicenceResume))
             .await,
         Err(StoreError::NotFound(_))
     ));
     store
-        .set_dataset_closed("hydrants", true, &change("c"))
+        .set_dataset_closed("hydrants", true, &change(Action::DatasetClose))
         .await
         .unwrap();
     assert!(matches!(
-        store.set_dataset_closed("nope", true, &change("c")).await,
+        store
+            .set_dataset_closed("nope", true, &change(Action::DatasetClose))
+            .await,
         Err(StoreError::NotFound(_))
     ));
-    store.set_all_closed(true, &change("ca")).await.unwrap();
     store
-        .add_violation("acme", "bulk scraping", Measure::Warn, &change("v"))
+        .set_all_closed(true, &change(Action::DatasetCloseAll))
         .await
         .unwrap();
+    let (_, warned) = store
+        .add_violation(
+            "acme",
+            "bulk scraping",
+            Measure::Warn,
+            &change(Action::ViolationRecord),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (warned.change, warned.revision),
+        (9, 8),
+        "a warning restricts nobody"
+    );
     let c = Change {
         reason: "repeated",
-        ..change("v")
+        ..change(Action::ViolationRecord)
     };
-    store
+    let (_, closed) = store
         .add_violation("acme", "resale", Measure::Close, &c)
         .await
         .unwrap();
-    store.revoke_serial("0abc", &change("cert")).await.unwrap();
+    assert_eq!((closed.change, closed.revision), (10, 10));
+    store
+        .revoke_serial("0abc", &change(Action::CertRevoke))
+        .await
+        .unwrap();
     let state = store.snapshot_state().await.unwrap();
     assert_eq!(state.revision, store.revision().await.unwrap());
     assert_eq!(state.revision, 11);
@@ -149,12 +174,13 @@ async fn suite(store: Store) {
         (1..=11).collect::<Vec<_>>()
     );
     assert!(changes.iter().all(|c| c.admin == "alice" && !c.at.is_empty()));
-    // Re-registering keeps the closed flag.
-    let (d, _) = store
-        .put_dataset(&dataset("hydrants"), &change("dataset.register"))
+    // Re-registering keeps the closed flag (and the snapshot revision).
+    let (d, again) = store
+        .put_dataset(&dataset("hydrants"), &change(Action::DatasetRegister))
         .await
         .unwrap();
     assert!(d.closed);
+    assert_eq!((again.change, again.revision), (12, 11));
     assert_eq!(store.violations().await.unwrap().len(), 2);
     store.close().await;
 }
@@ -164,9 +190,10 @@ async fn store_suite_on_sqlite() {
     let dir = tempfile::tempdir().unwrap();
     let url = Store::sqlite_url(dir.path());
     suite(Store::open(&url).await.unwrap()).await;
-    // Reopening keeps state and the revision.
+    // Reopening keeps state, the change number and the snapshot revision.
     let again = Store::open(&url).await.unwrap();
-    assert_eq!(again.revision().await.unwrap(), 12);
+    assert_eq!(again.last_change().await.unwrap(), 12);
+    assert_eq!(again.revision().await.unwrap(), 11);
     assert!(dir.path().join("registry.db").exists());
 }
 
@@ -175,7 +202,8 @@ async fn store_suite_on_postgres() {
     let (schema, url) = pgtest::create_schema("store").await.unwrap();
     suite(Store::open(&url).await.unwrap()).await;
     let again = Store::open(&url).await.unwrap();
-    assert_eq!(again.revision().await.unwrap(), 12);
+    assert_eq!(again.last_change().await.unwrap(), 12);
+    assert_eq!(again.revision().await.unwrap(), 11);
     again.close().await;
     pgtest::drop_schema(&schema).await.unwrap();
 }
@@ -188,7 +216,10 @@ async fn add_round_licensee(store: &Store, round: usize) -> String {
         credit_code: format!("code{round}"),
         created_at: String::new(),
     };
-    store.add_licensee(&rec, &change("l")).await.unwrap();
+    store
+        .add_licensee(&rec, &change(Action::LicenseeAdd))
+        .await
+        .unwrap();
     rec.id
 }
 
@@ -204,18 +235,24 @@ fn licence_of(id: &str, licensee: &str, dataset: &str) -> Licence {
 /// Two replicas grant the two halves of a fusion rule to one licensee at the same time,
 /// round after round: exactly one grant completes, the other is refused.
 async fn concurrent_grants_cannot_both_complete_a_rule(a: Store, b: Store) {
-    a.put_dataset(&dataset("hydrants"), &change("d")).await.unwrap();
-    a.put_dataset(&dataset("parks"), &change("d")).await.unwrap();
+    a.put_dataset(&dataset("hydrants"), &change(Action::DatasetRegister))
+        .await
+        .unwrap();
+    a.put_dataset(&dataset("parks"), &change(Action::DatasetRegister))
+        .await
+        .unwrap();
     let rule: super::fusion::FusionRule = serde_json::from_value(serde_json::json!({
         "id": "r", "members": [{ "dataset": "hydrants" }, { "dataset": "parks" }],
     }))
     .unwrap();
-    a.add_fusion_rule(&rule, &change("f")).await.unwrap();
+    a.add_fusion_rule(&rule, &change(Action::FusionRuleAdd))
+        .await
+        .unwrap();
     for round in 0..20 {
         let who = add_round_licensee(&a, round).await;
         let h = licence_of(&format!("h{round}"), &who, "hydrants");
         let p = licence_of(&format!("p{round}"), &who, "parks");
-        let grant = change("g");
+        let grant = change(Action::LicenceGrant);
         let (x, y) = tokio::join!(a.insert_licence(&h, &grant), b.insert_licence(&p, &grant));
         let refused = [&x, &y]
             .iter()
@@ -250,27 +287,32 @@ async fn concurrent_grants_on_postgres() {
 /// A rule is declared while a grant that completes it runs on another replica, round after
 /// round: the grant may only succeed if it committed before the rule (a lower revision).
 async fn a_rule_declared_during_a_grant_is_not_missed(a: Store, b: Store) {
-    a.put_dataset(&dataset("hydrants"), &change("d")).await.unwrap();
-    a.put_dataset(&dataset("parks"), &change("d")).await.unwrap();
+    a.put_dataset(&dataset("hydrants"), &change(Action::DatasetRegister))
+        .await
+        .unwrap();
+    a.put_dataset(&dataset("parks"), &change(Action::DatasetRegister))
+        .await
+        .unwrap();
     let (mut granted_first, mut refused) = (0, 0);
     for round in 0..20 {
         let who = add_round_licensee(&a, round).await;
         let h = licence_of(&format!("h{round}"), &who, "hydrants");
-        a.insert_licence(&h, &change("g")).await.unwrap();
+        a.insert_licence(&h, &change(Action::LicenceGrant)).await.unwrap();
         let p = licence_of(&format!("p{round}"), &who, "parks");
         let rule: super::fusion::FusionRule = serde_json::from_value(serde_json::json!({
             "id": format!("r{round}"), "members": [{ "dataset": "hydrants" }, { "dataset": "parks" }],
         }))
         .unwrap();
-        let grant = change("g");
-        let rule_change = change("f");
+        let grant = change(Action::LicenceGrant);
+        let rule_change = change(Action::FusionRuleAdd);
         let (g, r) = tokio::join!(
             b.insert_licence(&p, &grant),
             a.add_fusion_rule(&rule, &rule_change)
         );
-        let rule_rev = r.unwrap();
+        let rule_rev = r.unwrap().change;
         match g {
-            Ok(grant_rev) => {
+            Ok(grant) => {
+                let grant_rev = grant.change;
                 assert!(
                     grant_rev < rule_rev,
                     "round {round}: granted at {grant_rev} after the rule at {rule_rev}"
@@ -332,7 +374,7 @@ async fn a_store_from_before_violation_lifts_gains_the_columns() {
         .restricted_licensees
         .contains_key("acme"));
     let (v, _) = store
-        .lift_violation("v1", &change("violation.lift"))
+        .lift_violation("v1", &change(Action::ViolationLift))
         .await
         .unwrap();
     assert_eq!(v.lifted_reason.as_deref(), Some("test"));
@@ -343,11 +385,11 @@ async fn a_store_from_before_violation_lifts_gains_the_columns() {
         .restricted_licensees
         .is_empty());
     assert!(matches!(
-        store.lift_violation("v1", &change("violation.lift")).await,
+        store.lift_violation("v1", &change(Action::ViolationLift)).await,
         Err(StoreError::Conflict(_))
     ));
     assert!(matches!(
-        store.lift_violation("nope", &change("violation.lift")).await,
+        store.lift_violation("nope", &change(Action::ViolationLift)).await,
         Err(StoreError::NotFound(_))
     ));
     store.close().await;
@@ -363,13 +405,16 @@ async fn snapshots_stay_consistent_under_a_stream_of_changes(writer: Store, read
         credit_code: "91350100M000100Y43".into(),
         created_at: String::new(),
     };
-    writer.add_licensee(&acme, &change("licensee.add")).await.unwrap();
     writer
-        .put_dataset(&dataset("hydrants"), &change("dataset.register"))
+        .add_licensee(&acme, &change(Action::LicenseeAdd))
+        .await
+        .unwrap();
+    writer
+        .put_dataset(&dataset("hydrants"), &change(Action::DatasetRegister))
         .await
         .unwrap();
     let base = writer
-        .insert_licence(&licence("l1"), &change("licence.grant"))
+        .insert_licence(&licence("l1"), &change(Action::LicenceGrant))
         .await
         .unwrap();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -386,7 +431,7 @@ async fn snapshots_stay_consistent_under_a_stream_of_changes(writer: Store, read
                     LicenceStatus::Active
                 };
                 writer
-                    .set_licence_status("l1", status, &change("licence.status"))
+                    .set_licence_status("l1", status, &change(Action::LicenceSuspend))
                     .await
                     .unwrap();
                 n += 1;
@@ -401,7 +446,7 @@ async fn snapshots_stay_consistent_under_a_stream_of_changes(writer: Store, read
         let state = reader.snapshot_state().await.unwrap();
         let suspended = matches!(state.licences[0].status, LicenceStatus::Suspended { .. });
         // Change k (1-based) after `base` suspends when k is odd.
-        let k = state.revision - base;
+        let k = state.revision - base.revision;
         assert_eq!(
             suspended,
             k % 2 == 1,
@@ -432,4 +477,185 @@ async fn snapshots_under_changes_on_postgres() {
     let (a, b) = (Store::open(&url).await.unwrap(), Store::open(&url).await.unwrap());
     snapshots_stay_consistent_under_a_stream_of_changes(a, b).await;
     pgtest::drop_schema(&schema).await.unwrap();
+}
+
+/// A replica's distributor, with both ways it learns of other replicas' changes running (the
+/// once-a-second revision check and, on PostgreSQL, LISTEN/NOTIFY): changes outside the
+/// snapshot, made through another store, keep the revision and wake no long-poll for longer
+/// than two checks; a change the snapshot carries wakes it with its own number.
+async fn changes_outside_the_snapshot_wake_no_replica(writer: Store, reader: Store) {
+    use super::snapshot::Distributor;
+    use std::time::Duration;
+    let dist = Distributor::new(reader.clone(), ed25519_dalek::SigningKey::from_bytes(&[7; 32]))
+        .await
+        .unwrap();
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    let tasks = [
+        tokio::spawn(dist.clone().poll_store(rx.clone())),
+        tokio::spawn(dist.clone().listen_store(rx)),
+    ];
+    let acme = LicenseeRecord {
+        id: "acme".into(),
+        name: "Acme".into(),
+        credit_code: "91350100M000100Y43".into(),
+        created_at: String::new(),
+    };
+    writer
+        .add_licensee(&acme, &change(Action::LicenseeAdd))
+        .await
+        .unwrap();
+    writer
+        .put_dataset(&dataset("hydrants"), &change(Action::DatasetRegister))
+        .await
+        .unwrap();
+    let granted = writer
+        .insert_licence(&licence("l1"), &change(Action::LicenceGrant))
+        .await
+        .unwrap();
+    assert!(
+        dist.wait_after(granted.revision - 1, Duration::from_secs(10))
+            .await
+    );
+    let (rev, before) = dist.signed().await.unwrap();
+    assert_eq!(rev, granted.revision);
+
+    let waiter = {
+        let dist = dist.clone();
+        tokio::spawn(async move { dist.wait_after(rev, Duration::from_millis(2_500)).await })
+    };
+    let mut numbers = Vec::new();
+    let (_, c) = writer
+        .put_dataset(&dataset("parks"), &change(Action::DatasetRegister))
+        .await
+        .unwrap();
+    numbers.push(c);
+    let beta = LicenseeRecord {
+        id: "beta".into(),
+        credit_code: "91110000600037341L".into(),
+        ..acme.clone()
+    };
+    numbers.push(
+        writer
+            .add_licensee(&beta, &change(Action::LicenseeAdd))
+            .await
+            .unwrap()
+            .1,
+    );
+    let (_, c) = writer
+        .add_violation("acme", "late", Measure::Warn, &change(Action::ViolationRecord))
+        .await
+        .unwrap();
+    numbers.push(c);
+    let rule: super::fusion::FusionRule = serde_json::from_value(serde_json::json!({
+        "id": "r", "members": [{ "dataset": "hydrants" }, { "dataset": "parks" }],
+    }))
+    .unwrap();
+    numbers.push(
+        writer
+            .add_fusion_rule(&rule, &change(Action::FusionRuleAdd))
+            .await
+            .unwrap(),
+    );
+    numbers.push(
+        writer
+            .remove_fusion_rule("r", &change(Action::FusionRuleRemove))
+            .await
+            .unwrap(),
+    );
+    for (i, c) in numbers.iter().enumerate() {
+        assert_eq!((c.change, c.revision), (rev + 1 + i as u64, rev), "change {i}");
+    }
+    assert!(
+        !waiter.await.unwrap(),
+        "a change outside the snapshot woke a long-poll"
+    );
+    assert_eq!(dist.current(), rev);
+    let (again, bytes) = dist.signed().await.unwrap();
+    assert_eq!(again, rev);
+    assert!(
+        std::sync::Arc::ptr_eq(&bytes, &before),
+        "the signed snapshot was not remade"
+    );
+    let log = writer.changes().await.unwrap();
+    assert_eq!(
+        log.iter().map(|c| c.revision).collect::<Vec<_>>(),
+        (1..=rev + numbers.len() as u64).collect::<Vec<_>>()
+    );
+
+    let waiter = {
+        let dist = dist.clone();
+        tokio::spawn(async move { dist.wait_after(rev, Duration::from_secs(10)).await })
+    };
+    let (_, c) = writer
+        .add_violation("acme", "resale", Measure::Close, &change(Action::ViolationRecord))
+        .await
+        .unwrap();
+    assert_eq!(c.revision, c.change);
+    assert!(
+        waiter.await.unwrap(),
+        "a restricting violation did not wake the long-poll"
+    );
+    let (now, _) = dist.signed().await.unwrap();
+    assert_eq!(now, c.revision);
+    assert!(reader
+        .snapshot_state()
+        .await
+        .unwrap()
+        .restricted_licensees
+        .contains_key("acme"));
+
+    stop.send(true).unwrap();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    writer.close().await;
+    reader.close().await;
+}
+
+#[tokio::test]
+async fn outside_changes_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = Store::sqlite_url(dir.path());
+    let (a, b) = (Store::open(&url).await.unwrap(), Store::open(&url).await.unwrap());
+    changes_outside_the_snapshot_wake_no_replica(a, b).await;
+}
+
+#[tokio::test]
+async fn outside_changes_on_postgres() {
+    let (schema, url) = pgtest::create_schema("outside").await.unwrap();
+    let (a, b) = (Store::open(&url).await.unwrap(), Store::open(&url).await.unwrap());
+    changes_outside_the_snapshot_wake_no_replica(a, b).await;
+    pgtest::drop_schema(&schema).await.unwrap();
+}
+
+/// A store made before the snapshot revision had its own counter (every change moved the
+/// snapshot then) starts it at its last change, so gateways keep the revision they hold.
+#[tokio::test]
+async fn a_store_from_before_the_snapshot_counter_starts_it_at_its_last_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = Store::sqlite_url(dir.path());
+    let store = Store::open(&url).await.unwrap();
+    store
+        .put_dataset(&dataset("hydrants"), &change(Action::DatasetRegister))
+        .await
+        .unwrap();
+    store
+        .put_dataset(&dataset("parks"), &change(Action::DatasetRegister))
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM registry_meta WHERE k = 'snapshot_revision'")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    store.close().await;
+    let store = Store::open(&url).await.unwrap();
+    assert_eq!(
+        (
+            store.last_change().await.unwrap(),
+            store.revision().await.unwrap()
+        ),
+        (2, 2)
+    );
+    assert_eq!(store.snapshot_state().await.unwrap().revision, 2);
+    store.close().await;
 }

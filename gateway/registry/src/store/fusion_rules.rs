@@ -1,6 +1,6 @@
 //! The `fusion_rules` table (each rule as a JSON body) and the grant-time check.
 
-use super::{json, licence_from, map_unique, Change, Result, Store, StoreError, Tx};
+use super::{json, licence_from, map_unique, Change, Committed, Result, Store, StoreError, Tx};
 use crate::fusion::{completions, Completion, FusionRule};
 use sluice_policy::licence::Licence;
 use sqlx::any::AnyRow;
@@ -14,7 +14,7 @@ fn rule_from(row: &AnyRow) -> Result<FusionRule> {
 
 impl Store {
     /// Declares a fusion rule (validated by the caller against the catalog).
-    pub async fn add_fusion_rule(&self, rule: &FusionRule, change: &Change<'_>) -> Result<u64> {
+    pub async fn add_fusion_rule(&self, rule: &FusionRule, change: &Change<'_>) -> Result<Committed> {
         let mut tx = self.begin().await?;
         sqlx::query("INSERT INTO fusion_rules (id, body) VALUES ($1, $2)")
             .bind(&rule.id)
@@ -34,7 +34,7 @@ impl Store {
     }
 
     /// Removes a fusion rule.
-    pub async fn remove_fusion_rule(&self, id: &str, change: &Change<'_>) -> Result<u64> {
+    pub async fn remove_fusion_rule(&self, id: &str, change: &Change<'_>) -> Result<Committed> {
         let mut tx = self.begin().await?;
         let gone = sqlx::query("DELETE FROM fusion_rules WHERE id = $1")
             .bind(id)

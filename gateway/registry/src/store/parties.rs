@@ -1,7 +1,7 @@
 //! The parties of record: `agencies`, `gateways` (retired flag) and `scenarios` (the datasets
 //! each covers as a JSON list).
 
-use super::{map_unique, now, Change, Result, Store, StoreError};
+use super::{map_unique, now, Change, Committed, Result, Store, StoreError};
 use crate::model::{AgencyRecord, GatewayRecord, NewAgency, NewGateway, NewScenario, ScenarioRecord};
 use sqlx::Row;
 
@@ -29,7 +29,7 @@ fn scenario_from(r: &sqlx::any::AnyRow) -> Result<ScenarioRecord> {
 
 impl Store {
     /// Registers an agency.
-    pub async fn add_agency(&self, a: &NewAgency, change: &Change<'_>) -> Result<(AgencyRecord, u64)> {
+    pub async fn add_agency(&self, a: &NewAgency, change: &Change<'_>) -> Result<(AgencyRecord, Committed)> {
         let rec = AgencyRecord {
             id: a.id.clone(),
             name: a.name.clone(),
@@ -63,7 +63,11 @@ impl Store {
     }
 
     /// Registers a gateway of a registered agency.
-    pub async fn add_gateway(&self, g: &NewGateway, change: &Change<'_>) -> Result<(GatewayRecord, u64)> {
+    pub async fn add_gateway(
+        &self,
+        g: &NewGateway,
+        change: &Change<'_>,
+    ) -> Result<(GatewayRecord, Committed)> {
         let rec = GatewayRecord {
             id: g.id.clone(),
             agency: g.agency.clone(),
@@ -107,7 +111,7 @@ impl Store {
     }
 
     /// Retires a gateway: it receives no further snapshots. Final.
-    pub async fn retire_gateway(&self, id: &str, change: &Change<'_>) -> Result<u64> {
+    pub async fn retire_gateway(&self, id: &str, change: &Change<'_>) -> Result<Committed> {
         let mut tx = self.begin().await?;
         let n = sqlx::query("UPDATE gateways SET retired = 1 WHERE id = $1 AND retired = 0")
             .bind(id)
@@ -144,7 +148,11 @@ impl Store {
     }
 
     /// Registers a scenario; the datasets it names must be in the catalog.
-    pub async fn add_scenario(&self, s: &NewScenario, change: &Change<'_>) -> Result<(ScenarioRecord, u64)> {
+    pub async fn add_scenario(
+        &self,
+        s: &NewScenario,
+        change: &Change<'_>,
+    ) -> Result<(ScenarioRecord, Committed)> {
         let rec = ScenarioRecord {
             id: s.id.clone(),
             title: s.title.clone(),

@@ -1,0 +1,120 @@
+//! The administrative actions the registry records, and the one rule for which of them move
+//! the snapshot revision that gateways follow ([`Action::alters_snapshot`]).
+
+use super::model::Measure;
+
+/// What an administrative change does; recorded in the change log by [`Action::as_str`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// `licensee.add`: a licensee registered.
+    LicenseeAdd,
+    /// `licence.grant`: a licence granted.
+    LicenceGrant,
+    /// `licence.suspend`.
+    LicenceSuspend,
+    /// `licence.resume`.
+    LicenceResume,
+    /// `licence.revoke`.
+    LicenceRevoke,
+    /// `violation.record`: a violation recorded with a measure.
+    ViolationRecord,
+    /// `violation.lift`: a violation's measure lifted.
+    ViolationLift,
+    /// `fusion-rule.add`.
+    FusionRuleAdd,
+    /// `fusion-rule.remove`.
+    FusionRuleRemove,
+    /// `dataset.register`: a catalog entry registered or replaced.
+    DatasetRegister,
+    /// `dataset.close`: one dataset closed.
+    DatasetClose,
+    /// `dataset.open`: one dataset reopened.
+    DatasetOpen,
+    /// `dataset.close-all`: all conditional data closed.
+    DatasetCloseAll,
+    /// `dataset.open-all`: all conditional data reopened.
+    DatasetOpenAll,
+    /// `cert.revoke`: a certificate serial revoked.
+    CertRevoke,
+    /// `agency.add`.
+    AgencyAdd,
+    /// `gateway.add`.
+    GatewayAdd,
+    /// `gateway.retire`.
+    GatewayRetire,
+    /// `scenario.add`.
+    ScenarioAdd,
+}
+
+impl Action {
+    /// The name recorded in the change log, e.g. `licence.suspend`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::LicenseeAdd => "licensee.add",
+            Self::LicenceGrant => "licence.grant",
+            Self::LicenceSuspend => "licence.suspend",
+            Self::LicenceResume => "licence.resume",
+            Self::LicenceRevoke => "licence.revoke",
+            Self::ViolationRecord => "violation.record",
+            Self::ViolationLift => "violation.lift",
+            Self::FusionRuleAdd => "fusion-rule.add",
+            Self::FusionRuleRemove => "fusion-rule.remove",
+            Self::DatasetRegister => "dataset.register",
+            Self::DatasetClose => "dataset.close",
+            Self::DatasetOpen => "dataset.open",
+            Self::DatasetCloseAll => "dataset.close-all",
+            Self::DatasetOpenAll => "dataset.open-all",
+            Self::CertRevoke => "cert.revoke",
+            Self::AgencyAdd => "agency.add",
+            Self::GatewayAdd => "gateway.add",
+            Self::GatewayRetire => "gateway.retire",
+            Self::ScenarioAdd => "scenario.add",
+        }
+    }
+
+    /// Whether a change can alter what a snapshot carries, and so moves the snapshot revision
+    /// that gateways long-poll for. This is the one rule; the store applies it to every change
+    /// it commits.
+    ///
+    /// A snapshot carries the licences (every state), the closed datasets, the switch closing
+    /// all conditional data, the licensees restricted by an unlifted violation whose measure
+    /// restricts, and the revoked certificate serials. So grants, licence status changes,
+    /// closing and reopening, and certificate revocations move it; a violation moves it when
+    /// its `measure` (given for `violation.record` and `violation.lift`, unknown counts as
+    /// restricting) restricts. Licensees, agencies, gateways (registration and retirement
+    /// decide who may fetch a snapshot, not what it says), scenarios, fusion rules (checked
+    /// at grant time only) and catalog entries (gateways hold their own dataset
+    /// declarations) do not: those changes are recorded in the change log, and gateways are
+    /// not woken to fetch and verify a snapshot that did not change. Usage reports are not
+    /// admin changes at all.
+    ///
+    /// The match is exhaustive on purpose: a new action must be decided here.
+    pub fn alters_snapshot(self, measure: Option<Measure>) -> bool {
+        match self {
+            Self::LicenceGrant
+            | Self::LicenceSuspend
+            | Self::LicenceResume
+            | Self::LicenceRevoke
+            | Self::DatasetClose
+            | Self::DatasetOpen
+            | Self::DatasetCloseAll
+            | Self::DatasetOpenAll
+            | Self::CertRevoke => true,
+            Self::ViolationRecord | Self::ViolationLift => measure.is_none_or(Measure::restricts),
+            Self::LicenseeAdd
+            | Self::FusionRuleAdd
+            | Self::FusionRuleRemove
+            | Self::DatasetRegister
+            | Self::AgencyAdd
+            | Self::GatewayAdd
+            | Self::GatewayRetire
+            | Self::ScenarioAdd => false,
+        }
+    }
+}
+
+impl std::fmt::Display for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

@@ -70,6 +70,16 @@ pub enum SnapshotError {
         /// Revision held.
         held: u64,
     },
+    /// A delta for another revision than the one held.
+    #[error("delta from revision {base} to {revision} does not apply to the held revision {held}")]
+    WrongBase {
+        /// The revision the delta applies to.
+        base: u64,
+        /// The revision it produces.
+        revision: u64,
+        /// The revision held.
+        held: u64,
+    },
 }
 
 /// A trusted key that is not a base64 Ed25519 public key; why.
@@ -91,34 +101,56 @@ pub fn key_id(key: &VerifyingKey) -> String {
     digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
 }
 
+/// Serialises `value` and signs the bytes: (key id, payload, signature), base64.
+fn sign_json<T: Serialize>(value: &T, key: &SigningKey) -> Result<(String, String, String), SnapshotError> {
+    let bytes = serde_json::to_vec(value).map_err(|e| SnapshotError::Malformed(e.to_string()))?;
+    let signature = key.sign(&bytes);
+    Ok((
+        key_id(&key.verifying_key()),
+        STANDARD.encode(&bytes),
+        STANDARD.encode(signature.to_bytes()),
+    ))
+}
+
+/// Verifies `signature` over `payload` under the trusted key named `key_id`; returns the
+/// payload's bytes.
+fn verified_bytes(
+    trusted: &[VerifyingKey],
+    key_id_: &str,
+    payload: &str,
+    signature: &str,
+) -> Result<Vec<u8>, SnapshotError> {
+    let key = trusted
+        .iter()
+        .find(|k| key_id(k) == key_id_)
+        .ok_or_else(|| SnapshotError::UnknownKey(key_id_.to_owned()))?;
+    let bytes = STANDARD
+        .decode(payload)
+        .map_err(|e| SnapshotError::Malformed(e.to_string()))?;
+    let sig = STANDARD
+        .decode(signature)
+        .map_err(|e| SnapshotError::Malformed(e.to_string()))?;
+    let sig = Signature::from_slice(&sig).map_err(|_| SnapshotError::BadSignature)?;
+    key.verify(&bytes, &sig)
+        .map_err(|_| SnapshotError::BadSignature)?;
+    Ok(bytes)
+}
+
 impl SignedSnapshot {
     /// Serialises and signs a snapshot.
     pub fn sign(snapshot: &Snapshot, key: &SigningKey) -> Result<Self, SnapshotError> {
-        let bytes = serde_json::to_vec(snapshot).map_err(|e| SnapshotError::Malformed(e.to_string()))?;
-        let signature = key.sign(&bytes);
+        let (key_id, payload, signature) = sign_json(snapshot, key)?;
         Ok(Self {
-            key_id: key_id(&key.verifying_key()),
-            payload: STANDARD.encode(&bytes),
-            signature: STANDARD.encode(signature.to_bytes()),
+            key_id,
+            payload,
+            signature,
         })
     }
 
     /// Verifies the signature under one of `trusted` keys and that the revision is at least
     /// `held`; returns the snapshot.
     pub fn verify(&self, trusted: &[VerifyingKey], held: u64) -> Result<Snapshot, SnapshotError> {
-        let key = trusted
-            .iter()
-            .find(|k| key_id(k) == self.key_id)
-            .ok_or_else(|| SnapshotError::UnknownKey(self.key_id.clone()))?;
-        let bytes = STANDARD
-            .decode(&self.payload)
-            .map_err(|e| SnapshotError::Malformed(e.to_string()))?;
-        let sig = STANDARD
-            .decode(&self.signature)
-            .map_err(|e| SnapshotError::Malformed(e.to_string()))?;
-        let sig = Signature::from_slice(&sig).map_err(|_| SnapshotError::BadSignature)?;
-        key.verify(&bytes, &sig)
-            .map_err(|_| SnapshotError::BadSignature)?;
+        let bytes = verified_bytes(trusted, &self.key_id, &self.payload, &self.signature)?;
         let snapshot: Snapshot =
             serde_json::from_slice(&bytes).map_err(|e| SnapshotError::Malformed(e.to_string()))?;
         if snapshot.revision < held {
@@ -128,6 +160,106 @@ impl SignedSnapshot {
             });
         }
         Ok(snapshot)
+    }
+}
+
+/// What changed from snapshot revision `base` to `revision`: every licence granted or changed
+/// after `base` (whole; licences are never removed), and the other parts of a snapshot whole
+/// (they are small). Applied to the snapshot at exactly `base`, it gives the snapshot at
+/// `revision`; the registry sends one instead of a whole snapshot to a gateway that holds
+/// `base`, so a change costs a few kilobytes per gateway however many licences there are.
+/// Its JSON cannot be taken for a [`Snapshot`] nor the reverse (unknown fields are refused,
+/// `base` is required).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Delta {
+    /// The revision it applies to.
+    pub base: u64,
+    /// The revision it produces.
+    pub revision: u64,
+    /// When the registry issued it (unix seconds).
+    pub issued_at: i64,
+    /// Licences granted or changed after `base`, by id.
+    pub licences: Vec<Licence>,
+    /// As in [`Snapshot::closed_datasets`].
+    pub closed_datasets: Vec<String>,
+    /// As in [`Snapshot::all_conditional_closed`].
+    pub all_conditional_closed: bool,
+    /// As in [`Snapshot::restricted_licensees`].
+    pub restricted_licensees: BTreeMap<String, String>,
+    /// As in [`Snapshot::revoked_serials`].
+    pub revoked_serials: Vec<String>,
+}
+
+impl Delta {
+    /// The snapshot at `self.revision`, from `held` at `self.base` (else
+    /// [`SnapshotError::WrongBase`]). Licences keep the snapshot's order by id.
+    pub fn apply(&self, held: &Snapshot) -> Result<Snapshot, SnapshotError> {
+        if held.revision != self.base || self.revision <= self.base {
+            return Err(SnapshotError::WrongBase {
+                base: self.base,
+                revision: self.revision,
+                held: held.revision,
+            });
+        }
+        let mut changed: Vec<&Licence> = self.licences.iter().collect();
+        changed.sort_by(|a, b| a.id.cmp(&b.id));
+        let mut licences = Vec::with_capacity(held.licences.len() + changed.len());
+        let mut new = changed.into_iter().peekable();
+        for old in &held.licences {
+            while new.peek().is_some_and(|n| n.id < old.id) {
+                licences.extend(new.next().cloned());
+            }
+            match new.peek() {
+                Some(n) if n.id == old.id => licences.extend(new.next().cloned()),
+                _ => licences.push(old.clone()),
+            }
+        }
+        licences.extend(new.cloned());
+        Ok(Snapshot {
+            revision: self.revision,
+            issued_at: self.issued_at,
+            licences,
+            closed_datasets: self.closed_datasets.clone(),
+            all_conditional_closed: self.all_conditional_closed,
+            restricted_licensees: self.restricted_licensees.clone(),
+            revoked_serials: self.revoked_serials.clone(),
+        })
+    }
+}
+
+/// A [`Delta`] as it travels: signed like a [`SignedSnapshot`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignedDelta {
+    /// Key id of the signing key.
+    pub key_id: String,
+    /// The delta JSON exactly as signed, base64.
+    pub payload: String,
+    /// Ed25519 signature over the payload bytes, base64.
+    pub signature: String,
+}
+
+impl SignedDelta {
+    /// Serialises and signs a delta.
+    pub fn sign(delta: &Delta, key: &SigningKey) -> Result<Self, SnapshotError> {
+        let (key_id, payload, signature) = sign_json(delta, key)?;
+        Ok(Self {
+            key_id,
+            payload,
+            signature,
+        })
+    }
+
+    /// Verifies the signature under one of `trusted` keys and returns the delta, unapplied.
+    pub fn verify(&self, trusted: &[VerifyingKey]) -> Result<Delta, SnapshotError> {
+        let bytes = verified_bytes(trusted, &self.key_id, &self.payload, &self.signature)?;
+        serde_json::from_slice(&bytes).map_err(|e| SnapshotError::Malformed(e.to_string()))
+    }
+
+    /// Verifies the signature and applies the delta to `held` (which must be at its base).
+    pub fn apply(&self, trusted: &[VerifyingKey], held: &Snapshot) -> Result<Snapshot, SnapshotError> {
+        self.verify(trusted)?.apply(held)
     }
 }
 
@@ -168,6 +300,104 @@ mod tests {
         assert!(matches!(
             signed.verify(&[key(8).verifying_key()], 0),
             Err(SnapshotError::UnknownKey(_))
+        ));
+    }
+
+    fn licence(id: &str, state: &str) -> Licence {
+        let status = match state {
+            "active" => serde_json::json!({ "state": state }),
+            _ => serde_json::json!({ "state": state, "reason": "r" }),
+        };
+        serde_json::from_value(serde_json::json!({
+            "id": id, "licensee": "acme", "dataset": "d", "scenario": "s",
+            "fields": { "x": { "rule": "clear" } },
+            "valid_from": "2025-01-01T00:00:00Z", "valid_until": "2035-01-01T00:00:00Z",
+            "status": status,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_delta_applies_to_its_base_only_and_tampering_is_rejected() {
+        let k = key(7);
+        let trusted = [k.verifying_key()];
+        let held = Snapshot {
+            revision: 10,
+            licences: vec![licence("b", "active"), licence("d", "active")],
+            closed_datasets: vec!["x".into()],
+            ..Snapshot::default()
+        };
+        let delta = Delta {
+            base: 10,
+            revision: 12,
+            issued_at: 3,
+            licences: vec![
+                licence("e", "active"),
+                licence("a", "active"),
+                licence("d", "revoked"),
+            ],
+            revoked_serials: vec!["ab".into()],
+            ..Delta::default()
+        };
+        let signed = SignedDelta::sign(&delta, &k).unwrap();
+        let got = signed.apply(&trusted, &held).unwrap();
+        let want = Snapshot {
+            revision: 12,
+            issued_at: 3,
+            licences: vec![
+                licence("a", "active"),
+                licence("b", "active"),
+                licence("d", "revoked"),
+                licence("e", "active"),
+            ],
+            revoked_serials: vec!["ab".into()],
+            ..Snapshot::default()
+        };
+        assert_eq!(
+            got, want,
+            "the closed dataset was reopened, d revoked, a and e added"
+        );
+        // Another base.
+        let other = Snapshot {
+            revision: 11,
+            ..held.clone()
+        };
+        assert_eq!(
+            signed.apply(&trusted, &other),
+            Err(SnapshotError::WrongBase {
+                base: 10,
+                revision: 12,
+                held: 11
+            })
+        );
+        // One byte of the payload changed.
+        let mut bytes = STANDARD.decode(&signed.payload).unwrap();
+        let pos = bytes.windows(7).position(|w| w == b"revoked").unwrap();
+        bytes[pos..pos + 7].copy_from_slice(b"active\"");
+        let tampered = SignedDelta {
+            payload: STANDARD.encode(&bytes),
+            ..signed.clone()
+        };
+        assert_eq!(tampered.apply(&trusted, &held), Err(SnapshotError::BadSignature));
+        // A snapshot is not a delta, nor a delta a snapshot, under the same key.
+        let snap = SignedSnapshot::sign(&held, &k).unwrap();
+        let as_delta = SignedDelta {
+            key_id: snap.key_id.clone(),
+            payload: snap.payload.clone(),
+            signature: snap.signature.clone(),
+        };
+        assert!(matches!(
+            as_delta.verify(&trusted),
+            Err(SnapshotError::Malformed(_))
+        ));
+        let as_snapshot = SignedSnapshot {
+            key_id: signed.key_id.clone(),
+            payload: signed.payload.clone(),
+            signature: signed.signature.clone(),
+        };
+        assert!(matches!(
+            as_snapshot.verify(&trusted, 0),
+            Err(SnapshotError::Malformed(_))
         ));
     }
 }

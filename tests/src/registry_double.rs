@@ -1,7 +1,8 @@
 //! A tiny in-test registry: signs real snapshots with an Ed25519 key and serves the registry's
 //! gateway contract over real mTLS (a client certificate, when presented, must chain to the
 //! test CA): `GET /v1/snapshot`, `GET /v1/snapshot?after=<rev>&wait=<s>` (long-poll, 204 at the
-//! timeout) for gateway certificates, `POST /v1/usage` (gateway certificates; validated,
+//! timeout; with `delta=1`, the delta from `after` when one was published with
+//! [`RegistryDouble::publish_delta`]) for gateway certificates, `POST /v1/usage` (gateway certificates; validated,
 //! recorded, idempotent by gateway and `report_id`; can be told to fail) and
 //! `GET /v1/registry-key`. Only the server is a double; the gateway's client is the real one.
 
@@ -20,7 +21,7 @@ use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig};
 use sluice_net::identity::{Peer, PeerIdentity};
 use sluice_policy::licence::Licence;
-use sluice_policy::snapshot::{key_id, SignedSnapshot, Snapshot};
+use sluice_policy::snapshot::{key_id, Delta, SignedDelta, SignedSnapshot, Snapshot};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -30,11 +31,16 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
+/// Answers counted per revision.
+type Served = Arc<Mutex<std::collections::HashMap<u64, usize>>>;
+
 /// What the double serves now.
 #[derive(Clone)]
 struct Current {
     revision: u64,
     signed: SignedSnapshot,
+    /// A delta to `revision` and its base.
+    delta: Option<(u64, SignedDelta)>,
 }
 
 /// How the double answers `POST /v1/usage`.
@@ -107,6 +113,8 @@ pub struct RegistryDouble {
     usage: Arc<Mutex<UsageLog>>,
     /// How many times each revision was answered to a snapshot request.
     served: Arc<Mutex<std::collections::HashMap<u64, usize>>>,
+    /// How many times a delta to each revision was answered.
+    served_deltas: Arc<Mutex<std::collections::HashMap<u64, usize>>>,
 }
 
 /// The gateway's client identity for the registry, issued once per PKI: (cert, key).
@@ -134,7 +142,11 @@ impl RegistryDouble {
             ..Snapshot::default()
         };
         let signed = SignedSnapshot::sign(&snapshot, &key).unwrap();
-        let (tx, _) = watch::channel(Current { revision: 1, signed });
+        let (tx, _) = watch::channel(Current {
+            revision: 1,
+            signed,
+            delta: None,
+        });
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let double = Arc::new(Self {
@@ -146,6 +158,7 @@ impl RegistryDouble {
             tls: server_config(pki),
             usage: Arc::default(),
             served: Arc::default(),
+            served_deltas: Arc::default(),
         });
         double.serve(listener);
         double
@@ -155,7 +168,7 @@ impl RegistryDouble {
         let acceptor = TlsAcceptor::from(self.tls.clone());
         let current = self.current.clone();
         let usage = self.usage.clone();
-        let served = self.served.clone();
+        let served = (self.served.clone(), self.served_deltas.clone());
         let public_key = STANDARD.encode(self.key.verifying_key().as_bytes());
         let kid = key_id(&self.key.verifying_key());
         let task = tokio::spawn(async move {
@@ -217,8 +230,56 @@ impl RegistryDouble {
         snap.revision += 1;
         let signed = SignedSnapshot::sign(&snap, &self.key).unwrap();
         let revision = snap.revision;
-        self.current.send_replace(Current { revision, signed });
+        self.current.send_replace(Current {
+            revision,
+            signed,
+            delta: None,
+        });
         revision
+    }
+
+    /// Like [`Self::publish`], and also serves a delta from the previous revision (carrying
+    /// every licence) to polls that ask for one; with `tamper`, the delta's payload is changed
+    /// after signing (the whole snapshot stays honest). Returns the new revision.
+    pub fn publish_delta(&self, f: impl FnOnce(&mut Snapshot), tamper: bool) -> u64 {
+        let mut snap = self.snapshot.lock().unwrap();
+        let base = snap.revision;
+        f(&mut snap);
+        snap.revision += 1;
+        let signed = SignedSnapshot::sign(&snap, &self.key).unwrap();
+        let delta = Delta {
+            base,
+            revision: snap.revision,
+            issued_at: snap.issued_at,
+            licences: snap.licences.clone(),
+            closed_datasets: snap.closed_datasets.clone(),
+            all_conditional_closed: snap.all_conditional_closed,
+            restricted_licensees: snap.restricted_licensees.clone(),
+            revoked_serials: snap.revoked_serials.clone(),
+        };
+        let mut signed_delta = SignedDelta::sign(&delta, &self.key).unwrap();
+        if tamper {
+            let mut forged = delta.clone();
+            forged.revoked_serials.push("00".into());
+            signed_delta.payload = STANDARD.encode(serde_json::to_vec(&forged).unwrap());
+        }
+        let revision = snap.revision;
+        self.current.send_replace(Current {
+            revision,
+            signed,
+            delta: Some((base, signed_delta)),
+        });
+        revision
+    }
+
+    /// How many times a delta to `revision` was answered.
+    pub fn served_delta(&self, revision: u64) -> usize {
+        self.served_deltas
+            .lock()
+            .unwrap()
+            .get(&revision)
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Publishes a forgery: the signature and key id of the honest next revision over the
@@ -241,6 +302,7 @@ impl RegistryDouble {
         self.current.send_replace(Current {
             revision: snap.revision,
             signed: forged,
+            delta: None,
         });
         snap.revision
     }
@@ -285,7 +347,7 @@ async fn answer(
     req: Request<Incoming>,
     caller: &PeerIdentity,
     current: &watch::Sender<Current>,
-    served: &Mutex<std::collections::HashMap<u64, usize>>,
+    served: &(Served, Served),
     key_doc: String,
 ) -> Response<Full<Bytes>> {
     let reply = |status: StatusCode, body: Vec<u8>| {
@@ -303,10 +365,12 @@ async fn answer(
             }
             let mut after = None;
             let mut wait = 0u64;
+            let mut delta = false;
             for pair in req.uri().query().unwrap_or("").split('&') {
                 match pair.split_once('=') {
                     Some(("after", v)) => after = v.parse::<u64>().ok(),
                     Some(("wait", v)) => wait = v.parse::<u64>().unwrap_or(0).min(30),
+                    Some(("delta", "1")) => delta = true,
                     _ => {}
                 }
             }
@@ -317,7 +381,13 @@ async fn answer(
             loop {
                 let c = rx.borrow_and_update().clone();
                 if newer(&c) {
-                    *served.lock().unwrap().entry(c.revision).or_default() += 1;
+                    if let Some((base, d)) = c.delta.as_ref().filter(|(b, _)| delta && after == Some(*b)) {
+                        *served.1.lock().unwrap().entry(c.revision).or_default() += 1;
+                        let mut r = reply(StatusCode::OK, serde_json::to_vec(d).unwrap());
+                        r.headers_mut().insert("sluice-delta-base", (*base).into());
+                        return r;
+                    }
+                    *served.0.lock().unwrap().entry(c.revision).or_default() += 1;
                     return reply(StatusCode::OK, serde_json::to_vec(&c.signed).unwrap());
                 }
                 tokio::select! {

@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 use sluice::admin as cli;
 use sluice_net::registry_client::{RegistryClient, Reply};
 use sluice_policy::licence::LicenceStatus;
-use sluice_policy::snapshot::{SignedSnapshot, Snapshot};
+use sluice_policy::snapshot::{SignedDelta, SignedSnapshot, Snapshot};
 use sluice_registry::config::RegistryConfig;
 use sluice_registry::{pgtest, Running, VerifyingKey};
 use sluice_tests::Pki;
@@ -599,6 +599,87 @@ async fn changes_outside_the_snapshot_wake_no_gateway(b: Backend) {
     reg.stop().await;
 }
 both!(changes_outside_the_snapshot_wake_no_gateway);
+
+/// Issue 12, item 5: with `delta=1` a gateway holding a revision gets a signed delta from it
+/// (`Sluice-Delta-Base`), which applied to what it holds gives exactly the whole snapshot;
+/// without `delta`, or with `after` missing, the whole snapshot.
+async fn deltas_from_the_held_revision_give_the_whole_snapshot(b: Backend) {
+    let reg = Reg::start(b).await;
+    reg.seed().await;
+    let held = reg.snapshot().await;
+    assert_eq!(held.revision, SEEDED);
+    let gw = reg.gateway.clone();
+    let poll = tokio::spawn(async move {
+        gw.get(&format!("/v1/snapshot?after={SEEDED}&wait=10&delta=1"))
+            .await
+            .unwrap()
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let r = reg
+        .admin
+        .post("/admin/licences/l1/suspend", &json!({ "reason": "audit" }))
+        .await
+        .unwrap();
+    let suspended = rev(&r);
+    let r = tokio::time::timeout(Duration::from_secs(5), poll)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.headers["sluice-delta-base"], SEEDED.to_string().as_str());
+    assert_eq!(rev(&r), suspended);
+    let delta: SignedDelta = serde_json::from_slice(&r.body).unwrap();
+    let next = delta.apply(&[reg.key()], &held).unwrap();
+    assert_eq!(next.revision, suspended);
+    assert!(matches!(next.licences[0].status, LicenceStatus::Suspended { .. }));
+    assert_eq!(delta.verify(&[reg.key()]).unwrap().licences.len(), 1);
+
+    // Two more changes; a delta from the held revision carries both.
+    let r = reg.admin.post("/admin/licences", &grant("l2")).await.unwrap();
+    assert_eq!(r.status, 201, "{:?}", r.json());
+    let r = reg
+        .admin
+        .post(
+            "/admin/certs/revoke",
+            &json!({ "serial": "0abc", "reason": "lost" }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 201);
+    let r = reg
+        .gateway
+        .get(&format!("/v1/snapshot?after={SEEDED}&delta=1"))
+        .await
+        .unwrap();
+    assert_eq!(r.headers["sluice-delta-base"], SEEDED.to_string().as_str());
+    let delta: SignedDelta = serde_json::from_slice(&r.body).unwrap();
+    let mut got = delta.apply(&[reg.key()], &held).unwrap();
+    let mut whole = reg.snapshot().await;
+    assert_eq!(got.revision, whole.revision);
+    got.issued_at = 0;
+    whole.issued_at = 0;
+    assert_eq!(got, whole);
+    // From a revision of its own: refused (another base).
+    assert!(matches!(
+        delta.apply(&[reg.key()], &next),
+        Err(sluice_policy::snapshot::SnapshotError::WrongBase { .. })
+    ));
+    // Without delta=1, or without after: the whole snapshot.
+    for path in [
+        format!("/v1/snapshot?after={SEEDED}"),
+        "/v1/snapshot?delta=1".to_owned(),
+    ] {
+        let r = reg.gateway.get(&path).await.unwrap();
+        assert_eq!(r.status, 200);
+        assert!(!r.headers.contains_key("sluice-delta-base"), "{path}");
+        let signed: SignedSnapshot = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(signed.verify(&[reg.key()], 0).unwrap().revision, whole.revision);
+    }
+    let r = reg.gateway.get("/v1/snapshot?after=1&delta=2").await.unwrap();
+    assert_eq!(r.problem().as_deref(), Some("bad-request"));
+    reg.stop().await;
+}
+both!(deltas_from_the_held_revision_give_the_whole_snapshot);
 
 async fn credit_codes_are_checked(b: Backend) {
     let reg = Reg::start(b).await;

@@ -255,3 +255,62 @@ async fn freshness_returns_promptly_when_the_registry_comes_back() {
     assert!(back < Duration::from_secs(8), "fresh again only after {back:?}");
     gw.shutdown().await;
 }
+
+/// Issue 12, item 5: a gateway holding a snapshot asks for deltas; a verified delta is
+/// enforced and persisted after the snapshot, so a restart with the registry down starts from
+/// both; a delta whose signature fails is refused (the previous state stays) and the next poll
+/// asks for, and takes, the whole snapshot.
+#[tokio::test]
+async fn deltas_are_applied_and_persisted_and_a_refused_one_falls_back_to_the_whole_snapshot() {
+    let pki = Pki::new();
+    let up = Upstream::start().await;
+    let registry = RegistryDouble::start(&pki, 7, vec![hydrant_licence("l1", "acme")]).await;
+    let path = write_config(&pki, up.addr, "", &registry_section(&pki, &registry, 60));
+    let gw = sluice_agency::gateway::Gateway::start(&path).await.unwrap();
+    let (cert, key) = pki.licensee("acme");
+    let tls = tls_config(&pki.ca_pem(), Some((&cert, &key)));
+    until(&tls, gw.data_addr, RECORDS, "").await;
+    let deltas = pki.dir.path().join("state").join("snapshot-deltas.json");
+
+    // A delta: suspended.
+    let suspended = registry.publish_delta(
+        set_status(LicenceStatus::Suspended {
+            reason: "audit".into(),
+        }),
+        false,
+    );
+    until(&tls, gw.data_addr, RECORDS, "licence-suspended").await;
+    assert_eq!(
+        (registry.served_delta(suspended), registry.served(suspended)),
+        (1, 0)
+    );
+    assert_eq!(persisted_revision(&pki), 1, "the whole snapshot stays as it was");
+    let chain: Vec<serde_json::Value> = serde_json::from_str(&read(&deltas)).unwrap();
+    assert_eq!(chain.len(), 1);
+
+    // Restart with the registry down: snapshot 1 and the delta to 2, both verified again.
+    gw.shutdown().await;
+    registry.stop();
+    let gw = sluice_agency::gateway::Gateway::start(&path).await.unwrap();
+    let r = get(&tls, gw.data_addr, RECORDS, &[SCENARIO]).await.unwrap();
+    assert_eq!(outcome(&r), "licence-suspended");
+    assert_eq!(gw.gateway.subscription().unwrap().revision(), suspended);
+    registry.resume().await;
+
+    // A tampered delta (resuming, and a forged revoked serial): refused, then the whole
+    // snapshot is fetched and taken, and the chain it replaces is gone.
+    let resumed = registry.publish_delta(set_status(LicenceStatus::Active), true);
+    until(&tls, gw.data_addr, RECORDS, "").await;
+    assert!(registry.served_delta(resumed) >= 1, "the delta was not asked for");
+    assert_eq!(
+        registry.served(resumed),
+        1,
+        "the whole snapshot once, after the refusal"
+    );
+    let held = gw.gateway.subscription().unwrap().current().unwrap();
+    assert_eq!(held.revision, resumed);
+    assert!(held.revoked_serials.is_empty(), "the forged serial was taken");
+    assert_eq!(persisted_revision(&pki), resumed);
+    assert!(!deltas.exists());
+    gw.shutdown().await;
+}

@@ -4,6 +4,12 @@
 //! acknowledges, and only then does the subscription count the registry's answer as a
 //! confirmation.
 //!
+//! Once a snapshot is held, polls ask for deltas: a signed delta from the held revision is
+//! verified (signature, and its base must be the held revision), applied, and appended to
+//! `<state_dir>/snapshot-deltas.json`; a restart verifies the snapshot and applies the
+//! persisted deltas again. A delta that is refused makes the next poll ask for the whole
+//! snapshot, and so does a chain of [`MAX_CHAIN`] deltas (which the whole snapshot replaces).
+//!
 //! Freshness is the time the registry last *confirmed* the snapshot (any successful answer,
 //! the 204 long-poll timeout included). Past `staleness_bound_s` conditional data is refused
 //! with `registry-stale`. The confirmation time survives restarts as the modification time of
@@ -11,8 +17,8 @@
 
 use crate::config::RegistrySection;
 use ed25519_dalek::VerifyingKey;
-use sluice_net::registry_client::{ClientError, RegistryClient};
-use sluice_policy::snapshot::{parse_public_key, SignedSnapshot, Snapshot, SnapshotError};
+use sluice_net::registry_client::{ClientError, RegistryClient, Update};
+use sluice_policy::snapshot::{parse_public_key, SignedDelta, SignedSnapshot, Snapshot, SnapshotError};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
@@ -58,7 +64,10 @@ pub struct Subscription {
     trusted: Vec<VerifyingKey>,
     bound: Duration,
     path: PathBuf,
+    deltas_path: PathBuf,
     current: RwLock<Option<Arc<Snapshot>>>,
+    /// The deltas applied since the persisted snapshot, as persisted.
+    chain: Mutex<Vec<SignedDelta>>,
     confirmed: Mutex<Option<SystemTime>>,
     opened: SystemTime,
 }
@@ -75,7 +84,9 @@ impl Subscription {
             trusted,
             bound: Duration::from_secs(cfg.staleness_bound_s),
             path: state_dir.join("snapshot.json"),
+            deltas_path: state_dir.join("snapshot-deltas.json"),
             current: RwLock::new(None),
+            chain: Mutex::new(Vec::new()),
             confirmed: Mutex::new(None),
             opened: SystemTime::now(),
         };
@@ -95,12 +106,20 @@ impl Subscription {
         let verified = serde_json::from_slice::<SignedSnapshot>(&bytes)
             .map_err(|e| SnapshotError::Malformed(e.to_string()))
             .and_then(|s| s.verify(&self.trusted, 0));
+        // A chain that does not verify and apply whole rejects the persisted state: starting
+        // from the snapshot alone would undo the changes the chain carried.
+        let verified = verified.and_then(|mut snap| {
+            let chain = self.load_chain(&mut snap)?;
+            Ok((snap, chain))
+        });
         match verified {
-            Ok(snap) => {
+            Ok((snap, chain)) => {
                 tracing::info!(
                     revision = snap.revision,
+                    deltas = chain.len(),
                     "starting from the persisted registry snapshot"
                 );
+                *self.chain.lock().unwrap_or_else(|p| p.into_inner()) = chain;
                 let mtime = std::fs::metadata(&self.path).and_then(|m| m.modified()).ok();
                 *self.confirmed.lock().unwrap_or_else(|p| p.into_inner()) = mtime;
                 *self.current.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(snap));
@@ -109,6 +128,38 @@ impl Subscription {
                 tracing::error!(path = %self.path.display(), error = %e, "persisted snapshot rejected")
             }
         }
+    }
+
+    /// Applies the persisted deltas that follow `snap`, in order, each verified again;
+    /// returns them. Deltas the snapshot already contains (left by a crash between writing a
+    /// whole snapshot and removing the chain) are skipped.
+    fn load_chain(&self, snap: &mut Snapshot) -> Result<Vec<SignedDelta>, SnapshotError> {
+        let chain: Vec<SignedDelta> = match std::fs::read(&self.deltas_path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|e| SnapshotError::Malformed(format!("{}: {e}", self.deltas_path.display())))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => {
+                return Err(SnapshotError::Malformed(format!(
+                    "{}: {e}",
+                    self.deltas_path.display()
+                )))
+            }
+        };
+        let mut applied = Vec::with_capacity(chain.len());
+        for d in chain {
+            let delta = d.verify(&self.trusted)?;
+            if delta.revision <= snap.revision {
+                continue;
+            }
+            *snap = delta.apply(snap)?;
+            applied.push(d);
+        }
+        Ok(applied)
+    }
+
+    /// Deltas applied since the persisted whole snapshot.
+    pub fn chain_len(&self) -> usize {
+        self.chain.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 
     /// The snapshot in force.
@@ -163,12 +214,43 @@ impl Subscription {
         if held.is_some_and(|h| h.revision == snap.revision) {
             return Ok(None);
         }
-        persist(&self.path, signed)?;
+        persist(
+            &self.path,
+            &serde_json::to_vec(signed).map_err(std::io::Error::other)?,
+        )?;
+        // The deltas applied to the snapshot this one replaces no longer apply.
+        let mut chain = self.chain.lock().unwrap_or_else(|p| p.into_inner());
+        chain.clear();
+        match std::fs::remove_file(&self.deltas_path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+            _ => {}
+        }
         let snap = Arc::new(snap);
         *self.current.write().unwrap_or_else(|p| p.into_inner()) = Some(snap.clone());
         Ok(Some(snap))
     }
+
+    /// Verifies a received delta against the trusted keys and applies it to the held snapshot
+    /// (its base must be the held revision), persists it after the chain and takes the result
+    /// as current.
+    pub fn accept_delta(&self, signed: &SignedDelta) -> Result<Arc<Snapshot>, AcceptError> {
+        let held = self.current().ok_or(AcceptError::NoBase)?;
+        let snap = signed.apply(&self.trusted, &held)?;
+        let mut chain = self.chain.lock().unwrap_or_else(|p| p.into_inner());
+        chain.push(signed.clone());
+        let bytes = serde_json::to_vec(&*chain).map_err(std::io::Error::other);
+        if let Err(e) = bytes.and_then(|b| persist(&self.deltas_path, &b)) {
+            chain.pop();
+            return Err(e.into());
+        }
+        let snap = Arc::new(snap);
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Some(snap.clone());
+        Ok(snap)
+    }
 }
+
+/// Deltas a gateway applies after its persisted snapshot before it asks for a whole one.
+pub const MAX_CHAIN: usize = 256;
 
 /// Why a received snapshot was not taken.
 #[derive(Debug, thiserror::Error)]
@@ -179,15 +261,17 @@ pub enum AcceptError {
     /// It could not be persisted (so it is not applied either).
     #[error("persisting the snapshot: {0}")]
     Persist(#[from] std::io::Error),
+    /// A delta arrived while no snapshot is held.
+    #[error("a delta needs a snapshot to apply to; none is held")]
+    NoBase,
 }
 
-/// Writes the snapshot atomically: temp file, fsync, rename, fsync the folder.
-fn persist(path: &Path, signed: &SignedSnapshot) -> std::io::Result<()> {
+/// Writes `bytes` to `path` atomically: temp file, fsync, rename, fsync the folder.
+fn persist(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
-    let bytes = serde_json::to_vec(signed).map_err(std::io::Error::other)?;
     let tmp = path.with_extension("json.tmp");
     let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(&bytes)?;
+    f.write_all(bytes)?;
     f.sync_all()?;
     std::fs::rename(&tmp, path)?;
     if let Some(dir) = path.parent() {
@@ -222,22 +306,34 @@ pub async fn run(
 ) {
     let mut backoff = BACKOFF_MIN;
     let mut recovering = false;
+    // After a refused delta, or once the chain is long, the next poll asks for the whole
+    // snapshot.
+    let mut whole = false;
     loop {
         // A registry whose snapshot never changed serves revision 0: held, it is waited on
         // like any other, not fetched again at once.
         let after = reg.current().map(|s| s.revision);
         let this_wait = if recovering { Duration::ZERO } else { wait };
+        let delta = !whole && reg.chain_len() < MAX_CHAIN;
         let answer = tokio::select! {
-            a = client.poll(after, this_wait) => a,
+            a = client.poll(after, this_wait, delta) => a,
             _ = stop.changed() => return,
         };
         // A snapshot that fails verification confirms nothing and is retried like an error.
         let ok = match answer {
-            Ok(Some(signed)) => match reg.accept(&signed) {
+            Ok(Some(Update::Snapshot(signed))) => match reg.accept(&signed) {
                 Ok(Some(snapshot)) => hand_over(&apply, snapshot).await,
                 Ok(None) => true,
                 Err(e) => {
                     tracing::error!(error = %e, "registry snapshot rejected; the previous state stays in force");
+                    false
+                }
+            },
+            Ok(Some(Update::Delta(signed))) => match reg.accept_delta(&signed) {
+                Ok(snapshot) => hand_over(&apply, snapshot).await,
+                Err(e) => {
+                    tracing::error!(error = %e, "registry delta rejected; the previous state stays in force and the whole snapshot is asked for");
+                    whole = true;
                     false
                 }
             },
@@ -247,6 +343,9 @@ pub async fn run(
                 false
             }
         };
+        if ok {
+            whole = false;
+        }
         recovering = !ok;
         if ok {
             reg.confirm();

@@ -6,8 +6,9 @@
 //! admin`, the demo and the tests use [`RegistryClient::send`] and its shorthands.
 //!
 //! Contract: `GET /v1/snapshot` answers the current `SignedSnapshot`;
-//! `GET /v1/snapshot?after=<rev>&wait=<s>` answers when the revision exceeds `after`, else 204
-//! at the timeout; `POST /v1/usage` takes a usage report and answers
+//! `GET /v1/snapshot?after=<rev>&wait=<s>` answers when the revision exceeds `after`, else 304
+//! (or 204) at the timeout; with `&delta=1` the answer may be a `SignedDelta` from `after`
+//! (header `Sluice-Delta-Base`); `POST /v1/usage` takes a usage report and answers
 //! `{"accepted": n, "duplicate": bool}`.
 
 use crate::tls::{install_provider, load_certs, load_key, TlsError};
@@ -18,7 +19,7 @@ use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, RootCertStore};
 use serde::Serialize;
-use sluice_policy::snapshot::SignedSnapshot;
+use sluice_policy::snapshot::{SignedDelta, SignedSnapshot};
 pub use sluice_policy::usage::UsageAck;
 use std::path::Path;
 use std::sync::Arc;
@@ -102,6 +103,15 @@ impl Reply {
             detail: String::from_utf8_lossy(&self.body[..self.body.len().min(200)]).into_owned(),
         }
     }
+}
+
+/// What a snapshot poll brought.
+#[derive(Debug, Clone)]
+pub enum Update {
+    /// A whole snapshot.
+    Snapshot(SignedSnapshot),
+    /// A delta from the revision the poll named.
+    Delta(SignedDelta),
 }
 
 /// A configured client for one registry.
@@ -190,25 +200,37 @@ impl RegistryClient {
 
     /// Asks for a snapshot newer than revision `after` (the one held; revision 0 is a
     /// snapshot too), waiting up to `wait`, or for the current one at once when none is held.
-    /// `Ok(None)` is the registry confirming nothing changed.
+    /// With `delta`, a newer revision may come as a delta from `after`. `Ok(None)` is the
+    /// registry confirming nothing changed.
     pub async fn poll(
         &self,
         after: Option<u64>,
         wait: Duration,
-    ) -> Result<Option<SignedSnapshot>, ClientError> {
+        delta: bool,
+    ) -> Result<Option<Update>, ClientError> {
         let path = match after {
             None => "/v1/snapshot".to_owned(),
-            Some(after) => format!("/v1/snapshot?after={after}&wait={}", wait.as_secs()),
+            Some(after) => format!(
+                "/v1/snapshot?after={after}&wait={}{}",
+                wait.as_secs(),
+                if delta { "&delta=1" } else { "" }
+            ),
         };
         let deadline = wait + CONNECT_TIMEOUT + Duration::from_secs(5);
         let reply = tokio::time::timeout(deadline, self.exchange(Method::GET, &path, None, &[]))
             .await
             .map_err(|_| ClientError::Transport(format!("no answer within {deadline:?}")))??;
+        let parse = |what: &str| ClientError::Body(format!("not a signed {what}"));
         match reply.status {
             StatusCode::NO_CONTENT | StatusCode::NOT_MODIFIED => Ok(None),
+            StatusCode::OK if reply.headers.contains_key("sluice-delta-base") => {
+                serde_json::from_slice(&reply.body)
+                    .map(|d| Some(Update::Delta(d)))
+                    .map_err(|e| parse(&format!("delta: {e}")))
+            }
             StatusCode::OK => serde_json::from_slice(&reply.body)
-                .map(Some)
-                .map_err(|e| ClientError::Body(format!("not a signed snapshot: {e}"))),
+                .map(|s| Some(Update::Snapshot(s)))
+                .map_err(|e| parse(&format!("snapshot: {e}"))),
             _ => Err(reply.unexpected()),
         }
     }

@@ -135,6 +135,10 @@ impl Api {
         }
     }
 
+    /// `GET /v1/snapshot[?after=R&wait=S&delta=1]`. A poll waits on the revision this process
+    /// knows and reads nothing while it waits; with `delta=1` a newer revision comes as a
+    /// signed delta from `after` when one can be made, else (and without `after`) as the whole
+    /// snapshot.
     async fn snapshot(&self, query: Option<&str>) -> Reply {
         let after = query_u64(query, "after")?;
         let wait = query_u64(query, "wait")?.unwrap_or(0);
@@ -144,24 +148,37 @@ impl Api {
                 format!("query parameter wait must be at most {MAX_WAIT_SECS} (seconds)"),
             ));
         }
-        let (mut rev, mut bytes) = self.dist.signed().await.map_err(internal)?;
+        let delta = match query_u64(query, "delta")? {
+            None | Some(0) => false,
+            Some(1) => true,
+            Some(_) => {
+                return Err(Problem::new(
+                    P::BadRequest,
+                    "query parameter delta must be 0 or 1",
+                ))
+            }
+        };
         if let Some(after) = after {
-            if rev <= after {
-                if wait == 0 || !self.dist.wait_after(after, Duration::from_secs(wait)).await {
-                    let mut r = Response::new(full(Bytes::new()));
-                    *r.status_mut() = StatusCode::NOT_MODIFIED;
-                    r.headers_mut().insert("sluice-revision", HeaderValue::from(rev));
+            if self.dist.current() <= after
+                && (wait == 0 || !self.dist.wait_after(after, Duration::from_secs(wait)).await)
+            {
+                let mut r = Response::new(full(Bytes::new()));
+                *r.status_mut() = StatusCode::NOT_MODIFIED;
+                r.headers_mut()
+                    .insert("sluice-revision", HeaderValue::from(self.dist.current()));
+                return Ok(r);
+            }
+            if delta {
+                if let Some((rev, bytes)) = self.dist.delta(after).await.map_err(internal)? {
+                    let mut r = snapshot_response(rev, bytes);
+                    r.headers_mut()
+                        .insert("sluice-delta-base", HeaderValue::from(after));
                     return Ok(r);
                 }
-                (rev, bytes) = self.dist.signed().await.map_err(internal)?;
             }
         }
-        let mut r = Response::new(full(Bytes::from(bytes.as_ref().clone())));
-        let h = r.headers_mut();
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        h.insert("sluice-revision", HeaderValue::from(rev));
-        Ok(r)
+        let (rev, bytes) = self.dist.signed().await.map_err(internal)?;
+        Ok(snapshot_response(rev, bytes))
     }
 
     async fn admin(&self, admin: &str, req: Request<Incoming>) -> Reply {
@@ -426,6 +443,16 @@ impl Api {
             _ => Err(super::routes::not_routed(&method, &segs)),
         }
     }
+}
+
+/// A signed snapshot or delta at `rev`.
+fn snapshot_response(rev: u64, bytes: Bytes) -> Response<RespBody> {
+    let mut r = Response::new(full(bytes));
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert("sluice-revision", HeaderValue::from(rev));
+    r
 }
 
 fn internal(e: impl std::fmt::Display) -> Problem {

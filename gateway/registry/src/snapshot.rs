@@ -6,8 +6,9 @@
 //! ([`Distributor::poll_store`]) is the safety net for lost notifications and for SQLite.
 
 use super::store::{Store, StoreError, CHANGE_CHANNEL};
+use bytes::Bytes;
 use ed25519_dalek::SigningKey;
-use sluice_policy::snapshot::{key_id, SignedSnapshot, Snapshot, SnapshotError};
+use sluice_policy::snapshot::{key_id, Delta, SignedDelta, SignedSnapshot, Snapshot, SnapshotError};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{watch, Mutex};
@@ -28,8 +29,13 @@ pub struct Distributor {
     store: Store,
     key: SigningKey,
     revision: watch::Sender<u64>,
-    cache: Mutex<Option<(u64, Arc<Vec<u8>>)>>,
+    cache: Mutex<Option<(u64, Bytes)>>,
+    /// Signed deltas by (base, revision), the most recent last.
+    deltas: Mutex<Vec<(u64, u64, Bytes)>>,
 }
+
+/// Signed deltas kept (one per base revision gateways hold; nearly all hold the same).
+const DELTAS_KEPT: usize = 16;
 
 impl Distributor {
     /// A distributor at the store's current revision.
@@ -41,6 +47,7 @@ impl Distributor {
             key,
             revision: tx,
             cache: Mutex::new(None),
+            deltas: Mutex::new(Vec::new()),
         }))
     }
 
@@ -85,7 +92,7 @@ impl Distributor {
     /// When the cached snapshot is at the revision this process last learned of (its own
     /// changes, notifications and the poll all advance it), it is served without asking the
     /// database, so a change wakes every waiting gateway with one store read, not one each.
-    pub async fn signed(&self) -> Result<(u64, Arc<Vec<u8>>), DistributeError> {
+    pub async fn signed(&self) -> Result<(u64, Bytes), DistributeError> {
         let mut cache = self.cache.lock().await;
         if let Some((r, bytes)) = cache.as_ref() {
             if *r == self.current() {
@@ -110,9 +117,43 @@ impl Distributor {
             revoked_serials: state.revoked_serials,
         };
         let signed = SignedSnapshot::sign(&snap, &self.key)?;
-        let bytes = Arc::new(serde_json::to_vec(&signed).unwrap_or_default());
+        let bytes = Bytes::from(serde_json::to_vec(&signed).unwrap_or_default());
         *cache = Some((snap.revision, bytes.clone()));
         Ok((snap.revision, bytes))
+    }
+
+    /// A signed [`Delta`] from `base` to the current revision as JSON bytes, with that
+    /// revision; `None` when the whole snapshot must be sent instead (see
+    /// [`Store::delta_state`]). Made once per base and revision: every gateway holding `base`
+    /// gets the same bytes.
+    pub async fn delta(&self, base: u64) -> Result<Option<(u64, Bytes)>, DistributeError> {
+        let mut deltas = self.deltas.lock().await;
+        let current = self.current();
+        if let Some((_, r, bytes)) = deltas.iter().find(|(b, r, _)| *b == base && *r == current) {
+            return Ok(Some((*r, bytes.clone())));
+        }
+        let Some(state) = self.store.delta_state(base).await? else {
+            return Ok(None);
+        };
+        self.advance(state.revision);
+        let delta = Delta {
+            base,
+            revision: state.revision,
+            issued_at: time::OffsetDateTime::now_utc().unix_timestamp(),
+            licences: state.licences,
+            closed_datasets: state.closed_datasets,
+            all_conditional_closed: state.all_conditional_closed,
+            restricted_licensees: state.restricted_licensees,
+            revoked_serials: state.revoked_serials,
+        };
+        let signed = SignedDelta::sign(&delta, &self.key)?;
+        let bytes = Bytes::from(serde_json::to_vec(&signed).unwrap_or_default());
+        deltas.retain(|(b, _, _)| *b != base);
+        if deltas.len() >= DELTAS_KEPT {
+            deltas.remove(0);
+        }
+        deltas.push((base, delta.revision, bytes.clone()));
+        Ok(Some((delta.revision, bytes)))
     }
 
     /// Checks the store's revision every second until `shutdown` turns true, so changes made

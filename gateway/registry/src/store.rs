@@ -62,6 +62,7 @@ const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS revoked_serials (serial TEXT PRIMARY KEY, at TEXT NOT NULL, reason TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS admin_changes (id TEXT PRIMARY KEY, revision BIGINT NOT NULL, admin TEXT NOT NULL, \
      at TEXT NOT NULL, action TEXT NOT NULL, target TEXT NOT NULL, reason TEXT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS admin_changes_by_revision ON admin_changes (revision)",
     "CREATE TABLE IF NOT EXISTS fusion_rules (id TEXT PRIMARY KEY, body TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS usage_reports (gateway TEXT NOT NULL, report_id TEXT NOT NULL, \
      received_at TEXT NOT NULL, PRIMARY KEY (gateway, report_id))",
@@ -138,6 +139,42 @@ pub struct SnapshotState {
     /// Revoked certificate serials.
     pub revoked_serials: Vec<String>,
 }
+
+/// What a delta from a held revision carries ([`Store::delta_state`]).
+#[derive(Debug, Clone, Default)]
+pub struct DeltaState {
+    /// The revision the delta produces.
+    pub revision: u64,
+    /// Licences granted or changed after the base revision.
+    pub licences: Vec<Licence>,
+    /// Closed dataset ids.
+    pub closed_datasets: Vec<String>,
+    /// All conditional data closed.
+    pub all_conditional_closed: bool,
+    /// Restricted licensees with the reason.
+    pub restricted_licensees: BTreeMap<String, String>,
+    /// Revoked certificate serials.
+    pub revoked_serials: Vec<String>,
+}
+
+/// The parts of a snapshot besides licences.
+struct Measures {
+    closed_datasets: Vec<String>,
+    all_conditional_closed: bool,
+    restricted_licensees: BTreeMap<String, String>,
+    revoked_serials: Vec<String>,
+}
+
+/// Most licences a delta carries; a gateway further behind gets the whole snapshot.
+pub const DELTA_MAX_LICENCES: usize = 10_000;
+
+/// The actions whose target is a licence id (the licences a delta carries).
+const LICENCE_ACTIONS: [Action; 4] = [
+    Action::LicenceGrant,
+    Action::LicenceSuspend,
+    Action::LicenceResume,
+    Action::LicenceRevoke,
+];
 
 /// The registry store.
 #[derive(Debug, Clone)]
@@ -783,12 +820,7 @@ impl Store {
     /// whose first read fixes what it sees (WAL). Writers are neither blocked nor able to make
     /// the statements disagree.
     async fn read_state(&self) -> Result<SnapshotState> {
-        let mut tx = self.begin().await?;
-        if self.postgres_url.is_some() {
-            sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                .execute(&mut *tx)
-                .await?;
-        }
+        let mut tx = self.begin_read().await?;
         let revision = to_u64(
             sqlx::query("SELECT v FROM registry_meta WHERE k = 'snapshot_revision'")
                 .fetch_one(&mut *tx)
@@ -801,18 +833,94 @@ impl Store {
             .iter()
             .map(licence_from)
             .collect::<Result<Vec<_>>>()?;
-        let closed_datasets = sqlx::query("SELECT id FROM datasets WHERE closed <> 0 ORDER BY id")
+        let m = Self::read_measures(&mut tx).await?;
+        tx.rollback().await?;
+        Ok(SnapshotState {
+            revision,
+            licences,
+            closed_datasets: m.closed_datasets,
+            all_conditional_closed: m.all_conditional_closed,
+            restricted_licensees: m.restricted_licensees,
+            revoked_serials: m.revoked_serials,
+        })
+    }
+
+    /// Opens a read transaction: on PostgreSQL at `REPEATABLE READ` (one snapshot for every
+    /// statement), on SQLite a deferred transaction whose first read fixes what it sees
+    /// (WAL). Writers are neither blocked nor able to make the statements disagree.
+    async fn begin_read(&self) -> Result<Tx> {
+        let mut tx = self.begin().await?;
+        if self.postgres_url.is_some() {
+            sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                .execute(&mut *tx)
+                .await?;
+        }
+        Ok(tx)
+    }
+
+    /// What a delta from `base` to the current snapshot revision carries, read in one read
+    /// transaction: the licences named by licence changes after `base` (every licence change is
+    /// in the change log, under its number) and the other parts whole. `None` when `base` is
+    /// not below the current revision or more than [`DELTA_MAX_LICENCES`] licences changed
+    /// (the whole snapshot is then the answer).
+    pub async fn delta_state(&self, base: u64) -> Result<Option<DeltaState>> {
+        let mut tx = self.begin_read().await?;
+        let revision = to_u64(
+            sqlx::query("SELECT v FROM registry_meta WHERE k = 'snapshot_revision'")
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get("v")?,
+        );
+        if base >= revision {
+            tx.rollback().await?;
+            return Ok(None);
+        }
+        let since = i64::try_from(base).unwrap_or(i64::MAX);
+        let actions = LICENCE_ACTIONS.map(Action::as_str);
+        let mut q = sqlx::query(
+            "SELECT id, body FROM licences WHERE id IN (SELECT target FROM admin_changes \
+             WHERE revision > $1 AND action IN ($2, $3, $4, $5)) ORDER BY id LIMIT $6",
+        )
+        .bind(since);
+        for a in actions {
+            q = q.bind(a);
+        }
+        let rows = q
+            .bind(i64::try_from(DELTA_MAX_LICENCES + 1).unwrap_or(i64::MAX))
             .fetch_all(&mut *tx)
+            .await?;
+        if rows.len() > DELTA_MAX_LICENCES {
+            tx.rollback().await?;
+            return Ok(None);
+        }
+        let licences = rows.iter().map(licence_from).collect::<Result<Vec<_>>>()?;
+        let m = Self::read_measures(&mut tx).await?;
+        tx.rollback().await?;
+        Ok(Some(DeltaState {
+            revision,
+            licences,
+            closed_datasets: m.closed_datasets,
+            all_conditional_closed: m.all_conditional_closed,
+            restricted_licensees: m.restricted_licensees,
+            revoked_serials: m.revoked_serials,
+        }))
+    }
+
+    /// The parts of a snapshot besides licences, read in `tx`: closed datasets, the switch,
+    /// restricted licensees, revoked serials.
+    async fn read_measures(tx: &mut Tx) -> Result<Measures> {
+        let closed_datasets = sqlx::query("SELECT id FROM datasets WHERE closed <> 0 ORDER BY id")
+            .fetch_all(&mut **tx)
             .await?
             .iter()
             .map(|r| r.try_get("id"))
             .collect::<Result<Vec<String>, _>>()?;
         let all: i64 = sqlx::query("SELECT v FROM registry_meta WHERE k = 'all_conditional_closed'")
-            .fetch_one(&mut *tx)
+            .fetch_one(&mut **tx)
             .await?
             .try_get("v")?;
         let violations = sqlx::query(&format!("SELECT {VIOLATION_COLUMNS} FROM violations ORDER BY id"))
-            .fetch_all(&mut *tx)
+            .fetch_all(&mut **tx)
             .await?
             .iter()
             .map(violation_from)
@@ -824,15 +932,12 @@ impl Store {
             }
         }
         let revoked_serials = sqlx::query("SELECT serial FROM revoked_serials ORDER BY serial")
-            .fetch_all(&mut *tx)
+            .fetch_all(&mut **tx)
             .await?
             .iter()
             .map(|r| r.try_get("serial"))
             .collect::<Result<Vec<String>, _>>()?;
-        tx.rollback().await?;
-        Ok(SnapshotState {
-            revision,
-            licences,
+        Ok(Measures {
             closed_datasets,
             all_conditional_closed: all != 0,
             restricted_licensees: restricted,

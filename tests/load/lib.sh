@@ -27,8 +27,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-cargo build --release -q
-BIN=./target/release/sluice
+# SLUICE_BIN: another build to measure (e.g. a copy of an earlier one), instead of this tree's.
+if [ -z "${SLUICE_BIN:-}" ]; then cargo build --release -q; fi
+BIN=${SLUICE_BIN:-./target/release/sluice}
 
 # Certificates and 20,000 hydrant records from the demo (stopped once it has written them).
 SLUICE_LOG=warn $BIN demo --dir "$WORK/demo" >"$WORK/demo.log" 2>&1 &

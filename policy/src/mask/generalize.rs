@@ -25,6 +25,63 @@ fn pow10(n: u32) -> Option<i128> {
     10i128.checked_pow(n)
 }
 
+/// The digits of a number as they are read: up to 18 at a time in 64 bits, folded into an
+/// `i128` (i128 arithmetic is a library call). `None` once the value exceeds `i128::MAX`,
+/// like the per-digit check it replaces (every prefix of the digits is at most the whole).
+#[derive(Default)]
+struct Digits {
+    coef: i128,
+    small: u64,
+    pending: u32,
+}
+
+impl Digits {
+    fn push(&mut self, d: u8) -> Option<()> {
+        self.small = self.small * 10 + u64::from(d);
+        self.pending += 1;
+        if self.pending == 18 {
+            self.fold()?;
+        }
+        Some(())
+    }
+
+    fn fold(&mut self) -> Option<()> {
+        if self.pending > 0 {
+            self.coef = self
+                .coef
+                .checked_mul(pow10(self.pending)?)?
+                .checked_add(i128::from(self.small))?;
+            self.small = 0;
+            self.pending = 0;
+        }
+        Some(())
+    }
+
+    fn value(mut self) -> Option<i128> {
+        self.fold()?;
+        Some(self.coef)
+    }
+}
+
+/// A non-zero `coef` without its trailing decimal zeros, and how many were removed (in 64
+/// bits when it fits).
+fn strip_zeros(coef: i128) -> (i128, u32) {
+    let mut n = 0;
+    if let Ok(mut c) = i64::try_from(coef) {
+        while c % 10 == 0 {
+            c /= 10;
+            n += 1;
+        }
+        return (i128::from(c), n);
+    }
+    let mut c = coef;
+    while c % 10 == 0 {
+        c /= 10;
+        n += 1;
+    }
+    (c, n)
+}
+
 impl Dec {
     /// Parses a decimal number: optional sign, digits, optional fraction, optional exponent.
     /// Surrounding ASCII whitespace is ignored (CSV cells); a leading `+` is accepted.
@@ -43,11 +100,11 @@ impl Dec {
             }
             _ => false,
         };
-        let mut coef: i128 = 0;
+        let mut coef = Digits::default();
         let mut exp: i64 = 0;
         let mut int_digits = 0usize;
         while let Some(d) = b.get(i).filter(|c| c.is_ascii_digit()) {
-            coef = coef.checked_mul(10)?.checked_add(i128::from(d - b'0'))?;
+            coef.push(d - b'0')?;
             int_digits += 1;
             i += 1;
         }
@@ -58,7 +115,7 @@ impl Dec {
             i += 1;
             let mut frac_digits = 0usize;
             while let Some(d) = b.get(i).filter(|c| c.is_ascii_digit()) {
-                coef = coef.checked_mul(10)?.checked_add(i128::from(d - b'0'))?;
+                coef.push(d - b'0')?;
                 exp -= 1;
                 frac_digits += 1;
                 i += 1;
@@ -95,13 +152,12 @@ impl Dec {
         if i != b.len() {
             return None;
         }
+        let coef = coef.value()?;
         if coef == 0 {
             return Some(Dec { coef: 0, exp: 0 });
         }
-        while coef % 10 == 0 {
-            coef /= 10;
-            exp += 1;
-        }
+        let (coef, stripped) = strip_zeros(coef);
+        exp += i64::from(stripped);
         if !(-MAX_EXP..=MAX_EXP).contains(&exp) {
             return None;
         }
@@ -125,15 +181,15 @@ impl Dec {
         Dec::normalised(i128::from(v), 0)
     }
 
-    fn normalised(mut coef: i128, mut exp: i32) -> Dec {
+    fn normalised(coef: i128, exp: i32) -> Dec {
         if coef == 0 {
             return Dec { coef: 0, exp: 0 };
         }
-        while coef % 10 == 0 {
-            coef /= 10;
-            exp += 1;
+        let (coef, stripped) = strip_zeros(coef);
+        Dec {
+            coef,
+            exp: exp.saturating_add(i32::try_from(stripped).unwrap_or(i32::MAX)),
         }
-        Dec { coef, exp }
     }
 
     fn is_negative(self) -> bool {
@@ -172,9 +228,16 @@ impl Dec {
             // |coef| < 1.8e38 < 0.5 × 10^39: rounds to zero.
             return Dec { coef: 0, exp: 0 };
         };
-        let mut q = self.coef / p;
-        let r = (self.coef % p).unsigned_abs();
-        if r * 2 >= p.unsigned_abs() {
+        // In 64 bits when both fit (coordinates and readings do): i128 division is a
+        // library call.
+        let (mut q, half_or_more) = match (i64::try_from(self.coef), i64::try_from(p)) {
+            (Ok(c), Ok(p)) => (i128::from(c / p), (c % p).unsigned_abs() * 2 >= p.unsigned_abs()),
+            _ => (
+                self.coef / p,
+                (self.coef % p).unsigned_abs() * 2 >= p.unsigned_abs(),
+            ),
+        };
+        if half_or_more {
             q += self.coef.signum();
         }
         // exp = -places; places ≤ 255 fits i32.
@@ -184,7 +247,11 @@ impl Dec {
     /// Writes the value with exactly `decimals` digits after the point (≥ its own scale;
     /// more are zero-filled). Negative zero is written as zero.
     fn fixed(self, decimals: u32) -> String {
-        let mut digits = self.coef.unsigned_abs().to_string();
+        let abs = self.coef.unsigned_abs();
+        let mut digits = match u64::try_from(abs) {
+            Ok(v) => v.to_string(),
+            Err(_) => abs.to_string(),
+        };
         let mut out = String::with_capacity(digits.len() + decimals as usize + 3);
         if self.coef < 0 {
             out.push('-');
@@ -345,6 +412,69 @@ fn is_time(b: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The parse, rounding and writing of before the 64-bit fast paths, digit by digit in
+    /// i128: the oracle the fast paths must match.
+    mod reference {
+        pub fn parse(text: &str) -> Option<(i128, i64)> {
+            let b = text.as_bytes();
+            let mut i = 0;
+            let neg = b.first() == Some(&b'-');
+            if neg {
+                i += 1;
+            }
+            let (mut coef, mut exp) = (0i128, 0i64);
+            while let Some(d) = b.get(i).filter(|c| c.is_ascii_digit()) {
+                coef = coef.checked_mul(10)?.checked_add(i128::from(d - b'0'))?;
+                i += 1;
+            }
+            if b.get(i) == Some(&b'.') {
+                i += 1;
+                while let Some(d) = b.get(i).filter(|c| c.is_ascii_digit()) {
+                    coef = coef.checked_mul(10)?.checked_add(i128::from(d - b'0'))?;
+                    exp -= 1;
+                    i += 1;
+                }
+            }
+            if coef == 0 {
+                return Some((0, 0));
+            }
+            while coef % 10 == 0 {
+                coef /= 10;
+                exp += 1;
+            }
+            Some((if neg { -coef } else { coef }, exp))
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn fast_paths_match_the_i128_arithmetic(
+            neg in proptest::bool::ANY,
+            int in "[0-9]{1,30}",
+            frac in proptest::option::of("[0-9]{1,30}"),
+            places in 0u8..12,
+        ) {
+            let text = format!("{}{int}{}", if neg { "-" } else { "" }, frac.map(|f| format!(".{f}")).unwrap_or_default());
+            let fast = Dec::parse(&text);
+            let slow = reference::parse(&text);
+            proptest::prop_assert_eq!(fast.map(|d| (d.coef, i64::from(d.exp))), slow);
+            if let Some(d) = fast {
+                // Rounding through the i128 path: the same value scaled out of 64 bits.
+                if let Some(coef) = d.coef.checked_mul(10i128.pow(19)) {
+                    let wide = Dec { coef, exp: d.exp - 19 };
+                    let r = wide.round(u32::from(places));
+                    proptest::prop_assert_eq!(d.round(u32::from(places)), Dec::normalised(r.coef, r.exp));
+                }
+                let written = decimals(d, places);
+                // (Written values of more than 38 digits do not parse back, by design.)
+                if let Some(w) = written.as_ref().filter(|w| reference::parse(w).is_some()) {
+                    let back = Dec::parse(w).map(|b| (b.coef, b.exp));
+                    proptest::prop_assert_eq!(back, Some(d.round(u32::from(places))).map(|r| (r.coef, r.exp)));
+                }
+            }
+        }
+    }
 
     fn d(s: &str) -> Dec {
         Dec::parse(s).unwrap()

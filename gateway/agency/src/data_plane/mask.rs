@@ -88,6 +88,9 @@ pub struct MaskedBody {
     finished: bool,
     /// An error met after output was gathered; reported by the next poll.
     deferred: Option<StreamError>,
+    /// Size of the last output chunk: the next one's buffer starts that large, so gathering
+    /// does not grow (and copy) it step by step.
+    last_out: usize,
 }
 
 impl MaskedBody {
@@ -118,6 +121,7 @@ impl MaskedBody {
             bytes_in: 0,
             finished: false,
             deferred: None,
+            last_out: 0,
         }
     }
 
@@ -189,7 +193,8 @@ impl MaskedBody {
         if let Some(e) = self.deferred.take() {
             return Poll::Ready(Err(e));
         }
-        let mut out = Vec::new();
+        // A record may end past the coalescing bound: room for a few more kilobytes.
+        let mut out = Vec::with_capacity(self.last_out.clamp(4096, COALESCE_BYTES + 8192));
         while !self.finished && out.len() < COALESCE_BYTES {
             if self.masker.is_full() {
                 self.finished = true;
@@ -238,6 +243,7 @@ impl MaskedBody {
                 Poll::Pending => break,
             }
         }
+        self.last_out = out.len();
         Poll::Ready(Ok(Some(Bytes::from(out)).filter(|b| !b.is_empty())))
     }
 

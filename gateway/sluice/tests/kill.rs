@@ -22,6 +22,9 @@ const CLIENTS: usize = 16;
 const LOAD: Duration = Duration::from_millis(2500);
 /// Records per response: small responses, so that many complete while the kill lands.
 const PATH: &str = "/v1/datasets/fire-hydrants/records?limit=20";
+/// A page larger than the read-ahead (64 KiB of output): it streams, and its end waits for its
+/// record. Half the clients ask for it; the others' pages are audited before they are sent.
+const LONG_PATH: &str = "/v1/datasets/fire-hydrants/records?limit=1000";
 
 /// Request ids of every audit record in `dir`.
 fn audited(dir: &Path) -> HashSet<String> {
@@ -42,20 +45,26 @@ async fn every_response_received_complete_survives_kill_9_in_the_audit_log() {
 
     let stop = Arc::new(AtomicBool::new(false));
     let complete = Arc::new(Mutex::new(Vec::<String>::new()));
+    let long_complete = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut tasks = Vec::new();
-    for _ in 0..CLIENTS {
+    for n in 0..CLIENTS {
         let (client, stop, complete) = (client.clone(), stop.clone(), complete.clone());
+        let long_complete = long_complete.clone();
+        let path = if n % 2 == 0 { PATH } else { LONG_PATH };
         tasks.push(tokio::spawn(async move {
             let deadline = Instant::now() + Duration::from_secs(30);
             while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
                 let sent = client
-                    .send(http::Method::GET, PATH, None, &[("sluice-scenario", SCENARIO)])
+                    .send(http::Method::GET, path, None, &[("sluice-scenario", SCENARIO)])
                     .await;
                 // Ok is a body received to its end (a cut transfer is an error).
                 if let Ok(r) = sent {
                     if r.status == 200 {
                         let id = r.headers["sluice-request-id"].to_str().unwrap().to_owned();
                         complete.lock().unwrap().push(id);
+                        if path == LONG_PATH {
+                            long_complete.fetch_add(1, Ordering::Relaxed);
+                        }
                     }
                 }
             }
@@ -68,6 +77,11 @@ async fn every_response_received_complete_survives_kill_9_in_the_audit_log() {
         t.await.unwrap();
     }
     let complete = complete.lock().unwrap().clone();
+    let long_complete = long_complete.load(Ordering::Relaxed);
+    assert!(
+        long_complete > 20,
+        "too few streamed pages to mean anything: {long_complete}"
+    );
     assert!(
         complete.len() > 200,
         "too little load to mean anything: {}",
@@ -94,8 +108,9 @@ async fn every_response_received_complete_survives_kill_9_in_the_audit_log() {
     let audited = audited(&audit_dir);
     let missing: Vec<_> = complete.iter().filter(|id| !audited.contains(*id)).collect();
     println!(
-        "kill -9 under load: {} responses received complete, {} audit records, {} complete responses without a record",
+        "kill -9 under load: {} responses received complete ({} streamed), {} audit records, {} complete responses without a record",
         complete.len(),
+        long_complete,
         audited.len(),
         missing.len()
     );

@@ -4,10 +4,11 @@
 //! [`fetch`] → [`mask`] → [`respond`] → [`outcome`].
 //!
 //! Each phase is a function over the small state it needs, returning `Result<_, Problem>`;
-//! [`handle`] turns any problem into a problem+json response and audits it. An allowed
-//! request streams ([`records_body`]), and its audit record is written when the stream ends
-//! (cleanly or aborted), with what was actually sent; a complete response's end goes out only
-//! once its record is durable.
+//! [`handle`] turns any problem into a problem+json response and audits it. An allowed page
+//! that the read-ahead masks whole is audited first and then sent in one piece with its
+//! length ([`respond::whole`]); a longer one streams ([`records_body`]), and its audit record
+//! is written when the stream ends (cleanly or aborted), with what was actually sent; a
+//! complete response's end goes out only once its record is durable.
 
 mod context;
 pub mod cursor;
@@ -231,6 +232,9 @@ async fn phases(
         if ended {
             next = None;
         }
+        // The whole page is masked: audited before any of it leaves, then sent in one piece
+        // with its length.
+        return respond::whole(&plane.outcomes, ctx, &query, stats, grant, first, next).await;
     }
     let guard = StallGuard {
         watch: plane.stalls.clone(),

@@ -103,6 +103,19 @@ impl Outcomes {
             .append(ctx.record(true, end.reason(), StatusCode::OK, stats))
     }
 
+    /// Audits and counts a page masked whole before its head: the record is durable before
+    /// any of it leaves. An audit failure is a problem (nothing has been sent).
+    pub async fn audit_whole(&self, ctx: &Ctx, stats: &MaskStats) -> Result<(), Problem> {
+        self.audit_stream(ctx, StreamEnd::Complete, stats)
+            .await
+            .map_err(|e| {
+                tracing::error!(request_id = %ctx.request_id, error = %e, "audit append failed");
+                unavailable_audit()
+            })?;
+        self.count_stream(ctx, StreamEnd::Complete, stats);
+        Ok(())
+    }
+
     /// Counts a streamed response that ended in the metrics and the usage counters.
     pub fn count_stream(&self, ctx: &Ctx, end: StreamEnd, stats: &MaskStats) {
         let dataset = DatasetLabels {

@@ -2,11 +2,13 @@
 //! schema) holding 15,000 datasets, 50,000 licensees and 200,000 licences, and 1,000 simulated
 //! gateways in this process, each a long-poller with its own client certificate (issued here
 //! from one CA) using the gateway's own registry client (`RegistryClient::poll`, one TLS
-//! connection per poll, asking for deltas). Each round revokes a licence through the admin
-//! API and measures the time from its 200 to the last gateway having received (and verified:
-//! signature, base revision) that revision; also printed: the snapshot and delta sizes, the
-//! registry's CPU seconds per change (utime + stime from `/proc/<pid>/stat`) and the status of
-//! every HTTP response (a run with unexpected ones is void).
+//! connection per poll, asking for deltas). Each round
+//! revokes a licence through the admin API and measures the time from its 200 to the last
+//! gateway having received (and verified: signature, base revision) that revision; also
+//! printed: the snapshot and delta sizes, the registry's CPU seconds per change (utime + stime
+//! from `/proc/<pid>/stat`) and the status of every HTTP response (a run with unexpected ones is
+//! void). At the end, `/catalog` latency with the city's datasets (first and last page of
+//! 1,000, a revalidation), as the gateways wait in their polls.
 //!
 //! The data are loaded straight into the store's tables in one transaction, with the change
 //! log rows the admin API would have written (one `licence.grant` per licence…), then served
@@ -299,6 +301,9 @@ async fn bench(scale: Scale) {
         tokio::time::sleep(Duration::from_millis(1_500)).await;
     }
     let cpu = cpu_seconds(registry.pid()) - cpu_before;
+
+    // The public catalog of the city's datasets, while the gateways wait in their long-polls.
+    let catalog = catalog_latency(&registry_url, &ca_pem, &identities[0], scale.datasets, &statuses).await;
     stop.send(true).unwrap();
     for t in tasks {
         t.await.unwrap();
@@ -324,6 +329,9 @@ async fn bench(scale: Scale) {
         cpu,
         scale.rounds
     );
+    for line in catalog {
+        println!("  {line}");
+    }
     let within = slowest.iter().filter(|d| **d <= GOAL).count();
     println!(
         "  revocations at every gateway within {GOAL:?}: {within}/{}",
@@ -366,6 +374,72 @@ async fn fetch_whole(
     let body = resp.into_body().collect().await.unwrap().to_bytes();
     (t.elapsed(), body)
 }
+
+/// `GET /catalog` latency over one keep-alive connection (as a browser or a script would
+/// hold it): the first page of 1,000 and the last page, [`CATALOG_REQUESTS`] each, and a
+/// revalidation with `If-None-Match`; lines to print.
+async fn catalog_latency(
+    url: &str,
+    ca: &Path,
+    identity: &(PathBuf, PathBuf),
+    datasets: usize,
+    statuses: &Statuses,
+) -> Vec<String> {
+    let port: u16 = url.rsplit(':').next().unwrap().parse().unwrap();
+    let tls = support::probe::client_tls(ca, &identity.0, &identity.1);
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    tcp.set_nodelay(true).unwrap();
+    let tls = tokio_rustls::TlsConnector::from(tls)
+        .connect(rustls_pki_types::ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap();
+    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let mut get = async |path: &str, etag: Option<&http::HeaderValue>| {
+        send.ready().await.unwrap();
+        let mut req = http::Request::get(path).header("host", "localhost");
+        if let Some(etag) = etag {
+            req = req.header("if-none-match", etag);
+        }
+        let t = Instant::now();
+        let resp = send
+            .send_request(req.body(Empty::<Bytes>::new()).unwrap())
+            .await
+            .unwrap();
+        let status = resp.status();
+        let etag = resp.headers().get("etag").cloned();
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        let took = t.elapsed();
+        statuses.count(format!("catalog {}", status.as_u16()));
+        (took, status, etag, body.len())
+    };
+    let (_, status, etag, first_len) = get("/catalog", None).await;
+    assert_eq!(status, 200);
+    let etag = etag.expect("the catalog has an ETag");
+    let last = format!("/catalog?offset={}", datasets.saturating_sub(1_000));
+    let mut lines = Vec::new();
+    for (what, path, tag) in [
+        ("first page of 1,000", "/catalog", None),
+        ("last page of 1,000 ", last.as_str(), None),
+        ("revalidation (304)  ", "/catalog", Some(&etag)),
+    ] {
+        let mut times = Vec::with_capacity(CATALOG_REQUESTS);
+        for _ in 0..CATALOG_REQUESTS {
+            times.push(get(path, tag).await.0);
+        }
+        lines.push(format!("/catalog {what} {}", summary(&mut times)));
+    }
+    lines.push(format!(
+        "/catalog: {datasets} datasets, a page of 1,000 is {:.2} MB; {CATALOG_REQUESTS} requests each, one keep-alive connection",
+        first_len as f64 / 1e6
+    ));
+    lines
+}
+
+/// Requests per `/catalog` figure.
+const CATALOG_REQUESTS: usize = 50;
 
 /// utime + stime of process `pid`, in seconds.
 fn cpu_seconds(pid: u32) -> f64 {

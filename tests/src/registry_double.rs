@@ -115,6 +115,8 @@ pub struct RegistryDouble {
     served: Arc<Mutex<std::collections::HashMap<u64, usize>>>,
     /// How many times a delta to each revision was answered.
     served_deltas: Arc<Mutex<std::collections::HashMap<u64, usize>>>,
+    /// TLS connections accepted (handshakes completed).
+    connections: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// The gateway's client identity for the registry, issued once per PKI: (cert, key).
@@ -159,6 +161,7 @@ impl RegistryDouble {
             usage: Arc::default(),
             served: Arc::default(),
             served_deltas: Arc::default(),
+            connections: Arc::default(),
         });
         double.serve(listener);
         double
@@ -171,6 +174,7 @@ impl RegistryDouble {
         let served = (self.served.clone(), self.served_deltas.clone());
         let public_key = STANDARD.encode(self.key.verifying_key().as_bytes());
         let kid = key_id(&self.key.verifying_key());
+        let connections = self.connections.clone();
         let task = tokio::spawn(async move {
             // Dropping the set (when this task is aborted) aborts every open connection too.
             let mut conns = tokio::task::JoinSet::new();
@@ -183,10 +187,12 @@ impl RegistryDouble {
                 let usage = usage.clone();
                 let served = served.clone();
                 let key_doc = serde_json::json!({ "key_id": kid, "public_key": public_key }).to_string();
+                let connections = connections.clone();
                 conns.spawn(async move {
                     let Ok(tls) = acceptor.accept(tcp).await else {
                         return;
                     };
+                    connections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     let caller = Arc::new(PeerIdentity::from_chain(tls.get_ref().1.peer_certificates()));
                     let svc = hyper::service::service_fn(move |req| {
                         let current = current.clone();
@@ -315,6 +321,11 @@ impl RegistryDouble {
     /// Sets how `POST /v1/usage` is answered from now on.
     pub fn set_usage_mode(&self, mode: UsageMode) {
         self.usage.lock().unwrap().mode = mode;
+    }
+
+    /// TLS connections accepted so far (across [`Self::stop`] and [`Self::resume`]).
+    pub fn connections(&self) -> usize {
+        self.connections.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Runs `f` on the usage reports received so far.

@@ -314,3 +314,72 @@ async fn deltas_are_applied_and_persisted_and_a_refused_one_falls_back_to_the_wh
     assert!(!deltas.exists());
     gw.shutdown().await;
 }
+
+/// The gateway's registry client keeps its connection: back-to-back polls (answered at once,
+/// and a long-poll woken by a change) go over one connection, one TLS handshake at the
+/// registry; when the registry closes it (here by going down and coming back) the next poll is
+/// answered over a new one without an error; `send` (the admin tool's) opens one per request.
+#[tokio::test]
+async fn the_registry_client_reuses_one_connection_for_its_polls() {
+    use sluice_net::registry_client::{RegistryClient, Update};
+    let pki = Pki::new();
+    let registry = RegistryDouble::start(&pki, 7, vec![hydrant_licence("l1", "acme")]).await;
+    let (cert, key) = sluice_tests::registry_double::gateway_client_identity(&pki);
+    let client = RegistryClient::new(&registry.url(), &pki.ca_pem(), Some((&cert, &key))).unwrap();
+
+    let Some(Update::Snapshot(_)) = client.poll(None, Duration::ZERO, true).await.unwrap() else {
+        panic!("no whole snapshot");
+    };
+    for _ in 0..5 {
+        assert!(client
+            .poll(Some(1), Duration::ZERO, true)
+            .await
+            .unwrap()
+            .is_none());
+    }
+    let waiting = tokio::spawn({
+        let client = client.clone();
+        async move { client.poll(Some(1), Duration::from_secs(10), false).await }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let rev = registry.publish(set_status(LicenceStatus::Active));
+    let Some(Update::Snapshot(s)) = waiting.await.unwrap().unwrap() else {
+        panic!("the long-poll brought nothing");
+    };
+    let trusted = [sluice_policy::snapshot::parse_public_key(&registry.public_key_b64()).unwrap()];
+    assert_eq!(s.verify(&trusted, 0).unwrap().revision, rev);
+    assert!(client
+        .poll(Some(rev), Duration::ZERO, true)
+        .await
+        .unwrap()
+        .is_none());
+    assert_eq!((client.connections_opened(), registry.connections()), (1, 1));
+
+    // The registry closes the connection: the next poll is answered over a new one.
+    registry.stop();
+    // The abort takes effect when the runtime next polls the serving task.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    registry.resume().await;
+    assert!(client
+        .poll(Some(rev), Duration::ZERO, true)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(client
+        .poll(Some(rev), Duration::ZERO, true)
+        .await
+        .unwrap()
+        .is_none());
+    assert_eq!((client.connections_opened(), registry.connections()), (2, 2));
+
+    // `send` and its shorthands: a connection per request, none kept.
+    for _ in 0..2 {
+        assert_eq!(client.get("/v1/registry-key").await.unwrap().status, 200);
+    }
+    assert!(client
+        .poll(Some(rev), Duration::ZERO, true)
+        .await
+        .unwrap()
+        .is_none());
+    assert_eq!((client.connections_opened(), registry.connections()), (4, 4));
+}

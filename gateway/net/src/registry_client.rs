@@ -1,9 +1,16 @@
-//! The one HTTPS client that talks to the registry: hyper over tokio-rustls, one connection
-//! per request, presenting a gateway or admin certificate (or none, for public pages), the
-//! registry's server certificate verified against the configured CA.
+//! The one HTTPS client that talks to the registry: hyper over tokio-rustls, presenting a
+//! gateway or admin certificate (or none, for public pages), the registry's server certificate
+//! verified against the configured CA.
 //!
-//! The gateway uses [`RegistryClient::poll`] and [`RegistryClient::report_usage`]; `sluice
-//! admin`, the demo and the tests use [`RegistryClient::send`] and its shorthands.
+//! The gateway uses [`RegistryClient::poll`] and [`RegistryClient::report_usage`]; these keep
+//! their connection open after a complete answer and reuse it for the next call (a gateway
+//! long-polls back to back, so a change costs the registry one request per gateway, not a TLS
+//! handshake and a certificate parse each). Both are safe to send twice (a poll reads; a usage
+//! report carries its id and a repeat is acknowledged as a duplicate), so one that fails on a
+//! reused connection before any answer (the registry closed it meanwhile) is sent again once
+//! on a new connection. `sluice admin`, the demo and the tests use [`RegistryClient::send`]
+//! and its shorthands, which open a connection per request (a new handshake each, so a
+//! changed certificate or revocation list is met at once).
 //!
 //! Contract: `GET /v1/snapshot` answers the current `SignedSnapshot`;
 //! `GET /v1/snapshot?after=<rev>&wait=<s>` answers when the revision exceeds `after`, else 304
@@ -22,8 +29,8 @@ use serde::Serialize;
 use sluice_policy::snapshot::{SignedDelta, SignedSnapshot};
 pub use sluice_policy::usage::UsageAck;
 use std::path::Path;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
@@ -33,6 +40,12 @@ const MAX_BODY: usize = 64 * 1024 * 1024;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Time for the registry to answer a usage report once connected.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Idle connections kept for reuse (a gateway has a poll and at most a usage report in flight).
+const IDLE_KEPT: usize = 2;
+/// How long after its last answer an idle connection is still reused; an older one is closed
+/// instead. Below the registry's 10 s header-read timeout, which closes idle connections, so a
+/// request rarely meets a connection the registry is closing (and is sent again if it does).
+const IDLE_REUSE: Duration = Duration::from_secs(4);
 
 /// Why a registry call failed.
 #[derive(Debug, thiserror::Error)]
@@ -114,7 +127,7 @@ pub enum Update {
     Delta(SignedDelta),
 }
 
-/// A configured client for one registry.
+/// A configured client for one registry. Clones share the idle connections.
 #[derive(Clone)]
 pub struct RegistryClient {
     tls: TlsConnector,
@@ -122,6 +135,29 @@ pub struct RegistryClient {
     port: u16,
     base_path: String,
     server_name: ServerName<'static>,
+    idle: Arc<Mutex<Vec<Connection>>>,
+    opened: Arc<std::sync::atomic::AtomicU64>,
+}
+
+/// One HTTP/1.1 connection: the request side and the task driving it (aborted when dropped).
+struct Connection {
+    send: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    task: tokio::task::JoinHandle<()>,
+    idle_since: Instant,
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Whether a connection is opened for the request and closed after it, or reused.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Reuse {
+    No,
+    /// Keep the connection for later; the request may be sent twice.
+    Yes,
 }
 
 impl RegistryClient {
@@ -168,7 +204,14 @@ impl RegistryClient {
             port,
             base_path: u.path().trim_end_matches('/').to_owned(),
             server_name,
+            idle: Arc::default(),
+            opened: Arc::default(),
         })
+    }
+
+    /// Connections this client (and its clones) opened so far.
+    pub fn connections_opened(&self) -> u64 {
+        self.opened.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Sends one request to `path` (below the URL's base path); `body` is sent as JSON.
@@ -185,7 +228,7 @@ impl RegistryClient {
             )),
             None => None,
         };
-        self.exchange(method, path, bytes, headers).await
+        self.exchange(method, path, bytes, headers, Reuse::No).await
     }
 
     /// `GET path`.
@@ -217,7 +260,7 @@ impl RegistryClient {
             ),
         };
         let deadline = wait + CONNECT_TIMEOUT + Duration::from_secs(5);
-        let reply = tokio::time::timeout(deadline, self.exchange(Method::GET, &path, None, &[]))
+        let reply = tokio::time::timeout(deadline, self.exchange(Method::GET, &path, None, &[], Reuse::Yes))
             .await
             .map_err(|_| ClientError::Transport(format!("no answer within {deadline:?}")))??;
         let parse = |what: &str| ClientError::Body(format!("not a signed {what}"));
@@ -242,7 +285,13 @@ impl RegistryClient {
         let deadline = CONNECT_TIMEOUT + REQUEST_TIMEOUT;
         let reply = tokio::time::timeout(
             deadline,
-            self.exchange(Method::POST, "/v1/usage", Some(Bytes::from(body)), &[]),
+            self.exchange(
+                Method::POST,
+                "/v1/usage",
+                Some(Bytes::from(body)),
+                &[],
+                Reuse::Yes,
+            ),
         )
         .await
         .map_err(|_| ClientError::Transport(format!("no answer within {deadline:?}")))??;
@@ -260,7 +309,39 @@ impl RegistryClient {
         path: &str,
         body: Option<Bytes>,
         headers: &[(&str, &str)],
+        reuse: Reuse,
     ) -> Result<Reply, ClientError> {
+        let t = |e: &dyn std::fmt::Display| ClientError::Transport(e.to_string());
+        let mut req = Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base_path))
+            .header(http::header::HOST, format!("{}:{}", self.host, self.port));
+        if body.is_some() {
+            req = req.header(http::header::CONTENT_TYPE, "application/json");
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let req = req.body(Full::new(body.unwrap_or_default())).map_err(|e| t(&e))?;
+        if reuse == Reuse::Yes {
+            if let Some(conn) = self.take_idle().await {
+                match self.request(conn, req.clone(), reuse).await {
+                    Ok(reply) => return Ok(reply),
+                    // No answer at all: the registry may have closed the idle connection as
+                    // it was taken. Once more on a new one.
+                    Err(Failure::Unanswered(e)) => {
+                        tracing::debug!(error = %e, "reused registry connection failed; sending again");
+                    }
+                    Err(Failure::Answered(e)) => return Err(e),
+                }
+            }
+        }
+        let conn = self.connect().await?;
+        self.request(conn, req, reuse).await.map_err(Failure::into_error)
+    }
+
+    /// A new connection: TCP, TLS handshake, HTTP/1.1.
+    async fn connect(&self) -> Result<Connection, ClientError> {
         let t = |e: &dyn std::fmt::Display| ClientError::Transport(e.to_string());
         let connect = async {
             let tcp = TcpStream::connect((self.host.as_str(), self.port))
@@ -275,41 +356,84 @@ impl RegistryClient {
         let tls = tokio::time::timeout(CONNECT_TIMEOUT, connect)
             .await
             .map_err(|_| ClientError::Transport("connect/TLS handshake timed out".into()))??;
-        let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+        let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
             .await
             .map_err(|e| t(&e))?;
-        let conn = tokio::spawn(conn);
-        let mut req = Request::builder()
-            .method(method)
-            .uri(format!("{}{path}", self.base_path))
-            .header(http::header::HOST, format!("{}:{}", self.host, self.port));
-        if body.is_some() {
-            req = req.header(http::header::CONTENT_TYPE, "application/json");
+        self.opened.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(Connection {
+            send,
+            task: tokio::spawn(async move {
+                let _ = conn.await;
+            }),
+            idle_since: Instant::now(),
+        })
+    }
+
+    /// An idle connection still fit for a request, if one is kept; closes the others it meets.
+    async fn take_idle(&self) -> Option<Connection> {
+        loop {
+            let mut conn = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop()?;
+            if conn.idle_since.elapsed() < IDLE_REUSE
+                && !conn.send.is_closed()
+                && conn.send.ready().await.is_ok()
+            {
+                return Some(conn);
+            }
         }
-        for (k, v) in headers {
-            req = req.header(*k, *v);
+    }
+
+    /// Sends `req` on `conn` and reads the whole answer; with [`Reuse::Yes`] keeps the
+    /// connection for the next request when the answer came complete and the registry keeps
+    /// it open.
+    async fn request(
+        &self,
+        mut conn: Connection,
+        req: Request<Full<Bytes>>,
+        reuse: Reuse,
+    ) -> Result<Reply, Failure> {
+        let t = |e: &dyn std::fmt::Display| ClientError::Transport(e.to_string());
+        let resp = conn
+            .send
+            .send_request(req)
+            .await
+            .map_err(|e| Failure::Unanswered(t(&format!("request: {e}"))))?;
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let body = Limited::new(resp.into_body(), MAX_BODY)
+            .collect()
+            .await
+            .map_err(|e| Failure::Answered(t(&format!("response: {e}"))))?
+            .to_bytes();
+        let closing = headers
+            .get_all(http::header::CONNECTION)
+            .iter()
+            .any(|v| v.to_str().is_ok_and(|v| v.to_ascii_lowercase().contains("close")));
+        if reuse == Reuse::Yes && !closing {
+            conn.idle_since = Instant::now();
+            let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+            if idle.len() < IDLE_KEPT {
+                idle.push(conn);
+            }
         }
-        let req = req.body(Full::new(body.unwrap_or_default())).map_err(|e| t(&e))?;
-        let result = async {
-            let resp = send
-                .send_request(req)
-                .await
-                .map_err(|e| t(&format!("request: {e}")))?;
-            let status = resp.status();
-            let headers = resp.headers().clone();
-            let body = Limited::new(resp.into_body(), MAX_BODY)
-                .collect()
-                .await
-                .map_err(|e| t(&format!("response: {e}")))?
-                .to_bytes();
-            Ok(Reply {
-                status,
-                headers,
-                body,
-            })
+        Ok(Reply {
+            status,
+            headers,
+            body,
+        })
+    }
+}
+
+/// How a request failed: before any answer came (it may be sent again on a reused
+/// connection) or after.
+enum Failure {
+    Unanswered(ClientError),
+    Answered(ClientError),
+}
+
+impl Failure {
+    fn into_error(self) -> ClientError {
+        match self {
+            Self::Unanswered(e) | Self::Answered(e) => e,
         }
-        .await;
-        conn.abort();
-        result
     }
 }

@@ -1,8 +1,8 @@
 //! Registry fan-out at city scale: one `sluice registry` process on PostgreSQL (a fresh
 //! schema) holding 15,000 datasets, 50,000 licensees and 200,000 licences, and 1,000 simulated
 //! gateways in this process, each a long-poller with its own client certificate (issued here
-//! from one CA) using the gateway's own registry client (`RegistryClient::poll`, one TLS
-//! connection per poll, asking for deltas). Each round
+//! from one CA) using the gateway's own registry client (`RegistryClient::poll`, asking for
+//! deltas, over the connection it keeps; the connections opened are printed). Each round
 //! revokes a licence through the admin API and measures the time from its 200 to the last
 //! gateway having received (and verified: signature, base revision) that revision; also
 //! printed: the snapshot and delta sizes, the registry's CPU seconds per change (utime + stime
@@ -215,8 +215,10 @@ async fn bench(scale: Scale) {
     let delta_bytes: Arc<Mutex<Vec<usize>>> = Arc::default();
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut tasks = Vec::new();
+    let mut clients = Vec::new();
     for (cert, key) in &identities {
         let client = RegistryClient::new(&registry_url, &ca_pem, Some((cert, key))).unwrap();
+        clients.push(client.clone());
         let (received, statuses, delta_bytes) = (received.clone(), statuses.clone(), delta_bytes.clone());
         let mut stopped = stopped.clone();
         let mut held = base.revision;
@@ -297,10 +299,11 @@ async fn bench(scale: Scale) {
         );
         slowest.push(last);
         every.extend(took);
-        // The gateways poll again (a new connection each) before the next change.
+        // The gateways poll again before the next change.
         tokio::time::sleep(Duration::from_millis(1_500)).await;
     }
     let cpu = cpu_seconds(registry.pid()) - cpu_before;
+    let opened: u64 = clients.iter().map(RegistryClient::connections_opened).sum();
 
     // The public catalog of the city's datasets, while the gateways wait in their long-polls.
     let catalog = catalog_latency(&registry_url, &ca_pem, &identities[0], scale.datasets, &statuses).await;
@@ -328,6 +331,11 @@ async fn bench(scale: Scale) {
         cpu / scale.rounds as f64,
         cpu,
         scale.rounds
+    );
+    println!(
+        "  gateway connections opened: {opened} ({:.2} per gateway over {} polls each)",
+        opened as f64 / scale.gateways as f64,
+        scale.rounds + 1
     );
     for line in catalog {
         println!("  {line}");

@@ -121,6 +121,22 @@ fn tamper(path: &std::path::Path) {
     std::fs::write(path, serde_json::to_vec(&signed).unwrap()).unwrap();
 }
 
+/// Like [`tamper`], for the last delta of a persisted chain (`snapshot-deltas.json`).
+fn tamper_last_delta(path: &std::path::Path) {
+    let mut chain: Vec<serde_json::Value> = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    let last = chain.last_mut().expect("a delta in the chain");
+    let mut payload = STANDARD.decode(last["payload"].as_str().unwrap()).unwrap();
+    let key = b"\"revision\":";
+    let at = payload
+        .windows(key.len())
+        .position(|w| w == key)
+        .expect("a revision in the delta")
+        + key.len();
+    payload[at] = if payload[at] == b'7' { b'8' } else { b'7' };
+    last["payload"] = STANDARD.encode(&payload).into();
+    std::fs::write(path, serde_json::to_vec(&chain).unwrap()).unwrap();
+}
+
 async fn registry_down_snapshot_then_stale_and_tampered_snapshot_rejected(b: Backend) {
     let mut fed = Federation::start(b).await;
     let gw_a = fed.gateway("gw-a", options());
@@ -192,8 +208,25 @@ async fn registry_down_snapshot_then_stale_and_tampered_snapshot_rejected(b: Bac
     let r = fetch(&c, RECORDS, "hydrant-maintenance-research").await;
     assert_eq!(outcome(&r), "licence-suspended");
 
-    // A tampered snapshot is not trusted on start: conditional data is refused.
+    // A tampered delta after an intact snapshot is not trusted on start either (the snapshot
+    // alone would undo the changes the chain carried): conditional data is refused.
     gw_b.proc.kill();
+    let deltas = gw_b.snapshot_path().with_file_name("snapshot-deltas.json");
+    let intact = std::fs::read(&deltas).expect("the grant and suspension came as deltas");
+    tamper_last_delta(&deltas);
+    gw_b = fed.gateway("gw-b", restarted);
+    assert!(
+        gw_b.proc.printed("persisted snapshot rejected"),
+        "{}",
+        gw_b.proc.output()
+    );
+    let r = fetch(&fed.licensee_client(&gw_b), RECORDS, SCENARIO).await;
+    assert_eq!(outcome(&r), "registry-stale");
+
+    // A tampered snapshot (with its chain intact again) is not trusted on start: conditional
+    // data is refused.
+    gw_b.proc.kill();
+    std::fs::write(&deltas, intact).unwrap();
     tamper(&gw_b.snapshot_path());
     gw_b = fed.gateway("gw-b", restarted);
     assert!(

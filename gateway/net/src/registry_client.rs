@@ -34,8 +34,9 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
-/// Largest response body accepted (a snapshot), bytes.
-const MAX_BODY: usize = 64 * 1024 * 1024;
+/// Largest response body accepted (a whole snapshot), bytes. A city-scale registry's snapshot
+/// (200,000 licences) is about 111 MB signed; deltas are a few kilobytes.
+const MAX_BODY: usize = 512 * 1024 * 1024;
 /// Time to connect and complete the TLS handshake.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Time for the registry to answer a usage report once connected.

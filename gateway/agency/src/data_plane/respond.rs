@@ -115,3 +115,96 @@ fn content_type(f: OutputFormat) -> &'static str {
         OutputFormat::Csv => "text/csv; charset=utf-8",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::{AuditLog, AuditOptions};
+    use crate::config::Limits;
+    use crate::limits::Limiter;
+    use crate::metrics::Metrics;
+    use http_body_util::BodyExt;
+    use hyper::body::Body;
+    use sluice_net::server::Conn;
+    use std::sync::Arc;
+
+    const PAGE: &str = r#"[{"id":"H1"},{"id":"H2"}]"#;
+
+    fn parts(audit: &Arc<AuditLog>) -> (Outcomes, Ctx, RecordsQuery, Grant) {
+        let mut req = http::Request::new(());
+        *req.uri_mut() = "/v1/datasets/hydrants/records?limit=2".parse().unwrap();
+        let conn = Conn::new(
+            "127.0.0.1:9".parse().unwrap(),
+            sluice_net::identity::PeerIdentity::None,
+        );
+        let outcomes = Outcomes {
+            audit: audit.clone(),
+            metrics: Arc::new(Metrics::default()),
+            usage: None,
+            sources: Arc::default(),
+        };
+        let query = RecordsQuery::parse("limit=2", &Limits::default()).unwrap();
+        let grant = Grant::unlicensed(Arc::new(Limiter::new(None, None)), 2);
+        (outcomes, Ctx::new(&req, &conn), query, grant)
+    }
+
+    fn stats() -> MaskStats {
+        MaskStats {
+            records_in: 2,
+            records_out: 2,
+            ..MaskStats::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_whole_page_is_durable_in_the_log_before_it_is_answered_with_its_length() {
+        let dir = tempfile::tempdir().unwrap();
+        let audit = Arc::new(AuditLog::open(dir.path(), AuditOptions::default()).await.unwrap());
+        let (outcomes, ctx, query, grant) = parts(&audit);
+        let resp = whole(
+            &outcomes,
+            &ctx,
+            &query,
+            stats(),
+            grant,
+            Some(Bytes::from_static(PAGE.as_bytes())),
+            None,
+        )
+        .await
+        .unwrap();
+        // The record is durable by the time the response exists, before any byte is sent.
+        assert_eq!(audit.head().seq, 1);
+        let log = std::fs::read_to_string(dir.path().join("audit-000001.jsonl")).unwrap();
+        assert!(log.contains(r#""records_out":2"#), "{log}");
+        assert!(log.contains(&ctx.request_id), "{log}");
+        assert_eq!(resp.headers()["sluice-request-id"], ctx.request_id.as_str());
+        assert_eq!(resp.headers()[header::CONTENT_TYPE], "application/json");
+        let body = resp.into_body();
+        assert_eq!(
+            body.size_hint().exact(),
+            Some(PAGE.len() as u64),
+            "sent with its length"
+        );
+        assert_eq!(body.collect().await.unwrap().to_bytes(), PAGE.as_bytes());
+    }
+
+    #[tokio::test]
+    async fn a_whole_page_whose_record_cannot_be_written_is_not_sent() {
+        let dir = tempfile::tempdir().unwrap();
+        let audit = Arc::new(AuditLog::open(dir.path(), AuditOptions::default()).await.unwrap());
+        let (outcomes, ctx, query, grant) = parts(&audit);
+        audit.close().await.unwrap();
+        let refused = whole(
+            &outcomes,
+            &ctx,
+            &query,
+            stats(),
+            grant,
+            Some(Bytes::from_static(PAGE.as_bytes())),
+            None,
+        )
+        .await;
+        let problem = refused.expect_err("no data without its record");
+        assert_eq!(problem.code, sluice_net::problem::ProblemCode::Unavailable);
+    }
+}

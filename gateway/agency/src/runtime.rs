@@ -51,7 +51,15 @@ impl Runtime {
                     .iter()
                     .map(|(k, v)| (k.clone(), v.clone()))
                     .collect();
-                s.licences.clone()
+                // Only licences for the datasets this gateway serves are compiled (the rest
+                // are skipped there), so only those are copied: a city's snapshot carries
+                // every agency's licences (200,000 copied took 140–230 ms per change).
+                let served: HashSet<&str> = config.datasets.iter().map(|d| d.id.as_str()).collect();
+                s.licences
+                    .iter()
+                    .filter(|l| served.contains(l.dataset.as_str()))
+                    .cloned()
+                    .collect()
             }
             // With a registry, only its licences count: none until a snapshot arrives.
             None if config.registry.is_some() => Vec::new(),
@@ -171,6 +179,37 @@ fn catalog_json(config: &Config, public_only: bool) -> Bytes {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn only_the_licences_of_served_datasets_are_taken_from_a_snapshot() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config::from_toml(
+            &crate::config::tests::base(dir.path()),
+            &dir.path().join("gw.toml"),
+        )
+        .unwrap();
+        let licence = |id: &str, dataset: &str| -> sluice_policy::licence::Licence {
+            serde_json::from_value(serde_json::json!({
+                "id": id, "licensee": "acme", "dataset": dataset, "scenario": "s",
+                "fields": { "id": { "rule": "clear" } },
+                "valid_from": "2026-01-01T00:00:00Z", "valid_until": "2036-01-01T00:00:00Z",
+            }))
+            .unwrap()
+        };
+        // A city's snapshot: this gateway serves `parks`, another agency `permits`.
+        let snapshot = Snapshot {
+            revision: 7,
+            issued_at: 0,
+            licences: vec![licence("l-parks", "parks"), licence("l-permits", "permits")],
+            closed_datasets: vec![],
+            all_conditional_closed: false,
+            restricted_licensees: Default::default(),
+            revoked_serials: vec![],
+        };
+        let shared = Shared::for_sources(config.sources.values());
+        let rt = Runtime::build(config, b"master", Some(&snapshot), &shared);
+        assert_eq!(rt.policy.licence_count(), 1, "the served dataset's licence, only");
+    }
 
     #[test]
     fn the_catalog_members_come_in_one_order_in_every_build() {

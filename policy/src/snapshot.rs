@@ -12,6 +12,7 @@ use base64::Engine;
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// What a gateway needs from the registry.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -23,7 +24,7 @@ pub struct Snapshot {
     /// When the registry issued this snapshot (unix seconds).
     pub issued_at: i64,
     /// All licences, in every state (suspended and revoked ones included, so refusals are precise).
-    pub licences: Vec<Licence>,
+    pub licences: Vec<Arc<Licence>>,
     /// Datasets closed by the emergency switch.
     #[serde(default)]
     pub closed_datasets: Vec<String>,
@@ -204,18 +205,19 @@ impl Delta {
         }
         let mut changed: Vec<&Licence> = self.licences.iter().collect();
         changed.sort_by(|a, b| a.id.cmp(&b.id));
+        // The licences the delta leaves are shared with the held snapshot, not copied.
         let mut licences = Vec::with_capacity(held.licences.len() + changed.len());
-        let mut new = changed.into_iter().peekable();
+        let mut new = changed.into_iter().map(|l| Arc::new(l.clone())).peekable();
         for old in &held.licences {
             while new.peek().is_some_and(|n| n.id < old.id) {
-                licences.extend(new.next().cloned());
+                licences.extend(new.next());
             }
             match new.peek() {
-                Some(n) if n.id == old.id => licences.extend(new.next().cloned()),
-                _ => licences.push(old.clone()),
+                Some(n) if n.id == old.id => licences.extend(new.next()),
+                _ => licences.push(Arc::clone(old)),
             }
         }
-        licences.extend(new.cloned());
+        licences.extend(new);
         Ok(Snapshot {
             revision: self.revision,
             issued_at: self.issued_at,
@@ -323,7 +325,7 @@ mod tests {
         let trusted = [k.verifying_key()];
         let held = Snapshot {
             revision: 10,
-            licences: vec![licence("b", "active"), licence("d", "active")],
+            licences: vec![licence("b", "active").into(), licence("d", "active").into()],
             closed_datasets: vec!["x".into()],
             ..Snapshot::default()
         };
@@ -345,14 +347,18 @@ mod tests {
             revision: 12,
             issued_at: 3,
             licences: vec![
-                licence("a", "active"),
-                licence("b", "active"),
-                licence("d", "revoked"),
-                licence("e", "active"),
+                licence("a", "active").into(),
+                licence("b", "active").into(),
+                licence("d", "revoked").into(),
+                licence("e", "active").into(),
             ],
             revoked_serials: vec!["ab".into()],
             ..Snapshot::default()
         };
+        assert!(
+            Arc::ptr_eq(&got.licences[1], &held.licences[0]),
+            "a licence the delta leaves is shared with the held snapshot, not copied"
+        );
         assert_eq!(
             got, want,
             "the closed dataset was reopened, d revoked, a and e added"

@@ -140,7 +140,7 @@ impl RegistryDouble {
         let snapshot = Snapshot {
             revision: 1,
             issued_at: 1,
-            licences,
+            licences: licences.into_iter().map(std::sync::Arc::new).collect(),
             ..Snapshot::default()
         };
         let signed = SignedSnapshot::sign(&snapshot, &key).unwrap();
@@ -257,7 +257,11 @@ impl RegistryDouble {
             base,
             revision: snap.revision,
             issued_at: snap.issued_at,
-            licences: snap.licences.clone(),
+            licences: snap
+                .licences
+                .iter()
+                .map(|l| sluice_policy::licence::Licence::clone(l))
+                .collect(),
             closed_datasets: snap.closed_datasets.clone(),
             all_conditional_closed: snap.all_conditional_closed,
             restricted_licensees: snap.restricted_licensees.clone(),

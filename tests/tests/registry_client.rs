@@ -19,7 +19,7 @@ const RECORDS: &str = "/v1/datasets/fire-hydrants/records?limit=2";
 const PUBLIC: &str = "/v1/datasets/hydrant-locations/records?limit=2";
 
 fn set_status(status: LicenceStatus) -> impl FnOnce(&mut sluice_policy::snapshot::Snapshot) {
-    move |s| s.licences[0].status = status
+    move |s| std::sync::Arc::make_mut(&mut s.licences[0]).status = status
 }
 
 /// `""` for a 200, the problem code otherwise.
@@ -91,7 +91,7 @@ async fn snapshots_drive_decisions_and_the_gateway_fails_closed_when_stale() {
 
     until(&tls, data, RECORDS, "no-licence").await;
     // Grant.
-    registry.publish(|s| s.licences.push(hydrant_licence("l1", "acme")));
+    registry.publish(|s| s.licences.push(hydrant_licence("l1", "acme").into()));
     until(&tls, data, RECORDS, "").await;
     // Suspend.
     registry.publish(set_status(LicenceStatus::Suspended {

@@ -58,7 +58,7 @@ impl Runtime {
                 s.licences
                     .iter()
                     .filter(|l| served.contains(l.dataset.as_str()))
-                    .cloned()
+                    .map(|l| sluice_policy::licence::Licence::clone(l))
                     .collect()
             }
             // With a registry, only its licences count: none until a snapshot arrives.
@@ -200,7 +200,10 @@ mod tests {
         let snapshot = Snapshot {
             revision: 7,
             issued_at: 0,
-            licences: vec![licence("l-parks", "parks"), licence("l-permits", "permits")],
+            licences: vec![
+                licence("l-parks", "parks").into(),
+                licence("l-permits", "permits").into(),
+            ],
             closed_datasets: vec![],
             all_conditional_closed: false,
             restricted_licensees: Default::default(),

@@ -110,7 +110,7 @@ impl Distributor {
         let snap = Snapshot {
             revision: state.revision,
             issued_at: time::OffsetDateTime::now_utc().unix_timestamp(),
-            licences: state.licences,
+            licences: state.licences.into_iter().map(std::sync::Arc::new).collect(),
             closed_datasets: state.closed_datasets,
             all_conditional_closed: state.all_conditional_closed,
             restricted_licensees: state.restricted_licensees,

@@ -25,7 +25,6 @@ mod support;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
-use hyper_util::rt::TokioIo;
 use serde_json::json;
 use sluice_net::registry_client::{ClientError, RegistryClient, Update};
 use sluice_policy::snapshot::{parse_public_key, SignedSnapshot, Snapshot};
@@ -360,18 +359,9 @@ async fn fetch_whole(
     identity: &(PathBuf, PathBuf),
     statuses: &Statuses,
 ) -> (Duration, Bytes) {
-    let port: u16 = url.rsplit(':').next().unwrap().parse().unwrap();
     let tls = support::probe::client_tls(ca, &identity.0, &identity.1);
     let t = Instant::now();
-    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-    let tls = tokio_rustls::TlsConnector::from(tls)
-        .connect(rustls_pki_types::ServerName::try_from("localhost").unwrap(), tcp)
-        .await
-        .unwrap();
-    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
-        .await
-        .unwrap();
-    tokio::spawn(conn);
+    let mut send = support::probe::connect(tls, loopback(url)).await;
     let req = http::Request::get("/v1/snapshot")
         .header("host", "localhost")
         .body(Empty::<Bytes>::new())
@@ -381,6 +371,12 @@ async fn fetch_whole(
     assert_eq!(resp.status(), 200);
     let body = resp.into_body().collect().await.unwrap().to_bytes();
     (t.elapsed(), body)
+}
+
+/// The loopback address of the registry at `url` (`https://localhost:PORT`).
+fn loopback(url: &str) -> std::net::SocketAddr {
+    let port: u16 = url.rsplit(':').next().unwrap().parse().unwrap();
+    ([127, 0, 0, 1], port).into()
 }
 
 /// `GET /catalog` latency over one keep-alive connection (as a browser or a script would
@@ -393,18 +389,8 @@ async fn catalog_latency(
     datasets: usize,
     statuses: &Statuses,
 ) -> Vec<String> {
-    let port: u16 = url.rsplit(':').next().unwrap().parse().unwrap();
     let tls = support::probe::client_tls(ca, &identity.0, &identity.1);
-    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-    tcp.set_nodelay(true).unwrap();
-    let tls = tokio_rustls::TlsConnector::from(tls)
-        .connect(rustls_pki_types::ServerName::try_from("localhost").unwrap(), tcp)
-        .await
-        .unwrap();
-    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
-        .await
-        .unwrap();
-    tokio::spawn(conn);
+    let mut send = support::probe::connect(tls, loopback(url)).await;
     let mut get = async |path: &str, etag: Option<&http::HeaderValue>| {
         send.ready().await.unwrap();
         let mut req = http::Request::get(path).header("host", "localhost");

@@ -93,6 +93,25 @@ pub struct KeepAlive {
     send: Option<hyper::client::conn::http1::SendRequest<Empty<Bytes>>>,
 }
 
+/// An HTTP/1.1 connection over mutual TLS to `addr` (server name `localhost`, `TCP_NODELAY`),
+/// its driver spawned.
+pub async fn connect(
+    tls: Arc<ClientConfig>,
+    addr: SocketAddr,
+) -> hyper::client::conn::http1::SendRequest<Empty<Bytes>> {
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    tcp.set_nodelay(true).unwrap();
+    let tls = TlsConnector::from(tls)
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap();
+    let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    send
+}
+
 impl KeepAlive {
     /// A connection (opened lazily) to `addr`.
     pub fn new(tls: Arc<ClientConfig>, addr: SocketAddr) -> KeepAlive {
@@ -103,26 +122,12 @@ impl KeepAlive {
         }
     }
 
-    async fn connect(&self) -> hyper::client::conn::http1::SendRequest<Empty<Bytes>> {
-        let tcp = TcpStream::connect(self.addr).await.unwrap();
-        tcp.set_nodelay(true).unwrap();
-        let tls = TlsConnector::from(self.tls.clone())
-            .connect(ServerName::try_from("localhost").unwrap(), tcp)
-            .await
-            .unwrap();
-        let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
-            .await
-            .unwrap();
-        tokio::spawn(conn);
-        send
-    }
-
     /// GETs `path` declaring `scenario`: (status, problem code or `""`).
     pub async fn get(&mut self, path: &str, scenario: &str) -> (StatusCode, String) {
         for _ in 0..3 {
             let mut send = match self.send.take() {
                 Some(s) if !s.is_closed() => s,
-                _ => self.connect().await,
+                _ => connect(self.tls.clone(), self.addr).await,
             };
             if send.ready().await.is_err() {
                 continue;

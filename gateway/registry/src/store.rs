@@ -128,7 +128,7 @@ pub struct Committed {
 pub struct SnapshotState {
     /// Revision.
     pub revision: u64,
-    /// All licences.
+    /// All licences (in a [`DeltaState`], those granted or changed after its base).
     pub licences: Vec<Licence>,
     /// Closed dataset ids.
     pub closed_datasets: Vec<String>,
@@ -140,22 +140,9 @@ pub struct SnapshotState {
     pub revoked_serials: Vec<String>,
 }
 
-/// What a delta from a held revision carries ([`Store::delta_state`]).
-#[derive(Debug, Clone, Default)]
-pub struct DeltaState {
-    /// The revision the delta produces.
-    pub revision: u64,
-    /// Licences granted or changed after the base revision.
-    pub licences: Vec<Licence>,
-    /// Closed dataset ids.
-    pub closed_datasets: Vec<String>,
-    /// All conditional data closed.
-    pub all_conditional_closed: bool,
-    /// Restricted licensees with the reason.
-    pub restricted_licensees: BTreeMap<String, String>,
-    /// Revoked certificate serials.
-    pub revoked_serials: Vec<String>,
-}
+/// What a delta from a held revision carries ([`Store::delta_state`]): a snapshot's parts,
+/// with only the licences granted or changed after the base revision.
+pub type DeltaState = SnapshotState;
 
 /// The parts of a snapshot besides licences.
 struct Measures {
@@ -821,12 +808,7 @@ impl Store {
     /// the statements disagree.
     async fn read_state(&self) -> Result<SnapshotState> {
         let mut tx = self.begin_read().await?;
-        let revision = to_u64(
-            sqlx::query("SELECT v FROM registry_meta WHERE k = 'snapshot_revision'")
-                .fetch_one(&mut *tx)
-                .await?
-                .try_get("v")?,
-        );
+        let revision = Self::read_snapshot_revision(&mut tx).await?;
         let licences = sqlx::query("SELECT id, body FROM licences ORDER BY id")
             .fetch_all(&mut *tx)
             .await?
@@ -865,12 +847,7 @@ impl Store {
     /// (the whole snapshot is then the answer).
     pub async fn delta_state(&self, base: u64) -> Result<Option<DeltaState>> {
         let mut tx = self.begin_read().await?;
-        let revision = to_u64(
-            sqlx::query("SELECT v FROM registry_meta WHERE k = 'snapshot_revision'")
-                .fetch_one(&mut *tx)
-                .await?
-                .try_get("v")?,
-        );
+        let revision = Self::read_snapshot_revision(&mut tx).await?;
         if base >= revision {
             tx.rollback().await?;
             return Ok(None);
@@ -904,6 +881,14 @@ impl Store {
             restricted_licensees: m.restricted_licensees,
             revoked_serials: m.revoked_serials,
         }))
+    }
+
+    /// The snapshot revision gateways follow, read in `tx`.
+    async fn read_snapshot_revision(tx: &mut Tx) -> Result<u64> {
+        let row = sqlx::query("SELECT v FROM registry_meta WHERE k = 'snapshot_revision'")
+            .fetch_one(&mut **tx)
+            .await?;
+        Ok(to_u64(row.try_get("v")?))
     }
 
     /// The parts of a snapshot besides licences, read in `tx`: closed datasets, the switch,

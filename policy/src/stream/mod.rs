@@ -8,6 +8,7 @@
 use crate::plan::FieldPlan;
 use json::{is_ws, PErr};
 use record::{Kind, Record, Slots, Val};
+use shape::Shape;
 use std::sync::Arc;
 
 pub use rows::{RowBatch, RowError};
@@ -16,6 +17,7 @@ mod csv;
 mod json;
 mod record;
 mod rows;
+mod shape;
 #[cfg(test)]
 mod tests;
 
@@ -196,6 +198,10 @@ pub struct Masker {
     stats: MaskStats,
     /// Passing records still to skip before the first one is written.
     skip: u64,
+    /// The layout of the last canonical JSON record.
+    shape: Shape,
+    /// Records may be read by their layout ([`Shape`]); off only to test the general path.
+    shapes: bool,
 }
 
 impl Masker {
@@ -248,6 +254,8 @@ impl Masker {
             failed: None,
             stats: MaskStats::default(),
             skip: 0,
+            shape: Shape::default(),
+            shapes: true,
         }
     }
 
@@ -703,22 +711,37 @@ impl Masker {
         out: &mut Vec<u8>,
     ) -> Result<Option<usize>, MaskError> {
         self.rec.reset(self.slots.len());
-        let end = match parse_record(d, i, &self.slots, &mut self.rec, &mut self.key_buf) {
-            Ok(end) => end,
-            Err(PErr::More) => return Ok(None),
-            Err(e) => return Err(self.json_err(e)),
+        let shaped = if self.shapes {
+            self.shape.parse(d, i, &self.slots, &mut self.rec)
+        } else {
+            None
+        };
+        let end = match shaped {
+            Some(end) => {
+                self.shape.compile(&self.slots);
+                end
+            }
+            None => {
+                self.rec.reset(self.slots.len());
+                match parse_record(d, i, &self.slots, &mut self.rec, &mut self.key_buf) {
+                    Ok(end) => end,
+                    Err(PErr::More) => return Ok(None),
+                    Err(e) => return Err(self.json_err(e)),
+                }
+            }
         };
         if end - i > self.limits.max_record_bytes {
             return Err(MaskError::RecordTooLarge(self.limits.max_record_bytes));
         }
         self.check_utf8(end)?;
-        self.emit(text, out)?;
+        self.emit(text, shaped.is_some(), out)?;
         Ok(Some(end))
     }
 
     /// Writes the parsed record (row filter, masks, output format). `text`: the valid UTF-8
-    /// prefix of the slice, holding the whole record.
-    fn emit(&mut self, text: &str, out: &mut Vec<u8>) -> Result<(), MaskError> {
+    /// prefix of the slice, holding the whole record. `shaped`: the record was read by the
+    /// layout ([`Shape::parse`]).
+    fn emit(&mut self, text: &str, shaped: bool, out: &mut Vec<u8>) -> Result<(), MaskError> {
         self.stats.records_in += 1;
         self.open(out);
         let first = self.stats.records_out == 0;
@@ -730,6 +753,7 @@ impl Masker {
             text,
             self.output,
             first,
+            shaped.then_some(&self.shape),
             out,
             &mut self.stats,
         )?;
@@ -810,8 +834,15 @@ impl Masker {
                 },
             );
         }
-        self.emit(text, out)?;
+        self.emit(text, false, out)?;
         Ok(Some(end))
+    }
+
+    /// Reads every record with the general parser and writer (tests compare the two paths).
+    #[cfg(test)]
+    pub(crate) fn general_only(mut self) -> Self {
+        self.shapes = false;
+        self
     }
 }
 

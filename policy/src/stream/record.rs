@@ -3,6 +3,7 @@
 
 use super::csv::write_cell;
 use super::json::{self, compact, decode_str, write_str, PErr, VKind};
+use super::shape::{Op, Program, Shape};
 use super::{MaskError, MaskStats, OutputFormat};
 use crate::mask::{MaskRule, Out, PseudonymKey, Scalar};
 use crate::plan::{FieldAction, FieldPlan};
@@ -130,6 +131,16 @@ impl Slots {
     /// Number of slots.
     pub(super) fn len(&self) -> usize {
         self.defs.len()
+    }
+
+    /// Number of the plan's fields (the first slots, in plan order).
+    pub(super) fn n_plan(&self) -> usize {
+        self.n_plan
+    }
+
+    /// Whether the plan writes the value of `slot` as it is (no mask, no scan).
+    pub(super) fn copies(&self, slot: usize) -> bool {
+        matches!(self.defs[slot].action, SlotAction::Emit { scan: false })
     }
 
     /// The slot of a decoded field name (first slot of that name).
@@ -495,8 +506,9 @@ impl Record {
     }
 
     /// Writes the record to `out` if it passes the row filter; returns whether it was written.
-    /// `first`: no record was written before (JSON arrays need no comma). On error nothing of
-    /// the record is left in `out`.
+    /// `first`: no record was written before (JSON arrays need no comma). `shape`: the record
+    /// was parsed by this shape, whose program writes it when it can (the same bytes as the
+    /// field-by-field writer). On error nothing of the record is left in `out`.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn write(
         &mut self,
@@ -505,6 +517,7 @@ impl Record {
         text: &str,
         fmt: OutputFormat,
         first: bool,
+        shape: Option<&Shape>,
         out: &mut Vec<u8>,
         stats: &mut MaskStats,
     ) -> Result<bool, MaskError> {
@@ -516,7 +529,11 @@ impl Record {
             dropped: self.dropped,
             ..Counts::default()
         };
-        match self.write_fields(slots, key, text, fmt, first, out, &mut c) {
+        let r = match shape.and_then(|s| s.program(fmt)) {
+            Some(p) => self.write_program(p, slots, key, text, fmt, first, out, &mut c),
+            None => self.write_fields(slots, key, text, fmt, first, out, &mut c),
+        };
+        match r {
             Ok(()) => {
                 stats.fields_emitted += c.emitted;
                 stats.fields_masked += c.masked;
@@ -529,6 +546,71 @@ impl Record {
                 Err(e)
             }
         }
+    }
+
+    /// The writer of one slot's value, over this record's buffers.
+    fn slot_writer<'a>(&'a mut self, key: &'a PseudonymKey, text: &'a str, csv: bool) -> SlotWriter<'a> {
+        SlotWriter {
+            text,
+            buf: &self.buf,
+            scratch: &mut self.scratch,
+            mtext: &mut self.masked,
+            pseudonyms: &mut self.pseudonyms,
+            key,
+            csv,
+        }
+    }
+
+    /// Writes a JSON object by a shape's program: runs of members copied as they are, the
+    /// other slots one by one.
+    #[allow(clippy::too_many_arguments)]
+    fn write_program(
+        &mut self,
+        Program { ops, spans }: Program<'_>,
+        slots: &Slots,
+        key: &PseudonymKey,
+        text: &str,
+        fmt: OutputFormat,
+        first: bool,
+        out: &mut Vec<u8>,
+        c: &mut Counts,
+    ) -> Result<(), MaskError> {
+        let input = text.as_bytes();
+        if fmt == OutputFormat::Json && !first {
+            out.push(b',');
+        }
+        out.push(b'{');
+        let mut any = false;
+        let vals = std::mem::take(&mut self.vals);
+        let mut w = self.slot_writer(key, text, false);
+        let mut r = Ok(());
+        for op in ops {
+            match *op {
+                Op::Copy { from, to } => {
+                    if any {
+                        out.push(b',');
+                    }
+                    out.extend_from_slice(&input[spans[from].0..spans[to].1]);
+                    any = true;
+                    c.emitted += (to - from + 1) as u64;
+                }
+                Op::Slot(s) => {
+                    if let Some(v) = vals[s] {
+                        r = w.slot(&slots.defs[s], v, &mut any, out, c);
+                        if r.is_err() {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        self.vals = vals;
+        r?;
+        out.push(b'}');
+        if fmt == OutputFormat::Ndjson {
+            out.push(b'\n');
+        }
+        Ok(())
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -552,8 +634,8 @@ impl Record {
             out.push(b'{');
         }
         let mut any = false;
-        let (buf, scratch, mtext) = (&self.buf, &mut self.scratch, &mut self.masked);
-        let pseudonyms = &mut self.pseudonyms;
+        let vals = std::mem::take(&mut self.vals);
+        let mut w = self.slot_writer(key, text, csv);
         // Input bytes still to copy: runs of canonical members that are adjacent in the input
         // and in the output are copied at once.
         let mut pend: Option<(usize, usize)> = None;
@@ -564,8 +646,9 @@ impl Record {
         };
         // CSV: the slot of the last cell in `pend`.
         let mut pend_slot = 0;
+        let mut r = Ok(());
         for (s, def) in slots.defs[..slots.n_plan].iter().enumerate() {
-            let val = self.vals[s].as_ref();
+            let val = vals[s].as_ref();
             if csv {
                 // Unquoted CSV cells written as they are: runs of cells that are adjacent in
                 // the input and in the output are copied at once, with their commas.
@@ -613,77 +696,13 @@ impl Record {
                 continue;
             }
             flush(&mut pend, out);
-            let masked = match &def.action {
-                SlotAction::Hidden => {
-                    c.dropped += 1;
-                    continue;
-                }
-                SlotAction::Emit { scan: false } => Res::Plain,
-                SlotAction::Emit { scan: true } => {
-                    if v.kind == Kind::Json(VKind::Composite) {
-                        Res::Plain
-                    } else {
-                        match scalar(*v, text, buf, scratch)? {
-                            Scalar::Str(t) | Scalar::Num(t) => {
-                                let (t, n) = scrub(t);
-                                c.hits += u64::from(n);
-                                match t {
-                                    Cow::Owned(t) => Res::Scrubbed(t),
-                                    Cow::Borrowed(_) => Res::Plain,
-                                }
-                            }
-                            _ => Res::Plain,
-                        }
-                    }
-                }
-                SlotAction::Mask(rule) => {
-                    c.masked += 1;
-                    let value = scalar(*v, text, buf, scratch)?;
-                    let out = match (rule, value) {
-                        // Strings and numbers hash their text (as `MaskRule::apply` does).
-                        (MaskRule::Pseudonym, Scalar::Str(t) | Scalar::Num(t)) => {
-                            pseudonyms.pseudonym(t, key, mtext);
-                            Out::Str
-                        }
-                        _ => rule.apply_into(value, key, mtext),
-                    };
-                    match out {
-                        Out::Keep => Res::Plain,
-                        Out::Omit => {
-                            c.masked -= 1;
-                            c.dropped += 1;
-                            continue;
-                        }
-                        m => Res::Masked(m),
-                    }
-                }
-            };
-            if !csv {
-                if any {
-                    out.push(b',');
-                }
-                out.extend_from_slice(&def.key_json);
-            }
-            any = true;
-            c.emitted += 1;
-            match masked {
-                Res::Plain => {
-                    let scan = matches!(def.action, SlotAction::Emit { scan: true });
-                    write_plain(*v, scan, input, buf, scratch, csv, out, &mut c.hits)?;
-                }
-                Res::Scrubbed(t) => write_text(t.as_bytes(), csv, out),
-                Res::Masked(Out::Str) => write_text(mtext.as_bytes(), csv, out),
-                Res::Masked(Out::Num) if json::is_number(mtext.as_bytes()) => {
-                    out.extend_from_slice(mtext.as_bytes())
-                }
-                Res::Masked(Out::Num) => write_text(mtext.as_bytes(), csv, out),
-                Res::Masked(_) => {
-                    if !csv {
-                        out.extend_from_slice(b"null");
-                    }
-                }
+            r = w.slot(def, *v, &mut any, out, c);
+            if r.is_err() {
+                break;
             }
         }
+        self.vals = vals;
+        r?;
         flush(&mut pend, out);
         if csv {
             if slots.n_plan == 1 && out.len() == row_start {
@@ -695,6 +714,106 @@ impl Record {
             out.push(b'}');
             if fmt == OutputFormat::Ndjson {
                 out.push(b'\n');
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Writes one slot's value (masked, scrubbed or as it is) over one record's buffers.
+struct SlotWriter<'a> {
+    /// The valid UTF-8 input holding the record.
+    text: &'a str,
+    /// Decoded CSV cells.
+    buf: &'a [u8],
+    scratch: &'a mut Vec<u8>,
+    /// The text of a masked value.
+    mtext: &'a mut String,
+    pseudonyms: &'a mut PseudonymCache,
+    key: &'a PseudonymKey,
+    csv: bool,
+}
+
+impl SlotWriter<'_> {
+    /// Writes the value `v` of the slot `def` unless its action drops it; in JSON with its
+    /// name, after a comma when `any` (set once something is written).
+    fn slot(
+        &mut self,
+        def: &SlotDef,
+        v: Val,
+        any: &mut bool,
+        out: &mut Vec<u8>,
+        c: &mut Counts,
+    ) -> Result<(), MaskError> {
+        let (text, buf, csv, key) = (self.text, self.buf, self.csv, self.key);
+        let input = text.as_bytes();
+        let masked = match &def.action {
+            SlotAction::Hidden => {
+                c.dropped += 1;
+                return Ok(());
+            }
+            SlotAction::Emit { scan: false } => Res::Plain,
+            SlotAction::Emit { scan: true } => {
+                if v.kind == Kind::Json(VKind::Composite) {
+                    Res::Plain
+                } else {
+                    match scalar(v, text, buf, self.scratch)? {
+                        Scalar::Str(t) | Scalar::Num(t) => {
+                            let (t, n) = scrub(t);
+                            c.hits += u64::from(n);
+                            match t {
+                                Cow::Owned(t) => Res::Scrubbed(t),
+                                Cow::Borrowed(_) => Res::Plain,
+                            }
+                        }
+                        _ => Res::Plain,
+                    }
+                }
+            }
+            SlotAction::Mask(rule) => {
+                c.masked += 1;
+                let value = scalar(v, text, buf, self.scratch)?;
+                let out = match (rule, value) {
+                    // Strings and numbers hash their text (as `MaskRule::apply` does).
+                    (MaskRule::Pseudonym, Scalar::Str(t) | Scalar::Num(t)) => {
+                        self.pseudonyms.pseudonym(t, key, self.mtext);
+                        Out::Str
+                    }
+                    _ => rule.apply_into(value, key, self.mtext),
+                };
+                match out {
+                    Out::Keep => Res::Plain,
+                    Out::Omit => {
+                        c.masked -= 1;
+                        c.dropped += 1;
+                        return Ok(());
+                    }
+                    m => Res::Masked(m),
+                }
+            }
+        };
+        if !csv {
+            if *any {
+                out.push(b',');
+            }
+            out.extend_from_slice(&def.key_json);
+        }
+        *any = true;
+        c.emitted += 1;
+        let mtext = self.mtext.as_bytes();
+        match masked {
+            Res::Plain => {
+                let scan = matches!(def.action, SlotAction::Emit { scan: true });
+                write_plain(v, scan, input, buf, self.scratch, csv, out, &mut c.hits)?;
+            }
+            Res::Scrubbed(t) => write_text(t.as_bytes(), csv, out),
+            Res::Masked(Out::Str) => write_text(mtext, csv, out),
+            Res::Masked(Out::Num) if json::is_number(mtext) => out.extend_from_slice(mtext),
+            Res::Masked(Out::Num) => write_text(mtext, csv, out),
+            Res::Masked(_) => {
+                if !csv {
+                    out.extend_from_slice(b"null");
+                }
             }
         }
         Ok(())

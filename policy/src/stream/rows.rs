@@ -226,7 +226,7 @@ impl Masker {
                     },
                 );
             }
-            self.emit(text, out)?;
+            self.emit(text, false, out)?;
         }
         Ok(())
     }

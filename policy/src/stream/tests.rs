@@ -867,3 +867,181 @@ fn client_filters_on_csv_cells_compare_numbers_as_numbers() {
     );
     assert_eq!(out, r#"[{"id":"2"},{"id":"5"}]"#);
 }
+
+/// The layout path ([`Shape`]) against the general parser and writer: the same bytes, stats
+/// and errors for records that repeat, change and break their layout.
+mod layout {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Member names: plain, needing escapes, long, and one the plan never names.
+    const NAMES: &[&str] = &["id", "name", "k\"q", "a_rather_long_field_name", "other", "lat"];
+
+    /// One value's JSON text: canonical strings, escaped strings, numbers, literals, composites.
+    fn value() -> impl Strategy<Value = String> {
+        prop_oneof![
+            4 => "[a-zA-Z0-9 @.-]{0,16}".prop_map(|s| format!("\"{s}\"")),
+            1 => "[a-z]{0,4}".prop_map(|s| format!("\"{s}\\n\\\"{s}\"")),
+            1 => "[a-z]{0,4}".prop_map(|s| format!("\"\\u0041{s}\\/\"")),
+            2 => (-100_000i64..100_000).prop_map(|n| n.to_string()),
+            1 => (0u32..100_000).prop_map(|n| format!("{}.{:03}", n / 1000, n % 1000)),
+            1 => "20[0-2][0-9]-[01][0-9]-[0-3][0-9]".prop_map(|s| format!("\"{s}\"")),
+            1 => Just("13812345678".to_owned()),
+            1 => prop::sample::select(vec!["true", "false", "null"]).prop_map(str::to_owned),
+            1 => Just(r#"{"a":[1,"x\u00e9"],"b":null}"#.to_owned()),
+            1 => Just("[ 1 , 2 ]".to_owned()),
+        ]
+    }
+
+    fn action() -> impl Strategy<Value = FieldAction> {
+        prop_oneof![
+            4 => Just(EMIT),
+            1 => Just(FieldAction::Emit { scan: true }),
+            1 => Just(FieldAction::Mask(MaskRule::Pseudonym)),
+            1 => Just(FieldAction::Mask(MaskRule::Partial { first: 1, last: 1 })),
+            1 => Just(FieldAction::Mask(MaskRule::Month)),
+            1 => Just(FieldAction::Mask(MaskRule::Drop)),
+            1 => Just(FieldAction::Mask(MaskRule::Null)),
+        ]
+    }
+
+    /// A record: members (name index, value) and whether it is written with whitespace.
+    type Rec = (Vec<(usize, String)>, bool);
+
+    /// Records that mostly repeat one member order (so a layout is learnt and reused), now and
+    /// then with a member changed, added, dropped or duplicated, or written non-canonically.
+    fn records() -> impl Strategy<Value = Vec<Rec>> {
+        let order =
+            prop::sample::subsequence((0..NAMES.len()).collect::<Vec<_>>(), 0..=NAMES.len()).prop_shuffle();
+        let change = prop_oneof![
+            8 => Just(None),
+            1 => (0..NAMES.len()).prop_map(Some),
+        ];
+        (
+            order,
+            prop::collection::vec(
+                (prop::collection::vec(value(), NAMES.len() + 1), change, 0..10u8),
+                1..12,
+            ),
+        )
+            .prop_map(|(order, recs)| {
+                recs.into_iter()
+                    .map(|(vals, change, odd)| {
+                        let mut names = order.clone();
+                        match change {
+                            Some(_) if odd == 8 => names.clear(),
+                            Some(n) if names.contains(&n) && odd % 2 == 0 => names.retain(|m| *m != n),
+                            Some(n) if odd % 3 == 0 && !names.is_empty() => names[0] = n,
+                            Some(n) => names.push(n),
+                            None => {}
+                        }
+                        let members = names.iter().zip(vals).map(|(n, v)| (*n, v)).collect();
+                        (members, odd == 9)
+                    })
+                    .collect()
+            })
+    }
+
+    fn json_doc(recs: &[Rec], ndjson: bool) -> String {
+        let mut s = String::new();
+        if !ndjson {
+            s.push('[');
+        }
+        for (k, (members, spaced)) in recs.iter().enumerate() {
+            if k > 0 && !ndjson {
+                s.push(',');
+            }
+            s.push('{');
+            for (m, (n, v)) in members.iter().enumerate() {
+                if m > 0 {
+                    s.push(',');
+                }
+                let name = serde_json::to_string(NAMES[*n]).unwrap();
+                if *spaced {
+                    s.push_str(&format!(" {name} : {v} "));
+                } else {
+                    s.push_str(&format!("{name}:{v}"));
+                }
+            }
+            s.push('}');
+            if ndjson {
+                s.push('\n');
+            }
+        }
+        if !ndjson {
+            s.push(']');
+        }
+        s
+    }
+
+    fn masked(
+        plan: &Arc<FieldPlan>,
+        input: &InputFormat,
+        output: OutputFormat,
+        d: &[u8],
+        cut: usize,
+        general: bool,
+    ) -> Run {
+        let mut m = Masker::new(plan.clone(), input.clone(), output, MaskerLimits::default());
+        if general {
+            m = m.general_only();
+        }
+        let mut out = Vec::new();
+        for c in [&d[..cut], &d[cut..]] {
+            if let Err(e) = m.feed(c, &mut out) {
+                return Run { out, res: Err(e) };
+            }
+        }
+        let res = m.finish(&mut out);
+        Run { out, res }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+        #[test]
+        fn the_layout_path_writes_what_the_general_path_writes(
+            recs in records(),
+            actions in prop::collection::vec(action(), NAMES.len()),
+            planned in prop::sample::subsequence((0..NAMES.len()).collect::<Vec<_>>(), 1..=NAMES.len()).prop_shuffle(),
+            filter in prop::option::of(prop::sample::select(vec!["lat = '1'", "name != 'x' and id in ('5', '7')"])),
+            ndjson in any::<bool>(),
+            out_fmt in prop::sample::select(vec![OutputFormat::Json, OutputFormat::Ndjson, OutputFormat::Csv]),
+            cut in any::<prop::sample::Index>(),
+            corrupt in prop::option::of(any::<prop::sample::Index>()),
+        ) {
+            let fields: Vec<(&str, FieldAction)> =
+                planned.iter().map(|n| (NAMES[*n], actions[*n].clone())).collect();
+            let plan = plan(&fields, filter);
+            let input = if ndjson { InputFormat::Ndjson } else { InputFormat::JsonArray };
+            let mut doc = json_doc(&recs, ndjson).into_bytes();
+            if let Some(at) = corrupt {
+                // Now and then one byte that breaks the document somewhere.
+                let k = at.index(doc.len());
+                doc[k] = b"{}\",:\\x \x01"[k % 9];
+            }
+            let cut = cut.index(doc.len() + 1);
+            let fast = masked(&plan, &input, out_fmt, &doc, cut, false);
+            let general = masked(&plan, &input, out_fmt, &doc, cut, true);
+            prop_assert_eq!(fast.text(), general.text());
+            prop_assert_eq!(&fast.res, &general.res);
+        }
+    }
+
+    #[test]
+    fn a_learnt_layout_is_used() {
+        let plan = plan(
+            &[("id", EMIT), ("name", FieldAction::Mask(MaskRule::Pseudonym))],
+            None,
+        );
+        let doc = br#"[{"id":1,"x":2,"name":"a"},{"id":3,"x":4,"name":"b"}]"#;
+        let mut m = Masker::new(
+            plan,
+            InputFormat::JsonArray,
+            OutputFormat::Json,
+            MaskerLimits::default(),
+        );
+        let mut out = Vec::new();
+        m.feed(doc, &mut out).unwrap();
+        assert_eq!(m.shape.program(OutputFormat::Json).map(|p| p.ops.len()), Some(2));
+    }
+}

@@ -32,7 +32,7 @@ pub(crate) fn partial_into(s: &str, first: usize, last: usize, out: &mut String)
         let tail = len - keep_last;
         out.reserve(len);
         out.push_str(s.get(..keep_first).unwrap_or_default());
-        out.extend(std::iter::repeat_n('*', tail - keep_first));
+        stars(tail - keep_first, out);
         out.push_str(s.get(tail..).unwrap_or_default());
         return;
     }
@@ -43,6 +43,17 @@ pub(crate) fn partial_into(s: &str, first: usize, last: usize, out: &mut String)
         } else {
             out.push('*');
         }
+    }
+}
+
+/// Appends `n` stars, a slice at a time.
+#[inline]
+fn stars(mut n: usize, out: &mut String) {
+    const STARS: &str = "****************************************************************";
+    while n > 0 {
+        let k = n.min(STARS.len());
+        out.push_str(&STARS[..k]);
+        n -= k;
     }
 }
 
@@ -62,6 +73,14 @@ mod tests {
         assert_eq!(partial("欧阳娜娜", 1, 1), "欧**娜");
         assert_eq!(partial("上海市黄浦区中山东一路", 6, 0), "上海市黄浦区*****");
         assert_eq!(partial("a😀b😀c", 1, 1), "a***c");
+    }
+
+    #[test]
+    fn long_ascii_strings_are_starred_to_their_length() {
+        for n in [63, 64, 65, 129, 300] {
+            let s = "x".repeat(n);
+            assert_eq!(partial(&s, 1, 1), format!("x{}x", "*".repeat(n - 2)), "{n}");
+        }
     }
 
     #[test]

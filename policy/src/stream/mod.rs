@@ -333,23 +333,33 @@ impl Masker {
         if !self.carry.is_empty() {
             // Grow the carried unit until it completes; grow geometrically so that re-scanning
             // it from its start stays linear.
+            // Once the carried bytes are consumed, the rest of the chunk is read where it is.
             let mut carry = std::mem::take(&mut self.carry);
+            // Bytes of `carry` that came before this chunk.
+            let mut old = carry.len();
             loop {
                 let take = (chunk.len() - pos).min(carry.len().max(4096));
                 carry.extend_from_slice(&chunk[pos..pos + take]);
                 pos += take;
                 let c = self.run(&carry, false, out)?;
                 self.consumed += c as u64;
-                carry.drain(..c);
                 if self.is_full() {
                     carry.clear();
                     self.carry = carry;
                     return Ok(());
                 }
+                if c >= old {
+                    // What is left in `carry` is the chunk's own: read it from the chunk.
+                    pos -= carry.len() - c;
+                    carry.clear();
+                    break;
+                }
+                old -= c;
+                carry.drain(..c);
                 if carry.len() > self.limits.max_record_bytes {
                     return Err(MaskError::RecordTooLarge(self.limits.max_record_bytes));
                 }
-                if carry.is_empty() || pos == chunk.len() {
+                if pos == chunk.len() {
                     break;
                 }
             }

@@ -192,6 +192,26 @@ impl Dec {
         }
     }
 
+    /// `self / 10^exp` rounded half away from zero to an integer; `None` on overflow.
+    pub(crate) fn units(self, exp: i32) -> Option<i128> {
+        let d = Dec {
+            coef: self.coef,
+            exp: self.exp.checked_sub(exp)?,
+        }
+        .round(0);
+        d.coef.checked_mul(pow10(u32::try_from(d.exp).ok()?)?)
+    }
+
+    /// The text of `units × 10^exp`, with `-exp` decimals when `exp` is negative.
+    pub(crate) fn units_text(units: i128, exp: i32) -> String {
+        Dec::normalised(units, exp).fixed(exp.min(0).unsigned_abs())
+    }
+
+    /// The coefficient and exponent (`coef × 10^exp`, no trailing zeros in `coef`).
+    pub(crate) fn parts(self) -> (i128, i32) {
+        (self.coef, self.exp)
+    }
+
     fn is_negative(self) -> bool {
         self.coef < 0
     }

@@ -15,6 +15,7 @@
 use serde::{Deserialize, Serialize};
 
 pub mod detect;
+pub mod fingerprint;
 mod generalize;
 mod partial;
 mod pseudonym;

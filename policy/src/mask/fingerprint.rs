@@ -126,8 +126,11 @@ impl Tolerance {
 /// One value read from a leaked copy: the record's key, the field and the value's text.
 #[derive(Debug, Clone, Copy)]
 pub struct Observation<'a> {
+    /// The record's key (the dataset's key field), as the copy writes it.
     pub record_key: &'a [u8],
+    /// The field's name.
     pub field: &'a str,
+    /// The value's text, a decimal number.
     pub value: &'a str,
 }
 

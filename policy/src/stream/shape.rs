@@ -24,6 +24,7 @@ pub(super) enum Op {
 
 /// The program that writes the record just parsed by a layout.
 pub(super) struct Program<'a> {
+    /// The steps, in output order.
     pub ops: &'a [Op],
     /// Input range (`"name":value`) of each member.
     pub spans: &'a [(usize, usize)],

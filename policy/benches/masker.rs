@@ -57,6 +57,23 @@ fn naive(plan: &FieldPlan, body: &[u8]) -> usize {
                 }
             };
             let value = match &f.action {
+                FieldAction::Fingerprint(m) => {
+                    let key = match r.get(&m.record_key) {
+                        Some(Value::String(k)) => Some(k.clone()),
+                        Some(Value::Number(n)) => Some(n.to_string()),
+                        _ => None,
+                    };
+                    match (key, scalar) {
+                        (Some(key), Scalar::Num(t)) => m
+                            .mark(key.as_bytes(), &f.name, t)
+                            .and_then(|t| serde_json::from_str(&t).ok())
+                            .unwrap_or_else(|| v.clone()),
+                        (Some(key), Scalar::Str(t)) => m
+                            .mark(key.as_bytes(), &f.name, t)
+                            .map_or_else(|| v.clone(), Value::String),
+                        _ => v.clone(),
+                    }
+                }
                 FieldAction::Emit { scan: true } => match scalar {
                     Scalar::Str(s) => Value::String(detect::scrub_counted(s).0.into_owned()),
                     _ => v.clone(),

@@ -3,8 +3,10 @@
 //! A plan is an allow-list. A field the plan does not name is dropped; a value the plan
 //! cannot classify is an error. Plans are compiled once per licence, never per request.
 
+use crate::mask::fingerprint::Marker;
 use crate::mask::{MaskRule, PseudonymKey};
 use crate::rowfilter::RowFilter;
+use std::sync::Arc;
 
 /// The fields a response may carry, in output order, with the row filter and pseudonym key.
 #[derive(Debug, Clone)]
@@ -36,6 +38,10 @@ pub enum FieldAction {
     },
     /// Apply a masking rule (never [`MaskRule::Clear`] or [`MaskRule::Drop`]).
     Mask(MaskRule),
+    /// Emit a number moved within its tolerance onto the licensee's fingerprint lattice
+    /// ([`crate::mask::fingerprint`]). A value that is not a number, or a record without a
+    /// key, is emitted as it is: it carries no mark.
+    Fingerprint(Arc<Marker>),
 }
 
 impl FieldPlan {

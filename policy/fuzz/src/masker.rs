@@ -451,9 +451,21 @@ impl<'p> Oracle<'p> {
         Ok(())
     }
 
-    /// The expected output value of one planned field, `None` when it is left out.
-    fn expected_value(&self, action: &FieldAction, v: &J) -> Option<J> {
+    /// The expected output value of the planned field `field` of `rec`, `None` when it is left
+    /// out.
+    fn expected_value(&self, field: &str, action: &FieldAction, v: &J, rec: &Rec) -> Option<J> {
         match action {
+            FieldAction::Fingerprint(m) => {
+                let key = match first(rec, &m.record_key) {
+                    Some(J::Str(k) | J::Num(k)) => Some(k.clone()),
+                    _ => None,
+                };
+                Some(match (key, v) {
+                    (Some(k), J::Num(t)) => m.mark(k.as_bytes(), field, t).map_or_else(|| v.clone(), J::Num),
+                    (Some(k), J::Str(t)) => m.mark(k.as_bytes(), field, t).map_or_else(|| v.clone(), J::Str),
+                    _ => v.clone(),
+                })
+            }
             FieldAction::Emit { scan: false } => Some(v.clone()),
             FieldAction::Emit { scan: true } => Some(match v {
                 J::Num(t) => match scrub(t) {
@@ -493,7 +505,7 @@ impl<'p> Oracle<'p> {
             .iter()
             .filter_map(|f| {
                 let v = first(rec, &f.name)?;
-                Some((f.name.clone(), self.expected_value(&f.action, v)?))
+                Some((f.name.clone(), self.expected_value(&f.name, &f.action, v, rec)?))
             })
             .collect()
     }

@@ -29,9 +29,16 @@ const DERIVE_LABEL: &[u8] = b"sluice-fingerprint\0";
 /// anyone for data that none of the candidates received.
 pub const DEFAULT_ALPHA: f64 = 1e-4;
 
-/// The fingerprint key of one licensee and dataset. `Debug` prints nothing of it.
+/// The fingerprint key of one licensee and dataset. `Debug` prints nothing of it; two keys
+/// are equal when they were derived from the same secret and identifiers.
 #[derive(Clone)]
-pub struct FingerprintKey(HmacSha256);
+pub struct FingerprintKey(HmacSha256, [u8; 16]);
+
+impl PartialEq for FingerprintKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.1 == other.1
+    }
+}
 
 impl std::fmt::Debug for FingerprintKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -52,7 +59,11 @@ impl FingerprintKey {
             mac.update(part);
         }
         let key: [u8; 32] = mac.finalize().into_bytes().into();
-        Self(keyed(&key))
+        let keyed = keyed(&key);
+        // An identifier for equality that reveals nothing of the key.
+        let mut id = [0u8; 16];
+        id.copy_from_slice(&keyed.clone().chain_update(b"\0key id").finalize().into_bytes()[..16]);
+        Self(keyed, id)
     }
 
     /// The lattice offset of one record's field in units of `tol`: a keyed draw, uniform in
@@ -84,6 +95,26 @@ impl FingerprintKey {
             v - r
         };
         Some(Dec::units_text(marked, tol.unit_exp))
+    }
+}
+
+/// How one licensee's copy of a tolerant field is marked: the licensee's key, the field's
+/// tolerance and the field holding each record's key. The masker applies it to the field.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Marker {
+    /// The licensee's fingerprint key for the dataset.
+    pub key: FingerprintKey,
+    /// How far the field's values may move.
+    pub tolerance: Tolerance,
+    /// The field whose value identifies the record (its key).
+    pub record_key: String,
+}
+
+impl Marker {
+    /// The marked text of `value` in the record whose key is `record_key`; `None` when the
+    /// value is not a number that can be marked.
+    pub fn mark(&self, record_key: &[u8], field: &str, value: &str) -> Option<String> {
+        self.key.mark(&self.tolerance, record_key, field, value)
     }
 }
 

@@ -5,6 +5,7 @@ use super::csv::write_cell;
 use super::json::{self, compact, decode_str, write_str, PErr, VKind};
 use super::shape::{Op, Program, Shape};
 use super::{MaskError, MaskStats, OutputFormat};
+use crate::mask::fingerprint::Marker;
 use crate::mask::{MaskRule, Out, PseudonymKey, Scalar};
 use crate::plan::{FieldAction, FieldPlan};
 use crate::query::{ClientQuery, Decimal, FieldValue};
@@ -41,6 +42,8 @@ pub(super) enum SlotAction {
     Mask(MaskRule),
     /// Only read by the row filter (or dropped by a `Drop` rule): never written.
     Hidden,
+    /// Written marked for the licensee; `key_slot` holds the record's key.
+    Fingerprint { marker: Arc<Marker>, key_slot: usize },
 }
 
 /// One slot: a field name (decoded bytes), its action, and its key as canonical JSON.
@@ -53,6 +56,19 @@ pub(super) struct SlotDef {
     plain: bool,
     action: SlotAction,
     key_json: Box<[u8]>,
+}
+
+impl SlotDef {
+    /// A slot only read (a filter's field, a record key): never written.
+    fn hidden(name: &str) -> SlotDef {
+        SlotDef {
+            name: name.as_bytes().into(),
+            prefix: prefix(name.as_bytes()),
+            plain: is_plain(name.as_bytes()),
+            action: SlotAction::Hidden,
+            key_json: Box::default(),
+        }
+    }
 }
 
 /// The slot table of a plan.
@@ -79,6 +95,11 @@ impl Slots {
                     FieldAction::Mask(MaskRule::Clear) => SlotAction::Emit { scan: false },
                     FieldAction::Mask(MaskRule::Drop) => SlotAction::Hidden,
                     FieldAction::Mask(rule) => SlotAction::Mask(rule.clone()),
+                    FieldAction::Fingerprint(marker) => SlotAction::Fingerprint {
+                        marker: marker.clone(),
+                        // Set below, once every planned field has its slot.
+                        key_slot: usize::MAX,
+                    },
                 };
                 let mut key_json = Vec::new();
                 write_str(f.name.as_bytes(), &mut key_json);
@@ -106,17 +127,28 @@ impl Slots {
                 let slot = match defs.iter().position(|d| &*d.name == name.as_bytes()) {
                     Some(s) => s,
                     None => {
-                        defs.push(SlotDef {
-                            name: name.as_bytes().into(),
-                            prefix: prefix(name.as_bytes()),
-                            plain: is_plain(name.as_bytes()),
-                            action: SlotAction::Hidden,
-                            key_json: Box::default(),
-                        });
+                        defs.push(SlotDef::hidden(name));
                         defs.len() - 1
                     }
                 };
                 filter_slots.push((name.to_owned(), slot));
+            }
+        }
+        // A marked field reads the record's key, planned or not.
+        for s in 0..n_plan {
+            let SlotAction::Fingerprint { marker, .. } = &defs[s].action else {
+                continue;
+            };
+            let name = marker.record_key.clone();
+            let slot = match defs.iter().position(|d| &*d.name == name.as_bytes()) {
+                Some(k) => k,
+                None => {
+                    defs.push(SlotDef::hidden(&name));
+                    defs.len() - 1
+                }
+            };
+            if let SlotAction::Fingerprint { key_slot, .. } = &mut defs[s].action {
+                *key_slot = slot;
             }
         }
         Self {
@@ -283,6 +315,8 @@ pub(super) struct Record {
     /// What each member position held in the last record that had it.
     hints: Vec<Hint>,
     scratch: Vec<u8>,
+    /// The decoded key of the record, for marks.
+    keybuf: Vec<u8>,
     /// The text of a masked value.
     masked: String,
     fbuf: Vec<u8>,
@@ -586,6 +620,7 @@ impl Record {
             text,
             buf: &self.buf,
             scratch: &mut self.scratch,
+            keybuf: &mut self.keybuf,
             mtext: &mut self.masked,
             pseudonyms: &mut self.pseudonyms,
             key,
@@ -628,7 +663,7 @@ impl Record {
                 }
                 Op::Slot(s) => {
                     if let Some(v) = vals[s] {
-                        r = w.slot(&slots.defs[s], v, &mut any, out, c);
+                        r = w.slot(&slots.defs[s], v, &vals, &mut any, out, c);
                         if r.is_err() {
                             break;
                         }
@@ -728,7 +763,7 @@ impl Record {
                 continue;
             }
             flush(&mut pend, out);
-            r = w.slot(def, *v, &mut any, out, c);
+            r = w.slot(def, *v, &vals, &mut any, out, c);
             if r.is_err() {
                 break;
             }
@@ -759,6 +794,7 @@ struct SlotWriter<'a> {
     /// Decoded CSV cells.
     buf: &'a [u8],
     scratch: &'a mut Vec<u8>,
+    keybuf: &'a mut Vec<u8>,
     /// The text of a masked value.
     mtext: &'a mut String,
     pseudonyms: &'a mut PseudonymCache,
@@ -773,6 +809,7 @@ impl SlotWriter<'_> {
         &mut self,
         def: &SlotDef,
         v: Val,
+        vals: &[Option<Val>],
         any: &mut bool,
         out: &mut Vec<u8>,
         c: &mut Counts,
@@ -785,6 +822,35 @@ impl SlotWriter<'_> {
                 return Ok(());
             }
             SlotAction::Emit { scan: false } => Res::Plain,
+            SlotAction::Fingerprint { marker, key_slot } => {
+                let key = match vals.get(*key_slot).copied().flatten() {
+                    Some(k) => match scalar(k, text, buf, self.keybuf)? {
+                        Scalar::Str(t) | Scalar::Num(t) => Some(t),
+                        _ => None,
+                    },
+                    None => None,
+                };
+                let value = scalar(v, text, buf, self.scratch)?;
+                let marked = match (key, value) {
+                    (Some(k), Scalar::Str(t) | Scalar::Num(t)) => {
+                        marker.mark(k.as_bytes(), utf8(&def.name)?, t).map(|m| (m, value))
+                    }
+                    _ => None,
+                };
+                match marked {
+                    Some((m, value)) => {
+                        self.mtext.clear();
+                        self.mtext.push_str(&m);
+                        // A number stays a number, a number in a string stays a string.
+                        Res::Masked(if matches!(value, Scalar::Num(_)) {
+                            Out::Num
+                        } else {
+                            Out::Str
+                        })
+                    }
+                    None => Res::Plain,
+                }
+            }
             SlotAction::Emit { scan: true } => {
                 if v.kind == Kind::Json(VKind::Composite) {
                     Res::Plain

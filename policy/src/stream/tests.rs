@@ -902,6 +902,11 @@ mod layout {
             1 => Just(FieldAction::Mask(MaskRule::Month)),
             1 => Just(FieldAction::Mask(MaskRule::Drop)),
             1 => Just(FieldAction::Mask(MaskRule::Null)),
+            1 => Just(FieldAction::Fingerprint(Arc::new(crate::mask::fingerprint::Marker {
+                key: crate::mask::fingerprint::FingerprintKey::derive(b"m", "acme", "d"),
+                tolerance: crate::mask::fingerprint::Tolerance::parse("0.01").unwrap(),
+                record_key: "id".to_owned(),
+            }))),
         ]
     }
 
@@ -1043,5 +1048,72 @@ mod layout {
         let mut out = Vec::new();
         m.feed(doc, &mut out).unwrap();
         assert_eq!(m.shape.program(OutputFormat::Json).map(|p| p.ops.len()), Some(2));
+    }
+}
+
+mod fingerprints {
+    use super::*;
+    use crate::mask::fingerprint::{FingerprintKey, Marker, Tolerance};
+
+    fn marker(licensee: &str) -> Arc<Marker> {
+        Arc::new(Marker {
+            key: FingerprintKey::derive(b"master", licensee, "hydrants"),
+            tolerance: Tolerance::parse("0.00001").unwrap(),
+            record_key: "id".to_owned(),
+        })
+    }
+
+    #[test]
+    fn tolerant_fields_carry_the_licensees_marks_and_the_rest_is_untouched() {
+        let m = marker("acme");
+        // The record key is read even when the plan does not emit it.
+        let p = plan(
+            &[("lat", FieldAction::Fingerprint(m.clone())), ("district", EMIT)],
+            None,
+        );
+        let doc = r#"[{"id":"HY-1","lat":31.123456,"district":"Xuhui"},{"id":"HY-2","lat":"31.5","district":"Putuo"},{"lat":31.2,"district":"Pudong"},{"id":"HY-4","lat":"n/a"}]"#;
+        let out = run_all_splits(&p, InputFormat::JsonArray, OutputFormat::Json, doc);
+        let lat1 = m.mark(b"HY-1", "lat", "31.123456").unwrap();
+        let lat2 = m.mark(b"HY-2", "lat", "31.5").unwrap();
+        assert_ne!(lat1, "31.123456");
+        assert_eq!(
+            out.ok(),
+            format!(
+                r#"[{{"lat":{lat1},"district":"Xuhui"}},{{"lat":"{lat2}","district":"Putuo"}},{{"lat":31.2,"district":"Pudong"}},{{"lat":"n/a"}}]"#
+            ),
+            "a number stays a number, a string a string; without a key or a number, no mark"
+        );
+        // Another licensee's copy of the same records differs; CSV carries the same marks.
+        let other = plan(&[("lat", FieldAction::Fingerprint(marker("globex")))], None);
+        assert_ne!(
+            run(&other, InputFormat::JsonArray, OutputFormat::Json, doc).ok(),
+            out.ok()
+        );
+        let csv = run_all_splits(
+            &p,
+            InputFormat::Csv,
+            OutputFormat::Csv,
+            "id,lat,district\nHY-1,31.123456,Xuhui\n",
+        );
+        assert_eq!(csv.ok(), format!("lat,district\n{lat1},Xuhui\n"));
+    }
+
+    #[test]
+    fn marked_fields_cannot_be_filtered_on() {
+        use crate::query::ClientQuery;
+        let p = plan(
+            &[("id", EMIT), ("lat", FieldAction::Fingerprint(marker("acme")))],
+            None,
+        );
+        // A filter or an order on the original value would let the licensee test it and strip
+        // the mark: refused like a masked field.
+        for pairs in [[("lat", "eq.31.123456")], [("order", "lat.asc")]] {
+            let q = ClientQuery::from_pairs(pairs).unwrap();
+            assert!(q.authorize(&p).is_err(), "{pairs:?}");
+        }
+        assert!(ClientQuery::from_pairs([("id", "eq.HY-1")])
+            .unwrap()
+            .authorize(&p)
+            .is_ok());
     }
 }

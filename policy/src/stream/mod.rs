@@ -934,29 +934,7 @@ fn parse_record(
         // the colon: the writer may then copy the member as it is.
         let canon = !esc && j == kend && d.get(j + 1).is_some_and(|b| !is_ws(*b));
         j = json::skip_ws(d, j + 1);
-        // Strings and numbers inline; the rest through the general scanner.
-        let (kind, start, end, next) = match *d.get(j).ok_or(PErr::More)? {
-            b'"' => {
-                let (end, esc) = json::scan_str(d, j + 1)?;
-                (json::VKind::Str { esc }, j + 1, end - 1, end)
-            }
-            b'0'..=b'9' => {
-                let end = json::scan_num(d, j)?;
-                (json::VKind::Num, j, end, end)
-            }
-            _ => json::scan_value(d, j, 2)?,
-        };
-        let raw = canon && !matches!(kind, json::VKind::Composite | json::VKind::Str { esc: true });
-        rec.set(
-            slot,
-            Val {
-                kind: Kind::Json(kind),
-                in_buf: false,
-                start,
-                end,
-                member: if raw { Some((mstart, next)) } else { None },
-            },
-        );
+        let (next, _) = read_value(d, j, canon.then_some(mstart), slot, rec)?;
         j = next;
         let mut b = *d.get(j).ok_or(PErr::More)?;
         if is_ws(b) {
@@ -969,4 +947,42 @@ fn parse_record(
             _ => return Err(PErr::Bad(j, "expected `,` or `}`")),
         }
     }
+}
+
+/// Reads the member value at `d[j]` into `slot` of `rec` (strings and numbers inline, the rest
+/// through the general scanner). `member`: where the member starts when it is canonical
+/// (`"name":value`), so that it may be copied as it is unless its value must be re-encoded (a
+/// string with escapes, a composite). Returns the index after the value and whether the member
+/// may be copied.
+#[inline(always)]
+fn read_value(
+    d: &[u8],
+    j: usize,
+    member: Option<usize>,
+    slot: Option<usize>,
+    rec: &mut Record,
+) -> json::PResult<(usize, bool)> {
+    let (kind, start, end, next) = match *d.get(j).ok_or(PErr::More)? {
+        b'"' => {
+            let (end, esc) = json::scan_str(d, j + 1)?;
+            (json::VKind::Str { esc }, j + 1, end - 1, end)
+        }
+        b'0'..=b'9' => {
+            let end = json::scan_num(d, j)?;
+            (json::VKind::Num, j, end, end)
+        }
+        _ => json::scan_value(d, j, 2)?,
+    };
+    let member = member.filter(|_| !matches!(kind, json::VKind::Composite | json::VKind::Str { esc: true }));
+    rec.set(
+        slot,
+        Val {
+            kind: Kind::Json(kind),
+            in_buf: false,
+            start,
+            end,
+            member: member.map(|m| (m, next)),
+        },
+    );
+    Ok((next, member.is_some()))
 }

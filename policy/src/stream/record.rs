@@ -618,6 +618,7 @@ impl Record {
     fn slot_writer<'a>(&'a mut self, key: &'a PseudonymKey, text: &'a str, csv: bool) -> SlotWriter<'a> {
         SlotWriter {
             text,
+            vals: &self.vals,
             buf: &self.buf,
             scratch: &mut self.scratch,
             keybuf: &mut self.keybuf,
@@ -648,9 +649,7 @@ impl Record {
         }
         out.push(b'{');
         let mut any = false;
-        let vals = std::mem::take(&mut self.vals);
         let mut w = self.slot_writer(key, text, false);
-        let mut r = Ok(());
         for op in ops {
             match *op {
                 Op::Copy { from, to } => {
@@ -662,17 +661,12 @@ impl Record {
                     c.emitted += (to - from + 1) as u64;
                 }
                 Op::Slot(s) => {
-                    if let Some(v) = vals[s] {
-                        r = w.slot(&slots.defs[s], v, &vals, &mut any, out, c);
-                        if r.is_err() {
-                            break;
-                        }
+                    if let Some(v) = w.vals[s] {
+                        w.slot(&slots.defs[s], v, &mut any, out, c)?;
                     }
                 }
             }
         }
-        self.vals = vals;
-        r?;
         out.push(b'}');
         if fmt == OutputFormat::Ndjson {
             out.push(b'\n');
@@ -701,7 +695,6 @@ impl Record {
             out.push(b'{');
         }
         let mut any = false;
-        let vals = std::mem::take(&mut self.vals);
         let mut w = self.slot_writer(key, text, csv);
         // Input bytes still to copy: runs of canonical members that are adjacent in the input
         // and in the output are copied at once.
@@ -713,9 +706,8 @@ impl Record {
         };
         // CSV: the slot of the last cell in `pend`.
         let mut pend_slot = 0;
-        let mut r = Ok(());
         for (s, def) in slots.defs[..slots.n_plan].iter().enumerate() {
-            let val = vals[s].as_ref();
+            let val = w.vals[s];
             if csv {
                 // Unquoted CSV cells written as they are: runs of cells that are adjacent in
                 // the input and in the output are copied at once, with their commas.
@@ -763,13 +755,8 @@ impl Record {
                 continue;
             }
             flush(&mut pend, out);
-            r = w.slot(def, *v, &vals, &mut any, out, c);
-            if r.is_err() {
-                break;
-            }
+            w.slot(def, v, &mut any, out, c)?;
         }
-        self.vals = vals;
-        r?;
         flush(&mut pend, out);
         if csv {
             if slots.n_plan == 1 && out.len() == row_start {
@@ -791,6 +778,8 @@ impl Record {
 struct SlotWriter<'a> {
     /// The valid UTF-8 input holding the record.
     text: &'a str,
+    /// The record's value of each slot.
+    vals: &'a [Option<Val>],
     /// Decoded CSV cells.
     buf: &'a [u8],
     scratch: &'a mut Vec<u8>,
@@ -809,7 +798,6 @@ impl SlotWriter<'_> {
         &mut self,
         def: &SlotDef,
         v: Val,
-        vals: &[Option<Val>],
         any: &mut bool,
         out: &mut Vec<u8>,
         c: &mut Counts,
@@ -823,7 +811,7 @@ impl SlotWriter<'_> {
             }
             SlotAction::Emit { scan: false } => Res::Plain,
             SlotAction::Fingerprint { marker, key_slot } => {
-                let key = match vals.get(*key_slot).copied().flatten() {
+                let key = match self.vals.get(*key_slot).copied().flatten() {
                     Some(k) => match scalar(k, text, buf, self.keybuf)? {
                         Scalar::Str(t) | Scalar::Num(t) => Some(t),
                         _ => None,

@@ -5,8 +5,8 @@
 //! of deciding member by member. Anything else (whitespace, escaped names, a changed member)
 //! is learnt or left to the general parser; both give the same record and the same bytes.
 
-use super::json::{self, VKind};
-use super::record::{Kind, Record, Slots, Val};
+use super::json;
+use super::record::{Record, Slots};
 use super::OutputFormat;
 
 /// Most members a layout holds (one bit each in a `u64`).
@@ -73,35 +73,11 @@ impl Shape {
                 Some((lit, slot)) if same_at(d, j, lit) => (*slot, j + lit.len()),
                 _ => self.learn(d, j, n, slots)?,
             };
-            j = vstart;
-            // Strings and numbers inline; the rest through the general scanner. Whitespace
-            // after the colon is not canonical.
-            let (kind, start, end, next) = match *d.get(j)? {
-                b'"' => {
-                    let (end, esc) = json::scan_str(d, j + 1).ok()?;
-                    (VKind::Str { esc }, j + 1, end - 1, end)
-                }
-                b'0'..=b'9' => {
-                    let end = json::scan_num(d, j).ok()?;
-                    (VKind::Num, j, end, end)
-                }
-                b if json::is_ws(b) => return None,
-                _ => json::scan_value(d, j, 2).ok()?,
-            };
-            let raw = !matches!(kind, VKind::Composite | VKind::Str { esc: true });
+            // A value after whitespace is not canonical: the general scanner refuses it here.
+            let (next, raw) = super::read_value(d, vstart, Some(mstart), slot, rec).ok()?;
             if !raw {
                 self.not_raw |= 1 << n;
             }
-            rec.set(
-                slot,
-                Val {
-                    kind: Kind::Json(kind),
-                    in_buf: false,
-                    start,
-                    end,
-                    member: raw.then_some((mstart, next)),
-                },
-            );
             self.spans.push((mstart, next));
             n += 1;
             match *d.get(next)? {

@@ -218,6 +218,14 @@ fn escapes_in_keys_and_values() {
     assert_eq!(r.ok(), r#"[{"name":"xé😀/\"\t","q\"k":1,"é":"\u0000"}]"#);
     let v: serde_json::Value = serde_json::from_str(r.ok()).unwrap();
     assert_eq!(v[0]["name"], "xé😀/\"\t");
+    // A canonical member whose value has escapes is re-encoded canonically, not copied.
+    let r = run_all_splits(
+        &p,
+        InputFormat::JsonArray,
+        OutputFormat::Json,
+        r#"[{"name":"\u0041\/b"}]"#,
+    );
+    assert_eq!(r.ok(), r#"[{"name":"A/b"}]"#);
     for bad in [
         r#"[{"name":"\ud83d"}]"#,
         r#"[{"name":"\udc00x"}]"#,

@@ -15,7 +15,7 @@
 //! the number of candidates (Bonferroni), is at most the threshold.
 
 use super::generalize::Dec;
-use hmac::digest::KeyInit;
+use super::pseudonym::derive_keyed;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use std::collections::HashSet;
@@ -52,14 +52,7 @@ impl FingerprintKey {
     /// as a big-endian `u32` (as [`PseudonymKey::derive`](super::PseudonymKey::derive) does with
     /// its own label).
     pub fn derive(master: &[u8], licensee: &str, dataset: &str) -> Self {
-        let mut mac = keyed(master);
-        mac.update(DERIVE_LABEL);
-        for part in [licensee.as_bytes(), dataset.as_bytes()] {
-            mac.update(&u32::try_from(part.len()).unwrap_or(u32::MAX).to_be_bytes());
-            mac.update(part);
-        }
-        let key: [u8; 32] = mac.finalize().into_bytes().into();
-        let keyed = keyed(&key);
+        let keyed = derive_keyed(master, DERIVE_LABEL, licensee, dataset);
         // An identifier for equality that reveals nothing of the key.
         let mut id = [0u8; 16];
         id.copy_from_slice(&keyed.clone().chain_update(b"\0key id").finalize().into_bytes()[..16]);
@@ -116,18 +109,6 @@ impl Marker {
     pub fn mark(&self, record_key: &[u8], field: &str, value: &str) -> Option<String> {
         self.key.mark(&self.tolerance, record_key, field, value)
     }
-}
-
-/// An HMAC-SHA256 instance keyed with `key` (RFC 2104 preprocessing, as for pseudonyms).
-fn keyed(key: &[u8]) -> HmacSha256 {
-    use sha2::Digest;
-    let mut block = [0u8; 64];
-    if key.len() > 64 {
-        block[..32].copy_from_slice(&Sha256::digest(key));
-    } else {
-        block[..key.len()].copy_from_slice(key);
-    }
-    <HmacSha256 as KeyInit>::new(&block.into())
 }
 
 /// How far a field's values may move: the catalog's `fingerprint = { tolerance = … }`.

@@ -48,6 +48,22 @@ fn keyed(key: &[u8]) -> HmacSha256 {
     <HmacSha256 as KeyInit>::new(&block.into())
 }
 
+/// HMAC-SHA256 keyed with the key of one licensee and dataset for one purpose: HMAC-SHA256,
+/// under `master`, of `label` and the two identifiers, each preceded by its length in bytes as
+/// a big-endian `u32` (so the encoding is unambiguous whatever the identifiers contain).
+pub(super) fn derive_keyed(master: &[u8], label: &[u8], licensee: &str, dataset: &str) -> HmacSha256 {
+    let mut mac = keyed(master);
+    mac.update(label);
+    for part in [licensee.as_bytes(), dataset.as_bytes()] {
+        // Identifiers longer than 4 GiB do not exist; saturating keeps this total.
+        let len = u32::try_from(part.len()).unwrap_or(u32::MAX);
+        mac.update(&len.to_be_bytes());
+        mac.update(part);
+    }
+    let key: [u8; 32] = mac.finalize().into_bytes().into();
+    keyed(&key)
+}
+
 impl PseudonymKey {
     /// Derives the key of one licensee and dataset from the gateway's master secret.
     ///
@@ -66,16 +82,7 @@ impl PseudonymKey {
     /// assert_eq!(format!("{a:?}"), "PseudonymKey(..)");
     /// ```
     pub fn derive(master: &[u8], licensee: &str, dataset: &str) -> Self {
-        let mut mac = keyed(master);
-        mac.update(DERIVE_LABEL);
-        for part in [licensee.as_bytes(), dataset.as_bytes()] {
-            // Identifiers longer than 4 GiB do not exist; saturating keeps this total.
-            let len = u32::try_from(part.len()).unwrap_or(u32::MAX);
-            mac.update(&len.to_be_bytes());
-            mac.update(part);
-        }
-        let key: [u8; 32] = mac.finalize().into_bytes().into();
-        Self(keyed(&key))
+        Self(derive_keyed(master, DERIVE_LABEL, licensee, dataset))
     }
 
     /// The pseudonym of `bytes`: `"p_"` + base64url (no padding) of the first 16 bytes of

@@ -212,16 +212,15 @@ impl ParquetSource {
     }
 }
 
-/// The columns a fetch reads, in order and once each: the plan's fields, then the fields of
-/// the row filters and of the licensee's filters. `None` (no plan: a check) reads every
-/// column that can be served.
+/// The columns a fetch reads, in order and once each: the plan's fields and the record key its
+/// marks read, then the fields of the row filters and of the licensee's filters. `None` (no
+/// plan: a check) reads every column that can be served.
 fn wanted(fetch: &Fetch<'_>) -> Option<Vec<String>> {
     let plan = fetch.plan?;
     let mut out: Vec<String> = Vec::new();
     let names = plan
-        .fields
-        .iter()
-        .map(|f| f.name.as_str())
+        .read_fields()
+        .into_iter()
         .chain(plan.row_filter.iter().flat_map(|f| f.fields()))
         .chain(fetch.row_filter.into_iter().flat_map(|f| f.fields()))
         .chain(

@@ -156,7 +156,7 @@ impl TableConfig {
         let read: Vec<&str> = fetch
             .plan
             .iter()
-            .flat_map(|p| p.fields.iter().map(|f| f.name.as_str()))
+            .flat_map(|p| p.read_fields())
             .filter(|f| self.columns.contains_key(*f))
             .collect();
         let query = fetch.query.cloned().unwrap_or_default();

@@ -14,6 +14,7 @@ use time::macros::datetime;
 fn datasets() -> Vec<DatasetSpec> {
     (0..50)
         .map(|d| DatasetSpec {
+            record_key: None,
             id: format!("dataset-{d}"),
             title: String::new(),
             owner: String::new(),
@@ -29,6 +30,7 @@ fn datasets() -> Vec<DatasetSpec> {
                     grades: Grades::default(),
                     scan: true,
                     description: String::new(),
+                    fingerprint: None,
                 })
                 .collect(),
         })

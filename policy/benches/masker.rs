@@ -57,7 +57,7 @@ fn naive(plan: &FieldPlan, body: &[u8]) -> usize {
                 }
             };
             let value = match &f.action {
-                FieldAction::Fingerprint(m) => {
+                FieldAction::Fingerprint { marker: m, .. } => {
                     let key = match r.get(&m.record_key) {
                         Some(Value::String(k)) => Some(k.clone()),
                         Some(Value::Number(n)) => Some(n.to_string()),

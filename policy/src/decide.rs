@@ -7,6 +7,7 @@
 use crate::catalog::DatasetSpec;
 use crate::classify::{OpenCategory, RuleTable};
 use crate::licence::{Licence, LicenceStatus, Mode, Quota, RateLimit};
+use crate::mask::fingerprint::{FingerprintKey, Marker};
 use crate::mask::{MaskRule, PseudonymKey};
 use crate::plan::{FieldAction, FieldPlan, PlannedField};
 use crate::problem_code::ProblemCode;
@@ -413,16 +414,34 @@ fn compile_permit(l: &Licence, spec: &DatasetSpec, rules: &RuleTable, master_key
         .filter(|n| spec.field(n).is_none())
         .cloned()
         .collect();
+    // One fingerprint key per licence, shared by its tolerant fields' markers.
+    let mut fingerprint_key = None;
     for f in &spec.fields {
         let Some(rule) = l.fields.get(&f.name) else {
             continue;
         };
         let category = rules.category(&f.grades);
+        let mut marker = || {
+            let tolerance = f.fingerprint?.tolerance()?;
+            let record_key = spec.record_key.clone()?;
+            let key = fingerprint_key
+                .get_or_insert_with(|| FingerprintKey::derive(master_key, &l.licensee, &l.dataset))
+                .clone();
+            Some(Arc::new(Marker {
+                key,
+                tolerance,
+                record_key,
+            }))
+        };
         let action = match rule {
             MaskRule::Drop => continue,
             _ if category == OpenCategory::NonOpen => None,
             MaskRule::Clear if rules.requires_masking(&f.grades) => None,
-            MaskRule::Clear => Some(FieldAction::Emit { scan: f.scan }),
+            // A licensee's clear copy of a tolerant field carries its marks.
+            MaskRule::Clear => Some(match marker() {
+                Some(marker) => FieldAction::Fingerprint { marker, scan: f.scan },
+                None => FieldAction::Emit { scan: f.scan },
+            }),
             other => Some(FieldAction::Mask(other.clone())),
         };
         match action {

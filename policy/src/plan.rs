@@ -41,13 +41,34 @@ pub enum FieldAction {
     /// Emit a number moved within its tolerance onto the licensee's fingerprint lattice
     /// ([`crate::mask::fingerprint`]). A value that is not a number, or a record without a
     /// key, is emitted as it is: it carries no mark.
-    Fingerprint(Arc<Marker>),
+    Fingerprint {
+        /// The licensee's marker for the field.
+        marker: Arc<Marker>,
+        /// Apply [`crate::mask::detect::scrub`] to what is emitted, marked or not, as
+        /// [`FieldAction::Emit`] does.
+        scan: bool,
+    },
 }
 
 impl FieldPlan {
     /// Names of the emitted fields, in order (the CSV header).
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.fields.iter().map(|f| f.name.as_str())
+    }
+
+    /// Names of the fields the masker reads from a record besides the row filter's: the
+    /// emitted fields, then the record keys its marks are keyed by (once each). A source that
+    /// selects columns selects these.
+    pub fn read_fields(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = self.names().collect();
+        for f in &self.fields {
+            if let FieldAction::Fingerprint { marker, .. } = &f.action {
+                if !out.contains(&marker.record_key.as_str()) {
+                    out.push(&marker.record_key);
+                }
+            }
+        }
+        out
     }
 
     /// Restricts the plan to the requested fields, keeping the plan's order.

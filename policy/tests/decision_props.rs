@@ -21,17 +21,19 @@
 mod common;
 
 use proptest::prelude::*;
-use sluice_policy::catalog::{DatasetSpec, FieldSpec};
+use sluice_policy::catalog::{DatasetSpec, FieldSpec, FingerprintSpec};
 use sluice_policy::classify::{
     Grades, ObjectGrade, OpenCategory, OrganisationGrade, PersonalGrade, RuleTable,
 };
 use sluice_policy::decide::{FixedClock, Measures};
 use sluice_policy::licence::{Licence, LicenceStatus, Mode, Quota, RateLimit};
+use sluice_policy::mask::fingerprint::{FingerprintKey, Marker, Tolerance};
 use sluice_policy::mask::{MaskRule, PseudonymKey};
 use sluice_policy::plan::{FieldAction, PlannedField};
 use sluice_policy::rowfilter::RowFilter;
 use sluice_policy::stream::{InputFormat, OutputFormat};
 use sluice_policy::{Decision, Permit, PolicySet, Refusal, Request};
+use std::sync::Arc;
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 
@@ -133,8 +135,23 @@ fn grades() -> impl Strategy<Value = G> {
     (0usize..5, 0usize..4, 0usize..4).prop_map(|(p, o, b)| G(p, o, b))
 }
 
+/// Fields the generated catalogs declare fingerprint-tolerant (keyed by `f0`).
+fn tolerant(name: &str) -> bool {
+    matches!(name, "f1" | "f3")
+}
+
+/// The marker a licence's copy of a tolerant field carries.
+fn marker(l: &Licence) -> Arc<Marker> {
+    Arc::new(Marker {
+        key: FingerprintKey::derive(MASTER, &l.licensee, &l.dataset),
+        tolerance: Tolerance::parse("0.01").unwrap(),
+        record_key: "f0".into(),
+    })
+}
+
 fn spec(id: &str, g: G, fields: &[(&str, G, bool)]) -> DatasetSpec {
     DatasetSpec {
+        record_key: Some("f0".into()),
         id: id.into(),
         title: String::new(),
         owner: String::new(),
@@ -148,6 +165,7 @@ fn spec(id: &str, g: G, fields: &[(&str, G, bool)]) -> DatasetSpec {
                 grades: g.grades(),
                 scan: *scan,
                 description: String::new(),
+                fingerprint: tolerant(name).then_some(FingerprintSpec { tolerance: 0.01 }),
             })
             .collect(),
     }
@@ -212,6 +230,10 @@ fn model_plan(
             None | Some(MaskRule::Drop) => continue,
             Some(_) if t.rank(g) == 2 => None,
             Some(MaskRule::Clear) if t.requires_masking(g) => None,
+            Some(MaskRule::Clear) if tolerant(&name) => Some(FieldAction::Fingerprint {
+                marker: marker(l),
+                scan,
+            }),
             Some(MaskRule::Clear) => Some(FieldAction::Emit { scan }),
             Some(rule) => Some(FieldAction::Mask(rule.clone())),
         };
@@ -430,6 +452,7 @@ fn check_permit(
         match &f.action {
             FieldAction::Emit { scan: s } => {
                 prop_assert_eq!(s, scan);
+                prop_assert!(p.licence.is_none() || !tolerant(&f.name), "{} unmarked", f.name);
                 match rule {
                     Some(r) => {
                         prop_assert_eq!(r, &MaskRule::Clear, "{} is masked by the licence", f.name);
@@ -442,8 +465,15 @@ fn check_permit(
                 prop_assert_eq!(Some(r), rule);
                 prop_assert!(!matches!(r, MaskRule::Clear | MaskRule::Drop));
             }
-            // The catalog declares no tolerant fields yet: decisions never mark.
-            FieldAction::Fingerprint(_) => prop_assert!(false, "{} marked", f.name),
+            // Only a licensee's clear copy of a tolerant field is marked, with its own key.
+            FieldAction::Fingerprint { marker: m, scan: s } => {
+                prop_assert_eq!(s, scan);
+                prop_assert!(tolerant(&f.name), "{} is not tolerant", f.name);
+                prop_assert_eq!(rule, Some(&MaskRule::Clear));
+                prop_assert!(!t.requires_masking(*g), "{} must be masked", f.name);
+                let l = p.licence.as_ref().expect("marks only under a licence");
+                prop_assert_eq!(m, &marker(l));
+            }
         }
     }
     Ok(())

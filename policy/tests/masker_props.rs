@@ -291,7 +291,7 @@ proptest! {
                 match (src, action) {
                     (None, _) => prop_assert!(got.is_none() || got.as_deref() == Some("")),
                     (Some(v), FieldAction::Emit { .. }) => prop_assert_eq!(got.as_deref(), Some(v.as_str())),
-                    (Some(_), FieldAction::Mask(_) | FieldAction::Fingerprint(_)) => {}
+                    (Some(_), FieldAction::Mask(_) | FieldAction::Fingerprint { .. }) => {}
                 }
             }
             for (c, v) in r.iter().enumerate() {

@@ -404,20 +404,8 @@ impl Config {
             if !ids.insert(d.id.as_str()) {
                 bad(format!("datasets[{i}].id"), "duplicate dataset id");
             }
-            if d.fields.is_empty() {
-                bad(
-                    format!("datasets[{i}].fields"),
-                    "a dataset needs at least one field",
-                );
-            }
-            let mut names = HashSet::new();
-            for (j, f) in d.fields.iter().enumerate() {
-                if f.name.is_empty() || !names.insert(f.name.as_str()) {
-                    bad(
-                        format!("datasets[{i}].fields[{j}].name"),
-                        "empty or duplicate field name",
-                    );
-                }
+            for p in d.problems() {
+                bad(format!("datasets[{i}].{}", p.path), p.message);
             }
             match self.sources.get(&d.id) {
                 None => bad(format!("sources.{}", d.id), "dataset has no source"),

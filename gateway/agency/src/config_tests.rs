@@ -156,3 +156,48 @@ fn usage_interval_defaults_to_a_minute_and_must_be_positive() {
         "{problems:?}"
     );
 }
+
+#[test]
+fn fingerprint_declarations_need_a_record_key_and_a_usable_tolerance() {
+    let dir = tempfile::tempdir().unwrap();
+    let marked = r#"fields = [{ name = "name" }, { name = "area", fingerprint = { tolerance = 0.01 } }]"#;
+    let with = |fields: &str, key: Option<&str>| {
+        let mut text = base(dir.path()).replace(r#"fields = [{ name = "name" }, { name = "area" }]"#, fields);
+        if let Some(k) = key {
+            text = text.replace(
+                "id = \"parks\"\n",
+                &format!("id = \"parks\"\nrecord_key = \"{k}\"\n"),
+            );
+        }
+        Config::load(&write(dir.path(), "gw.toml", &text))
+    };
+    let problems = |r: Result<Config, ConfigError>| match r {
+        Err(ConfigError::Invalid(p)) => p
+            .into_iter()
+            .map(|p| format!("{}: {}", p.path, p.message))
+            .collect::<Vec<_>>(),
+        other => panic!("expected invalid, got {other:?}"),
+    };
+    let cfg = with(marked, Some("name")).unwrap();
+    assert_eq!(cfg.datasets[0].record_key.as_deref(), Some("name"));
+    let tol = cfg.datasets[0].fields[1].fingerprint.unwrap().tolerance();
+    assert_eq!(tol, sluice_policy::mask::fingerprint::Tolerance::parse("0.01"));
+
+    let p = problems(with(marked, None));
+    assert!(
+        p[0].starts_with("datasets[0].fields[1].fingerprint.tolerance: a fingerprinted field needs"),
+        "{p:?}"
+    );
+    let p = problems(with(marked, Some("nope")));
+    assert_eq!(
+        p,
+        ["datasets[0].record_key: must name one of the dataset's fields"]
+    );
+    let p = problems(with(marked, Some("area")));
+    assert!(p[0].contains("the record key itself cannot carry marks"), "{p:?}");
+    for bad in ["0", "-1", "0.1234567"] {
+        let fields = marked.replace("0.01", bad);
+        let p = problems(with(&fields, Some("name")));
+        assert!(p[0].contains("at most six significant digits"), "{bad}: {p:?}");
+    }
+}

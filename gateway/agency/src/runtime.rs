@@ -136,6 +136,9 @@ struct CatalogField<'a> {
     grades: &'a Grades,
     open_category: OpenCategory,
     requires_masking: bool,
+    /// Licensees' clear copies carry fingerprint marks moving values by at most half this.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fingerprint_tolerance: Option<f64>,
 }
 
 fn catalog_json(config: &Config, public_only: bool) -> Bytes {
@@ -164,6 +167,7 @@ fn catalog_json(config: &Config, public_only: bool) -> Bytes {
                     grades: &f.grades,
                     open_category: rules.category(&f.grades),
                     requires_masking: rules.requires_masking(&f.grades),
+                    fingerprint_tolerance: f.fingerprint.map(|fp| fp.tolerance),
                 })
                 .collect(),
         })

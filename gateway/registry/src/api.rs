@@ -7,7 +7,7 @@ use super::grant::build_licence;
 use super::model::{NewDataset, NewLicensee, NewViolation, ReasonBody, RevokeSerial};
 use super::problem::{Problem, ProblemCode as P};
 use super::public;
-use super::request::{body, json_response, need_reason, query_str, valid_id};
+use super::request::{body, json_response, need_reason, query_str, valid_dataset, valid_id};
 use super::snapshot::Distributor;
 use super::store::{Change, Store};
 use bytes::Bytes;
@@ -357,7 +357,7 @@ impl Api {
             }
             ["admin", "datasets"] if post => {
                 let b: NewDataset = body(req).await?;
-                valid_id(&b.dataset.id)?;
+                valid_dataset(&b.dataset)?;
                 let ch = Change {
                     admin,
                     action: Action::DatasetRegister,

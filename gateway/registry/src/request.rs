@@ -65,6 +65,19 @@ pub(crate) fn query_str<'a>(query: Option<&'a str>, name: &str) -> Option<&'a st
         .map(|(_, v)| v)
 }
 
+/// A catalog entry's declaration checked as the gateways check it (fields, record key,
+/// fingerprints), so the registry never distributes one a gateway would refuse.
+pub fn valid_dataset(d: &sluice_policy::catalog::DatasetSpec) -> Result<(), Problem> {
+    valid_id(&d.id)?;
+    match d.problems().first() {
+        None => Ok(()),
+        Some(p) => Err(Problem::new(
+            P::Invalid,
+            format!("dataset {:?}: {}: {}", d.id, p.path, p.message),
+        )),
+    }
+}
+
 /// Checks an identifier against the one id rule ([`sluice_policy::id::ID_RULE`]).
 pub fn valid_id(id: &str) -> Result<(), Problem> {
     if sluice_policy::id::is_valid_id(id) {

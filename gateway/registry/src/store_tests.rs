@@ -18,6 +18,7 @@ fn change(action: Action) -> Change<'static> {
 
 fn dataset(id: &str) -> DatasetSpec {
     DatasetSpec {
+        record_key: None,
         id: id.into(),
         title: "Hydrants".into(),
         owner: "fire-bureau".into(),
@@ -29,6 +30,7 @@ fn dataset(id: &str) -> DatasetSpec {
             grades: Default::default(),
             scan: true,
             description: String::new(),
+            fingerprint: None,
         }],
     }
 }

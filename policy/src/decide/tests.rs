@@ -14,11 +14,13 @@ fn field(name: &str, personal: PersonalGrade) -> FieldSpec {
         },
         scan: true,
         description: String::new(),
+        fingerprint: None,
     }
 }
 
 fn hydrants() -> DatasetSpec {
     DatasetSpec {
+        record_key: None,
         id: "hydrants".into(),
         title: "Fire hydrants".into(),
         owner: "fire".into(),
@@ -40,6 +42,7 @@ fn hydrants() -> DatasetSpec {
 
 fn parks() -> DatasetSpec {
     DatasetSpec {
+        record_key: None,
         id: "parks".into(),
         title: String::new(),
         owner: String::new(),
@@ -56,6 +59,7 @@ fn parks() -> DatasetSpec {
                 },
                 scan: true,
                 description: String::new(),
+                fingerprint: None,
             },
         ],
     }

@@ -43,7 +43,11 @@ pub(super) enum SlotAction {
     /// Only read by the row filter (or dropped by a `Drop` rule): never written.
     Hidden,
     /// Written marked for the licensee; `key_slot` holds the record's key.
-    Fingerprint { marker: Arc<Marker>, key_slot: usize },
+    Fingerprint {
+        marker: Arc<Marker>,
+        key_slot: usize,
+        scan: bool,
+    },
 }
 
 /// One slot: a field name (decoded bytes), its action, and its key as canonical JSON.
@@ -95,8 +99,9 @@ impl Slots {
                     FieldAction::Mask(MaskRule::Clear) => SlotAction::Emit { scan: false },
                     FieldAction::Mask(MaskRule::Drop) => SlotAction::Hidden,
                     FieldAction::Mask(rule) => SlotAction::Mask(rule.clone()),
-                    FieldAction::Fingerprint(marker) => SlotAction::Fingerprint {
+                    FieldAction::Fingerprint { marker, scan } => SlotAction::Fingerprint {
                         marker: marker.clone(),
+                        scan: *scan,
                         // Set below, once every planned field has its slot.
                         key_slot: usize::MAX,
                     },
@@ -810,7 +815,11 @@ impl SlotWriter<'_> {
                 return Ok(());
             }
             SlotAction::Emit { scan: false } => Res::Plain,
-            SlotAction::Fingerprint { marker, key_slot } => {
+            SlotAction::Fingerprint {
+                marker,
+                key_slot,
+                scan,
+            } => {
                 let key = match self.vals.get(*key_slot).copied().flatten() {
                     Some(k) => match scalar(k, text, buf, self.keybuf)? {
                         Scalar::Str(t) | Scalar::Num(t) => Some(t),
@@ -825,17 +834,37 @@ impl SlotWriter<'_> {
                     }
                     _ => None,
                 };
+                // The safety net reads the value as the source wrote it (a mark may hide a
+                // match, e.g. a mobile number given decimals) and as it would leave.
+                let original = match value {
+                    Scalar::Str(t) | Scalar::Num(t) if *scan => match scrub(t) {
+                        (Cow::Owned(t), n) => Some((t, n)),
+                        (Cow::Borrowed(_), _) => None,
+                    },
+                    _ => None,
+                };
                 match marked {
-                    Some((m, value)) => {
-                        self.mtext.clear();
-                        self.mtext.push_str(&m);
-                        // A number stays a number, a number in a string stays a string.
-                        Res::Masked(if matches!(value, Scalar::Num(_)) {
-                            Out::Num
-                        } else {
-                            Out::Str
-                        })
+                    _ if original.is_some() => {
+                        let (t, n) = original.unwrap_or_default();
+                        c.hits += u64::from(n);
+                        Res::Scrubbed(t)
                     }
+                    Some((m, value)) => match if *scan { scrub(&m) } else { (Cow::Borrowed(""), 0) } {
+                        (Cow::Owned(t), n) => {
+                            c.hits += u64::from(n);
+                            Res::Scrubbed(t)
+                        }
+                        (Cow::Borrowed(_), _) => {
+                            self.mtext.clear();
+                            self.mtext.push_str(&m);
+                            // A number stays a number, a number in a string stays a string.
+                            Res::Masked(if matches!(value, Scalar::Num(_)) {
+                                Out::Num
+                            } else {
+                                Out::Str
+                            })
+                        }
+                    },
                     None => Res::Plain,
                 }
             }
@@ -889,7 +918,10 @@ impl SlotWriter<'_> {
         let mtext = self.mtext.as_bytes();
         match masked {
             Res::Plain => {
-                let scan = matches!(def.action, SlotAction::Emit { scan: true });
+                let scan = matches!(
+                    def.action,
+                    SlotAction::Emit { scan: true } | SlotAction::Fingerprint { scan: true, .. }
+                );
                 write_plain(v, scan, input, buf, self.scratch, csv, out, &mut c.hits)?;
             }
             Res::Scrubbed(t) => write_text(t.as_bytes(), csv, out),

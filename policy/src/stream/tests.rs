@@ -910,11 +910,14 @@ mod layout {
             1 => Just(FieldAction::Mask(MaskRule::Month)),
             1 => Just(FieldAction::Mask(MaskRule::Drop)),
             1 => Just(FieldAction::Mask(MaskRule::Null)),
-            1 => Just(FieldAction::Fingerprint(Arc::new(crate::mask::fingerprint::Marker {
-                key: crate::mask::fingerprint::FingerprintKey::derive(b"m", "acme", "d"),
-                tolerance: crate::mask::fingerprint::Tolerance::parse("0.01").unwrap(),
-                record_key: "id".to_owned(),
-            }))),
+            1 => any::<bool>().prop_map(|scan| FieldAction::Fingerprint {
+                marker: Arc::new(crate::mask::fingerprint::Marker {
+                    key: crate::mask::fingerprint::FingerprintKey::derive(b"m", "acme", "d"),
+                    tolerance: crate::mask::fingerprint::Tolerance::parse("0.01").unwrap(),
+                    record_key: "id".to_owned(),
+                }),
+                scan,
+            }),
         ]
     }
 
@@ -1076,7 +1079,16 @@ mod fingerprints {
         let m = marker("acme");
         // The record key is read even when the plan does not emit it.
         let p = plan(
-            &[("lat", FieldAction::Fingerprint(m.clone())), ("district", EMIT)],
+            &[
+                (
+                    "lat",
+                    FieldAction::Fingerprint {
+                        marker: m.clone(),
+                        scan: false,
+                    },
+                ),
+                ("district", EMIT),
+            ],
             None,
         );
         let doc = r#"[{"id":"HY-1","lat":31.123456,"district":"Xuhui"},{"id":"HY-2","lat":"31.5","district":"Putuo"},{"lat":31.2,"district":"Pudong"},{"id":"HY-4","lat":"n/a"}]"#;
@@ -1092,7 +1104,16 @@ mod fingerprints {
             "a number stays a number, a string a string; without a key or a number, no mark"
         );
         // Another licensee's copy of the same records differs; CSV carries the same marks.
-        let other = plan(&[("lat", FieldAction::Fingerprint(marker("globex")))], None);
+        let other = plan(
+            &[(
+                "lat",
+                FieldAction::Fingerprint {
+                    marker: marker("globex"),
+                    scan: false,
+                },
+            )],
+            None,
+        );
         assert_ne!(
             run(&other, InputFormat::JsonArray, OutputFormat::Json, doc).ok(),
             out.ok()
@@ -1107,10 +1128,57 @@ mod fingerprints {
     }
 
     #[test]
+    fn marked_and_unmarked_values_still_pass_the_safety_net() {
+        let m = Arc::new(Marker {
+            key: FingerprintKey::derive(b"master", "acme", "meters"),
+            tolerance: Tolerance::parse("1").unwrap(),
+            record_key: "id".to_owned(),
+        });
+        let p = plan(
+            &[(
+                "reading",
+                FieldAction::Fingerprint {
+                    marker: m.clone(),
+                    scan: true,
+                },
+            )],
+            None,
+        );
+        // A mobile number in a tolerant field: marked by at most 0.5, it is still a mobile
+        // number, and the detector must catch it marked or not.
+        let doc = r#"[{"id":"M-1","reading":"13812345678"},{"reading":"13812345678"}]"#;
+        let marked = m.mark(b"M-1", "reading", "13812345678").unwrap();
+        let out = run_all_splits(&p, InputFormat::JsonArray, OutputFormat::Json, doc);
+        let scrubbed = crate::mask::detect::scrub("13812345678").into_owned();
+        assert_ne!(scrubbed, "13812345678");
+        assert_ne!(marked, "13812345678");
+        assert_eq!(
+            out.ok(),
+            format!(r#"[{{"reading":"{scrubbed}"}},{{"reading":"{scrubbed}"}}]"#)
+        );
+        // A clean reading is marked as usual.
+        let clean = r#"[{"id":"M-1","reading":1234.5}]"#;
+        let marked = m.mark(b"M-1", "reading", "1234.5").unwrap();
+        assert_eq!(
+            run(&p, InputFormat::JsonArray, OutputFormat::Json, clean).ok(),
+            format!(r#"[{{"reading":{marked}}}]"#)
+        );
+    }
+
+    #[test]
     fn marked_fields_cannot_be_filtered_on() {
         use crate::query::ClientQuery;
         let p = plan(
-            &[("id", EMIT), ("lat", FieldAction::Fingerprint(marker("acme")))],
+            &[
+                ("id", EMIT),
+                (
+                    "lat",
+                    FieldAction::Fingerprint {
+                        marker: marker("acme"),
+                        scan: false,
+                    },
+                ),
+            ],
             None,
         );
         // A filter or an order on the original value would let the licensee test it and strip

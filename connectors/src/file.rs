@@ -644,6 +644,7 @@ mod tests {
         dir.write("a.csv", format!("\u{feff}{HEADER}{}", rows(0, 3)).as_bytes());
         dir.write("b.csv", format!("{HEADER}{}", rows(3, 5)).as_bytes());
         let plan = FieldPlan {
+            record_key: None,
             fields: vec![
                 PlannedField {
                     name: "id".into(),

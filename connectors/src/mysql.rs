@@ -844,6 +844,7 @@ mod tests {
         c.table.columns = [("id".to_owned(), DeclaredType::Text)].into_iter().collect();
         let source = MysqlSource::new(c);
         let plan = FieldPlan {
+            record_key: None,
             fields: plan().fields.into_iter().take(1).collect(),
             ..plan()
         };
@@ -898,6 +899,7 @@ mod tests {
         assert_eq!(s.validate(), Vec::<(String, String)>::new());
         let SourceConfig::Mysql(c) = &s else { panic!() };
         let plan = FieldPlan {
+            record_key: None,
             fields: plan().fields.into_iter().take(1).collect(),
             ..plan()
         };

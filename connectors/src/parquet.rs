@@ -955,6 +955,7 @@ mod tests {
 
     fn plan(fields: &[&str]) -> FieldPlan {
         FieldPlan {
+            record_key: None,
             fields: fields
                 .iter()
                 .map(|name| PlannedField {

@@ -818,6 +818,7 @@ mod tests {
         c.table.columns = [("id".to_owned(), DeclaredType::Text)].into_iter().collect();
         let source = PostgresSource::new(c);
         let plan = FieldPlan {
+            record_key: None,
             fields: plan().fields.into_iter().take(1).collect(),
             ..plan()
         };
@@ -864,6 +865,7 @@ mod tests {
         let SourceConfig::Postgres(c) = &s else { panic!() };
         let source = PostgresSource::new(c.clone());
         let plan = FieldPlan {
+            record_key: None,
             fields: plan().fields.into_iter().take(1).collect(),
             ..plan()
         };

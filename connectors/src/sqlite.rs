@@ -609,6 +609,7 @@ mod tests {
         c.table.columns = [("id".to_owned(), DeclaredType::Text)].into_iter().collect();
         let source = SqliteSource::new(c);
         let plan = FieldPlan {
+            record_key: None,
             fields: vec![PlannedField {
                 name: "id".into(),
                 action: FieldAction::Emit { scan: false },

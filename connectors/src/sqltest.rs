@@ -90,6 +90,7 @@ pub fn plan() -> FieldPlan {
         action,
     };
     FieldPlan {
+        record_key: None,
         fields: vec![
             f("id", FieldAction::Emit { scan: false }),
             f("district", FieldAction::Emit { scan: false }),
@@ -249,6 +250,7 @@ pub async fn decimals_and_dates_behave(source: &dyn Connector) {
         action: FieldAction::Emit { scan: false },
     };
     let plan = FieldPlan {
+        record_key: None,
         fields: vec![f("id"), f("amount"), f("day"), f("at")],
         row_filter: None,
         key: PseudonymKey::derive(b"m", "l", "d"),

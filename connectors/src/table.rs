@@ -211,6 +211,7 @@ impl TableConfig {
     fn check_plan(&self) -> sluice_policy::plan::FieldPlan {
         use sluice_policy::plan::{FieldAction, FieldPlan, PlannedField};
         FieldPlan {
+            record_key: None,
             fields: self
                 .columns
                 .keys()

@@ -234,6 +234,7 @@ impl PolicySet {
                 let public_permit = (category == OpenCategory::Unconditional).then(|| Permit {
                     licence: None,
                     plan: Arc::new(FieldPlan {
+                        record_key: None,
                         fields: d
                             .fields
                             .iter()
@@ -458,6 +459,7 @@ fn compile_permit(l: &Licence, spec: &DatasetSpec, rules: &RuleTable, master_key
             fields,
             row_filter: l.row_filter.clone(),
             key: PseudonymKey::derive(master_key, &l.licensee, &l.dataset),
+            record_key: spec.record_key.clone(),
         }),
         withheld: Arc::from(withheld),
     }

@@ -9,6 +9,8 @@
 //! ([`ProblemCode`]), validated ids ([`Id`], [`LicenseeId`]) and the usage report contract
 //! ([`usage`]).
 
+/// Aggregate-only licences: grouped answers with small-cell suppression and optional noise.
+pub mod aggregate;
 pub mod catalog;
 pub mod classify;
 pub mod decide;
@@ -21,6 +23,8 @@ pub mod plan;
 pub mod problem_code;
 pub mod query;
 pub mod rowfilter;
+/// Served-record digests: the record keys a response carried, as a Bloom filter for the audit.
+pub mod served;
 pub mod snapshot;
 pub mod stream;
 /// The `POST /v1/usage` contract: [`usage::UsageReport`], its rows and the registry's ack.

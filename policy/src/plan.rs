@@ -17,6 +17,9 @@ pub struct FieldPlan {
     pub row_filter: Option<RowFilter>,
     /// Key for [`MaskRule::Pseudonym`], specific to the licensee and dataset.
     pub key: PseudonymKey,
+    /// The dataset's record key: the masker reads it from every record it writes, planned or
+    /// not, and digests the keys for the audit ([`crate::served`]).
+    pub record_key: Option<String>,
 }
 
 /// One field of a plan.
@@ -57,15 +60,17 @@ impl FieldPlan {
     }
 
     /// Names of the fields the masker reads from a record besides the row filter's: the
-    /// emitted fields, then the record keys its marks are keyed by (once each). A source that
+    /// emitted fields, then the record key (for the digest and the marks), once each. A source that
     /// selects columns selects these.
     pub fn read_fields(&self) -> Vec<&str> {
         let mut out: Vec<&str> = self.names().collect();
-        for f in &self.fields {
-            if let FieldAction::Fingerprint { marker, .. } = &f.action {
-                if !out.contains(&marker.record_key.as_str()) {
-                    out.push(&marker.record_key);
-                }
+        let marked = self.fields.iter().filter_map(|f| match &f.action {
+            FieldAction::Fingerprint { marker, .. } => Some(marker.record_key.as_str()),
+            _ => None,
+        });
+        for key in self.record_key.as_deref().into_iter().chain(marked) {
+            if !out.contains(&key) {
+                out.push(key);
             }
         }
         out
@@ -81,6 +86,7 @@ impl FieldPlan {
             return Err(missing);
         }
         Ok(FieldPlan {
+            record_key: None,
             fields: self
                 .fields
                 .iter()

@@ -1245,6 +1245,7 @@ mod tests {
             action,
         };
         FieldPlan {
+            record_key: None,
             fields: vec![
                 field("district", FieldAction::Emit { scan: false }),
                 field("notes", FieldAction::Emit { scan: true }),

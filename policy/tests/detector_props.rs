@@ -29,6 +29,7 @@ fn plan() -> Arc<FieldPlan> {
         action,
     };
     Arc::new(FieldPlan {
+        record_key: None,
         fields: vec![
             f("id", FieldAction::Emit { scan: false }),
             f("notes", FieldAction::Emit { scan: true }),

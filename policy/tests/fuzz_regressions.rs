@@ -17,6 +17,7 @@ fn plan() -> Arc<FieldPlan> {
         action,
     };
     Arc::new(FieldPlan {
+        record_key: None,
         fields: vec![
             f("id", FieldAction::Emit { scan: false }),
             f("adopter_mobile", FieldAction::Mask(MaskRule::Pseudonym)),

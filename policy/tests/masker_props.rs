@@ -90,6 +90,7 @@ fn plan() -> impl Strategy<Value = Vec<(usize, FieldAction)>> {
 
 fn field_plan(p: &[(usize, FieldAction)]) -> Arc<FieldPlan> {
     Arc::new(FieldPlan {
+        record_key: None,
         fields: p
             .iter()
             .map(|(k, a)| PlannedField {

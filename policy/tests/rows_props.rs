@@ -113,6 +113,7 @@ fn plan() -> impl Strategy<Value = FieldPlan> {
         prop::option::of(prop::collection::vec(cond, 1..3)),
     )
         .prop_map(|(actions, conds)| FieldPlan {
+            record_key: None,
             fields: COLS
                 .iter()
                 .zip(actions)
@@ -218,6 +219,7 @@ proptest! {
 #[test]
 fn a_row_of_the_wrong_width_or_a_byte_masker_is_refused() {
     let plan = Arc::new(FieldPlan {
+        record_key: None,
         fields: vec![PlannedField {
             name: "a".into(),
             action: FieldAction::Emit { scan: false },
@@ -249,6 +251,7 @@ fn a_row_of_the_wrong_width_or_a_byte_masker_is_refused() {
 #[test]
 fn typed_rows_stop_at_the_page_and_emit_only_planned_fields() {
     let plan = Arc::new(FieldPlan {
+        record_key: None,
         fields: vec![
             PlannedField {
                 name: "id".into(),

@@ -43,6 +43,7 @@ pub fn plan(filter: bool) -> Arc<FieldPlan> {
     let clear = FieldAction::Emit { scan: false };
     let mask = FieldAction::Mask;
     Arc::new(FieldPlan {
+        record_key: None,
         fields: vec![
             f("id", clear.clone()),
             f("district", clear.clone()),

@@ -6,6 +6,7 @@
 //! the body. Anything that does not parse is an error: the caller must abort the response.
 
 use crate::plan::FieldPlan;
+use crate::served::{ServedDigest, ServedKeys};
 use json::{is_ws, PErr};
 use record::{Kind, Record, Slots, Val};
 use shape::Shape;
@@ -202,6 +203,8 @@ pub struct Masker {
     shape: Shape,
     /// Records may be read by their layout ([`Shape`]); off only to test the general path.
     shapes: bool,
+    /// The record key's slot and the keys of the records written ([`FieldPlan::record_key`]).
+    served: Option<(usize, ServedKeys)>,
 }
 
 impl Masker {
@@ -222,7 +225,11 @@ impl Masker {
         output: OutputFormat,
         limits: MaskerLimits,
     ) -> Self {
-        let slots = Slots::new(&plan, query);
+        let mut slots = Slots::new(&plan, query);
+        let served = plan
+            .record_key
+            .as_deref()
+            .map(|k| (slots.read(k), ServedKeys::default()));
         let top = match &input {
             InputFormat::JsonArray => Top::ArrStart,
             InputFormat::JsonAt(path) if path.is_empty() => Top::ArrStart,
@@ -256,6 +263,7 @@ impl Masker {
             skip: 0,
             shape: Shape::default(),
             shapes: true,
+            served,
         }
     }
 
@@ -264,6 +272,12 @@ impl Masker {
     pub fn skip_records(mut self, n: u64) -> Self {
         self.skip = n;
         self
+    }
+
+    /// The digest of the keys of the records written so far ([`FieldPlan::record_key`]);
+    /// `None` when the plan names no record key or no record had one.
+    pub fn served(&self) -> Option<ServedDigest> {
+        self.served.as_ref()?.1.digest()
     }
 
     /// Consumes one chunk of input, appending masked output to `out`.
@@ -775,6 +789,11 @@ impl Masker {
             self.stats.records_skipped += 1;
         } else if written {
             self.stats.records_out += 1;
+            if let Some((slot, keys)) = &mut self.served {
+                if let Some(k) = self.rec.key_text(*slot, text)? {
+                    keys.add(k.as_bytes());
+                }
+            }
         } else {
             self.stats.records_filtered += 1;
         }

@@ -129,14 +129,7 @@ impl Slots {
                 if filter_slots.iter().any(|(n, _)| n == name) {
                     continue;
                 }
-                let slot = match defs.iter().position(|d| &*d.name == name.as_bytes()) {
-                    Some(s) => s,
-                    None => {
-                        defs.push(SlotDef::hidden(name));
-                        defs.len() - 1
-                    }
-                };
-                filter_slots.push((name.to_owned(), slot));
+                filter_slots.push((name.to_owned(), read_slot(&mut defs, name)));
             }
         }
         // A marked field reads the record's key, planned or not.
@@ -145,13 +138,7 @@ impl Slots {
                 continue;
             };
             let name = marker.record_key.clone();
-            let slot = match defs.iter().position(|d| &*d.name == name.as_bytes()) {
-                Some(k) => k,
-                None => {
-                    defs.push(SlotDef::hidden(&name));
-                    defs.len() - 1
-                }
-            };
+            let slot = read_slot(&mut defs, &name);
             if let SlotAction::Fingerprint { key_slot, .. } = &mut defs[s].action {
                 *key_slot = slot;
             }
@@ -163,6 +150,12 @@ impl Slots {
             query: query.filter(|q| !q.filters.is_empty()),
             filter_slots,
         }
+    }
+
+    /// The slot that reads the member `name`: its planned slot, or a hidden one (added if
+    /// needed), whose value is read but never written.
+    pub(super) fn read(&mut self, name: &str) -> usize {
+        read_slot(&mut self.defs, name)
     }
 
     /// Number of slots.
@@ -434,6 +427,16 @@ struct Counts {
 }
 
 impl Record {
+    /// The text of the value in `slot` when it is a string or a number (a record key).
+    pub(super) fn key_text<'s>(
+        &'s mut self,
+        slot: usize,
+        text: &'s str,
+    ) -> Result<Option<&'s str>, MaskError> {
+        let v = self.vals.get(slot).copied().flatten();
+        key_text(v, text, &self.buf, &mut self.keybuf)
+    }
+
     /// Clears the record for `slots` slots.
     #[inline]
     pub(super) fn reset(&mut self, slots: usize) {
@@ -820,13 +823,12 @@ impl SlotWriter<'_> {
                 key_slot,
                 scan,
             } => {
-                let key = match self.vals.get(*key_slot).copied().flatten() {
-                    Some(k) => match scalar(k, text, buf, self.keybuf)? {
-                        Scalar::Str(t) | Scalar::Num(t) => Some(t),
-                        _ => None,
-                    },
-                    None => None,
-                };
+                let key = key_text(
+                    self.vals.get(*key_slot).copied().flatten(),
+                    text,
+                    buf,
+                    self.keybuf,
+                )?;
                 let value = scalar(v, text, buf, self.scratch)?;
                 let marked = match (key, value) {
                     (Some(k), Scalar::Str(t) | Scalar::Num(t)) => {
@@ -950,6 +952,34 @@ enum Res {
 
 /// The value of a slot as the masking functions see it (strings decoded, composites compact).
 /// `text`: the valid UTF-8 input holding the record.
+/// The slot among `defs` that reads the member `name`, added as hidden if there is none.
+fn read_slot(defs: &mut Vec<SlotDef>, name: &str) -> usize {
+    match defs.iter().position(|d| &*d.name == name.as_bytes()) {
+        Some(s) => s,
+        None => {
+            defs.push(SlotDef::hidden(name));
+            defs.len() - 1
+        }
+    }
+}
+
+/// The text of a record's key value (a string's or a number's); `None` for anything else or
+/// a missing one.
+pub(super) fn key_text<'s>(
+    v: Option<Val>,
+    text: &'s str,
+    buf: &'s [u8],
+    scratch: &'s mut Vec<u8>,
+) -> Result<Option<&'s str>, MaskError> {
+    Ok(match v {
+        Some(v) => match scalar(v, text, buf, scratch)? {
+            Scalar::Str(t) | Scalar::Num(t) => Some(t),
+            _ => None,
+        },
+        None => None,
+    })
+}
+
 fn scalar<'s>(
     v: Val,
     text: &'s str,

@@ -9,6 +9,7 @@ const EMIT: FieldAction = FieldAction::Emit { scan: false };
 
 fn plan(fields: &[(&str, FieldAction)], filter: Option<&str>) -> Arc<FieldPlan> {
     Arc::new(FieldPlan {
+        record_key: None,
         fields: fields
             .iter()
             .map(|(n, a)| PlannedField {
@@ -1163,6 +1164,83 @@ mod fingerprints {
             run(&p, InputFormat::JsonArray, OutputFormat::Json, clean).ok(),
             format!(r#"[{{"reading":{marked}}}]"#)
         );
+    }
+
+    #[test]
+    fn the_digest_holds_the_keys_of_the_records_written_and_no_others() {
+        use crate::stream::RowBatch;
+        let mut p = (*plan(&[("district", EMIT)], Some("district = 'Xuhui'"))).clone();
+        p.record_key = Some("id".to_owned());
+        let p = Arc::new(p);
+        let check = |m: &Masker, what: &str| {
+            let d = m.served().unwrap_or_else(|| panic!("{what}: no digest"));
+            // HY-1 was skipped, HY-2 filtered, HY-5 had no key; HY-3 (a number key) and HY-4
+            // were written.
+            assert_eq!(d.keys(), 2, "{what}");
+            assert!(d.contains(b"3") && d.contains(b"HY-4"), "{what}");
+            for absent in ["HY-1", "HY-2", "HY-5", "3.0"] {
+                assert!(!d.contains(absent.as_bytes()), "{what}: {absent}");
+            }
+        };
+        let json = r#"[{"id":"HY-1","district":"Xuhui"},{"id":"HY-2","district":"Putuo"},{"id":3,"district":"Xuhui"},{"district":"Xuhui","id":"HY-4"},{"district":"Xuhui"}]"#;
+        let csv = "id,district\nHY-1,Xuhui\nHY-2,Putuo\n3,Xuhui\nHY-4,Xuhui\n,Xuhui\n";
+        for (input, doc) in [(InputFormat::JsonArray, json), (InputFormat::Csv, csv)] {
+            let mut m = Masker::new(
+                p.clone(),
+                input.clone(),
+                OutputFormat::Json,
+                MaskerLimits::default(),
+            )
+            .skip_records(1);
+            let mut out = Vec::new();
+            m.feed(doc.as_bytes(), &mut out).unwrap();
+            m.finish(&mut out).unwrap();
+            // An empty CSV key is a key: only JSON's missing one is not.
+            if input == InputFormat::Csv {
+                assert_eq!(m.served().unwrap().keys(), 3);
+                continue;
+            }
+            check(&m, "json");
+        }
+        let mut m = Masker::typed(
+            p.clone(),
+            None,
+            &["district", "id"],
+            OutputFormat::Json,
+            MaskerLimits::default(),
+        )
+        .skip_records(1);
+        let mut b = RowBatch::new(2);
+        for (d, id) in [
+            ("Xuhui", Some("HY-1")),
+            ("Putuo", Some("HY-2")),
+            ("Xuhui", None),
+            ("Xuhui", Some("HY-4")),
+            ("Xuhui", None),
+        ] {
+            b.push_text(d);
+            match id {
+                Some(id) => b.push_text(id),
+                None => b.push_null(),
+            }
+        }
+        let mut third = RowBatch::new(2);
+        third.push_text("Xuhui");
+        third.push_int(3);
+        let mut out = Vec::new();
+        m.push_rows(&b, &mut out).unwrap();
+        m.push_rows(&third, &mut out).unwrap();
+        m.finish(&mut out).unwrap();
+        check(&m, "rows");
+        // Without a record key in the plan there is no digest.
+        let mut m = Masker::new(
+            plan(&[("district", EMIT)], None),
+            InputFormat::JsonArray,
+            OutputFormat::Json,
+            MaskerLimits::default(),
+        );
+        m.feed(json.as_bytes(), &mut out).unwrap();
+        assert!(m.served().is_none());
     }
 
     #[test]

@@ -33,6 +33,7 @@ fn check_route(path: &str) {
     let req = http::Request::get(uri).header("host", "gateway").body(()).unwrap();
     match route::route(&req) {
         Ok(Route::Catalog) => assert_eq!(req.uri().path(), "/v1/catalog"),
+        Ok(Route::OpenApi) => assert_eq!(req.uri().path(), "/v1/openapi.json"),
         Ok(Route::Records(id)) => {
             assert!(is_valid_id(&id), "routed to invalid dataset id {id:?}");
             assert_eq!(req.uri().path(), format!("/v1/datasets/{id}/records"));

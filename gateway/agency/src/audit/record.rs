@@ -75,6 +75,11 @@ pub struct AuditRecord {
     pub method: String,
     /// Request path (without query).
     pub path: String,
+    /// The record keys the response served, as a Bloom filter
+    /// ([`sluice_policy::served::ServedDigest::encode`]); absent when the dataset declares no
+    /// record key or no record went out. `sluice trace` reads it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub served: Option<String>,
     /// `hash` of the previous record, or [`GENESIS_PREV`] (set by the writer).
     #[serde(default)]
     pub prev: String,
@@ -108,6 +113,7 @@ impl Default for AuditRecord {
             client_addr: None,
             method: String::new(),
             path: String::new(),
+            served: None,
             prev: String::new(),
             hash: String::new(),
         }

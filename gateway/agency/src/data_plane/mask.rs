@@ -6,6 +6,7 @@
 //! connection asks for more, so a client that does not read stops the source instead of making
 //! the gateway buffer.
 
+use super::outcome::Sent;
 use bytes::Bytes;
 use hyper::body::Body;
 use sluice_connectors::{BodyError, PageBodies, RowStream, SourceBody, SourceData};
@@ -133,6 +134,14 @@ impl MaskedBody {
     /// What was masked and sent so far.
     pub fn stats(&self) -> MaskStats {
         self.masker.stats()
+    }
+
+    /// What was sent so far, with the digest of the record keys written, for the audit.
+    pub fn sent(&self) -> Sent {
+        Sent {
+            stats: self.masker.stats(),
+            served: self.masker.served(),
+        }
     }
 
     /// Reads the source until `max` bytes of output are gathered or the document ends,

@@ -224,7 +224,8 @@ async fn phases(
     // sent fewer source records than asked (its filtered page may be short and still not be the
     // last).
     if masked.is_done() {
-        let stats = masked.stats();
+        let sent = masked.sent();
+        let stats = sent.stats;
         let ended = match paging {
             Paging::Source if !skips => stats.records_in < query.limit,
             _ => stats.records_out < grant.records,
@@ -234,7 +235,7 @@ async fn phases(
         }
         // The whole page is masked: audited before any of it leaves, then sent in one piece
         // with its length.
-        return respond::whole(&plane.outcomes, ctx, &query, stats, grant, first, next).await;
+        return respond::whole(&plane.outcomes, ctx, &query, sent, grant, first, next).await;
     }
     let guard = StallGuard {
         watch: plane.stalls.clone(),

@@ -9,6 +9,7 @@ use crate::usage::{Counts, UsageCounters, UsageKey, NO_DATASET};
 use http::{HeaderValue, Response, StatusCode};
 use sluice_net::body::RespBody;
 use sluice_net::problem::{Problem, ProblemCode};
+use sluice_policy::served::ServedDigest;
 use sluice_policy::stream::MaskStats;
 use std::future::Future;
 use std::sync::Arc;
@@ -24,6 +25,16 @@ pub struct Outcomes {
     pub usage: Option<Arc<UsageCounters>>,
     /// Each source's last outcome, for `/readyz`.
     pub sources: Arc<crate::source_health::SourceHealth>,
+}
+
+/// What a response sent, as its audit record keeps it: the masker's counters and the digest
+/// of the record keys it wrote.
+#[derive(Debug, Clone, Default)]
+pub struct Sent {
+    /// The masker's counters.
+    pub stats: MaskStats,
+    /// The keys of the records written, when the dataset declares a record key.
+    pub served: Option<ServedDigest>,
 }
 
 /// How a response that started streaming ended.
@@ -97,22 +108,23 @@ impl Outcomes {
         &self,
         ctx: &Ctx,
         end: StreamEnd,
-        stats: &MaskStats,
+        sent: &Sent,
     ) -> impl Future<Output = Result<u64, AuditError>> + Send + 'static {
-        self.audit
-            .append(ctx.record(true, end.reason(), StatusCode::OK, stats))
+        let mut record = ctx.record(true, end.reason(), StatusCode::OK, &sent.stats);
+        record.served = sent.served.as_ref().map(ServedDigest::encode);
+        self.audit.append(record)
     }
 
     /// Audits and counts a page masked whole before its head: the record is durable before
     /// any of it leaves. An audit failure is a problem (nothing has been sent).
-    pub async fn audit_whole(&self, ctx: &Ctx, stats: &MaskStats) -> Result<(), Problem> {
-        self.audit_stream(ctx, StreamEnd::Complete, stats)
+    pub async fn audit_whole(&self, ctx: &Ctx, sent: &Sent) -> Result<(), Problem> {
+        self.audit_stream(ctx, StreamEnd::Complete, sent)
             .await
             .map_err(|e| {
                 tracing::error!(request_id = %ctx.request_id, error = %e, "audit append failed");
                 unavailable_audit()
             })?;
-        self.count_stream(ctx, StreamEnd::Complete, stats);
+        self.count_stream(ctx, StreamEnd::Complete, &sent.stats);
         Ok(())
     }
 

@@ -191,9 +191,10 @@ impl Stream {
                     match ready!(self.masked.poll_output(cx)) {
                         Ok(Some(chunk)) => return Poll::Ready(Some(Ok(Frame::data(chunk)))),
                         Ok(None) => {
-                            let stats = self.masked.stats();
+                            let sent = self.masked.sent();
+                            let stats = sent.stats;
                             self.grant.settle(stats.records_out);
-                            let audit = self.outcomes.audit_stream(&self.ctx, StreamEnd::Complete, &stats);
+                            let audit = self.outcomes.audit_stream(&self.ctx, StreamEnd::Complete, &sent);
                             self.phase = Phase::Auditing(Box::pin(audit), stats);
                         }
                         Err(e) => {
@@ -232,12 +233,12 @@ impl Stream {
 
     /// Settles the grant, counts and audits (in the background) a stream that failed.
     fn record_abort(&mut self, e: &StreamError) {
-        let stats = self.masked.stats();
-        self.grant.settle(stats.records_out);
+        let sent = self.masked.sent();
+        self.grant.settle(sent.stats.records_out);
         tracing::warn!(request_id = %self.ctx.request_id, error = %e, "stream aborted");
         let end = StreamEnd::Aborted(e.reason());
-        self.outcomes.count_stream(&self.ctx, end, &stats);
-        let audit = self.outcomes.audit_stream(&self.ctx, end, &stats);
+        self.outcomes.count_stream(&self.ctx, end, &sent.stats);
+        let audit = self.outcomes.audit_stream(&self.ctx, end, &sent);
         spawn_audit(audit, &self.ctx.request_id);
     }
 
@@ -287,6 +288,7 @@ mod tests {
 
     fn masked(source: &'static str) -> MaskedBody {
         let plan = Arc::new(FieldPlan {
+            record_key: None,
             fields: vec![PlannedField {
                 name: "id".into(),
                 action: FieldAction::Emit { scan: false },

@@ -8,7 +8,7 @@
 use super::context::Ctx;
 use super::limit::Grant;
 use super::mask::MaskedBody;
-use super::outcome::{set_request_id, Outcomes};
+use super::outcome::{set_request_id, Outcomes, Sent};
 use super::records_body::{RecordsBody, StallGuard};
 use super::route::{NextPage, RecordsQuery};
 use crate::listeners::ListenerKind;
@@ -18,7 +18,7 @@ use http::{header, HeaderValue, Response};
 use http_body_util::BodyExt;
 use sluice_net::body::{full, RespBody};
 use sluice_net::problem::Problem;
-use sluice_policy::stream::{MaskStats, OutputFormat};
+use sluice_policy::stream::OutputFormat;
 
 /// The catalog of the listener (the public one lists unconditional datasets only).
 pub async fn catalog(
@@ -47,16 +47,16 @@ pub async fn whole(
     outcomes: &Outcomes,
     ctx: &Ctx,
     query: &RecordsQuery,
-    stats: MaskStats,
+    sent: Sent,
     grant: Grant,
     body: Option<Bytes>,
     next: Option<NextPage>,
 ) -> Result<Response<RespBody>, Problem> {
-    if let Err(problem) = outcomes.audit_whole(ctx, &stats).await {
+    if let Err(problem) = outcomes.audit_whole(ctx, &sent).await {
         grant.settle(0);
         return Err(problem);
     }
-    grant.settle(stats.records_out);
+    grant.settle(sent.stats.records_out);
     let link = next.and_then(|n| query.next_link(&ctx.path, &n));
     let mut resp = Response::new(full(body.unwrap_or_default()));
     set_headers(&mut resp, query, ctx.licence.clone(), link, &ctx.request_id);
@@ -148,11 +148,18 @@ mod tests {
         (outcomes, Ctx::new(&req, &conn), query, grant)
     }
 
-    fn stats() -> MaskStats {
-        MaskStats {
-            records_in: 2,
-            records_out: 2,
-            ..MaskStats::default()
+    /// Two records sent, with the digest of their keys.
+    fn sent() -> Sent {
+        let mut keys = sluice_policy::served::ServedKeys::default();
+        keys.add(b"HY-1");
+        keys.add(b"HY-2");
+        Sent {
+            stats: sluice_policy::stream::MaskStats {
+                records_in: 2,
+                records_out: 2,
+                ..Default::default()
+            },
+            served: keys.digest(),
         }
     }
 
@@ -165,7 +172,7 @@ mod tests {
             &outcomes,
             &ctx,
             &query,
-            stats(),
+            sent(),
             grant,
             Some(Bytes::from_static(PAGE.as_bytes())),
             None,
@@ -177,6 +184,8 @@ mod tests {
         let log = std::fs::read_to_string(dir.path().join("audit-000001.jsonl")).unwrap();
         assert!(log.contains(r#""records_out":2"#), "{log}");
         assert!(log.contains(&ctx.request_id), "{log}");
+        let served = sent().served.unwrap().encode();
+        assert!(log.contains(&format!(r#""served":"{served}""#)), "{log}");
         assert_eq!(resp.headers()["sluice-request-id"], ctx.request_id.as_str());
         assert_eq!(resp.headers()[header::CONTENT_TYPE], "application/json");
         let body = resp.into_body();
@@ -198,7 +207,7 @@ mod tests {
             &outcomes,
             &ctx,
             &query,
-            stats(),
+            sent(),
             grant,
             Some(Bytes::from_static(PAGE.as_bytes())),
             None,

@@ -18,6 +18,7 @@ pub mod runtime;
 pub mod source_health;
 pub mod subscription;
 mod sync;
+pub mod trace;
 pub mod usage;
 pub mod usage_report;
 pub mod watch;

@@ -70,6 +70,9 @@ enum Command {
     },
     /// Administer the registry over its HTTPS API with an admin certificate.
     Admin(Box<sluice::admin::AdminArgs>),
+    /// Name the licensee a leaked copy of a dataset came from, from its fingerprint marks
+    /// (exit 3: cannot tell).
+    Trace(sluice::trace_cli::TraceArgs),
 }
 
 fn main() -> ExitCode {
@@ -114,6 +117,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Audit(cmd) => sluice::audit_cli::run(cmd),
+        Command::Trace(args) => sluice::trace_cli::run(args),
         Command::Registry { config } => {
             runtime()?.block_on(sluice_registry::run(&config))?;
             Ok(ExitCode::SUCCESS)

@@ -342,6 +342,39 @@ async fn demo_runs_two_agencies_on_registry_licences_and_admin_commands_take_eff
         "{changes}"
     );
 
+    // The printed fingerprint example: the maps company's crew-routing copy, downloaded as
+    // printed, is traced back to it; the others are scored and not named. The same records as
+    // the source has them (no marks) name nobody, with exit code 3.
+    let leak_dir = tempfile::tempdir().unwrap();
+    let in_dir = |line: &str| format!("cd {} && {line}", leak_dir.path().display());
+    run_printed(&in_dir(&demo.line("crew-routing")));
+    let leaked: Vec<Value> =
+        serde_json::from_slice(&std::fs::read(leak_dir.path().join("leaked.json")).unwrap()).unwrap();
+    assert_eq!(leaked.len(), 40);
+    let trace = demo.line(" trace --config ");
+    let out = run_printed(&in_dir(&format!("{trace} --format json")));
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["verdict"], "named", "{report}");
+    assert_eq!(report["licensee"], s(&m, "/licensees/1/id"), "{report}");
+    assert!(report["p_value"].as_f64().unwrap() < 1e-10, "{report}");
+    assert_eq!(report["marks_used"], 80, "{report}");
+    // The source's own page: what an insider at the agency could leak.
+    run_printed(&in_dir(&format!(
+        "curl -sf '{}?limit=40' > source.json",
+        s(&m, "/source_url")
+    )));
+    let out = Command::new("sh")
+        .args(["-c", &in_dir(&trace.replace("leaked.json", "source.json"))])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("cannot tell"));
+
     // Ctrl-C stops everything cleanly; both audit chains verify.
     demo.interrupt().await;
     for audit in [s(&m, "/gateways/0/audit_dir"), s(&m, "/gateways/1/audit_dir")] {

@@ -224,6 +224,7 @@ pub async fn start(dir: &Path) -> anyhow::Result<Demo> {
             "admin_url": format!("http://{}", r.admin_addr),
             "datasets": gw.datasets,
             "audit_dir": dir.join(gw.state_dir).join("audit"),
+            "config": dir.join(gw.config_file),
         })
     };
     let licensee_entry = |id: &str| {
@@ -294,14 +295,19 @@ title = "Fire hydrant register with volunteer adopters"
 owner = "Shanghai Fire and Rescue"
 update_frequency = "daily"
 grades = { personal = "non_anonymous_non_sensitive" }
+# Every record has a stable id: fingerprint marks are keyed by it, and the audit digests the
+# ids each response served.
+record_key = "id"
 # Codes that can hold no identifier are not scanned (`scan = false`): that also makes them
-# filterable (`district=eq.Huangpu`); a scanned field never is.
+# filterable (`district=eq.Huangpu`); a scanned field never is. Coordinates a licence shows
+# unrounded carry the licensee's fingerprint: each moves by at most half of 0.00001° (about
+# half a metre), so a leaked copy names the licensee it was served to (`sluice trace`).
 fields = [
   { name = "id", scan = false },
   { name = "district", scan = false },
   { name = "street" },
-  { name = "latitude", grades = { object = "low_risk" } },
-  { name = "longitude", grades = { object = "low_risk" } },
+  { name = "latitude", grades = { object = "low_risk" }, fingerprint = { tolerance = 0.00001 } },
+  { name = "longitude", grades = { object = "low_risk" }, fingerprint = { tolerance = 0.00001 } },
   { name = "status", scan = false },
   { name = "last_inspection" },
   { name = "adopter_name", grades = { personal = "non_anonymous_non_sensitive" } },

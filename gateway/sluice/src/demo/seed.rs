@@ -55,6 +55,12 @@ pub const SCENARIOS: &[(&str, &str, &str, &str)] = &[
         "fire-hydrants",
     ),
     (
+        "crew-routing",
+        "Inspection crew routing",
+        "routing hydrant inspection crews to the exact hydrant",
+        "fire-hydrants",
+    ),
+    (
         "property-underwriting",
         "Commercial property underwriting",
         "pricing enterprise property insurance by activity level",
@@ -100,6 +106,12 @@ pub const LICENCES: &[DemoLicence] = &[
         licensee: super::MAPS,
         dataset: "fire-hydrants",
         scenario: "map-overlay",
+    },
+    DemoLicence {
+        id: "lic-maps-routing",
+        licensee: super::MAPS,
+        dataset: "fire-hydrants",
+        scenario: "crew-routing",
     },
     DemoLicence {
         id: "lic-acme-underwriting",
@@ -157,6 +169,22 @@ pub fn grant_body(l: &DemoLicence) -> Value {
                 "row_filter": "district = 'Huangpu'",
                 "rate": { "per_second": 5, "burst": 10 },
                 "quota": { "requests_per_day": 1000, "records_per_day": 50000 },
+            }),
+        ),
+        // Crews need the exact hydrant: coordinates unrounded, so this copy carries the maps
+        // company's fingerprint marks; no adopter data.
+        "lic-maps-routing" => (
+            json!({
+                "id": { "rule": "clear" },
+                "district": { "rule": "clear" },
+                "street": { "rule": "clear" },
+                "latitude": { "rule": "clear" },
+                "longitude": { "rule": "clear" },
+                "status": { "rule": "clear" },
+            }),
+            json!({
+                "rate": { "per_second": 20, "burst": 40 },
+                "quota": { "requests_per_day": 10000, "records_per_day": 1000000 },
             }),
         ),
         // The insurer sees which region and industry, and how much, but not who in the clear.

@@ -58,6 +58,14 @@ pub fn print(demo: &Demo) {
     println!("curl -s {acme} -H 'Sluice-Scenario: fire-hydrant-adoption' '{fire}/v1/{hydrants}?limit=3'");
     println!("# row-filtered licence (Huangpu only), CSV");
     println!("curl -s {maps} -H 'Sluice-Scenario: map-overlay' '{fire}/v1/{hydrants}?limit=5&format=csv'");
+    println!("# fingerprints: crews see coordinates unrounded, each licensee's copy with its own marks (±0.000005°)…");
+    println!(
+        "curl -s {maps} -H 'Sluice-Scenario: crew-routing' '{fire}/v1/{hydrants}?limit=40' > leaked.json"
+    );
+    println!(
+        "# …so if that file turns up somewhere, the gateway names whom it served it to (exit 3: cannot tell)"
+    );
+    println!("{bin} trace --config {} leaked.json", s(m, "/gateways/0/config"));
     println!("# wrong scenario → problem+json");
     println!("curl -s {acme} -H 'Sluice-Scenario: marketing' '{fire}/v1/{hydrants}'");
     println!("# unlicensed certificate → problem+json");

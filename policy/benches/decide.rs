@@ -43,6 +43,7 @@ fn licences(n: usize) -> Vec<Licence> {
             let fields: BTreeMap<String, MaskRule> =
                 (0..8).map(|f| (format!("f{f}"), MaskRule::Clear)).collect();
             Licence {
+                aggregate: None,
                 id: format!("lic-{i}"),
                 licensee: format!("licensee-{}", i / 5),
                 dataset: format!("dataset-{}", i % 50),

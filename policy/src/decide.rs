@@ -154,6 +154,9 @@ pub enum Refusal {
     /// The licence is for aggregates only.
     #[error("licence `{0}` allows aggregates only")]
     AggregateOnly(String),
+    /// The licence for the scenario allows records, not aggregates.
+    #[error("licence `{0}` does not allow aggregates")]
+    AggregateNotLicensed(String),
 }
 
 impl Refusal {
@@ -173,6 +176,7 @@ impl Refusal {
             Self::LicenseeRestricted { .. } => ProblemCode::LicenseeRestricted,
             Self::FieldNotAllowed(_) => ProblemCode::FieldNotAllowed,
             Self::AggregateOnly(_) => ProblemCode::AggregateOnly,
+            Self::AggregateNotLicensed(_) => ProblemCode::AggregateNotLicensed,
         }
     }
 }
@@ -314,7 +318,35 @@ impl PolicySet {
         }
     }
 
+    /// Decides an aggregate request (the data sandbox) at the time `clock` gives: the licence
+    /// whose [`Licence::aggregate`] allowance the answer must keep to. Every check of
+    /// [`PolicySet::decide`] applies (closed datasets, restrictions, scenario, validity,
+    /// state); a request without a licensee is refused, whatever the dataset's category.
+    pub fn decide_aggregate(&self, req: &Request<'_>, clock: &impl Clock) -> Result<Arc<Licence>, Refusal> {
+        if req.licensee.is_none() {
+            self.datasets
+                .get(req.dataset)
+                .ok_or_else(|| Refusal::UnknownDataset(req.dataset.to_owned()))?;
+            return Err(Refusal::Unauthenticated(req.dataset.to_owned()));
+        }
+        self.licence_for(req, clock.now(), Want::Aggregate)
+            .map(|c| c.licence.clone())
+    }
+
     fn decide_inner(&self, req: &Request<'_>, now: OffsetDateTime) -> Result<Permit, Refusal> {
+        if req.licensee.is_none() {
+            let ds = self.open_dataset(req)?;
+            return ds
+                .public_permit
+                .clone()
+                .ok_or_else(|| Refusal::Unauthenticated(req.dataset.to_owned()));
+        }
+        self.licence_for(req, now, Want::Records)
+            .map(|c| c.permit.clone())
+    }
+
+    /// The dataset, unless it is unknown, closed or non-open.
+    fn open_dataset(&self, req: &Request<'_>) -> Result<&CompiledDataset, Refusal> {
         let ds = self
             .datasets
             .get(req.dataset)
@@ -323,12 +355,20 @@ impl PolicySet {
         if closed || ds.category == OpenCategory::NonOpen {
             return Err(Refusal::DatasetClosed(req.dataset.to_owned()));
         }
-        let Some(licensee) = req.licensee else {
-            return ds
-                .public_permit
-                .clone()
-                .ok_or_else(|| Refusal::Unauthenticated(req.dataset.to_owned()));
-        };
+        Ok(ds)
+    }
+
+    /// The licensee's usable licence for the request's dataset and scenario, for `want`.
+    fn licence_for(
+        &self,
+        req: &Request<'_>,
+        now: OffsetDateTime,
+        want: Want,
+    ) -> Result<&CompiledLicence, Refusal> {
+        let ds = self.open_dataset(req)?;
+        let licensee = req
+            .licensee
+            .ok_or_else(|| Refusal::Unauthenticated(req.dataset.to_owned()))?;
         if self.measures.all_conditional_closed && ds.category == OpenCategory::Conditional {
             return Err(Refusal::DatasetClosed(req.dataset.to_owned()));
         }
@@ -350,8 +390,8 @@ impl PolicySet {
         let scenario = req.scenario.ok_or(Refusal::ScenarioMissing)?;
         let mut best: Option<Refusal> = None;
         for c in candidates.iter().filter(|c| c.licence.scenario == scenario) {
-            match check_licence(&c.licence, now) {
-                Ok(()) => return Ok(c.permit.clone()),
+            match check_licence(&c.licence, now, want) {
+                Ok(()) => return Ok(c),
                 Err(r) => {
                     if best.as_ref().is_none_or(|b| rank(&r) > rank(b)) {
                         best = Some(r);
@@ -369,7 +409,7 @@ impl PolicySet {
 /// Among several licences for one scenario, report the most actionable refusal.
 fn rank(r: &Refusal) -> u8 {
     match r {
-        Refusal::AggregateOnly(_) => 5,
+        Refusal::AggregateOnly(_) | Refusal::AggregateNotLicensed(_) => 5,
         Refusal::LicenceNotYetValid(_) => 4,
         Refusal::LicenceSuspended { .. } => 3,
         Refusal::LicenceExpired(_) => 2,
@@ -378,7 +418,16 @@ fn rank(r: &Refusal) -> u8 {
     }
 }
 
-fn check_licence(l: &Licence, now: OffsetDateTime) -> Result<(), Refusal> {
+/// What a request asks a licence for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Want {
+    /// Masked records.
+    Records,
+    /// Aggregates (the data sandbox).
+    Aggregate,
+}
+
+fn check_licence(l: &Licence, now: OffsetDateTime, want: Want) -> Result<(), Refusal> {
     match &l.status {
         LicenceStatus::Active => {}
         LicenceStatus::Suspended { reason } => {
@@ -400,10 +449,11 @@ fn check_licence(l: &Licence, now: OffsetDateTime) -> Result<(), Refusal> {
     if now >= l.valid_until {
         return Err(Refusal::LicenceExpired(l.id.clone()));
     }
-    if l.mode == Mode::Aggregate {
-        return Err(Refusal::AggregateOnly(l.id.clone()));
+    match want {
+        Want::Records if l.mode == Mode::Aggregate => Err(Refusal::AggregateOnly(l.id.clone())),
+        Want::Aggregate if l.aggregate.is_none() => Err(Refusal::AggregateNotLicensed(l.id.clone())),
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 /// Builds a licence's plan: dataset field order, licence rules, classification floors.

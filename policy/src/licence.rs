@@ -47,6 +47,10 @@ pub struct Licence {
     /// fusion rule (a set of datasets one licensee must not otherwise hold together).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expert_review: Option<String>,
+    /// What aggregate answers may hold (the data sandbox): required by `mode = "aggregate"`;
+    /// on a records licence it allows aggregates as well.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aggregate: Option<crate::aggregate::AggregateAllowance>,
 }
 
 /// Requests per second with a burst.

@@ -57,6 +57,15 @@ pub enum ProblemCode {
     FieldNotFilterable,
     /// The licence is for aggregates only.
     AggregateOnly,
+    /// No licence for the scenario allows aggregates.
+    AggregateNotLicensed,
+    /// An aggregate query groups, filters or measures a field the licence does not allow in
+    /// that role.
+    FieldNotAggregable,
+    /// An aggregate answer would be computed from more groups than the licence allows.
+    TooManyGroups,
+    /// The licence's differential-privacy budget for the day is spent.
+    PrivacyBudgetExhausted,
     /// Over the licence's request rate.
     RateLimited,
     /// A daily quota is used up.
@@ -116,6 +125,10 @@ impl ProblemCode {
             Self::FieldNotAllowed => "field-not-allowed",
             Self::FieldNotFilterable => "field-not-filterable",
             Self::AggregateOnly => "aggregate-only",
+            Self::AggregateNotLicensed => "aggregate-not-licensed",
+            Self::FieldNotAggregable => "field-not-aggregable",
+            Self::TooManyGroups => "too-many-groups",
+            Self::PrivacyBudgetExhausted => "privacy-budget-exhausted",
             Self::RateLimited => "rate-limited",
             Self::QuotaExhausted => "quota-exhausted",
             Self::UpstreamFailed => "upstream-failed",
@@ -154,6 +167,10 @@ impl ProblemCode {
             Self::FieldNotAllowed => 400,
             Self::FieldNotFilterable => 400,
             Self::AggregateOnly => 403,
+            Self::AggregateNotLicensed => 403,
+            Self::FieldNotAggregable => 400,
+            Self::TooManyGroups => 400,
+            Self::PrivacyBudgetExhausted => 429,
             Self::RateLimited => 429,
             Self::QuotaExhausted => 429,
             Self::UpstreamFailed => 502,
@@ -192,6 +209,10 @@ impl ProblemCode {
             Self::FieldNotAllowed => "Field not allowed",
             Self::FieldNotFilterable => "Field cannot be filtered or ordered on",
             Self::AggregateOnly => "Aggregate-only licence",
+            Self::AggregateNotLicensed => "Aggregates not licensed",
+            Self::FieldNotAggregable => "Field cannot be aggregated",
+            Self::TooManyGroups => "Too many groups",
+            Self::PrivacyBudgetExhausted => "Privacy budget exhausted",
             Self::RateLimited => "Rate limit exceeded",
             Self::QuotaExhausted => "Daily quota exhausted",
             Self::UpstreamFailed => "Upstream failed",
@@ -262,7 +283,8 @@ mod tests {
 
     /// Today's gateway `ALL_CODES` with the statuses and titles `ProblemKind` gives them
     /// (policy codes through `ProblemKind::Policy`), in that order, plus `field-not-filterable`
-    /// (the query interface, issue 10) after `field-not-allowed`.
+    /// (the query interface, issue 10) after `field-not-allowed` and the data sandbox's codes
+    /// (issue 13) after `aggregate-only`.
     const GATEWAY: &[(&str, u16, &str)] = &[
         ("unauthenticated", 401, "Client certificate required"),
         (
@@ -287,6 +309,10 @@ mod tests {
             "Field cannot be filtered or ordered on",
         ),
         ("aggregate-only", 403, "Aggregate-only licence"),
+        ("aggregate-not-licensed", 403, "Aggregates not licensed"),
+        ("field-not-aggregable", 400, "Field cannot be aggregated"),
+        ("too-many-groups", 400, "Too many groups"),
+        ("privacy-budget-exhausted", 429, "Privacy budget exhausted"),
         ("rate-limited", 429, "Rate limit exceeded"),
         ("quota-exhausted", 429, "Daily quota exhausted"),
         ("upstream-failed", 502, "Upstream failed"),
@@ -345,7 +371,7 @@ mod tests {
             assert_eq!(json, format!("\"{code}\""));
             assert_eq!(serde_json::from_str::<ProblemCode>(&json).unwrap(), c);
         }
-        assert_eq!(ProblemCode::ALL.len(), 32);
+        assert_eq!(ProblemCode::ALL.len(), 36);
     }
 
     #[test]

@@ -303,6 +303,7 @@ fn licence() -> impl Strategy<Value = Licence> {
     )
         .prop_map(
             |((who, ds, sc), fields, filter, (from, until), mode, status)| Licence {
+                aggregate: None,
                 id: String::new(),
                 licensee: LICENSEES[who].into(),
                 dataset: DATASETS[ds].into(),
@@ -987,6 +988,7 @@ proptest! {
         (t.personal[0], t.organisation[0], t.object[0]) = (0, 0, 0);
         let ds_fields: Vec<(&str, G, bool)> = PATH_FIELDS.iter().zip(&fields).map(|((n, _), (g, scan, _))| (*n, *g, *scan)).collect();
         let licence = Licence {
+            aggregate: None,
             id: "L".into(),
             licensee: "alice".into(),
             dataset: "hydrants".into(),

@@ -449,6 +449,23 @@ impl Config {
                             );
                         }
                     }
+                    match &lic.aggregate {
+                        None if lic.mode == sluice_policy::licence::Mode::Aggregate => bad(
+                            format!("licences[{i}].aggregate"),
+                            "an aggregate licence needs the fields it may group and measure",
+                        ),
+                        None => {}
+                        Some(a) => {
+                            for (path, message) in a.problems(d, &self.classification) {
+                                let at = if path.is_empty() {
+                                    String::new()
+                                } else {
+                                    format!(".{path}")
+                                };
+                                bad(format!("licences[{i}].aggregate{at}"), &message);
+                            }
+                        }
+                    }
                 }
             }
         }

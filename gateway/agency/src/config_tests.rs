@@ -201,3 +201,55 @@ fn fingerprint_declarations_need_a_record_key_and_a_usable_tolerance() {
         assert!(p[0].contains("at most six significant digits"), "{bad}: {p:?}");
     }
 }
+
+#[test]
+fn aggregate_licences_name_fields_the_classification_lets_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let licence = |mode: &str, aggregate: &str| {
+        let text = base(dir.path()).replace(
+            r#"fields = [{ name = "name" }, { name = "area" }]"#,
+            r#"fields = [{ name = "name" }, { name = "area" }, { name = "warden", grades = { personal = "non_anonymous_non_sensitive" } }, { name = "secret", grades = { personal = "non_anonymous_sensitive" } }]"#,
+        ) + &format!(
+            "\n[[licences]]\nid = \"l1\"\nlicensee = \"acme\"\ndataset = \"parks\"\nscenario = \"s\"\n\
+             valid_from = \"2026-01-01T00:00:00Z\"\nvalid_until = \"2027-01-01T00:00:00Z\"\n\
+             fields = {{}}\nmode = \"{mode}\"\n{aggregate}"
+        );
+        match Config::load(&write(dir.path(), "gw.toml", &text)) {
+            Ok(_) => Vec::new(),
+            Err(ConfigError::Invalid(p)) => p
+                .into_iter()
+                .map(|p| format!("{}: {}", p.path, p.message))
+                .collect(),
+            Err(e) => panic!("{e}"),
+        }
+    };
+    assert!(licence(
+        "aggregate",
+        r#"aggregate = { group_by = ["name"], measures = ["area"] }"#
+    )
+    .is_empty());
+    assert_eq!(
+        licence("aggregate", ""),
+        ["licences[0].aggregate: an aggregate licence needs the fields it may group and measure"]
+    );
+    let p = licence(
+        "records",
+        r#"aggregate = { group_by = ["warden", "nope"], measures = ["secret"], k = 2 }"#,
+    );
+    for expected in [
+        "licences[0].aggregate: aggregate k = 2 is below the minimum of 3",
+        "licences[0].aggregate.group_by[0]: only fields the classification lets out in the clear may be grouped on",
+        "licences[0].aggregate.group_by[1]: the dataset has no such field",
+        "licences[0].aggregate.measures[0]: a non-open field cannot be measured",
+    ] {
+        assert!(p.iter().any(|x| x == expected), "{expected} not in {p:?}");
+    }
+    let p = licence(
+        "aggregate",
+        r#"aggregate = { group_by = ["name"], dp = { epsilon = 1.0, budget_per_day = 0.5 } }"#,
+    );
+    assert_eq!(
+        p,
+        ["licences[0].aggregate.dp: the daily privacy budget must be at least one answer's epsilon"]
+    );
+}

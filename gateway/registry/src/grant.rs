@@ -7,7 +7,7 @@ use super::problem::{Problem, ProblemCode as P};
 use super::request::valid_id;
 use super::store::Store;
 use sluice_policy::classify::{OpenCategory, RuleTable};
-use sluice_policy::licence::{Licence, LicenceStatus};
+use sluice_policy::licence::{Licence, LicenceStatus, Mode};
 use sluice_policy::rowfilter::RowFilter;
 
 fn invalid(msg: impl Into<String>) -> Problem {
@@ -34,10 +34,28 @@ pub async fn build_licence(store: &Store, g: GrantRequest) -> Result<Licence, Pr
         Err(e) => return Err(e.into()),
     };
     super::parties::check_scenario(store, &g.scenario, &g.dataset).await?;
-    if g.fields.is_empty() {
+    if g.fields.is_empty() && g.mode == Mode::Records {
         return Err(invalid("a licence must allow at least one field"));
     }
     let rules = RuleTable::default();
+    match &g.aggregate {
+        None if g.mode == Mode::Aggregate => {
+            return Err(invalid(
+                "an aggregate licence needs `aggregate` (the fields it may group and measure)",
+            ))
+        }
+        None => {}
+        Some(a) => {
+            if let Some((path, message)) = a.problems(&dataset.spec, &rules).into_iter().next() {
+                let at = if path.is_empty() {
+                    String::new()
+                } else {
+                    format!(".{path}")
+                };
+                return Err(invalid(format!("aggregate{at}: {message}")));
+            }
+        }
+    }
     for (name, rule) in &g.fields {
         let field = dataset
             .spec
@@ -89,6 +107,7 @@ pub async fn build_licence(store: &Store, g: GrantRequest) -> Result<Licence, Pr
         }
     }
     Ok(Licence {
+        aggregate: g.aggregate,
         id,
         licensee: g.licensee,
         dataset: g.dataset,

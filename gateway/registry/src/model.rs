@@ -162,6 +162,9 @@ pub struct GrantRequest {
     /// `records` or `aggregate`.
     #[serde(default)]
     pub mode: sluice_policy::licence::Mode,
+    /// What aggregate answers may hold: required by `mode = aggregate`, optional otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aggregate: Option<sluice_policy::aggregate::AggregateAllowance>,
     /// Why (recorded).
     #[serde(default)]
     pub reason: String,

@@ -228,6 +228,7 @@ async fn add_round_licensee(store: &Store, round: usize) -> String {
 /// [`licence`] `id` for `licensee` on `dataset`.
 fn licence_of(id: &str, licensee: &str, dataset: &str) -> Licence {
     Licence {
+        aggregate: None,
         licensee: licensee.into(),
         dataset: dataset.into(),
         ..licence(id)

@@ -108,7 +108,7 @@ mod table;
 mod tests;
 
 pub use decimal::{Decimal, DecimalError};
-pub use noise::{add_noise, cost, Budget, BudgetExhausted, DpParams, NoiseError, NoiseInfo};
+pub use noise::{add_noise, cost, Budget, BudgetExhausted, DpParams, DpPolicy, NoiseError, NoiseInfo};
 pub use query::{
     query_fingerprint, AggregateAllowance, AggregateQuery, AllowanceError, EqFilter, FieldRole, Metric,
     QueryError, Refusal, DEFAULT_K, DEFAULT_MAX_GROUPS, MAX_BASE_FIELDS, MAX_GROUP_BY, MIN_K, RESERVED_NAMES,

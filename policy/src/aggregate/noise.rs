@@ -59,6 +59,39 @@ pub struct DpParams {
     pub clamp: Option<Clamp>,
 }
 
+/// A licence's differential-privacy policy: the ε one answer spends, the ε a UTC day
+/// allows, and the bounds each record's measure is clamped to (needed for sums and averages).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DpPolicy {
+    /// The privacy loss of one answer.
+    pub epsilon: f64,
+    /// The privacy loss a licence may spend per UTC day, across every gateway.
+    pub budget_per_day: f64,
+    /// Each record's measure is clamped to these bounds before it is summed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clamp: Option<Clamp>,
+}
+
+impl DpPolicy {
+    /// The noise parameters of one answer.
+    pub fn params(&self) -> DpParams {
+        DpParams {
+            epsilon: self.epsilon,
+            clamp: self.clamp,
+        }
+    }
+
+    /// Checks ε, the clamp, and that the daily budget holds at least one answer.
+    pub fn validate(&self) -> Result<(), NoiseError> {
+        self.params().validate()?;
+        if !(self.budget_per_day >= self.epsilon && self.budget_per_day.is_finite()) {
+            return Err(NoiseError::BudgetBelowEpsilon);
+        }
+        Ok(())
+    }
+}
+
 /// Why noise was not added.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NoiseError {
@@ -68,6 +101,9 @@ pub enum NoiseError {
     /// A clamp with `lower > upper`.
     #[error("the clamp's lower bound is above its upper bound")]
     BadClamp,
+    /// A daily budget smaller than one answer's ε (or not a number).
+    #[error("the daily privacy budget must be at least one answer's epsilon")]
+    BudgetBelowEpsilon,
     /// `min` or `max`, whose sensitivity is unbounded.
     #[error("differential privacy is not available for {metric}")]
     UnsupportedMetric {

@@ -212,7 +212,7 @@ impl EqFilter {
 }
 
 /// What a licence allows to be aggregated, and how cautiously.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AggregateAllowance {
     /// The fields that may be grouped (and filtered) on. Every answer is computed from the
@@ -228,6 +228,9 @@ pub struct AggregateAllowance {
     /// The most distinct base cells one answer may be computed from.
     #[serde(default = "default_max_groups")]
     pub max_groups: usize,
+    /// Differential privacy: noise on every answer, charged to a daily budget.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dp: Option<super::noise::DpPolicy>,
 }
 
 fn default_k() -> u32 {
@@ -321,7 +324,55 @@ impl AggregateAllowance {
             measures,
             k: DEFAULT_K,
             max_groups: DEFAULT_MAX_GROUPS,
+            dp: None,
         }
+    }
+
+    /// What is wrong with the allowance for a dataset, as `(path, message)` relative to the
+    /// allowance: its own rules ([`AggregateAllowance::validate`]), grouped fields the
+    /// classification does not let out in the clear, measured fields that are non-open or not
+    /// in the dataset, and a differential-privacy policy that does not hold together.
+    pub fn problems(
+        &self,
+        spec: &crate::catalog::DatasetSpec,
+        rules: &crate::classify::RuleTable,
+    ) -> Vec<(String, String)> {
+        use crate::classify::OpenCategory;
+        let mut out = Vec::new();
+        if let Err(e) = self.validate() {
+            out.push((String::new(), e.to_string()));
+        }
+        for (i, name) in self.group_by.iter().enumerate() {
+            match spec.field(name) {
+                None => out.push((format!("group_by[{i}]"), "the dataset has no such field".into())),
+                Some(f)
+                    if rules.category(&f.grades) == OpenCategory::NonOpen
+                        || rules.requires_masking(&f.grades) =>
+                {
+                    out.push((
+                        format!("group_by[{i}]"),
+                        "only fields the classification lets out in the clear may be grouped on".into(),
+                    ))
+                }
+                Some(_) => {}
+            }
+        }
+        for (i, name) in self.measures.iter().enumerate() {
+            match spec.field(name) {
+                None => out.push((format!("measures[{i}]"), "the dataset has no such field".into())),
+                Some(f) if rules.category(&f.grades) == OpenCategory::NonOpen => out.push((
+                    format!("measures[{i}]"),
+                    "a non-open field cannot be measured".into(),
+                )),
+                Some(_) => {}
+            }
+        }
+        if let Some(dp) = &self.dp {
+            if let Err(e) = dp.validate() {
+                out.push(("dp".into(), e.to_string()));
+            }
+        }
+        out
     }
 
     /// Checks the allowance itself: field names, `k >= MIN_K`, a non-zero cap.

@@ -22,6 +22,7 @@ fn allowance(group_by: &[&str], measures: &[&str], k: u32) -> AggregateAllowance
         measures: strings(measures),
         k,
         max_groups: 10_000,
+        dp: None,
     }
 }
 

@@ -74,6 +74,7 @@ fn licence(id: &str, scenario: &str) -> Licence {
     fields.insert("adopter_id_number".into(), MaskRule::Redact); // non-open: withheld
     fields.insert("colour".into(), MaskRule::Clear); // unknown: withheld
     Licence {
+        aggregate: None,
         id: id.into(),
         licensee: "acme".into(),
         dataset: "hydrants".into(),
@@ -279,6 +280,65 @@ fn requested_fields_narrow_the_plan() {
     assert_eq!(
         deny(s.decide(&r, &NOW)),
         Refusal::FieldNotAllowed("adopter_id_number".into())
+    );
+}
+
+#[test]
+fn aggregates_need_a_licence_that_allows_them_and_keep_every_other_check() {
+    use crate::aggregate::AggregateAllowance;
+    let allowance = AggregateAllowance::new(vec!["district".into()], vec![]);
+    let mut agg = licence("agg", "stats");
+    agg.mode = Mode::Aggregate;
+    agg.aggregate = Some(allowance.clone());
+    let mut both = licence("both", "planning");
+    both.aggregate = Some(allowance.clone());
+    let records = licence("rec", "adoption");
+    let mut suspended = licence("sus", "audit");
+    suspended.aggregate = Some(allowance);
+    suspended.status = LicenceStatus::Suspended {
+        reason: "review".into(),
+    };
+    let s = set(vec![agg, both, records, suspended], Measures::default());
+    let ask = |licensee, scenario| s.decide_aggregate(&req(licensee, "hydrants", scenario), &NOW);
+    assert_eq!(ask(Some("acme"), Some("stats")).unwrap().id, "agg");
+    // A records licence that says so allows aggregates too, and still its records.
+    assert_eq!(ask(Some("acme"), Some("planning")).unwrap().id, "both");
+    allow(s.decide(&req(Some("acme"), "hydrants", Some("planning")), &NOW));
+    let code = |r: Result<Arc<Licence>, Refusal>| r.unwrap_err().code();
+    assert_eq!(
+        code(ask(Some("acme"), Some("adoption"))),
+        ProblemCode::AggregateNotLicensed
+    );
+    assert_eq!(
+        code(ask(Some("acme"), Some("audit"))),
+        ProblemCode::LicenceSuspended
+    );
+    assert_eq!(
+        code(ask(Some("acme"), Some("other"))),
+        ProblemCode::ScenarioNotLicensed
+    );
+    assert_eq!(code(ask(Some("acme"), None)), ProblemCode::ScenarioMissing);
+    assert_eq!(code(ask(Some("globex"), Some("stats"))), ProblemCode::NoLicence);
+    // Without a certificate there are no aggregates, even of unconditional data.
+    assert_eq!(code(ask(None, Some("stats"))), ProblemCode::Unauthenticated);
+    assert_eq!(
+        code(s.decide_aggregate(&req(None, "parks", None), &NOW)),
+        ProblemCode::Unauthenticated
+    );
+    assert_eq!(
+        code(s.decide_aggregate(&req(Some("acme"), "nope", Some("stats")), &NOW)),
+        ProblemCode::UnknownDataset
+    );
+    let closed = Measures {
+        closed_datasets: ["hydrants".to_owned()].into(),
+        ..Measures::default()
+    };
+    let mut agg = licence("agg", "stats");
+    agg.aggregate = Some(AggregateAllowance::new(vec!["district".into()], vec![]));
+    let s = set(vec![agg], closed);
+    assert_eq!(
+        code(s.decide_aggregate(&req(Some("acme"), "hydrants", Some("stats")), &NOW)),
+        ProblemCode::DatasetClosed
     );
 }
 

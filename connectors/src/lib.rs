@@ -23,6 +23,7 @@ pub mod postgres;
 pub mod secret;
 mod source;
 pub mod sql;
+pub mod sql_aggregate;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 #[cfg(all(test, any(feature = "postgres", feature = "mysql", feature = "sqlite")))]
@@ -32,6 +33,6 @@ pub mod upstream_tls;
 
 pub use config::{connect, Shared, SourceConfig};
 pub use source::{
-    check_by_fetch, BodyError, BoxFuture, Connector, Fetch, FetchError, PageBodies, PageEnd, Paging,
-    PoolStatus, RowBatches, RowStream, SourceBody, SourceData, SourcePages,
+    check_by_fetch, AggregateFetch, BodyError, BoxFuture, Connector, Fetch, FetchError, PageBodies, PageEnd,
+    Paging, PoolStatus, RowBatches, RowStream, SourceBody, SourceData, SourcePages,
 };

@@ -22,14 +22,17 @@
 //! (`decimal`, `char(n)`, binary strings, dates, …) fails closed, naming the column.
 
 use crate::secret::Password;
+use crate::source::AggregateFetch;
 use crate::source::{BodyError, BoxFuture, Connector, Fetch, FetchError, PageEnd, RowStream, SourceData};
 use crate::sql::{Dialect, SqlParam, Table};
+use crate::sql_aggregate::{base_table, build_aggregate, cell_of, float_text, AggregateSelect};
 use crate::table::{
     cursor_text, default_read_timeout, default_statement_timeout, CursorCell, DeclaredType, TableConfig,
     BATCH_BYTES, BATCH_ROWS,
 };
 use futures_util::StreamExt as _;
 use serde::{Deserialize, Serialize};
+use sluice_policy::aggregate::{BaseRow, BaseTable};
 use sluice_policy::stream::{InputFormat, RowBatch};
 use sqlx::mysql::{MySqlArguments, MySqlConnectOptions, MySqlPoolOptions, MySqlRow};
 use sqlx::pool::PoolConnection;
@@ -230,6 +233,19 @@ impl Connector for MysqlSource {
         Box::pin(self.config.table.check(self))
     }
 
+    /// Groups in MySQL or MariaDB ([`crate::sql_aggregate`]); `None` when the licence's row
+    /// filter cannot be written in SQL.
+    fn aggregate<'a>(
+        &'a self,
+        req: &'a AggregateFetch<'a>,
+    ) -> Option<BoxFuture<'a, Result<BaseTable, FetchError>>> {
+        let select = match build_aggregate(Dialect::MySql, &self.table, req) {
+            Err(e) if e.streams_instead() => return None,
+            s => s,
+        };
+        Some(Box::pin(async move { self.run_aggregate(req, select?).await }))
+    }
+
     fn fetch<'a>(&'a self, fetch: &'a Fetch<'a>) -> BoxFuture<'a, Result<SourceData, FetchError>> {
         Box::pin(async move {
             let pool = self
@@ -281,6 +297,124 @@ impl Connector for MysqlSource {
                 end,
             }))
         })
+    }
+}
+
+impl MysqlSource {
+    /// Runs an aggregate push-down ([`build_aggregate`]) in one read-only transaction, under
+    /// the same timeouts as a fetch.
+    async fn run_aggregate(
+        &self,
+        req: &AggregateFetch<'_>,
+        select: AggregateSelect,
+    ) -> Result<BaseTable, FetchError> {
+        let pool = self
+            .pool
+            .get_or_init(|| self.config.pool())
+            .as_ref()
+            .map_err(|e| FetchError::Source(e.clone()))?;
+        let types: Vec<Option<DeclaredType>> = select
+            .groups
+            .iter()
+            .map(|c| self.config.table.type_of(&c.name))
+            .collect();
+        let limit = Duration::from_millis(
+            self.config
+                .connect_timeout_ms
+                .saturating_add(self.config.statement_timeout_ms),
+        );
+        let conn = tokio::time::timeout(limit, pool.acquire())
+            .await
+            .map_err(|_| FetchError::Timeout(limit))?
+            .map_err(|e| FetchError::Unreachable(format!("mysql: {}", my_error(&e))))?;
+        let mut conn = Conn(Some(conn));
+        let run = async {
+            let c = conn.get().ok_or_else(|| "no connection".to_owned())?;
+            c.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
+                .await
+                .map_err(|e| my_error(&e))?;
+            let rows = bind(&select.sql, &select.params)
+                .fetch_all(&mut **c)
+                .await
+                .map_err(|e| my_error(&e))?;
+            c.execute("COMMIT").await.map_err(|e| my_error(&e))?;
+            Ok::<_, String>(rows)
+        };
+        let rows = tokio::time::timeout(limit, run)
+            .await
+            .map_err(|_| FetchError::Timeout(limit))?
+            .map_err(|e| FetchError::Source(format!("mysql: {e}")))?;
+        conn.release();
+        tracing::debug!(
+            request_id = req.request_id,
+            rows = rows.len(),
+            "aggregate push-down"
+        );
+        let n = select.groups.len();
+        let base_rows = rows
+            .iter()
+            .map(|row| {
+                let key = (0..n)
+                    .map(|i| group_text(row, i, types.get(i).copied().flatten(), &select.groups[i].name))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let get = |i: usize| -> Result<i64, FetchError> {
+                    row.try_get::<i64, _>(i)
+                        .map_err(|e| FetchError::Source(format!("mysql: count: {e}")))
+                };
+                let text = |i: usize| -> Result<Option<String>, FetchError> {
+                    row.try_get::<Option<String>, _>(i)
+                        .map_err(|e| FetchError::Source(format!("mysql: aggregate: {e}")))
+                };
+                let cell = if select.measured {
+                    let (sum, min, max) = (text(n + 2)?, text(n + 3)?, text(n + 4)?);
+                    cell_of(
+                        get(n)?,
+                        get(n + 1)?,
+                        sum.as_deref(),
+                        min.as_deref(),
+                        max.as_deref(),
+                    )?
+                } else {
+                    cell_of(get(n)?, 0, None, None, None)?
+                };
+                Ok(BaseRow { key, cell })
+            })
+            .collect::<Result<Vec<_>, FetchError>>()?;
+        base_table(&select, req.plan, base_rows)
+    }
+}
+
+/// A group value as the masker would write it: text grouped by its bytes (selected as
+/// binary), decimals and dates as their text, other cells read as a fetch reads them.
+fn group_text(
+    row: &MySqlRow,
+    i: usize,
+    declared: Option<DeclaredType>,
+    name: &str,
+) -> Result<Option<String>, FetchError> {
+    let err = |e: String| FetchError::Source(format!("mysql: column {name:?}: {e}"));
+    match declared {
+        Some(DeclaredType::Text) => row
+            .try_get::<Option<Vec<u8>>, _>(i)
+            .map_err(|e| err(e.to_string()))?
+            .map(|b| String::from_utf8(b).map_err(|_| err("text that is not UTF-8".into())))
+            .transpose(),
+        Some(DeclaredType::Decimal | DeclaredType::Date | DeclaredType::Timestamp) => row
+            .try_get::<Option<String>, _>(i)
+            .map_err(|e| err(e.to_string())),
+        _ => {
+            let t = row
+                .columns()
+                .get(i)
+                .map_or("?", |c| c.type_info().name())
+                .to_owned();
+            let kind = kind_of(&t, declared)
+                .ok_or_else(|| err(format!("type {t} cannot be read as declared ({declared:?})")))?;
+            Ok(match cell(row, i, kind).map_err(err)? {
+                Cell::Float(f) => float_text(f),
+                c => cursor_text(c.as_cursor()),
+            })
+        }
     }
 }
 
@@ -826,6 +960,67 @@ mod tests {
         let mut c = config(&name);
         c.table = crate::sqltest::dated_table(&name);
         crate::sqltest::decimals_and_dates_behave(&MysqlSource::new(c)).await;
+        drop_table(&mut admin, &name).await;
+    }
+
+    /// A fresh table of `n` observations ([`crate::sqltest::observations`]); its name.
+    async fn observations(c: &mut sqlx::MySqlConnection, n: i64) -> String {
+        let name = table_name("sluice_my_obs");
+        c.execute(
+            format!(
+                "CREATE TABLE {name} (id varchar(16) PRIMARY KEY, district varchar(64), age int, \
+                 level double, active boolean, amount decimal(12,2), note text NOT NULL) \
+                 CHARACTER SET utf8mb4"
+            )
+            .as_str(),
+        )
+        .await
+        .unwrap();
+        for chunk in crate::sqltest::observations(n).chunks(200) {
+            let values = vec!["(?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
+            let sql = format!("INSERT INTO {name} VALUES {values}");
+            let q = chunk.iter().fold(sqlx::query(&sql), |q, o| {
+                q.bind(&o.0)
+                    .bind(&o.1)
+                    .bind(o.2)
+                    .bind(o.3)
+                    .bind(o.4)
+                    .bind(&o.5)
+                    .bind(&o.6)
+            });
+            q.execute(&mut *c).await.unwrap();
+        }
+        name
+    }
+
+    #[tokio::test]
+    async fn aggregate_push_down_equals_streaming() {
+        let mut admin = admin().await;
+        let name = observations(&mut admin, 600).await;
+        let mut c = config(&name);
+        c.table = crate::sqltest::obs_table(&name);
+        let source = MysqlSource::new(c.clone());
+        crate::sqltest::aggregates_match_streaming(&source, &c.table, 600).await;
+
+        // A release against a direct SQL computation over the cells of at least k amounts.
+        let k = 11;
+        let (released, _) = crate::sqltest::released_sums(&source, k).await;
+        let direct: Vec<(Option<Vec<u8>>, i64, String)> = sqlx::query_as(&format!(
+            "SELECT d, CAST(SUM(c) AS SIGNED), CAST(SUM(s) AS CHAR) FROM (SELECT CAST(district AS BINARY) \
+             AS d, age, COUNT(*) AS c, SUM(amount) AS s FROM {name} GROUP BY 1, 2 \
+             HAVING COUNT(amount) >= ?) x GROUP BY d"
+        ))
+        .bind(i64::from(k))
+        .fetch_all(&mut admin)
+        .await
+        .unwrap();
+        let direct = direct
+            .into_iter()
+            .map(|(d, n, s)| (d.map(|d| String::from_utf8(d).unwrap()), n, s))
+            .collect();
+        assert_eq!(released, crate::sqltest::direct_sums(direct));
+        let kept: u64 = released.iter().map(|c| c.1).sum();
+        assert!(!released.is_empty() && kept < 600, "{released:?}");
         drop_table(&mut admin, &name).await;
     }
 

@@ -19,14 +19,17 @@
 //! column. TLS is not supported yet: `sslmode=require` is refused by validation.
 
 use crate::secret::Password;
+use crate::source::AggregateFetch;
 use crate::source::{BodyError, BoxFuture, Connector, Fetch, FetchError, PageEnd, RowStream, SourceData};
 use crate::sql::{Dialect, SqlParam, Table};
+use crate::sql_aggregate::{base_table, build_aggregate, cell_of, float_text, AggregateSelect};
 use crate::table::{
     cursor_text, default_read_timeout, default_statement_timeout, CursorCell, DeclaredType, TableConfig,
     BATCH_BYTES, BATCH_ROWS,
 };
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
 use serde::{Deserialize, Serialize};
+use sluice_policy::aggregate::{BaseRow, BaseTable};
 use sluice_policy::stream::{InputFormat, RowBatch};
 use std::future::Future;
 use std::pin::Pin;
@@ -223,6 +226,19 @@ impl Connector for PostgresSource {
         Box::pin(self.config.table.check(self))
     }
 
+    /// Groups in PostgreSQL ([`crate::sql_aggregate`]); `None` when the licence's row filter
+    /// cannot be written in SQL.
+    fn aggregate<'a>(
+        &'a self,
+        req: &'a AggregateFetch<'a>,
+    ) -> Option<BoxFuture<'a, Result<BaseTable, FetchError>>> {
+        let select = match build_aggregate(Dialect::Postgres, &self.table, req) {
+            Err(e) if e.streams_instead() => return None,
+            s => s,
+        };
+        Some(Box::pin(async move { self.run_aggregate(req, select?).await }))
+    }
+
     fn fetch<'a>(&'a self, fetch: &'a Fetch<'a>) -> BoxFuture<'a, Result<SourceData, FetchError>> {
         Box::pin(async move {
             let pool = self.pool.as_ref().map_err(|e| FetchError::Source(e.clone()))?;
@@ -274,6 +290,106 @@ impl Connector for PostgresSource {
             }))
         })
     }
+}
+
+impl PostgresSource {
+    /// Runs an aggregate push-down ([`build_aggregate`]) in one read-only transaction, under
+    /// the same timeouts as a fetch; floats are written with their shortest text
+    /// (`extra_float_digits = 1`) for the measure's conversion to `numeric`.
+    async fn run_aggregate(
+        &self,
+        req: &AggregateFetch<'_>,
+        select: AggregateSelect,
+    ) -> Result<BaseTable, FetchError> {
+        let pool = self.pool.as_ref().map_err(|e| FetchError::Source(e.clone()))?;
+        let types: Vec<Option<DeclaredType>> = select
+            .groups
+            .iter()
+            .map(|c| self.config.table.type_of(&c.name))
+            .collect();
+        let limit = Duration::from_millis(
+            self.config
+                .connect_timeout_ms
+                .saturating_add(self.config.statement_timeout_ms),
+        );
+        let obj = tokio::time::timeout(limit, pool.get())
+            .await
+            .map_err(|_| FetchError::Timeout(limit))?
+            .map_err(|e| FetchError::Unreachable(format!("postgres: {e}")))?;
+        let conn = Conn(Some(obj));
+        let client = conn
+            .client()
+            .ok_or_else(|| FetchError::Source("no connection".into()))?;
+        let begin = format!(
+            "{}; SET LOCAL extra_float_digits = 1",
+            begin(self.config.statement_timeout_ms)
+        );
+        let run = async {
+            client.batch_execute(&begin).await?;
+            let rows = client.query_typed(&select.sql, &bind(&select.params)).await?;
+            client.batch_execute("COMMIT").await?;
+            Ok::<_, tokio_postgres::Error>(rows)
+        };
+        let rows = tokio::time::timeout(limit, run)
+            .await
+            .map_err(|_| FetchError::Timeout(limit))?
+            .map_err(|e| FetchError::Source(format!("postgres: {}", pg_error(&e))))?;
+        conn.release();
+        tracing::debug!(
+            request_id = req.request_id,
+            rows = rows.len(),
+            "aggregate push-down"
+        );
+        let n = select.groups.len();
+        let base_rows = rows
+            .iter()
+            .map(|row| {
+                let key = (0..n)
+                    .map(|i| group_text(row, i, types.get(i).copied().flatten(), &select.groups[i].name))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let get = |i: usize| -> Result<i64, FetchError> {
+                    row.try_get::<_, i64>(i)
+                        .map_err(|e| FetchError::Source(format!("postgres: count: {e}")))
+                };
+                let text = |i: usize| -> Result<Option<&str>, FetchError> {
+                    row.try_get::<_, Option<&str>>(i)
+                        .map_err(|e| FetchError::Source(format!("postgres: aggregate: {e}")))
+                };
+                let cell = if select.measured {
+                    cell_of(get(n)?, get(n + 1)?, text(n + 2)?, text(n + 3)?, text(n + 4)?)?
+                } else {
+                    cell_of(get(n)?, 0, None, None, None)?
+                };
+                Ok(BaseRow { key, cell })
+            })
+            .collect::<Result<Vec<_>, FetchError>>()?;
+        base_table(&select, req.plan, base_rows)
+    }
+}
+
+/// A group value as the masker would write it: the cell read as a fetch reads it, as text.
+fn group_text(
+    row: &Row,
+    i: usize,
+    declared: Option<DeclaredType>,
+    name: &str,
+) -> Result<Option<String>, FetchError> {
+    let err = |e: String| FetchError::Source(format!("postgres: column {name:?}: {e}"));
+    let pg = row.columns().get(i).map(|c| c.type_().clone());
+    let kind = pg
+        .as_ref()
+        .and_then(|t| kind_of(t, declared))
+        .ok_or_else(|| err(mismatch(name, pg.as_ref(), declared)))?;
+    Ok(match kind {
+        Kind::Text | Kind::Decimal => row
+            .try_get::<_, Option<&str>>(i)
+            .map_err(|e| err(e.to_string()))?
+            .map(str::to_owned),
+        _ => match cell(row, i, kind).map_err(|e| err(e.to_string()))? {
+            Cell::Float(f) => float_text(f),
+            c => cursor_text(c.as_cursor()),
+        },
+    })
 }
 
 /// A pooled connection that goes back to the pool only when [`Conn::release`]d after its
@@ -801,6 +917,76 @@ mod tests {
         c.table = crate::sqltest::dated_table(&name);
         crate::sqltest::decimals_and_dates_behave(&PostgresSource::new(c)).await;
         drop_table(&admin, &name).await;
+    }
+
+    /// A fresh table of `n` observations ([`crate::sqltest::observations`]); its name.
+    async fn observations(client: &tokio_postgres::Client, n: i64) -> String {
+        let name = table_name("sluice_pg_obs");
+        client
+            .batch_execute(&format!(
+                "CREATE TABLE {name} (id text PRIMARY KEY, district text, age int4, level float8, \
+                 active bool, amount numeric(12,2), note text NOT NULL)"
+            ))
+            .await
+            .unwrap();
+        let rows = crate::sqltest::observations(n);
+        let ids: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
+        let districts: Vec<Option<&str>> = rows.iter().map(|r| r.1.as_deref()).collect();
+        let ages: Vec<Option<i32>> = rows
+            .iter()
+            .map(|r| r.2.map(|a| i32::try_from(a).unwrap()))
+            .collect();
+        let levels: Vec<Option<f64>> = rows.iter().map(|r| r.3).collect();
+        let active: Vec<Option<bool>> = rows.iter().map(|r| r.4).collect();
+        let amounts: Vec<Option<&str>> = rows.iter().map(|r| r.5.as_deref()).collect();
+        let notes: Vec<&str> = rows.iter().map(|r| r.6.as_str()).collect();
+        client
+            .execute(
+                &format!(
+                    "INSERT INTO {name} SELECT a, b, c, d, e, f::numeric, g FROM unnest($1::text[], \
+                     $2::text[], $3::int4[], $4::float8[], $5::bool[], $6::text[], $7::text[]) \
+                     AS u(a, b, c, d, e, f, g)"
+                ),
+                &[&ids, &districts, &ages, &levels, &active, &amounts, &notes],
+            )
+            .await
+            .unwrap();
+        name
+    }
+
+    #[tokio::test]
+    async fn aggregate_push_down_equals_streaming() {
+        let client = admin().await;
+        let name = observations(&client, 600).await;
+        let mut c = config(&name);
+        c.table = crate::sqltest::obs_table(&name);
+        let source = PostgresSource::new(c.clone());
+        crate::sqltest::aggregates_match_streaming(&source, &c.table, 600).await;
+
+        // A release against a direct SQL computation over the cells of at least k amounts.
+        let k = 11;
+        let (released, suppressed) = crate::sqltest::released_sums(&source, k).await;
+        let direct = client
+            .query(
+                &format!(
+                    "SELECT d, SUM(c)::int8, SUM(s)::text FROM (SELECT district COLLATE \"C\" AS d, age, \
+                     COUNT(*) AS c, SUM(amount) AS s FROM {name} GROUP BY 1, 2 \
+                     HAVING COUNT(amount) >= $1) x GROUP BY d"
+                ),
+                &[&i64::from(k)],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.get::<_, Option<String>>(0), r.get(1), r.get(2)))
+            .collect();
+        assert_eq!(released, crate::sqltest::direct_sums(direct));
+        let kept: u64 = released.iter().map(|c| c.1).sum();
+        assert!(
+            !released.is_empty() && kept < 600,
+            "some base cells released, some suppressed: {released:?} {suppressed}"
+        );
+        drop_table(&client, &name).await;
     }
 
     #[tokio::test]

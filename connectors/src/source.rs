@@ -3,6 +3,7 @@
 use bytes::Bytes;
 use http::StatusCode;
 use http_body_util::combinators::BoxBody;
+use sluice_policy::aggregate::{AggregateError, BasePlan, BaseTable, EqFilter};
 use sluice_policy::query::ClientQuery;
 use sluice_policy::rowfilter::RowFilter;
 use sluice_policy::stream::{InputFormat, RowBatch};
@@ -166,6 +167,36 @@ pub enum FetchError {
     /// The source refused or failed the query.
     #[error("source query failed: {0}")]
     Source(String),
+    /// An aggregate push-down ([`Connector::aggregate`]) found more distinct base cells than
+    /// the plan's `max_groups`; the gateway answers it as
+    /// [`AggregateError::TooManyGroups`](sluice_policy::aggregate::AggregateError::TooManyGroups).
+    #[error("more than {cap} distinct groups; group by fewer fields")]
+    TooManyGroups {
+        /// The cap ([`BasePlan::max_groups`]).
+        cap: usize,
+    },
+    /// An aggregate push-down's rows did not make a base table (a group value too long, an
+    /// inconsistent row, an overflow).
+    #[error("aggregate push-down failed: {0}")]
+    Aggregate(AggregateError),
+}
+
+/// One aggregate push-down: the base table of a licence's aggregate allowance, grouped in the
+/// source ([`Connector::aggregate`]).
+#[derive(Debug, Clone, Copy)]
+pub struct AggregateFetch<'a> {
+    /// What to group by and measure, the clamp and the cap on base cells.
+    pub plan: &'a BasePlan,
+    /// The licence's row filter: it defines the population every answer is drawn from.
+    pub row_filter: Option<&'a RowFilter>,
+    /// Equality filters on base fields (already checked against the allowance). They only
+    /// drop whole base cells; [`BaseTable::release`] applies them again either way, so a
+    /// source may push down some, all or none of them. Under
+    /// [`Totals::AllRecords`](sluice_policy::aggregate::Totals::AllRecords) pass none: the
+    /// suppression pattern must be computed on the whole base table.
+    pub filters: &'a [EqFilter],
+    /// Request id, for the source's logs.
+    pub request_id: &'a str,
 }
 
 /// An agency source the data plane can fetch records from.
@@ -195,6 +226,20 @@ pub trait Connector: Send + Sync + std::fmt::Debug {
 
     /// Fetches one page; resolves when the body starts.
     fn fetch<'a>(&'a self, fetch: &'a Fetch<'a>) -> BoxFuture<'a, Result<SourceData, FetchError>>;
+
+    /// Builds the base table of `req` in the source (a SQL `GROUP BY` over the base fields),
+    /// or `None` when this source cannot push this request down: the gateway then streams the
+    /// records through an [`Aggregator`](sluice_policy::aggregate::Aggregator) instead. A
+    /// source that answers must give exactly the table streaming would give (the same group
+    /// value texts, the same numeric measures); more base cells than the plan's cap is
+    /// [`FetchError::TooManyGroups`]. The default pushes nothing down.
+    fn aggregate<'a>(
+        &'a self,
+        req: &'a AggregateFetch<'a>,
+    ) -> Option<BoxFuture<'a, Result<BaseTable, FetchError>>> {
+        let _ = req;
+        None
+    }
 }
 
 /// A source's connection pool.

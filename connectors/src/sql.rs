@@ -326,7 +326,7 @@ fn effective_order(q: &ClientQuery, key: &Column) -> Result<Vec<OrderBy>, SqlErr
     Ok(out)
 }
 
-fn check_ident(s: &str) -> Result<(), SqlError> {
+pub(crate) fn check_ident(s: &str) -> Result<(), SqlError> {
     if s.is_empty() || s.contains('\0') {
         Err(SqlError::BadIdentifier(s.into()))
     } else {
@@ -335,15 +335,15 @@ fn check_ident(s: &str) -> Result<(), SqlError> {
 }
 
 /// The statement being written.
-struct W<'a> {
-    d: Dialect,
-    t: &'a Table,
-    sql: String,
-    params: Vec<SqlParam>,
+pub(crate) struct W<'a> {
+    pub(crate) d: Dialect,
+    pub(crate) t: &'a Table,
+    pub(crate) sql: String,
+    pub(crate) params: Vec<SqlParam>,
 }
 
 impl<'a> W<'a> {
-    fn col(&self, name: &str) -> Result<&'a Column, SqlError> {
+    pub(crate) fn col(&self, name: &str) -> Result<&'a Column, SqlError> {
         self.t
             .columns
             .iter()
@@ -352,7 +352,7 @@ impl<'a> W<'a> {
     }
 
     /// A quoted identifier (declared names only).
-    fn ident(&mut self, name: &str) {
+    pub(crate) fn ident(&mut self, name: &str) {
         let q = match self.d {
             Dialect::MySql => '`',
             Dialect::Postgres | Dialect::Sqlite => '"',
@@ -368,7 +368,7 @@ impl<'a> W<'a> {
     }
 
     /// A placeholder for a new parameter.
-    fn param(&mut self, p: SqlParam) {
+    pub(crate) fn param(&mut self, p: SqlParam) {
         self.params.push(p);
         match self.d {
             Dialect::Postgres => {
@@ -397,7 +397,7 @@ impl<'a> W<'a> {
     }
 
     /// A column as compared: text by bytes.
-    fn expr(&mut self, c: &Column) {
+    pub(crate) fn expr(&mut self, c: &Column) {
         match (c.ty, self.d) {
             (ColumnType::Temporal, Dialect::Postgres) => {
                 self.ident(&c.name);
@@ -505,7 +505,7 @@ impl<'a> W<'a> {
     }
 
     /// One condition of the licence's row filter, with its text semantics.
-    fn row_condition(&mut self, field: &str, op: Op, values: &[String]) -> Result<(), SqlError> {
+    pub(crate) fn row_condition(&mut self, field: &str, op: Op, values: &[String]) -> Result<(), SqlError> {
         let c = self.col(field)?;
         let typed: Vec<SqlParam> = match c.ty {
             ColumnType::Text => values.iter().map(|v| SqlParam::Text(v.clone())).collect(),

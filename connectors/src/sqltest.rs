@@ -333,3 +333,368 @@ pub async fn decimals_and_dates_behave(source: &dyn Connector) {
     }
     assert_eq!(seen, ["b", "a", "d", "c"]);
 }
+
+/// One row of the observations table: id, district (text), age (integer), level (float),
+/// active (boolean), amount (decimal text, two places), note (text).
+pub type Obs = (
+    String,
+    Option<String>,
+    Option<i64>,
+    Option<f64>,
+    Option<bool>,
+    Option<String>,
+    String,
+);
+
+/// Float group values whose text the masker and the databases write differently (`1e+21`,
+/// `1400.0`), one beyond a measure's 10¹⁸, one that is not a short decimal.
+const LEVELS: [f64; 5] = [-0.1, 0.30000000000000004, 1e21, 1400.0, 2.5];
+
+/// `n` observations: every column has nulls, amounts are negative and positive.
+pub fn observations(n: i64) -> Vec<Obs> {
+    let districts = [
+        Some("Huangpu"),
+        Some("huangpu"),
+        Some("Xuhui"),
+        Some("Xuhui "),
+        Some("O'Brien"),
+        Some("Zürich"),
+        None,
+        Some("'; DROP TABLE x; --"),
+    ];
+    (0..n)
+        .map(|i| {
+            let u = usize::try_from(i).unwrap();
+            let cents = (i * 37) % 2001 - 700;
+            let amount = format!(
+                "{}{}.{:02}",
+                if cents < 0 { "-" } else { "" },
+                cents.abs() / 100,
+                cents.abs() % 100
+            );
+            (
+                format!("O{i:05}"),
+                districts[u % districts.len()].map(str::to_owned),
+                (i % 9 != 8).then_some(i % 5 - 1),
+                (i % 13 != 0).then_some(LEVELS[(u / 3) % LEVELS.len()]),
+                (i % 11 != 0).then_some(i % 2 == 0),
+                (i % 10 != 0).then_some(amount),
+                if i % 4 == 0 {
+                    format!("{}", i % 7)
+                } else {
+                    format!("note {i}")
+                },
+            )
+        })
+        .collect()
+}
+
+/// The observations table's declared columns.
+pub fn obs_table(name: &str) -> TableConfig {
+    let columns = [
+        ("id", DeclaredType::Text),
+        ("district", DeclaredType::Text),
+        ("age", DeclaredType::Integer),
+        ("level", DeclaredType::Float),
+        ("active", DeclaredType::Bool),
+        ("amount", DeclaredType::Decimal),
+        ("note", DeclaredType::Text),
+    ];
+    TableConfig {
+        schema: None,
+        name: name.into(),
+        key: "id".into(),
+        columns: columns.iter().map(|(n, t)| ((*n).into(), *t)).collect(),
+    }
+}
+
+/// A base plan: the allowance's `group_by`, the query's metric, an optional clamp.
+pub fn base_plan(
+    group_by: &[&str],
+    metric: &str,
+    max_groups: usize,
+    clamp: Option<(&str, &str)>,
+) -> sluice_policy::aggregate::BasePlan {
+    use sluice_policy::aggregate::{AggregateAllowance, AggregateQuery, BasePlan, Clamp};
+    let allowance = AggregateAllowance {
+        max_groups,
+        ..AggregateAllowance::new(
+            group_by.iter().map(|s| (*s).to_owned()).collect(),
+            ["amount", "level", "age", "note"].map(str::to_owned).to_vec(),
+        )
+    };
+    let q = AggregateQuery::parse(None, Some(metric)).unwrap();
+    let plan = BasePlan::new(&q, &allowance).unwrap();
+    match clamp {
+        None => plan,
+        Some((lo, hi)) => plan.with_clamp(Clamp {
+            lower: lo.parse().unwrap(),
+            upper: hi.parse().unwrap(),
+        }),
+    }
+}
+
+/// A JSON value of a masked record as the streaming path hands it to the aggregator: a
+/// string as itself, a number as its JSON text, a boolean as `true`/`false`, null as `None`.
+fn streamed_text(v: &serde_json::Value) -> Option<String> {
+    match v {
+        serde_json::Value::Null => None,
+        serde_json::Value::String(s) => Some(s.clone()),
+        other => Some(other.to_string()),
+    }
+}
+
+/// The base table built the streaming way: every record fetched and masked (the licence's
+/// row filter applied by the masker, not in SQL), the filters applied to each record's group
+/// values, the records pushed through an [`Aggregator`](sluice_policy::aggregate::Aggregator).
+pub async fn streamed_base_table(
+    source: &dyn Connector,
+    table: &TableConfig,
+    plan: &sluice_policy::aggregate::BasePlan,
+    row_filter: Option<&sluice_policy::rowfilter::RowFilter>,
+    filters: &[sluice_policy::aggregate::EqFilter],
+) -> Result<sluice_policy::aggregate::BaseTable, sluice_policy::aggregate::AggregateError> {
+    let fplan = FieldPlan {
+        record_key: None,
+        fields: table
+            .columns
+            .keys()
+            .map(|name| PlannedField {
+                name: name.clone(),
+                action: FieldAction::Emit { scan: false },
+            })
+            .collect(),
+        row_filter: row_filter.cloned(),
+        key: PseudonymKey::derive(b"m", "l", "d"),
+    };
+    let fetch = Fetch {
+        limit: 100_000,
+        plan: Some(&fplan),
+        ..Fetch::default()
+    };
+    let (records, _, _) = page(source, &fetch, None).await;
+    let mut agg = sluice_policy::aggregate::Aggregator::new(plan);
+    for r in &records {
+        let key: Vec<Option<String>> = plan.fields().iter().map(|f| streamed_text(&r[f])).collect();
+        let selected = filters.iter().all(|f| {
+            let at = plan.fields().iter().position(|x| *x == f.field).unwrap();
+            key[at] == f.value
+        });
+        if !selected {
+            continue;
+        }
+        let measure = plan.measure().and_then(|m| streamed_text(&r[m]));
+        let refs: Vec<Option<&str>> = key.iter().map(Option::as_deref).collect();
+        agg.push(&refs, measure.as_deref())?;
+    }
+    Ok(agg.finish())
+}
+
+/// The push-down of `plan` (which must be pushed down).
+pub async fn pushed_base_table(
+    source: &dyn Connector,
+    plan: &sluice_policy::aggregate::BasePlan,
+    row_filter: Option<&sluice_policy::rowfilter::RowFilter>,
+    filters: &[sluice_policy::aggregate::EqFilter],
+) -> Result<sluice_policy::aggregate::BaseTable, crate::FetchError> {
+    let req = crate::AggregateFetch {
+        plan,
+        row_filter,
+        filters,
+        request_id: "test",
+    };
+    source.aggregate(&req).expect("a SQL source pushes down").await
+}
+
+/// The push-down's base tables equal the streamed ones: groupings by text, integer, float
+/// and boolean fields; count, and sum/min/max of decimal, float and integer measures, with
+/// and without a clamp, a row filter and equality filters; the cap; a text measure refused;
+/// hostile filter values inert; a row filter SQL cannot express left to streaming.
+pub async fn aggregates_match_streaming(source: &dyn Connector, table: &TableConfig, total: u64) {
+    use sluice_policy::aggregate::EqFilter;
+    use sluice_policy::rowfilter::RowFilter;
+    let rf = RowFilter::parse("district != 'Xuhui'").unwrap();
+    let plans = [
+        base_plan(&["district", "age"], "count", 1_000, None),
+        base_plan(&["district", "age"], "sum(amount)", 1_000, None),
+        base_plan(&["district", "age"], "sum(amount)", 1_000, Some(("-3.5", "4.25"))),
+        base_plan(&["district"], "sum(level)", 1_000, None),
+        base_plan(&["district"], "max(level)", 1_000, Some(("-0.05", "3"))),
+        base_plan(&["level", "active"], "min(age)", 1_000, None),
+        base_plan(&["active", "age"], "avg(amount)", 1_000, Some(("1", "-2"))),
+        base_plan(&[], "sum(amount)", 1_000, None),
+    ];
+    let filter_sets: [Vec<EqFilter>; 4] = [
+        vec![],
+        vec![EqFilter::new("district", Some("huangpu"))],
+        vec![
+            EqFilter::new("age", Some("2")),
+            EqFilter::new("district", None::<String>),
+        ],
+        vec![
+            EqFilter::new("active", Some("true")),
+            EqFilter::new("level", Some("1e+21")),
+        ],
+    ];
+    let mut checked = 0;
+    for plan in &plans {
+        for row_filter in [None, Some(&rf)] {
+            for filters in &filter_sets {
+                if filters.iter().any(|f| !plan.fields().contains(&f.field)) {
+                    continue;
+                }
+                let want = streamed_base_table(source, table, plan, row_filter, filters)
+                    .await
+                    .unwrap();
+                let got = pushed_base_table(source, plan, row_filter, filters)
+                    .await
+                    .unwrap();
+                // A source may leave a filter to `release` (which applies every filter to the
+                // cells' keys): the cells the filters select agree, and none is split.
+                let picked = |t: &sluice_policy::aggregate::BaseTable| -> Vec<_> {
+                    t.cells()
+                        .filter(|(k, _)| {
+                            filters.iter().all(|f| {
+                                let at = plan.fields().iter().position(|x| *x == f.field).unwrap();
+                                k[at] == f.value
+                            })
+                        })
+                        .map(|(k, c)| (k.to_vec(), *c))
+                        .collect()
+                };
+                assert_eq!(picked(&got), picked(&want), "{plan:?} {row_filter:?} {filters:?}");
+                assert_eq!(got.plan(), want.plan());
+                if filters.is_empty() {
+                    assert_eq!(got, want, "{plan:?} {row_filter:?}");
+                }
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 30, "{checked}");
+    // The data exercises what it should: negative measures, non-numeric measures, float texts.
+    let whole = pushed_base_table(source, &plans[1], None, &[]).await.unwrap();
+    assert_eq!(whole.cells().map(|(_, c)| c.count).sum::<u64>(), total);
+    assert!(whole
+        .cells()
+        .any(|(_, c)| c.min < Some(sluice_policy::aggregate::Decimal::ZERO)));
+    assert!(whole.cells().any(|(_, c)| c.non_numeric() > 0));
+    let levels = pushed_base_table(source, &plans[5], None, &[]).await.unwrap();
+    let texts: Vec<Option<&str>> = levels.cells().map(|(k, _)| k[0].as_deref()).collect();
+    for t in ["1e+21", "1400.0", "0.30000000000000004", "-0.1"] {
+        assert!(texts.contains(&Some(t)), "{t} in {texts:?}");
+    }
+    let sums = pushed_base_table(source, &plans[3], None, &[]).await.unwrap();
+    assert!(
+        sums.cells().all(|(_, c)| c.max < Some("1e18".parse().unwrap())),
+        "1e21 is beyond a measure"
+    );
+
+    // The cap.
+    for cap in [1, 5, 10] {
+        let plan = base_plan(&["district", "age"], "count", cap, None);
+        let e = pushed_base_table(source, &plan, None, &[]).await.unwrap_err();
+        assert!(
+            matches!(e, crate::FetchError::TooManyGroups { cap: c } if c == cap),
+            "{e:?}"
+        );
+        assert!(streamed_base_table(source, table, &plan, None, &[])
+            .await
+            .is_err());
+    }
+    let exact = whole.len();
+    let plan = base_plan(&["district", "age"], "count", exact, None);
+    assert_eq!(
+        pushed_base_table(source, &plan, None, &[]).await.unwrap().len(),
+        exact
+    );
+    let plan = base_plan(&["district", "age"], "count", exact - 1, None);
+    assert!(matches!(
+        pushed_base_table(source, &plan, None, &[]).await,
+        Err(crate::FetchError::TooManyGroups { .. })
+    ));
+
+    // A text measure is refused; a row filter on a float is left to streaming.
+    let e = pushed_base_table(
+        source,
+        &base_plan(&["district"], "sum(note)", 100, None),
+        None,
+        &[],
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(e, crate::FetchError::Query(ref m) if m.contains("\"note\"")),
+        "{e}"
+    );
+    let float_rf = RowFilter::parse("level = 2.5").unwrap();
+    let req = crate::AggregateFetch {
+        plan: &plans[0],
+        row_filter: Some(&float_rf),
+        filters: &[],
+        request_id: "t",
+    };
+    assert!(source.aggregate(&req).is_none());
+
+    // Hostile filter values are values: they select their own cell or nothing.
+    let plan = &plans[1];
+    for h in [
+        "'; DROP TABLE x; --",
+        "Xuhui' OR '1'='1",
+        "\" OR 1=1 --",
+        "` OR 1=1 #",
+        "$1",
+        "?",
+        "\\'",
+        "huangpu%",
+        "Xuhui",
+    ] {
+        let filters = [EqFilter::new("district", Some(h))];
+        let got = pushed_base_table(source, plan, None, &filters).await.unwrap();
+        let want = streamed_base_table(source, table, plan, None, &filters)
+            .await
+            .unwrap();
+        assert_eq!(got, want, "{h:?}");
+        assert!(got.cells().all(|(k, _)| k[0].as_deref() == Some(h)), "{h:?}");
+    }
+    let after = pushed_base_table(source, &plans[0], None, &[]).await.unwrap();
+    assert_eq!(
+        after.cells().map(|(_, c)| c.count).sum::<u64>(),
+        total,
+        "the table is whole"
+    );
+}
+
+/// `sum(amount)` by district, released at `k` from the push-down's base table grouped by
+/// district and age: (district, count, sum) of each released cell, and how many were
+/// suppressed.
+pub async fn released_sums(source: &dyn Connector, k: u32) -> (Vec<(Option<String>, u64, String)>, u64) {
+    use sluice_policy::aggregate::{AggregateQuery, Totals};
+    let plan = base_plan(&["district", "age"], "sum(amount)", 1_000, None);
+    let table = pushed_base_table(source, &plan, None, &[]).await.unwrap();
+    let q = AggregateQuery::parse(Some("district"), Some("sum(amount)")).unwrap();
+    let r = table.release(&q, &[], k, Totals::ReleasedCells).unwrap();
+    let mut cells: Vec<_> = r
+        .cells
+        .iter()
+        .map(|c| {
+            let sum: sluice_policy::aggregate::Decimal = c.value.unwrap().to_string().parse().unwrap();
+            (c.key[0].clone(), c.count, sum.to_string())
+        })
+        .collect();
+    cells.sort();
+    (cells, r.suppressed)
+}
+
+/// Direct SQL rows (district, count, sum text) made comparable with [`released_sums`].
+pub fn direct_sums(rows: Vec<(Option<String>, i64, String)>) -> Vec<(Option<String>, u64, String)> {
+    let mut out: Vec<_> = rows
+        .into_iter()
+        .map(|(d, n, s)| {
+            let sum: sluice_policy::aggregate::Decimal = s.parse().unwrap();
+            (d, u64::try_from(n).unwrap(), sum.to_string())
+        })
+        .collect();
+    out.sort();
+    out
+}

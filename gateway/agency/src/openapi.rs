@@ -42,6 +42,7 @@ mod tests {
             paths,
             [
                 "/v1/catalog",
+                "/v1/datasets/{dataset}/aggregate",
                 "/v1/datasets/{dataset}/records",
                 "/v1/openapi.json"
             ]
@@ -52,6 +53,10 @@ mod tests {
             (
                 "/v1/datasets/d/records",
                 crate::data_plane::route::Route::Records("d".into()),
+            ),
+            (
+                "/v1/datasets/d/aggregate",
+                crate::data_plane::route::Route::Aggregate("d".into()),
             ),
         ] {
             let req = http::Request::get(p).header(header::HOST, "h").body(()).unwrap();

@@ -34,6 +34,10 @@ fn check_route(path: &str) {
     match route::route(&req) {
         Ok(Route::Catalog) => assert_eq!(req.uri().path(), "/v1/catalog"),
         Ok(Route::OpenApi) => assert_eq!(req.uri().path(), "/v1/openapi.json"),
+        Ok(Route::Aggregate(id)) => {
+            assert!(is_valid_id(&id), "routed to invalid dataset id {id:?}");
+            assert_eq!(req.uri().path(), format!("/v1/datasets/{id}/aggregate"));
+        }
         Ok(Route::Records(id)) => {
             assert!(is_valid_id(&id), "routed to invalid dataset id {id:?}");
             assert_eq!(req.uri().path(), format!("/v1/datasets/{id}/records"));

@@ -65,7 +65,11 @@ pub fn decide(
 }
 
 /// Conditional data is refused while the registry snapshot is stale.
-fn check_fresh(rt: &Runtime, subscription: Option<&Subscription>, dataset: &str) -> Result<(), Problem> {
+pub(super) fn check_fresh(
+    rt: &Runtime,
+    subscription: Option<&Subscription>,
+    dataset: &str,
+) -> Result<(), Problem> {
     let Some(sub) = subscription else {
         return Ok(());
     };

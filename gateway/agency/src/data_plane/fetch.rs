@@ -32,7 +32,15 @@ pub async fn fetch(
         plan: Some(&permit.plan),
         after: page.after,
     };
-    connector.fetch(&fetch).await.map_err(|e| {
+    connector
+        .fetch(&fetch)
+        .await
+        .map_err(|e| upstream_problem(e, ctx))
+}
+
+/// The problem for the client, and the error for the logs and `/readyz`, of a failed fetch.
+pub fn upstream_problem(e: FetchError, ctx: &Ctx) -> (Problem, String) {
+    {
         tracing::warn!(request_id = %ctx.request_id, dataset = ?ctx.dataset, error = %e, "upstream fetch failed");
         let error = e.to_string();
         let problem = match e {
@@ -52,7 +60,7 @@ pub async fn fetch(
             ),
         };
         (problem, error)
-    })
+    }
 }
 
 /// The page a fetch asks for.

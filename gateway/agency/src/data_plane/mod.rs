@@ -1,7 +1,8 @@
 //! The data plane: one request through the named phases, in the order ARCHITECTURE.md draws
 //! them —
 //! [`identity`] → [`limit`] (per IP) → [`route`] → [`decide`] → [`limit`] (licence) →
-//! [`fetch`] → [`mask`] → [`respond`] → [`outcome`].
+//! [`fetch`] → [`mask`] → [`respond`] → [`outcome`]. The data sandbox's aggregates take their
+//! own path after [`route`] ([`aggregate`]).
 //!
 //! Each phase is a function over the small state it needs, returning `Result<_, Problem>`;
 //! [`handle`] turns any problem into a problem+json response and audits it. An allowed page
@@ -10,6 +11,7 @@
 //! is written when the stream ends (cleanly or aborted), with what was actually sent; a
 //! complete response's end goes out only once its record is durable.
 
+pub mod aggregate;
 mod context;
 pub mod cursor;
 pub mod decide;
@@ -108,6 +110,24 @@ async fn phases(
         Route::Catalog => return respond::catalog(&plane.outcomes, rt, kind, ctx).await,
         Route::OpenApi => return crate::openapi::respond(&plane.outcomes, ctx).await,
         Route::Records(d) => d,
+        Route::Aggregate(d) => {
+            ctx.dataset = Some(d.clone());
+            ctx.scenario = route::scenario(req)?;
+            let inputs = decide::Inputs {
+                rt,
+                subscription: plane.subscription.as_deref(),
+                outcomes: &plane.outcomes,
+            };
+            return aggregate::respond(
+                &inputs,
+                &plane.limiter,
+                licensee.as_ref(),
+                &d,
+                req.uri().query(),
+                ctx,
+            )
+            .await;
+        }
     };
     ctx.dataset = Some(dataset.clone());
     let query = RecordsQuery::parse(req.uri().query().unwrap_or(""), &rt.config.limits)?;

@@ -22,9 +22,11 @@ pub enum Route {
     Records(String),
     /// `GET /v1/openapi.json`: the data API's OpenAPI document ([`crate::openapi`]).
     OpenApi,
+    /// `GET /v1/datasets/<id>/aggregate`: the data sandbox ([`super::aggregate`]).
+    Aggregate(String),
 }
 
-/// Routes a request: GET only, three routes. An HTTP/1.1 request must carry exactly one
+/// Routes a request: GET only, four routes. An HTTP/1.1 request must carry exactly one
 /// `Host` header (RFC 9112 §3.2).
 pub fn route<B>(req: &Request<B>) -> Result<Route, Problem> {
     if req.version() == Version::HTTP_11 && req.headers().get_all(header::HOST).iter().count() != 1 {
@@ -42,6 +44,7 @@ pub fn route<B>(req: &Request<B>) -> Result<Route, Problem> {
     } else if let Some(rest) = path.strip_prefix("/v1/datasets/") {
         match rest.split_once('/') {
             Some((id, "records")) if is_valid_id(id) => Route::Records(id.to_owned()),
+            Some((id, "aggregate")) if is_valid_id(id) => Route::Aggregate(id.to_owned()),
             _ => return Err(not_found()),
         }
     } else {

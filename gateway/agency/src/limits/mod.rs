@@ -6,6 +6,7 @@
 //! ends, so concurrent requests can never exceed a quota together.
 
 pub mod local;
+pub mod privacy;
 pub mod shared;
 
 pub use local::{
@@ -32,6 +33,7 @@ pub enum Refused {
 pub struct Limiter {
     rate: RateLimits,
     quotas: DailyQuotas,
+    budgets: privacy::LocalBudgets,
     shared: Option<Arc<RedisLimits>>,
     per_ip: Option<PublicLimits>,
 }
@@ -43,6 +45,7 @@ impl Limiter {
         Self {
             rate: RateLimits::default(),
             quotas: DailyQuotas::default(),
+            budgets: privacy::LocalBudgets::default(),
             shared: shared.map(Arc::new),
             per_ip,
         }
@@ -83,6 +86,44 @@ impl Limiter {
                     .admit(licence, quota, day, want)
                     .map_err(Refused::Quota)
             }
+        }
+    }
+
+    /// Reserves `cost` millionths of ε of the licence's daily `budget`, unless the same
+    /// `question` (a [`query_fingerprint`](sluice_policy::aggregate::query_fingerprint)) was
+    /// answered today ([`privacy`]).
+    pub async fn spend_privacy(
+        &self,
+        licence: &str,
+        day: i64,
+        question: [u8; 32],
+        cost: u64,
+        budget: u64,
+    ) -> Result<privacy::Spend, Refused> {
+        match &self.shared {
+            Some(s) => s
+                .spend_privacy(licence, day, &hex::encode(question), cost, budget)
+                .await
+                .map_err(Refused::Down),
+            None => Ok(self.budgets.spend(licence, day, question, cost, budget)),
+        }
+    }
+
+    /// Keeps today's answer to `question`; returns the answer to send (the first one kept,
+    /// by any replica).
+    pub async fn keep_answer(
+        &self,
+        licence: &str,
+        day: i64,
+        question: [u8; 32],
+        answer: bytes::Bytes,
+    ) -> Result<bytes::Bytes, Refused> {
+        match &self.shared {
+            Some(s) => s
+                .keep_answer(licence, day, &hex::encode(question), answer)
+                .await
+                .map_err(Refused::Down),
+            None => Ok(self.budgets.keep(licence, day, question, answer)),
         }
     }
 

@@ -85,6 +85,8 @@ pub struct RedisLimits {
     gcra: Script,
     admit: Script,
     refund: Script,
+    spend: Script,
+    keep: Script,
 }
 
 impl std::fmt::Debug for RedisLimits {
@@ -105,6 +107,8 @@ impl RedisLimits {
             gcra: Script::new(GCRA),
             admit: Script::new(ADMIT),
             refund: Script::new(REFUND),
+            spend: Script::new(super::privacy::SPEND),
+            keep: Script::new(super::privacy::KEEP),
         })
     }
 
@@ -189,6 +193,74 @@ impl RedisLimits {
             -2 => Err(QuotaExceeded::Records(n)),
             _ => Ok(n),
         })
+    }
+
+    /// Reserves `cost` millionths of ε of the licence's `budget` for `day` across replicas,
+    /// unless the same question was answered that day by any of them.
+    pub async fn spend_privacy(
+        &self,
+        licence: &str,
+        day: i64,
+        question: &str,
+        cost: u64,
+        budget: u64,
+    ) -> Result<super::privacy::Spend, SharedLimitsDown> {
+        use super::privacy::Spend;
+        let keys = [
+            self.day_key(licence, day, &format!("answer:{question}")),
+            self.day_key(licence, day, "epsilon"),
+        ];
+        let fut = async {
+            let mut conn = self.conn().await?;
+            let (code, text): (i64, Vec<u8>) = self
+                .spend
+                .key(&keys[0])
+                .key(&keys[1])
+                .arg(i64::try_from(cost).unwrap_or(i64::MAX))
+                .arg(i64::try_from(budget).unwrap_or(i64::MAX))
+                .arg(DAY_TTL_S as i64)
+                .invoke_async(&mut conn)
+                .await?;
+            Ok::<_, SharedLimitsDown>(match code {
+                2 => Spend::Cached(bytes::Bytes::from(text)),
+                1 => Spend::Charged,
+                _ => Spend::Exhausted {
+                    remaining: std::str::from_utf8(&text)
+                        .ok()
+                        .and_then(|t| t.parse::<i64>().ok())
+                        .map_or(0, |r| u64::try_from(r).unwrap_or(0)),
+                },
+            })
+        };
+        tokio::time::timeout(CALL_TIMEOUT, fut)
+            .await
+            .map_err(|_| SharedLimitsDown(format!("no answer within {CALL_TIMEOUT:?}")))?
+    }
+
+    /// Keeps the answer to a question for the day; returns the answer every replica sends
+    /// (the one kept first).
+    pub async fn keep_answer(
+        &self,
+        licence: &str,
+        day: i64,
+        question: &str,
+        answer: bytes::Bytes,
+    ) -> Result<bytes::Bytes, SharedLimitsDown> {
+        let key = self.day_key(licence, day, &format!("answer:{question}"));
+        let fut = async {
+            let mut conn = self.conn().await?;
+            let kept: Vec<u8> = self
+                .keep
+                .key(&key)
+                .arg(answer.as_ref())
+                .arg(DAY_TTL_S as i64)
+                .invoke_async(&mut conn)
+                .await?;
+            Ok::<_, SharedLimitsDown>(bytes::Bytes::from(kept))
+        };
+        tokio::time::timeout(CALL_TIMEOUT, fut)
+            .await
+            .map_err(|_| SharedLimitsDown(format!("no answer within {CALL_TIMEOUT:?}")))?
     }
 
     /// Returns reserved records that were not delivered.

@@ -1,0 +1,375 @@
+//! The data sandbox (数据沙箱, 可用不可见): `GET /v1/datasets/<id>/aggregate?group_by=a,b&
+//! metric=count|sum(f)|avg(f)|min(f)|max(f)&<field>=eq.<value>`. Only grouped counts, sums,
+//! averages, minima and maxima leave, computed from the licence's base table with small cells
+//! suppressed ([`sluice_policy::aggregate`]); no record does.
+//!
+//! The base table is grouped in the source when its connector can push the grouping down (a
+//! SQL `GROUP BY`), or by streaming the source's records through an
+//! [`Aggregator`] whose memory the allowance's `max_groups` bounds. Either way the licence's
+//! row filter defines the population, and the answer is audited before it is sent.
+
+use super::context::Ctx;
+use super::decide::{check_fresh, Inputs};
+use super::fetch::upstream_problem;
+use super::limit;
+use super::mask::MaskedBody;
+use super::outcome::{set_request_id, Sent};
+use crate::runtime::Runtime;
+use bytes::Bytes;
+use http::{header, HeaderValue, Response, StatusCode};
+use sluice_connectors::{AggregateFetch, Connector, Fetch, FetchError, PageEnd, Paging, SourceData};
+use sluice_net::body::{full, RespBody};
+use sluice_net::problem::{Problem, ProblemCode};
+use sluice_policy::aggregate::{
+    AggregateError, AggregateQuery, Aggregator, BasePlan, BaseTable, EqFilter, Refusal as AggRefusal, Totals,
+};
+use sluice_policy::decide::SystemClock;
+use sluice_policy::id::LicenseeId;
+use sluice_policy::licence::Licence;
+use sluice_policy::mask::PseudonymKey;
+use sluice_policy::plan::{FieldAction, FieldPlan, PlannedField};
+use sluice_policy::query::ClientQuery;
+use sluice_policy::stream::{MaskStats, Masker, MaskerLimits, OutputFormat};
+use sluice_policy::Permit;
+use std::sync::Arc;
+
+/// Records asked of a source per page while streaming an aggregate.
+const PAGE: u64 = 10_000;
+
+/// What an aggregate request asks: the query, its equality filters and the totals mode.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AggregateRequest {
+    /// Grouping and metric.
+    pub query: AggregateQuery,
+    /// `field=eq.value` filters (on base fields, checked against the allowance).
+    pub filters: Vec<EqFilter>,
+}
+
+impl AggregateRequest {
+    /// Parses the query string: `group_by`, `metric` and `<field>=eq.<value>` filters, each
+    /// parameter at most once.
+    pub fn parse(query: &str) -> Result<Self, Problem> {
+        let bad = |m: String| Problem::new(ProblemCode::BadRequest, m);
+        let mut group_by = None;
+        let mut metric = None;
+        let mut filters: Vec<EqFilter> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
+            if !seen.insert(k.clone()) {
+                return Err(bad(format!("query parameter `{k}` given twice")));
+            }
+            match &*k {
+                "group_by" => group_by = Some(v.into_owned()),
+                "metric" => metric = Some(v.into_owned()),
+                field => match v.strip_prefix("eq.") {
+                    Some(value) => filters.push(EqFilter::new(field, Some(value.to_owned()))),
+                    None => {
+                        return Err(bad(format!(
+                            "`{field}={v}`: an aggregate takes only group_by, metric and `field=eq.value` filters"
+                        )))
+                    }
+                },
+            }
+        }
+        let query =
+            AggregateQuery::parse(group_by.as_deref(), metric.as_deref()).map_err(|e| bad(e.to_string()))?;
+        Ok(Self { query, filters })
+    }
+}
+
+/// Answers an aggregate request on the data listener.
+pub async fn respond(
+    inputs: &Inputs<'_>,
+    limiter: &Arc<crate::limits::Limiter>,
+    licensee: Option<&LicenseeId>,
+    dataset: &str,
+    query: Option<&str>,
+    ctx: &mut Ctx,
+) -> Result<Response<RespBody>, Problem> {
+    let rt = inputs.rt;
+    let asked = AggregateRequest::parse(query.unwrap_or(""))?;
+    check_fresh(rt, inputs.subscription, dataset)?;
+    let licence = rt
+        .policy
+        .decide_aggregate(
+            &sluice_policy::Request {
+                licensee: licensee.map(LicenseeId::as_str),
+                dataset,
+                scenario: ctx.scenario.as_deref(),
+                fields: None,
+            },
+            &SystemClock,
+        )
+        .map_err(|r| Problem::from(&r))?;
+    ctx.licence = Some(licence.id.clone());
+    let allowance = licence.aggregate.as_ref().ok_or_else(|| {
+        Problem::new(
+            ProblemCode::AggregateNotLicensed,
+            "the licence allows no aggregates",
+        )
+    })?;
+    allowance.check(&asked.query, &asked.filters).map_err(refusal)?;
+    if allowance.dp.is_some() {
+        // Noise without a budget shared by every gateway would let a licensee average it
+        // away by asking again: refused until the budget is held at the registry.
+        return Err(Problem::new(
+            ProblemCode::Unavailable,
+            "this licence's differential-privacy budget cannot be reserved by this gateway yet",
+        ));
+    }
+    let plan = BasePlan::new(&asked.query, allowance).map_err(refusal)?;
+    // One request against the licence's rate and daily request quota; no record leaves.
+    let permit = Permit {
+        licence: Some(licence.clone()),
+        plan: Arc::new(FieldPlan {
+            fields: Vec::new(),
+            row_filter: None,
+            key: PseudonymKey::derive(b"", "", ""),
+            record_key: None,
+        }),
+        withheld: Arc::from([]),
+    };
+    let grant = limit::admit(limiter, &permit, 1).await?;
+    grant.settle(0);
+    inputs.outcomes.check_audit()?;
+    let Some(connector) = rt.sources.get(dataset) else {
+        return Err(super::fetch::no_source());
+    };
+    let table = match base_table(connector.as_ref(), rt, &licence, &plan, &asked.filters, ctx).await {
+        Ok(t) => t,
+        Err(Failure::Problem(p)) => return Err(p),
+        Err(Failure::Upstream(p, error)) => {
+            inputs.outcomes.upstream_error(ctx, &error);
+            return Err(p);
+        }
+    };
+    let released = table
+        .release(&asked.query, &asked.filters, allowance.k, Totals::ReleasedCells)
+        .map_err(aggregate_problem)?;
+    let body = Bytes::from(serde_json::to_vec(&released).map_err(|e| {
+        Problem::new(
+            ProblemCode::Internal,
+            format!("the answer could not be written: {e}"),
+        )
+    })?);
+    let sent = Sent {
+        stats: MaskStats {
+            records_out: released.cells.len() as u64,
+            bytes_out: body.len() as u64,
+            ..MaskStats::default()
+        },
+        served: None,
+    };
+    inputs.outcomes.audit_whole(ctx, &sent).await?;
+    let mut resp = Response::new(full(body));
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Ok(v) = HeaderValue::from_str(&licence.id) {
+        h.insert("sluice-licence", v);
+    }
+    *resp.status_mut() = StatusCode::OK;
+    set_request_id(&mut resp, &ctx.request_id);
+    Ok(resp)
+}
+
+/// Why a base table could not be built: a problem for the client, and for a source failure
+/// the error for the logs and `/readyz`.
+enum Failure {
+    Problem(Problem),
+    Upstream(Problem, String),
+}
+
+impl From<Problem> for Failure {
+    fn from(p: Problem) -> Self {
+        Failure::Problem(p)
+    }
+}
+
+fn refusal(r: AggRefusal) -> Problem {
+    Problem::new(ProblemCode::FieldNotAggregable, r.to_string())
+}
+
+fn aggregate_problem(e: AggregateError) -> Problem {
+    match e {
+        AggregateError::TooManyGroups { .. } => Problem::new(ProblemCode::TooManyGroups, e.to_string()),
+        other => Problem::new(ProblemCode::BadRequest, other.to_string()),
+    }
+}
+
+fn fetch_failure(e: FetchError, ctx: &Ctx) -> Failure {
+    match e {
+        FetchError::TooManyGroups { cap } => {
+            Failure::Problem(aggregate_problem(AggregateError::TooManyGroups { cap }))
+        }
+        e => {
+            let (p, error) = upstream_problem(e, ctx);
+            Failure::Upstream(p, error)
+        }
+    }
+}
+
+/// The licence's base table: pushed down to the source when it can group, else streamed.
+async fn base_table(
+    connector: &dyn Connector,
+    rt: &Runtime,
+    licence: &Licence,
+    plan: &BasePlan,
+    filters: &[EqFilter],
+    ctx: &Ctx,
+) -> Result<BaseTable, Failure> {
+    let req = AggregateFetch {
+        plan,
+        row_filter: licence.row_filter.as_ref(),
+        filters,
+        request_id: &ctx.request_id,
+    };
+    if let Some(pushed) = connector.aggregate(&req) {
+        return pushed.await.map_err(|e| fetch_failure(e, ctx));
+    }
+    stream_table(connector, rt, licence, plan, filters, ctx).await
+}
+
+/// Streams every record the licence's row filter and the filters let through, page by page,
+/// into an [`Aggregator`]: the base fields and the measure only, read as the masker reads
+/// them, never sent anywhere.
+async fn stream_table(
+    connector: &dyn Connector,
+    rt: &Runtime,
+    licence: &Licence,
+    plan: &BasePlan,
+    filters: &[EqFilter],
+    ctx: &Ctx,
+) -> Result<BaseTable, Failure> {
+    let mut names: Vec<&str> = plan.fields().iter().map(String::as_str).collect();
+    if let Some(m) = plan.measure() {
+        if !names.contains(&m) {
+            names.push(m);
+        }
+    }
+    let field_plan = Arc::new(FieldPlan {
+        fields: names
+            .iter()
+            .map(|n| PlannedField {
+                name: (*n).to_owned(),
+                action: FieldAction::Emit { scan: false },
+            })
+            .collect(),
+        row_filter: licence.row_filter.clone(),
+        key: PseudonymKey::derive(b"", "", ""),
+        record_key: None,
+    });
+    let pairs: Vec<(String, String)> = filters
+        .iter()
+        .filter_map(|f| Some((f.field.clone(), format!("eq.{}", f.value.as_ref()?))))
+        .collect();
+    let query = ClientQuery::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .map_err(|e| Problem::new(ProblemCode::BadRequest, e.to_string()))?;
+    let query_arc = (!query.filters.is_empty()).then(|| Arc::new(query.clone()));
+    let mut agg = Aggregator::new(plan);
+    let paging = connector.paging();
+    let mut offset = 0u64;
+    let mut after: Option<Vec<Option<String>>> = None;
+    loop {
+        let fetch = Fetch {
+            limit: if paging == Paging::Stream { u64::MAX } else { PAGE },
+            offset: if paging == Paging::Source { offset } else { 0 },
+            params: Vec::new(),
+            row_filter: licence.row_filter.as_ref(),
+            query: Some(&query),
+            request_id: &ctx.request_id,
+            plan: Some(&field_plan),
+            after: after.take(),
+        };
+        let body = connector.fetch(&fetch).await.map_err(|e| fetch_failure(e, ctx))?;
+        let next = match &body {
+            SourceData::Rows(rows) => match &rows.end {
+                PageEnd::After(values) => Some(values.clone()),
+                PageEnd::Last | PageEnd::Unknown => None,
+            },
+            SourceData::Bytes(_) | SourceData::Pages(_) => None,
+        };
+        let limits = MaskerLimits {
+            max_records: None,
+            max_record_bytes: rt.config.limits.max_record_bytes,
+        };
+        let masker = match &body {
+            SourceData::Rows(rows) => Masker::typed(
+                field_plan.clone(),
+                query_arc.clone(),
+                &rows.columns,
+                OutputFormat::Ndjson,
+                limits,
+            ),
+            _ => Masker::filtered(
+                field_plan.clone(),
+                query_arc.clone(),
+                connector.input_format(),
+                OutputFormat::Ndjson,
+                limits,
+            ),
+        };
+        let mut masked = MaskedBody::new(
+            body,
+            masker,
+            connector.read_timeout(),
+            rt.config.limits.max_upstream_bytes,
+        );
+        let mut carry: Vec<u8> = Vec::new();
+        loop {
+            let chunk = masked.next_output().await.map_err(|e| {
+                let error = e.to_string();
+                Failure::Upstream(
+                    Problem::new(
+                        ProblemCode::UpstreamFailed,
+                        "the data source sent data that could not be verified",
+                    ),
+                    error,
+                )
+            })?;
+            let Some(chunk) = chunk else { break };
+            carry.extend_from_slice(&chunk);
+            let end = carry.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+            for line in carry[..end].split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+                push_line(&mut agg, plan, line)?;
+            }
+            carry.drain(..end);
+        }
+        if !carry.is_empty() {
+            push_line(&mut agg, plan, &carry)?;
+        }
+        let read = masked.stats().records_in;
+        match paging {
+            Paging::Stream => break,
+            Paging::Source if read < PAGE || read == 0 => break,
+            Paging::Source => offset += read,
+            Paging::Key => match next {
+                Some(values) => after = Some(values),
+                None => break,
+            },
+        }
+    }
+    Ok(agg.finish())
+}
+
+/// Adds one NDJSON record (the base fields and the measure, as the masker wrote them): a
+/// string's text, a number's text exactly as written (as a SQL push-down renders it), `null`
+/// as no value.
+fn push_line(agg: &mut Aggregator, plan: &BasePlan, line: &[u8]) -> Result<(), Failure> {
+    let rec: std::collections::HashMap<String, Box<serde_json::value::RawValue>> =
+        serde_json::from_slice(line)
+            .map_err(|e| Problem::new(ProblemCode::Internal, format!("aggregate record: {e}")))?;
+    let text = |name: &str| -> Option<String> {
+        let raw = rec.get(name)?.get();
+        match raw.as_bytes().first() {
+            Some(b'"') => serde_json::from_str(raw).ok(),
+            _ if raw == "null" => None,
+            _ => Some(raw.to_owned()),
+        }
+    };
+    let groups: Vec<Option<String>> = plan.fields().iter().map(|f| text(f)).collect();
+    let group_refs: Vec<Option<&str>> = groups.iter().map(|g| g.as_deref()).collect();
+    let measure = plan.measure().and_then(text);
+    agg.push(&group_refs, measure.as_deref())
+        .map_err(|e| Failure::Problem(aggregate_problem(e)))
+}

@@ -2,6 +2,7 @@
 //! upstream, answers checked against a direct computation over the source's records.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use serde_json::Value;
 use sluice::demo::hydrants::{generate, Hydrant};
 use sluice_policy::aggregate::Decimal;
 use sluice_tests::client::{get, tls_config};
@@ -191,4 +192,109 @@ async fn aggregates_equal_a_direct_computation_on_the_released_cells_and_no_reco
     assert_eq!(answers, 3, "{log:.2000}");
     assert!(log.contains("field-not-aggregable"));
     gw.shutdown().await;
+}
+
+const DP_LICENCE: &str = r#"
+[[licences]]
+id = "agg-dp"
+licensee = "stats-office"
+dataset = "fire-hydrants"
+scenario = "fire-hydrant-adoption"
+valid_from = "2025-01-01T00:00:00Z"
+valid_until = "2035-01-01T00:00:00Z"
+mode = "aggregate"
+fields = {}
+rate = { per_second = 1000, burst = 1000 }
+aggregate = { group_by = ["district", "status"], measures = ["latitude"], k = 11, dp = { epsilon = 0.5, budget_per_day = 2.0, clamp = { lower = 30, upper = 32 } } }
+"#;
+
+/// A replica with its own PKI and state, sharing Redis under `prefix`.
+async fn replica(up: std::net::SocketAddr, prefix: &str) -> (Pki, sluice_agency::gateway::Running) {
+    let pki = Pki::new();
+    let path = sluice_tests::write_config(&pki, up, DP_LICENCE, "");
+    let text = std::fs::read_to_string(&path).unwrap().replace(
+        "[limits]\n",
+        &format!("[limits]\nredis_url = \"redis://127.0.0.1:6379\"\nredis_prefix = {prefix:?}\n"),
+    );
+    std::fs::write(&path, text).unwrap();
+    (pki, sluice_agency::gateway::Gateway::start(&path).await.unwrap())
+}
+
+#[tokio::test]
+async fn a_privacy_budget_is_one_across_replicas_and_repeated_questions_cost_nothing() {
+    let up = Upstream::start().await;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let prefix = format!("sluice-test-dp-{nanos}");
+    let (pki_a, a) = replica(up.addr, &prefix).await;
+    let (pki_b, b) = replica(up.addr, &prefix).await;
+    let tls = |pki: &Pki| {
+        let (cert, key) = pki.licensee("stats-office");
+        tls_config(&pki.ca_pem(), Some((&cert, &key)))
+    };
+    let (tls_a, tls_b) = (tls(&pki_a), tls(&pki_b));
+    let ask = |tls: &std::sync::Arc<rustls::ClientConfig>, addr, q: &str| {
+        let (tls, q) = (tls.clone(), q.to_owned());
+        async move {
+            get(&tls, addr, &format!("{AGGREGATE}?{q}"), &[SCENARIO])
+                .await
+                .unwrap()
+        }
+    };
+    // Four different questions spend the day's 2.0 at 0.5 each, across both replicas.
+    let questions = [
+        "group_by=district",
+        "group_by=status",
+        "group_by=district&metric=sum(latitude)",
+        "metric=count",
+    ];
+    let mut answers = Vec::new();
+    for (i, q) in questions.iter().enumerate() {
+        let (tls, addr) = if i % 2 == 0 {
+            (&tls_a, a.data_addr)
+        } else {
+            (&tls_b, b.data_addr)
+        };
+        let r = ask(tls, addr, q).await;
+        assert_eq!(r.status, 200, "{q}: {}", r.text());
+        let body = r.json();
+        assert_eq!(body["noise"]["epsilon"].as_f64(), Some(0.5), "{body}");
+        answers.push(r.text());
+    }
+    // The noisy counts stay near the released ones (scale 1/ε = 2 per count).
+    let exact: u64 = base_cells(&generate())
+        .values()
+        .filter(|v| v.len() >= 11)
+        .map(|v| v.len() as u64)
+        .sum();
+    let total: Value = serde_json::from_str(&answers[3]).unwrap();
+    let noisy = total["cells"][0]["count"].as_u64().unwrap();
+    assert!(noisy.abs_diff(exact) < 60, "{noisy} vs {exact}");
+    // The fifth question finds the shared budget spent, on either replica.
+    for (tls, addr) in [(&tls_a, a.data_addr), (&tls_b, b.data_addr)] {
+        let r = ask(tls, addr, "group_by=district&metric=avg(latitude)").await;
+        assert_eq!(r.problem(), "privacy-budget-exhausted", "{}", r.text());
+        assert!(r.headers.contains_key("retry-after"));
+    }
+    // A question asked before gets the same noisy answer again, from either replica, free.
+    for (tls, addr) in [(&tls_a, a.data_addr), (&tls_b, b.data_addr)] {
+        let r = ask(tls, addr, questions[0]).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(r.text(), answers[0]);
+    }
+    // Minimum and maximum have no bounded sensitivity: refused before anything is spent.
+    let r = ask(&tls_a, a.data_addr, "group_by=district&metric=min(latitude)").await;
+    assert_eq!(r.problem(), "field-not-aggregable", "{}", r.text());
+    // ε spent is in the audit, per answer: 0.5 twice at each replica, none for repeats.
+    for pki in [&pki_a, &pki_b] {
+        let log: String = std::fs::read_dir(audit_dir(pki))
+            .unwrap()
+            .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+            .collect();
+        assert_eq!(log.matches("\"epsilon\":0.5").count(), 2, "{log:.3000}");
+    }
+    a.shutdown().await;
+    b.shutdown().await;
 }

@@ -80,6 +80,10 @@ pub struct AuditRecord {
     /// record key or no record went out. `sluice trace` reads it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub served: Option<String>,
+    /// Differential-privacy loss (ε) an aggregate answer spent; absent when none (a repeated
+    /// question answered from the day's cache spends none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epsilon: Option<f64>,
     /// `hash` of the previous record, or [`GENESIS_PREV`] (set by the writer).
     #[serde(default)]
     pub prev: String,
@@ -114,6 +118,7 @@ impl Default for AuditRecord {
             method: String::new(),
             path: String::new(),
             served: None,
+            epsilon: None,
             prev: String::new(),
             hash: String::new(),
         }

@@ -14,14 +14,17 @@ use super::fetch::upstream_problem;
 use super::limit;
 use super::mask::MaskedBody;
 use super::outcome::{set_request_id, Sent};
+use crate::limits::privacy::Spend;
 use crate::runtime::Runtime;
 use bytes::Bytes;
 use http::{header, HeaderValue, Response, StatusCode};
+use rand_core::{OsRng, TryRngCore};
 use sluice_connectors::{AggregateFetch, Connector, Fetch, FetchError, PageEnd, Paging, SourceData};
 use sluice_net::body::{full, RespBody};
 use sluice_net::problem::{Problem, ProblemCode};
 use sluice_policy::aggregate::{
-    AggregateError, AggregateQuery, Aggregator, BasePlan, BaseTable, EqFilter, Refusal as AggRefusal, Totals,
+    add_noise, cost, query_fingerprint, AggregateError, AggregateQuery, Aggregator, BasePlan, BaseTable,
+    EqFilter, Metric, Refusal as AggRefusal, Totals,
 };
 use sluice_policy::decide::SystemClock;
 use sluice_policy::id::LicenseeId;
@@ -109,15 +112,30 @@ pub async fn respond(
         )
     })?;
     allowance.check(&asked.query, &asked.filters).map_err(refusal)?;
-    if allowance.dp.is_some() {
-        // Noise without a budget shared by every gateway would let a licensee average it
-        // away by asking again: refused until the budget is held at the registry.
-        return Err(Problem::new(
-            ProblemCode::Unavailable,
-            "this licence's differential-privacy budget cannot be reserved by this gateway yet",
-        ));
+    let dp = allowance.dp;
+    if let Some(dp) = &dp {
+        let unavailable = match &asked.query.metric {
+            Metric::Min(_) | Metric::Max(_) => Some("minimum and maximum have no bounded sensitivity"),
+            Metric::Sum(_) | Metric::Avg(_) if dp.clamp.is_none() => {
+                Some("sums and averages need the licence's clamp")
+            }
+            _ => None,
+        };
+        if let Some(why) = unavailable {
+            return Err(Problem::new(
+                ProblemCode::FieldNotAggregable,
+                format!(
+                    "{} is not available under this licence's differential privacy: {why}",
+                    asked.query.metric
+                ),
+            ));
+        }
     }
     let plan = BasePlan::new(&asked.query, allowance).map_err(refusal)?;
+    let plan = match dp.and_then(|d| d.clamp) {
+        Some(clamp) => plan.with_clamp(clamp),
+        None => plan,
+    };
     // One request against the licence's rate and daily request quota; no record leaves.
     let permit = Permit {
         licence: Some(licence.clone()),
@@ -132,6 +150,27 @@ pub async fn respond(
     let grant = limit::admit(limiter, &permit, 1).await?;
     grant.settle(0);
     inputs.outcomes.check_audit()?;
+    // Differential privacy: ε is reserved before the answer is computed; the same question
+    // asked again today gets the same noisy answer and spends nothing.
+    let day = time::OffsetDateTime::now_utc()
+        .unix_timestamp()
+        .div_euclid(86_400);
+    let question = query_fingerprint(&asked.query, &asked.filters);
+    let mut epsilon = None;
+    if let Some(dp) = &dp {
+        let micros = |e: f64, round: fn(f64) -> f64| round(e * 1e6).max(0.0) as u64;
+        let cost = micros(cost(&dp.params()), f64::ceil);
+        let budget = micros(dp.budget_per_day, f64::floor);
+        match limiter
+            .spend_privacy(&licence.id, day, question, cost, budget)
+            .await
+            .map_err(limit::refused)?
+        {
+            Spend::Cached(body) => return answer(inputs, ctx, &licence.id, body, 0, None).await,
+            Spend::Exhausted { remaining } => return Err(budget_exhausted(remaining, dp.epsilon)),
+            Spend::Charged => epsilon = Some(dp.epsilon),
+        }
+    }
     let Some(connector) = rt.sources.get(dataset) else {
         return Err(super::fetch::no_source());
     };
@@ -143,34 +182,77 @@ pub async fn respond(
             return Err(p);
         }
     };
-    let released = table
+    let mut released = table
         .release(&asked.query, &asked.filters, allowance.k, Totals::ReleasedCells)
         .map_err(aggregate_problem)?;
+    if let Some(dp) = &dp {
+        add_noise(&mut released, &dp.params(), &mut OsRng.unwrap_err())
+            .map_err(|e| Problem::new(ProblemCode::Internal, format!("noise: {e}")))?;
+    }
+    let cells = released.cells.len() as u64;
     let body = Bytes::from(serde_json::to_vec(&released).map_err(|e| {
         Problem::new(
             ProblemCode::Internal,
             format!("the answer could not be written: {e}"),
         )
     })?);
+    // Another gateway may have answered the same question meanwhile: every one sends the
+    // answer kept first.
+    let body = match &dp {
+        Some(_) => limiter
+            .keep_answer(&licence.id, day, question, body)
+            .await
+            .map_err(limit::refused)?,
+        None => body,
+    };
+    answer(inputs, ctx, &licence.id, body, cells, epsilon).await
+}
+
+/// Audits an answer, then sends it.
+async fn answer(
+    inputs: &Inputs<'_>,
+    ctx: &Ctx,
+    licence: &str,
+    body: Bytes,
+    cells: u64,
+    epsilon: Option<f64>,
+) -> Result<Response<RespBody>, Problem> {
     let sent = Sent {
         stats: MaskStats {
-            records_out: released.cells.len() as u64,
+            records_out: cells,
             bytes_out: body.len() as u64,
             ..MaskStats::default()
         },
         served: None,
+        epsilon,
     };
     inputs.outcomes.audit_whole(ctx, &sent).await?;
     let mut resp = Response::new(full(body));
     let h = resp.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    if let Ok(v) = HeaderValue::from_str(&licence.id) {
+    if let Ok(v) = HeaderValue::from_str(licence) {
         h.insert("sluice-licence", v);
     }
     *resp.status_mut() = StatusCode::OK;
     set_request_id(&mut resp, &ctx.request_id);
     Ok(resp)
+}
+
+/// The licence's privacy budget for the day cannot pay for another answer.
+fn budget_exhausted(remaining_micros: u64, epsilon: f64) -> Problem {
+    let secs = crate::limits::seconds_to_midnight(time::OffsetDateTime::now_utc().unix_timestamp());
+    let mut p = Problem::new(
+        ProblemCode::PrivacyBudgetExhausted,
+        format!(
+            "the licence's privacy budget for today has {} of ε left and an answer costs {epsilon}; it resets at 00:00 UTC",
+            remaining_micros as f64 / 1e6
+        ),
+    );
+    if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+        p = p.with_header(header::RETRY_AFTER, v);
+    }
+    p
 }
 
 /// Why a base table could not be built: a problem for the client, and for a source failure

@@ -70,7 +70,8 @@ pub async fn admit(limiter: &Arc<Limiter>, permit: &Permit, want: u64) -> Result
     })
 }
 
-fn refused(r: Refused) -> Problem {
+/// The problem of a request the limits refused.
+pub(super) fn refused(r: Refused) -> Problem {
     match r {
         Refused::Rate(o) => rate_limited(o),
         Refused::Quota(q) => quota_exhausted(q),

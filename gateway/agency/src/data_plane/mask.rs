@@ -141,6 +141,7 @@ impl MaskedBody {
         Sent {
             stats: self.masker.stats(),
             served: self.masker.served(),
+            epsilon: None,
         }
     }
 

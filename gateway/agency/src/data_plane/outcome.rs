@@ -35,6 +35,8 @@ pub struct Sent {
     pub stats: MaskStats,
     /// The keys of the records written, when the dataset declares a record key.
     pub served: Option<ServedDigest>,
+    /// Differential-privacy loss an aggregate answer spent.
+    pub epsilon: Option<f64>,
 }
 
 /// How a response that started streaming ended.
@@ -112,6 +114,7 @@ impl Outcomes {
     ) -> impl Future<Output = Result<u64, AuditError>> + Send + 'static {
         let mut record = ctx.record(true, end.reason(), StatusCode::OK, &sent.stats);
         record.served = sent.served.as_ref().map(ServedDigest::encode);
+        record.epsilon = sent.epsilon;
         self.audit.append(record)
     }
 

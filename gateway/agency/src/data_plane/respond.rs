@@ -160,6 +160,7 @@ mod tests {
                 ..Default::default()
             },
             served: keys.digest(),
+            epsilon: None,
         }
     }
 

@@ -221,7 +221,7 @@ async fn demo_runs_two_agencies_on_registry_licences_and_admin_commands_take_eff
         .iter()
         .map(|l| l["credit_code"].as_str().unwrap())
         .collect();
-    assert_eq!(codes.len(), 3, "{licensees}");
+    assert_eq!(codes.len(), 4, "{licensees}");
     for c in codes {
         sluice_registry::credit_code::validate(c).unwrap();
     }
@@ -374,6 +374,35 @@ async fn demo_runs_two_agencies_on_registry_licences_and_admin_commands_take_eff
         String::from_utf8_lossy(&out.stdout)
     );
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("cannot tell"));
+
+    // The printed sandbox example: grouped sums equal a direct computation over the
+    // utilities register's cells of at least 11 records (district × month, July),
+    // and no record leaves.
+    let out = run_printed(&demo.line("district-statistics"));
+    let answer: Value = serde_json::from_str(&out).unwrap();
+    let db = rusqlite::Connection::open(path(&m, "/utilities_database")).unwrap();
+    let mut stmt = db
+        .prepare(&format!(
+            "SELECT district, SUM(n), SUM(total) FROM (SELECT district, COUNT(water_m3) AS n, SUM(water_m3) AS total \
+             FROM {} WHERE month = '2025-07' GROUP BY district, month HAVING COUNT(water_m3) >= 11) \
+             GROUP BY district ORDER BY district",
+            sluice::demo::utilities::TABLE
+        ))
+        .unwrap();
+    let direct: Vec<(String, i64, f64)> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let cells = answer["cells"].as_array().unwrap();
+    assert!(!direct.is_empty(), "the demo's register has cells of 11");
+    assert_eq!(cells.len(), direct.len(), "{answer}");
+    for (cell, (district, n, total)) in cells.iter().zip(&direct) {
+        assert_eq!(cell["district"], district.as_str(), "{answer}");
+        assert_eq!(cell["count"].as_i64().unwrap(), *n, "{answer}");
+        assert!((cell["value"].as_f64().unwrap() - total).abs() < 1e-6, "{answer}");
+    }
+    assert!(!out.contains("credit_code") && !out.contains("913101"), "{out}");
 
     // Ctrl-C stops everything cleanly; both audit chains verify.
     demo.interrupt().await;

@@ -31,6 +31,8 @@ pub const ACME: &str = "acme-insurance";
 pub const MAPS: &str = "city-maps";
 /// Licensee with a row-filtered licence on the utilities register (Pudong only).
 pub const GREEN_BANK: &str = "pudong-green-bank";
+/// The city statistics office: aggregates only (the data sandbox), over the utilities register.
+pub const STATS: &str = "city-statistics";
 /// Client with a certificate from the CA but no licence.
 pub const UNLICENSED: &str = "nobody-ltd";
 /// The demo administrator (`urn:sluice:admin:demo-admin`).
@@ -110,7 +112,7 @@ fn issue_certificates(dir: &Path) -> anyhow::Result<sluice_certs::Ca> {
         sluice_certs::issue_gateway_client(&ca, gw.id, 90)?.write_to(&certs, &format!("{}-client", gw.id))?;
     }
     sluice_certs::issue_admin(&ca, ADMIN, 30)?.write_to(&certs, ADMIN)?;
-    for id in [ACME, MAPS, GREEN_BANK, UNLICENSED] {
+    for id in [ACME, MAPS, GREEN_BANK, STATS, UNLICENSED] {
         sluice_certs::issue_licensee(&ca, id, 30)?.write_to(&certs, id)?;
     }
     Ok(ca)
@@ -249,7 +251,7 @@ pub async fn start(dir: &Path) -> anyhow::Result<Demo> {
     let manifest = json!({
         "ca": ca_pem,
         "gateways": [gateway_entry(&FIRE, &gateway), gateway_entry(&UTILITIES, &utilities_gateway)],
-        "licensees": [licensee_entry(ACME), licensee_entry(MAPS), licensee_entry(GREEN_BANK)],
+        "licensees": [licensee_entry(ACME), licensee_entry(MAPS), licensee_entry(GREEN_BANK), licensee_entry(STATS)],
         "unlicensed": {
             "id": UNLICENSED,
             "cert": certs.join(format!("{UNLICENSED}.pem")),

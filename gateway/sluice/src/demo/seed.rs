@@ -38,6 +38,11 @@ pub const LICENSEES: &[DemoLicensee] = &[
         name: "Pudong Green Credit Bank Co., Ltd.",
         code17: "91310115MA1H2GB7N",
     },
+    DemoLicensee {
+        id: super::STATS,
+        name: "Shanghai Municipal Statistics Bureau",
+        code17: "11310000002431427",
+    },
 ];
 
 /// The declared scenarios: id, title, what the data is used for, the dataset covered.
@@ -64,6 +69,12 @@ pub const SCENARIOS: &[(&str, &str, &str, &str)] = &[
         "property-underwriting",
         "Commercial property underwriting",
         "pricing enterprise property insurance by activity level",
+        "enterprise-utilities",
+    ),
+    (
+        "district-statistics",
+        "District statistics",
+        "publishing water and power use by district and month",
         "enterprise-utilities",
     ),
     (
@@ -118,6 +129,12 @@ pub const LICENCES: &[DemoLicence] = &[
         licensee: super::ACME,
         dataset: "enterprise-utilities",
         scenario: "property-underwriting",
+    },
+    DemoLicence {
+        id: "lic-stats-districts",
+        licensee: super::STATS,
+        dataset: "enterprise-utilities",
+        scenario: "district-statistics",
     },
     DemoLicence {
         id: "lic-greenbank-scoring",
@@ -204,6 +221,21 @@ pub fn grant_body(l: &DemoLicence) -> Value {
                 "rate": { "per_second": 50, "burst": 100 },
                 "quota": { "requests_per_day": 100000, "records_per_day": 10000000 },
                 "expert_review": EXPERT_REVIEW,
+            }),
+        ),
+        // The statistics office gets aggregates only (the data sandbox): grouped by district
+        // and month, cells of fewer than 11 enterprises suppressed, no record. (By industry as
+        // well, the demo's 240 enterprises would leave almost every cell below 11.)
+        "lic-stats-districts" => (
+            json!({}),
+            json!({
+                "mode": "aggregate",
+                "aggregate": {
+                    "group_by": ["district", "month"],
+                    "measures": ["water_m3", "electricity_kwh"],
+                    "k": 11,
+                },
+                "rate": { "per_second": 10, "burst": 20 },
             }),
         ),
         // The bank scores Pudong enterprises it lends to: identities in the clear, phone masked.
@@ -323,7 +355,7 @@ mod tests {
             assert!(SCENARIOS.iter().any(|s| (s.0, s.3) == (l.scenario, l.dataset)));
             let g: sluice_registry::model::GrantRequest = serde_json::from_value(grant_body(l)).unwrap();
             assert_eq!(g.id.as_deref(), Some(l.id));
-            assert!(!g.fields.is_empty());
+            assert!(!g.fields.is_empty() || g.aggregate.is_some());
         }
     }
 }

@@ -38,10 +38,11 @@ pub fn print(demo: &Demo) {
         s(m, "/registry/admin/cert"),
         s(m, "/registry/admin/key"),
     );
-    let (acme, maps, bank, nobody) = (
+    let (acme, maps, bank, stats, nobody) = (
         c(super::ACME),
         c(super::MAPS),
         c(super::GREEN_BANK),
+        c(super::STATS),
         c(super::UNLICENSED),
     );
     let hydrants = "datasets/fire-hydrants/records";
@@ -81,6 +82,8 @@ pub fn print(demo: &Demo) {
     println!("curl -s {acme} -H 'Sluice-Scenario: property-underwriting' '{util}/v1/{utilities}?limit=3'");
     println!("# a bank's row-filtered licence (Pudong only): identities clear, phone masked; the tariff is a trade secret and never leaves");
     println!("curl -s {bank} -H 'Sluice-Scenario: green-credit-scoring' '{util}/v1/{utilities}?limit=3&month=eq.2025-07'");
+    println!("# the data sandbox: the statistics office gets grouped sums only, cells of fewer than 11 suppressed, never a record");
+    println!("curl -s {stats} -H 'Sluice-Scenario: district-statistics' '{util}/v1/datasets/enterprise-utilities/aggregate?group_by=district&metric=sum(water_m3)&month=eq.2025-07'");
     println!();
     println!("## The registry: {registry}");
     println!("# public pages: the catalog of both agencies and the violation register");

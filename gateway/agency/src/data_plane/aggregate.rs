@@ -12,14 +12,14 @@ use super::context::Ctx;
 use super::decide::{check_fresh, Inputs};
 use super::fetch::upstream_problem;
 use super::limit;
-use super::mask::MaskedBody;
 use super::outcome::{set_request_id, Sent};
+use super::scan::{member_text, scan, Scan, ScanError};
 use crate::limits::privacy::Spend;
 use crate::runtime::Runtime;
 use bytes::Bytes;
 use http::{header, HeaderValue, Response, StatusCode};
 use rand_core::{OsRng, TryRngCore};
-use sluice_connectors::{AggregateFetch, Connector, Fetch, FetchError, PageEnd, Paging, SourceData};
+use sluice_connectors::{AggregateFetch, Connector, FetchError};
 use sluice_net::body::{full, RespBody};
 use sluice_net::problem::{Problem, ProblemCode};
 use sluice_policy::aggregate::{
@@ -32,12 +32,10 @@ use sluice_policy::licence::Licence;
 use sluice_policy::mask::PseudonymKey;
 use sluice_policy::plan::{FieldAction, FieldPlan, PlannedField};
 use sluice_policy::query::ClientQuery;
-use sluice_policy::stream::{MaskStats, Masker, MaskerLimits, OutputFormat};
+use sluice_policy::stream::MaskStats;
 use sluice_policy::Permit;
+use std::collections::HashMap;
 use std::sync::Arc;
-
-/// Records asked of a source per page while streaming an aggregate.
-const PAGE: u64 = 10_000;
 
 /// What an aggregate request asks: the query, its equality filters and the totals mode.
 #[derive(Debug, Clone, PartialEq)]
@@ -347,90 +345,28 @@ async fn stream_table(
         .collect();
     let query = ClientQuery::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .map_err(|e| Problem::new(ProblemCode::BadRequest, e.to_string()))?;
-    let query_arc = (!query.filters.is_empty()).then(|| Arc::new(query.clone()));
     let mut agg = Aggregator::new(plan);
-    let paging = connector.paging();
-    let mut offset = 0u64;
-    let mut after: Option<Vec<Option<String>>> = None;
-    loop {
-        let fetch = Fetch {
-            limit: if paging == Paging::Stream { u64::MAX } else { PAGE },
-            offset: if paging == Paging::Source { offset } else { 0 },
-            params: Vec::new(),
-            row_filter: licence.row_filter.as_ref(),
-            query: Some(&query),
-            request_id: &ctx.request_id,
-            plan: Some(&field_plan),
-            after: after.take(),
-        };
-        let body = connector.fetch(&fetch).await.map_err(|e| fetch_failure(e, ctx))?;
-        let next = match &body {
-            SourceData::Rows(rows) => match &rows.end {
-                PageEnd::After(values) => Some(values.clone()),
-                PageEnd::Last | PageEnd::Unknown => None,
-            },
-            SourceData::Bytes(_) | SourceData::Pages(_) => None,
-        };
-        let limits = MaskerLimits {
-            max_records: None,
-            max_record_bytes: rt.config.limits.max_record_bytes,
-        };
-        let masker = match &body {
-            SourceData::Rows(rows) => Masker::typed(
-                field_plan.clone(),
-                query_arc.clone(),
-                &rows.columns,
-                OutputFormat::Ndjson,
-                limits,
+    let read = Scan {
+        plan: field_plan,
+        row_filter: licence.row_filter.as_ref(),
+        query: &query,
+        request_id: &ctx.request_id,
+    };
+    scan(connector, &rt.config.limits, &read, |line| {
+        push_line(&mut agg, plan, line)
+    })
+    .await
+    .map_err(|e| match e {
+        ScanError::Fetch(e) => fetch_failure(e, ctx),
+        ScanError::Body(error) => Failure::Upstream(
+            Problem::new(
+                ProblemCode::UpstreamFailed,
+                "the data source sent data that could not be verified",
             ),
-            _ => Masker::filtered(
-                field_plan.clone(),
-                query_arc.clone(),
-                connector.input_format(),
-                OutputFormat::Ndjson,
-                limits,
-            ),
-        };
-        let mut masked = MaskedBody::new(
-            body,
-            masker,
-            connector.read_timeout(),
-            rt.config.limits.max_upstream_bytes,
-        );
-        let mut carry: Vec<u8> = Vec::new();
-        loop {
-            let chunk = masked.next_output().await.map_err(|e| {
-                let error = e.to_string();
-                Failure::Upstream(
-                    Problem::new(
-                        ProblemCode::UpstreamFailed,
-                        "the data source sent data that could not be verified",
-                    ),
-                    error,
-                )
-            })?;
-            let Some(chunk) = chunk else { break };
-            carry.extend_from_slice(&chunk);
-            let end = carry.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
-            for line in carry[..end].split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-                push_line(&mut agg, plan, line)?;
-            }
-            carry.drain(..end);
-        }
-        if !carry.is_empty() {
-            push_line(&mut agg, plan, &carry)?;
-        }
-        let read = masked.stats().records_in;
-        match paging {
-            Paging::Stream => break,
-            Paging::Source if read < PAGE || read == 0 => break,
-            Paging::Source => offset += read,
-            Paging::Key => match next {
-                Some(values) => after = Some(values),
-                None => break,
-            },
-        }
-    }
+            error,
+        ),
+        ScanError::Handler(f) => f,
+    })?;
     Ok(agg.finish())
 }
 
@@ -438,17 +374,9 @@ async fn stream_table(
 /// string's text, a number's text exactly as written (as a SQL push-down renders it), `null`
 /// as no value.
 fn push_line(agg: &mut Aggregator, plan: &BasePlan, line: &[u8]) -> Result<(), Failure> {
-    let rec: std::collections::HashMap<String, Box<serde_json::value::RawValue>> =
-        serde_json::from_slice(line)
-            .map_err(|e| Problem::new(ProblemCode::Internal, format!("aggregate record: {e}")))?;
-    let text = |name: &str| -> Option<String> {
-        let raw = rec.get(name)?.get();
-        match raw.as_bytes().first() {
-            Some(b'"') => serde_json::from_str(raw).ok(),
-            _ if raw == "null" => None,
-            _ => Some(raw.to_owned()),
-        }
-    };
+    let rec: HashMap<String, Box<serde_json::value::RawValue>> = serde_json::from_slice(line)
+        .map_err(|e| Problem::new(ProblemCode::Internal, format!("aggregate record: {e}")))?;
+    let text = |name: &str| member_text(&rec, name);
     let groups: Vec<Option<String>> = plan.fields().iter().map(|f| text(f)).collect();
     let group_refs: Vec<Option<&str>> = groups.iter().map(|g| g.as_deref()).collect();
     let measure = plan.measure().and_then(text);

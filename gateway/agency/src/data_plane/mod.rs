@@ -23,6 +23,7 @@ pub mod outcome;
 pub mod records_body;
 pub mod respond;
 pub mod route;
+pub mod scan;
 pub mod stall;
 
 pub use context::Ctx;

@@ -16,8 +16,9 @@ use sluice_policy::catalog::DatasetSpec;
 use sluice_policy::mask::fingerprint::{
     verdict, Evidence, FingerprintKey, Observation, Tolerance, Verdict, DEFAULT_ALPHA,
 };
+use sluice_policy::mask::PseudonymKey;
 use sluice_policy::served::ServedDigest;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 
 /// Why a trace could not be made.
@@ -47,7 +48,14 @@ pub enum TraceError {
     /// The audit log cannot be read.
     #[error("cannot read the audit log: {0}")]
     Audit(#[from] AuditError),
+    /// The dataset's source could not be read for the originals behind leaked pseudonyms.
+    #[error("cannot read the dataset's source: {0}")]
+    Source(String),
 }
+
+/// The chance that a given text equals a licensee's pseudonym of a value without being it:
+/// 2⁻¹²⁸ (pseudonyms carry 128 bits of HMAC-SHA256).
+const PSEUDONYM_CHANCE: f64 = 2.938_735_877_055_718_8e-39;
 
 /// One candidate's evidence.
 #[derive(Debug, Clone, Serialize)]
@@ -63,6 +71,8 @@ pub struct Candidate {
     pub p_value: f64,
     /// Responses of the dataset its audit records show it received.
     pub responses: u64,
+    /// Leaked pseudonyms that are this licensee's pseudonyms of the source's values.
+    pub pseudonyms: u32,
 }
 
 /// What `sluice trace` concludes.
@@ -76,6 +86,8 @@ pub struct TraceReport {
     pub p_value: Option<f64>,
     /// Marked values the named (or best) candidate's score read.
     pub marks_used: u32,
+    /// Leaked pseudonyms checked against the source's values (each against every candidate).
+    pub pseudonyms_checked: u32,
     /// The dataset traced.
     pub dataset: String,
     /// Records read from the leak.
@@ -96,6 +108,109 @@ pub fn read_master_key(config: &Config) -> Result<Vec<u8>, TraceError> {
     std::fs::read(&path).map_err(|source| TraceError::MasterKey { path, source })
 }
 
+/// The source's records behind leaked rows, by record key (every field's text).
+pub type Originals = HashMap<String, Row>;
+
+/// Whether a text is a pseudonym as sluice writes them: `p_` and 22 base64url characters
+/// (128 bits of HMAC-SHA256).
+fn is_pseudonym(text: &str) -> bool {
+    text.len() == 24
+        && text.starts_with("p_")
+        && text[2..]
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// What `sluice trace` needs before scoring: the leak's rows, its dataset, and the record keys
+/// of rows holding pseudonyms (whose source values [`originals`] reads).
+pub struct Leak<'c> {
+    rows: Vec<Row>,
+    spec: &'c DatasetSpec,
+}
+
+impl<'c> Leak<'c> {
+    /// Reads the leaked file and picks its dataset (given, or told from its columns).
+    pub fn read(config: &'c Config, dataset: Option<&str>, leak: &[u8]) -> Result<Self, TraceError> {
+        let rows = read_leak(leak)?;
+        let spec = pick_dataset(config, dataset, &rows)?;
+        Ok(Self { rows, spec })
+    }
+
+    /// Record keys of the leaked rows that hold pseudonyms: tracing them needs the source's
+    /// values.
+    pub fn pseudonymised_keys(&self) -> HashSet<String> {
+        let Some(key) = self.spec.record_key.as_deref() else {
+            return HashSet::new();
+        };
+        self.rows
+            .iter()
+            .filter(|r| r.iter().any(|(f, v)| f != key && is_pseudonym(v)))
+            .filter_map(|r| r.get(key).cloned())
+            .collect()
+    }
+
+    /// The dataset traced.
+    pub fn dataset(&self) -> &DatasetSpec {
+        self.spec
+    }
+}
+
+/// Reads the source's records whose keys are in `keys` (every declared field, in the clear, as
+/// the masker reads them), through the dataset's connector. Nothing leaves the machine.
+pub async fn originals(
+    config: &Config,
+    dataset: &DatasetSpec,
+    keys: &HashSet<String>,
+) -> Result<Originals, TraceError> {
+    use crate::data_plane::scan::{member_text, scan, Scan};
+    use sluice_policy::plan::{FieldAction, FieldPlan, PlannedField};
+    let mut out = Originals::new();
+    let (Some(key), Some(source)) = (dataset.record_key.as_deref(), config.sources.get(&dataset.id)) else {
+        return Ok(out);
+    };
+    if keys.is_empty() {
+        return Ok(out);
+    }
+    let shared = sluice_connectors::Shared::for_sources(config.sources.values());
+    let connector = sluice_connectors::connect(source, &shared);
+    let plan = std::sync::Arc::new(FieldPlan {
+        fields: dataset
+            .fields
+            .iter()
+            .map(|f| PlannedField {
+                name: f.name.clone(),
+                action: FieldAction::Emit { scan: false },
+            })
+            .collect(),
+        row_filter: None,
+        key: sluice_policy::mask::PseudonymKey::derive(b"", "", ""),
+        record_key: None,
+    });
+    let query = sluice_policy::query::ClientQuery::default();
+    let read = Scan {
+        plan,
+        row_filter: None,
+        query: &query,
+        request_id: "sluice-trace",
+    };
+    let names: Vec<&str> = dataset.fields.iter().map(|f| f.name.as_str()).collect();
+    scan(connector.as_ref(), &config.limits, &read, |line| {
+        let rec: HashMap<String, Box<serde_json::value::RawValue>> =
+            serde_json::from_slice(line).map_err(|e| e.to_string())?;
+        if let Some(k) = member_text(&rec, key).filter(|k| keys.contains(k)) {
+            let row: Row = names
+                .iter()
+                .filter_map(|n| Some(((*n).to_owned(), member_text(&rec, n)?)))
+                .collect();
+            out.insert(k, row);
+        }
+        Ok::<(), String>(())
+    })
+    .await
+    .map_err(|e| TraceError::Source(format!("{e:?}")))?;
+    Ok(out)
+}
+
 /// Traces `leak` (the file's bytes) against the gateway's licensees for `dataset`, or for the
 /// fingerprinted dataset whose columns the leak has.
 pub fn trace(
@@ -104,9 +219,40 @@ pub fn trace(
     dataset: Option<&str>,
     leak: &[u8],
 ) -> Result<TraceReport, TraceError> {
-    let rows = read_leak(leak)?;
-    let spec = pick_dataset(config, dataset, &rows)?;
-    let (key_field, tolerant) = marked_fields(spec)?;
+    trace_leak(
+        config,
+        master_key,
+        &Leak::read(config, dataset, leak)?,
+        &Originals::new(),
+    )
+}
+
+/// Traces a leak read with [`Leak::read`]; `originals` holds the source's records behind its
+/// pseudonymised rows ([`originals`]), so that a pseudonym names the licensee it was computed
+/// for (a chance match has probability 2⁻¹²⁸).
+pub fn trace_leak(
+    config: &Config,
+    master_key: &[u8],
+    leak: &Leak<'_>,
+    originals: &Originals,
+) -> Result<TraceReport, TraceError> {
+    let (rows, spec) = (&leak.rows, leak.spec);
+    let (key_field, tolerant) = match marked_fields(spec) {
+        Ok(m) => m,
+        // A dataset without marks can still be traced by its pseudonyms.
+        Err(e) if originals.is_empty() => return Err(e),
+        Err(_) => (spec.record_key.as_deref().unwrap_or_default(), Vec::new()),
+    };
+    // (record key, field, leaked pseudonym, the source's value)
+    let pseudonyms: Vec<(&str, &str, &str)> = rows
+        .iter()
+        .filter_map(|r| Some((r, originals.get(r.get(key_field)?)?)))
+        .flat_map(|(r, orig)| {
+            r.iter()
+                .filter(|(f, v)| f.as_str() != key_field && is_pseudonym(v))
+                .filter_map(move |(f, v)| Some((f.as_str(), v.as_str(), orig.get(f)?.as_str())))
+        })
+        .collect();
     let observations: Vec<Observation<'_>> = rows
         .iter()
         .filter_map(|r| Some((r.get(key_field)?, r)))
@@ -133,7 +279,17 @@ pub fn trace(
         let received =
             |o: &Observation<'_>| digests.is_empty() || digests.iter().any(|d| d.contains(o.record_key));
         let evidence = Evidence::new(&tolerant, observations.iter().copied().filter(received));
-        let score = evidence.score(&FingerprintKey::derive(master_key, &licensee, &spec.id));
+        let mut score = evidence.score(&FingerprintKey::derive(master_key, &licensee, &spec.id));
+        let pkey = PseudonymKey::derive(master_key, &licensee, &spec.id);
+        let named_by_pseudonym = pseudonyms
+            .iter()
+            .filter(|(_, leaked, original)| pkey.pseudonym(original.as_bytes()) == *leaked)
+            .count() as u32;
+        if named_by_pseudonym > 0 {
+            // Another key's pseudonym, or a made-up one, equals this licensee's with
+            // probability 2^-128 per value checked.
+            score.p_value = score.p_value.min(PSEUDONYM_CHANCE * pseudonyms.len() as f64);
+        }
         scores.push(score);
         candidates.push(Candidate {
             licensee,
@@ -141,6 +297,7 @@ pub fn trace(
             matches: score.matches,
             p_value: score.p_value,
             responses: digests.len() as u64,
+            pseudonyms: named_by_pseudonym,
         });
     }
     let (verdict_text, licensee, p_value, marks_used) = match verdict(&scores, DEFAULT_ALPHA) {
@@ -168,6 +325,7 @@ pub fn trace(
         licensee,
         p_value,
         marks_used,
+        pseudonyms_checked: pseudonyms.len() as u32,
         dataset: spec.id.clone(),
         records: rows.len(),
         alpha: DEFAULT_ALPHA,
@@ -273,7 +431,7 @@ fn served_digests(config: &Config, dataset: &str) -> Result<HashMap<String, Vec<
 }
 
 /// One leaked record: its columns' texts (strings as they are, numbers as written).
-type Row = BTreeMap<String, String>;
+pub type Row = BTreeMap<String, String>;
 
 /// Reads a leaked file: a JSON array of records, an object holding one (e.g. `{"data": […]}`),
 /// NDJSON, or CSV with a header row.

@@ -3,7 +3,7 @@
 
 use anyhow::Context;
 use sluice_agency::config::Config;
-use sluice_agency::trace::{read_master_key, trace, TraceReport};
+use sluice_agency::trace::{originals, read_master_key, trace_leak, Leak, Originals, TraceReport};
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -32,7 +32,25 @@ pub fn run(args: TraceArgs) -> anyhow::Result<ExitCode> {
     let config = Config::load(&args.config)?;
     let key = read_master_key(&config)?;
     let leak = std::fs::read(&args.file).with_context(|| format!("reading {}", args.file.display()))?;
-    let report = trace(&config, &key, args.dataset.as_deref(), &leak)?;
+    let leak = Leak::read(&config, args.dataset.as_deref(), &leak)?;
+    // Rows holding pseudonyms are traced through the source's values behind them, read here
+    // from the dataset's source; without the source, tracing goes on with the marks alone.
+    let keys = leak.pseudonymised_keys();
+    let originals = if keys.is_empty() {
+        Originals::new()
+    } else {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        match runtime.block_on(originals(&config, leak.dataset(), &keys)) {
+            Ok(o) => o,
+            Err(e) => {
+                eprintln!("warning: pseudonyms not traced: {e}");
+                Originals::new()
+            }
+        }
+    };
+    let report = trace_leak(&config, &key, &leak, &originals)?;
     let mut out = std::io::stdout().lock();
     if args.format == "json" {
         serde_json::to_writer_pretty(&mut out, &report)?;

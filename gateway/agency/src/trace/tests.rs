@@ -4,6 +4,7 @@ use sluice_policy::mask::fingerprint::Marker;
 use sluice_policy::mask::PseudonymKey;
 use sluice_policy::plan::{FieldAction, FieldPlan, PlannedField};
 use sluice_policy::stream::{InputFormat, Masker, MaskerLimits, OutputFormat};
+use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -243,4 +244,62 @@ fn bad_leaks_and_datasets_are_clear_errors() {
         trace(&plain, MASTER, Some("parks"), b"[]"),
         Err(TraceError::NotFingerprinted(_))
     ));
+}
+
+/// The federation's config with the parks register in an NDJSON file the gateway reads (a real
+/// file source), each park with an owner.
+fn config_with_file_source(dir: &Path) -> Config {
+    config(dir);
+    let path = dir.join("gw.toml");
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace(
+            "kind = \"http\"\nurl = \"http://127.0.0.1:9/parks\"",
+            "kind = \"ndjson\"\npath = \"parks.ndjson\"",
+        )
+        .replace(
+            "{ name = \"name\" }]",
+            "{ name = \"name\" }, { name = \"owner\" }]",
+        );
+    std::fs::write(&path, text).unwrap();
+    let records: String = (0..300)
+        .map(|i| format!("{{\"id\":\"P-{i}\",\"lat\":31.{i:04},\"lon\":121.{i:04},\"name\":\"Park {i}\",\"owner\":\"Owner {i}\"}}\n"))
+        .collect();
+    std::fs::write(dir.join("parks.ndjson"), records).unwrap();
+    Config::load(&path).unwrap()
+}
+
+#[tokio::test]
+async fn one_leaked_row_with_its_pseudonym_names_the_licensee() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_with_file_source(dir.path());
+    let key = read_master_key(&config).unwrap();
+    // globex's copy of park 7's row: the owner pseudonymised with globex's key, no coordinates.
+    let pseudonym = PseudonymKey::derive(MASTER, "globex", "parks").pseudonym(b"Owner 7");
+    let leak = format!("id,owner\nP-7,{pseudonym}\n");
+    let read = Leak::read(&config, Some("parks"), leak.as_bytes()).unwrap();
+    assert_eq!(read.pseudonymised_keys(), HashSet::from(["P-7".to_owned()]));
+    let originals = originals(&config, read.dataset(), &read.pseudonymised_keys())
+        .await
+        .unwrap();
+    assert_eq!(originals["P-7"]["owner"], "Owner 7");
+    let r = trace_leak(&config, &key, &read, &originals).unwrap();
+    assert_eq!(r.verdict, "named", "{r:?}");
+    assert_eq!(r.licensee.as_deref(), Some("globex"), "{r:?}");
+    assert!(r.p_value.unwrap() < 1e-30, "{r:?}");
+    assert_eq!(r.pseudonyms_checked, 1);
+    // A pseudonym no candidate computed (another gateway's key, or made up) names nobody.
+    let other =
+        PseudonymKey::derive(b"another gateway's master key....", "globex", "parks").pseudonym(b"Owner 7");
+    let read = Leak::read(
+        &config,
+        Some("parks"),
+        format!("id,owner\nP-7,{other}\n").as_bytes(),
+    )
+    .unwrap();
+    let r = trace_leak(&config, &key, &read, &originals).unwrap();
+    assert_eq!(r.verdict, "cannot-tell", "{r:?}");
+    // Without the source's values there is nothing to check the pseudonym against.
+    let r = trace_leak(&config, &key, &read, &Originals::new()).unwrap();
+    assert_eq!((r.verdict, r.pseudonyms_checked), ("cannot-tell", 0), "{r:?}");
 }

@@ -55,7 +55,7 @@ pub enum TraceError {
 
 /// The chance that a given text equals a licensee's pseudonym of a value without being it:
 /// 2⁻¹²⁸ (pseudonyms carry 128 bits of HMAC-SHA256).
-const PSEUDONYM_CHANCE: f64 = 2.938_735_877_055_718_8e-39;
+const PSEUDONYM_CHANCE: f64 = 1.0 / (1u128 << 127) as f64 / 2.0;
 
 /// One candidate's evidence.
 #[derive(Debug, Clone, Serialize)]

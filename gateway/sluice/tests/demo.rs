@@ -363,6 +363,27 @@ async fn demo_runs_two_agencies_on_registry_licences_and_admin_commands_take_eff
         "curl -sf '{}?limit=40' > source.json",
         s(&m, "/source_url")
     )));
+    // The marked coordinates are within half the tolerance (0.00001°) of the source's, and a
+    // second download is identical (averaging downloads gains nothing).
+    let source: Vec<Value> =
+        serde_json::from_slice(&std::fs::read(leak_dir.path().join("source.json")).unwrap()).unwrap();
+    let mut moved = 0;
+    for (got, src) in leaked.iter().zip(&source) {
+        assert_eq!(got["id"], src["id"]);
+        for f in ["latitude", "longitude"] {
+            let (g, o) = (got[f].as_f64().unwrap(), src[f].as_f64().unwrap());
+            assert!((g - o).abs() <= 0.000_005 + 1e-12, "{f}: {g} vs {o}");
+            moved += usize::from(g != o);
+        }
+    }
+    assert!(moved > 40, "most values carry a mark: {moved} of 80 moved");
+    run_printed(&in_dir(
+        &demo.line("crew-routing").replace("leaked.json", "again.json"),
+    ));
+    assert_eq!(
+        std::fs::read(leak_dir.path().join("again.json")).unwrap(),
+        std::fs::read(leak_dir.path().join("leaked.json")).unwrap()
+    );
     let out = Command::new("sh")
         .args(["-c", &in_dir(&trace.replace("leaked.json", "source.json"))])
         .output()

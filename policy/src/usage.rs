@@ -42,6 +42,14 @@ pub struct UsageCount {
     pub records: u64,
     /// Requests refused.
     pub refusals: u64,
+    /// Differential-privacy loss spent by aggregate answers, in millionths of ε (left out
+    /// when zero).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub epsilon_micros: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// `POST /v1/usage`: one gateway's counts for a period.
@@ -240,6 +248,7 @@ mod tests {
             requests,
             records,
             refusals,
+            epsilon_micros: 0,
         }
     }
 

@@ -1197,7 +1197,7 @@ async fn usage_reports_are_counted_once_and_aggregated_per_month(b: Backend) {
         "2026-11-28T00:01:00Z",
         json!([
             { "licensee": "acme", "dataset": "fire-hydrants", "licence": "lic-1", "requests": 5, "records": 500, "refusals": 0 },
-            { "licensee": "beta", "dataset": "utilities", "licence": "lic-9", "requests": 1, "records": 10, "refusals": 0 },
+            { "licensee": "beta", "dataset": "utilities", "licence": "lic-9", "requests": 1, "records": 10, "refusals": 0, "epsilon_micros": 500000 },
         ]),
     );
     assert_eq!(
@@ -1216,7 +1216,7 @@ async fn usage_reports_are_counted_once_and_aggregated_per_month(b: Backend) {
         "2026-10-31T23:30:00-01:00",
         "2026-11-01T00:31:00Z",
         json!([
-            { "licensee": "beta", "dataset": "utilities", "licence": "lic-9", "requests": 2, "records": 20, "refusals": 1 },
+            { "licensee": "beta", "dataset": "utilities", "licence": "lic-9", "requests": 2, "records": 20, "refusals": 1, "epsilon_micros": 250000 },
         ]),
     );
     assert_eq!(reg.gateway2.post("/v1/usage", &edge).await.unwrap().status, 200);
@@ -1242,8 +1242,8 @@ async fn usage_reports_are_counted_once_and_aggregated_per_month(b: Backend) {
     );
 
     let want = json!([
-        { "licensee": "acme", "dataset": "fire-hydrants", "requests": 20, "records": 2000, "refusals": 4, "gateways": ["gw1", "gw2"] },
-        { "licensee": "beta", "dataset": "utilities", "requests": 3, "records": 30, "refusals": 1, "gateways": ["gw1", "gw2"] },
+        { "licensee": "acme", "dataset": "fire-hydrants", "requests": 20, "records": 2000, "refusals": 4, "epsilon_micros": 0, "gateways": ["gw1", "gw2"] },
+        { "licensee": "beta", "dataset": "utilities", "requests": 3, "records": 30, "refusals": 1, "epsilon_micros": 750000, "gateways": ["gw1", "gw2"] },
     ]);
     let r = reg.admin.get("/admin/usage?month=2026-11").await.unwrap();
     assert_eq!(r.status, 200);
@@ -1289,7 +1289,7 @@ async fn usage_reports_are_counted_once_and_aggregated_per_month(b: Backend) {
     let lines: Vec<Vec<&str>> = out.text.lines().map(|l| l.split(',').collect()).collect();
     assert_eq!(
         lines[0],
-        ["licensee", "dataset", "requests", "records", "refusals", "gateways"]
+        ["licensee", "dataset", "requests", "records", "refusals", "epsilon", "gateways"]
     );
     assert_eq!(lines.len(), 3, "{}", out.text);
     for (line, row) in lines[1..].iter().zip(want.as_array().unwrap()) {
@@ -1300,7 +1300,9 @@ async fn usage_reports_are_counted_once_and_aggregated_per_month(b: Backend) {
             n,
             [&row["requests"], &row["records"], &row["refusals"]].map(|v| v.as_u64().unwrap())
         );
-        assert_eq!(line[5].split(';').collect::<Vec<_>>(), ["gw1", "gw2"]);
+        let epsilon: f64 = line[5].parse().unwrap();
+        assert_eq!(epsilon, row["epsilon_micros"].as_f64().unwrap() / 1e6);
+        assert_eq!(line[6].split(';').collect::<Vec<_>>(), ["gw1", "gw2"]);
     }
     let out = admin_cli(&reg, report(cli::UsageFormat::Json)).await;
     assert_eq!(serde_json::from_str::<Value>(&out.text).unwrap(), want);
@@ -1524,7 +1526,7 @@ async fn a_gateways_usage_reaches_the_monthly_report(b: Backend) {
 
     let month = this_month();
     let want = json!([{ "licensee": "acme", "dataset": "fire-hydrants", "requests": 2 + refused,
-                        "records": 4, "refusals": refused, "gateways": ["gw1"] }]);
+                        "records": 4, "refusals": refused, "epsilon_micros": 0, "gateways": ["gw1"] }]);
     let start = Instant::now();
     let mut got = Value::Null;
     while start.elapsed() < Duration::from_secs(10) {

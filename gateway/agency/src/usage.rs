@@ -61,6 +61,8 @@ pub struct Counts {
     pub records: u64,
     /// Problem responses.
     pub refusals: u64,
+    /// Differential-privacy loss spent by aggregate answers, in millionths of ε.
+    pub epsilon_micros: u64,
 }
 
 impl Counts {
@@ -69,6 +71,7 @@ impl Counts {
         self.requests = self.requests.saturating_add(other.requests);
         self.records = self.records.saturating_add(other.records);
         self.refusals = self.refusals.saturating_add(other.refusals);
+        self.epsilon_micros = self.epsilon_micros.saturating_add(other.epsilon_micros);
     }
 
     /// Whether everything is zero.
@@ -189,6 +192,7 @@ mod tests {
             requests,
             records,
             refusals,
+            epsilon_micros: 0,
         }
     }
 

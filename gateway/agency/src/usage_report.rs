@@ -36,6 +36,7 @@ pub fn report_of(table: UsageTable, from: OffsetDateTime, until: OffsetDateTime)
             requests: c.requests,
             records: c.records,
             refusals: c.refusals,
+            epsilon_micros: c.epsilon_micros,
         })
         .collect();
     UsageReport::new(uuid::Uuid::now_v7().to_string(), from, until, counts)
@@ -243,6 +244,7 @@ mod tests {
                 requests: 12,
                 records: 1200,
                 refusals: 1,
+                epsilon_micros: 0,
             },
         );
         counters.record(
@@ -255,6 +257,7 @@ mod tests {
                 requests: 1,
                 records: 0,
                 refusals: 1,
+                epsilon_micros: 0,
             },
         );
         let r = report_of(

@@ -315,6 +315,9 @@ pub struct UsageRow {
     pub records: u64,
     /// Requests refused.
     pub refusals: u64,
+    /// Differential-privacy loss spent by aggregate answers, in millionths of ε.
+    #[serde(default)]
+    pub epsilon_micros: u64,
     /// Gateways that reported, sorted.
     pub gateways: Vec<String>,
 }

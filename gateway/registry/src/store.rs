@@ -79,6 +79,7 @@ const SCHEMA: &[&str] = &[
 const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
     ("violations", "lifted_at", "TEXT"),
     ("violations", "lifted_reason", "TEXT"),
+    ("usage_counts", "epsilon_micros", "BIGINT NOT NULL DEFAULT 0"),
 ];
 
 /// Adds the [`ADDED_COLUMNS`] a store lacks (a replica may add one concurrently: fine).

@@ -93,18 +93,20 @@ fn csv_field(s: &str) -> String {
     }
 }
 
-/// The report as CSV: header `licensee,dataset,requests,records,refusals,gateways`,
-/// gateways joined by `;`, fields quoted when needed (RFC 4180).
+/// The report as CSV: header `licensee,dataset,requests,records,refusals,epsilon,gateways`
+/// (ε spent by aggregate answers, as a decimal), gateways joined by `;`, fields quoted when
+/// needed (RFC 4180).
 pub fn to_csv(rows: &[UsageRow]) -> String {
-    let mut out = String::from("licensee,dataset,requests,records,refusals,gateways\n");
+    let mut out = String::from("licensee,dataset,requests,records,refusals,epsilon,gateways\n");
     for r in rows {
         out.push_str(&format!(
-            "{},{},{},{},{},{}\n",
+            "{},{},{},{},{},{},{}\n",
             csv_field(&r.licensee),
             csv_field(&r.dataset),
             r.requests,
             r.records,
             r.refusals,
+            r.epsilon_micros as f64 / 1e6,
             csv_field(&r.gateways.join(";"))
         ));
     }
@@ -174,11 +176,12 @@ mod tests {
             requests: 2,
             records: 3,
             refusals: 0,
+            epsilon_micros: 0,
             gateways: vec!["g1".into(), "g2".into()],
         }];
         assert_eq!(
             to_csv(&rows),
-            "licensee,dataset,requests,records,refusals,gateways\n\"a,b\",d,2,3,0,g1;g2\n"
+            "licensee,dataset,requests,records,refusals,epsilon,gateways\n\"a,b\",d,2,3,0,0,g1;g2\n"
         );
     }
 }

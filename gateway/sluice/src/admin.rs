@@ -198,7 +198,7 @@ pub enum ReportCommand {
 /// Output format of `sluice admin report usage`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum UsageFormat {
-    /// `licensee,dataset,requests,records,refusals,gateways` (gateways joined by `;`).
+    /// `licensee,dataset,requests,records,refusals,epsilon,gateways` (gateways joined by `;`).
     Csv,
     /// The admin API's JSON array.
     Json,

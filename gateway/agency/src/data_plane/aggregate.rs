@@ -225,6 +225,9 @@ async fn answer(
         epsilon,
     };
     inputs.outcomes.audit_whole(ctx, &sent).await?;
+    if let Some(e) = epsilon {
+        inputs.outcomes.count_epsilon(ctx, e);
+    }
     let mut resp = Response::new(full(body));
     let h = resp.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));

@@ -160,6 +160,24 @@ impl Outcomes {
         );
     }
 
+    /// Counts the differential-privacy loss an aggregate answer spent in the licensee's usage
+    /// (reported to the registry with the requests and records).
+    pub fn count_epsilon(&self, ctx: &Ctx, epsilon: f64) {
+        if let (Some(usage), Some(licensee)) = (&self.usage, &ctx.licensee) {
+            usage.record(
+                UsageKey {
+                    licensee: licensee.as_str().to_owned(),
+                    dataset: ctx.dataset.clone().unwrap_or_else(|| NO_DATASET.into()),
+                    licence: ctx.licence.clone(),
+                },
+                Counts {
+                    epsilon_micros: (epsilon * 1e6).ceil().max(0.0) as u64,
+                    ..Counts::default()
+                },
+            );
+        }
+    }
+
     /// Counts a source failure for the dataset and remembers it for `/readyz`.
     pub fn upstream_error(&self, ctx: &Ctx, error: &str) {
         let dataset = ctx.dataset.clone().unwrap_or_default();
@@ -194,6 +212,7 @@ impl Outcomes {
                     requests: 1,
                     records,
                     refusals: u64::from(status.is_client_error() || status.is_server_error()),
+                    epsilon_micros: 0,
                 },
             );
         }

@@ -25,7 +25,7 @@ impl Store {
             Err(sqlx::Error::Database(d)) if d.is_unique_violation() => return Ok(false),
             Err(e) => return Err(e.into()),
         }
-        let mut merged: BTreeMap<(&str, &str, &str), [u64; 3]> = BTreeMap::new();
+        let mut merged: BTreeMap<(&str, &str, &str), [u64; 4]> = BTreeMap::new();
         for c in &report.counts {
             let key = (
                 c.licensee.as_str(),
@@ -33,15 +33,19 @@ impl Store {
                 c.licence.as_deref().unwrap_or(""),
             );
             let sum = merged.entry(key).or_default();
-            for (s, n) in sum.iter_mut().zip([c.requests, c.records, c.refusals]) {
+            for (s, n) in sum
+                .iter_mut()
+                .zip([c.requests, c.records, c.refusals, c.epsilon_micros])
+            {
                 *s = s.saturating_add(n);
             }
         }
         let (month, from, until) = (report.month(), report.from_rfc3339(), report.until_rfc3339());
-        for ((licensee, dataset, licence), [requests, records, refusals]) in merged {
+        for ((licensee, dataset, licence), [requests, records, refusals, epsilon_micros]) in merged {
             sqlx::query(
                 "INSERT INTO usage_counts (gateway, report_id, month, period_from, period_until, licensee, \
-                 dataset, licence, requests, records, refusals) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                 dataset, licence, requests, records, refusals, epsilon_micros) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
             )
             .bind(gateway)
             .bind(&report.report_id)
@@ -54,6 +58,7 @@ impl Store {
             .bind(i64::try_from(requests).unwrap_or(i64::MAX))
             .bind(i64::try_from(records).unwrap_or(i64::MAX))
             .bind(i64::try_from(refusals).unwrap_or(i64::MAX))
+            .bind(i64::try_from(epsilon_micros).unwrap_or(i64::MAX))
             .execute(&mut *tx)
             .await?;
         }
@@ -66,7 +71,8 @@ impl Store {
     pub async fn usage(&self, month: &str) -> Result<Vec<UsageRow>> {
         let rows = sqlx::query(
             "SELECT licensee, dataset, gateway, CAST(SUM(requests) AS BIGINT) AS requests, \
-             CAST(SUM(records) AS BIGINT) AS records, CAST(SUM(refusals) AS BIGINT) AS refusals \
+             CAST(SUM(records) AS BIGINT) AS records, CAST(SUM(refusals) AS BIGINT) AS refusals, \
+             CAST(SUM(epsilon_micros) AS BIGINT) AS epsilon_micros \
              FROM usage_counts WHERE month = $1 GROUP BY licensee, dataset, gateway",
         )
         .bind(month)
@@ -85,6 +91,9 @@ impl Store {
             row.requests = row.requests.saturating_add(to_u64(r.try_get("requests")?));
             row.records = row.records.saturating_add(to_u64(r.try_get("records")?));
             row.refusals = row.refusals.saturating_add(to_u64(r.try_get("refusals")?));
+            row.epsilon_micros = row
+                .epsilon_micros
+                .saturating_add(to_u64(r.try_get("epsilon_micros")?));
             row.gateways.push(r.try_get("gateway")?);
         }
         Ok(out

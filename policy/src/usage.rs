@@ -170,7 +170,10 @@ impl UsageReport {
             if c.licence.as_deref().is_some_and(|l| l.trim().is_empty()) {
                 return Err(UsageReportError::BlankLicence(i));
             }
-            if c.requests > max || c.records > max || c.refusals > max {
+            if [c.requests, c.records, c.refusals, c.epsilon_micros]
+                .iter()
+                .any(|n| *n > max)
+            {
                 return Err(UsageReportError::CountTooLarge(i));
             }
         }
@@ -390,6 +393,11 @@ mod tests {
             ),
             (
                 "refusals",
+                serde_json::json!(i64::MAX as u64 + 1),
+                Some("counts[0]: count too large"),
+            ),
+            (
+                "epsilon_micros",
                 serde_json::json!(i64::MAX as u64 + 1),
                 Some("counts[0]: count too large"),
             ),

@@ -150,9 +150,7 @@ pub async fn respond(
     inputs.outcomes.check_audit()?;
     // Differential privacy: ε is reserved before the answer is computed; the same question
     // asked again today gets the same noisy answer and spends nothing.
-    let day = time::OffsetDateTime::now_utc()
-        .unix_timestamp()
-        .div_euclid(86_400);
+    let day = limit::today();
     let question = query_fingerprint(&asked.query, &asked.filters);
     let mut epsilon = None;
     if let Some(dp) = &dp {
@@ -165,7 +163,7 @@ pub async fn respond(
             .map_err(limit::refused)?
         {
             Spend::Cached(body) => return answer(inputs, ctx, &licence.id, body, 0, None).await,
-            Spend::Exhausted { remaining } => return Err(budget_exhausted(remaining, dp.epsilon)),
+            Spend::Exhausted { remaining } => return Err(limit::budget_exhausted(remaining, dp.epsilon)),
             Spend::Charged => epsilon = Some(dp.epsilon),
         }
     }
@@ -238,22 +236,6 @@ async fn answer(
     *resp.status_mut() = StatusCode::OK;
     set_request_id(&mut resp, &ctx.request_id);
     Ok(resp)
-}
-
-/// The licence's privacy budget for the day cannot pay for another answer.
-fn budget_exhausted(remaining_micros: u64, epsilon: f64) -> Problem {
-    let secs = crate::limits::seconds_to_midnight(time::OffsetDateTime::now_utc().unix_timestamp());
-    let mut p = Problem::new(
-        ProblemCode::PrivacyBudgetExhausted,
-        format!(
-            "the licence's privacy budget for today has {} of ε left and an answer costs {epsilon}; it resets at 00:00 UTC",
-            remaining_micros as f64 / 1e6
-        ),
-    );
-    if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
-        p = p.with_header(header::RETRY_AFTER, v);
-    }
-    p
 }
 
 /// Why a base table could not be built: a problem for the client, and for a source failure

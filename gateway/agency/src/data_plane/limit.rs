@@ -47,9 +47,7 @@ pub fn per_ip(limiter: &Limiter, ip: IpAddr) -> Result<(), Problem> {
 /// Admits the request under its licence's rate and quotas, reserving up to `want` records.
 /// Unlicensed (unconditional) data is limited per IP only.
 pub async fn admit(limiter: &Arc<Limiter>, permit: &Permit, want: u64) -> Result<Grant, Problem> {
-    let day = time::OffsetDateTime::now_utc()
-        .unix_timestamp()
-        .div_euclid(86_400);
+    let day = today();
     let Some(licence) = &permit.licence else {
         return Ok(Grant {
             limiter: limiter.clone(),
@@ -98,6 +96,26 @@ fn rate_limited(o: OverLimit) -> Problem {
             (HeaderName::from_static("ratelimit"), o.state),
         ],
     )
+}
+
+/// Today's UTC day number, the key of daily quotas and privacy budgets.
+pub(super) fn today() -> i64 {
+    time::OffsetDateTime::now_utc()
+        .unix_timestamp()
+        .div_euclid(86_400)
+}
+
+/// The licence's privacy budget for the day cannot pay for another answer.
+pub(super) fn budget_exhausted(remaining_micros: u64, epsilon: f64) -> Problem {
+    let secs = seconds_to_midnight(time::OffsetDateTime::now_utc().unix_timestamp());
+    let p = Problem::new(
+        ProblemCode::PrivacyBudgetExhausted,
+        format!(
+            "the licence's privacy budget for today has {} of ε left and an answer costs {epsilon}; it resets at 00:00 UTC",
+            remaining_micros as f64 / 1e6
+        ),
+    );
+    with_headers(p, &[(header::RETRY_AFTER, secs.to_string())])
 }
 
 fn quota_exhausted(q: QuotaExceeded) -> Problem {

@@ -163,6 +163,17 @@ impl Outcomes {
     /// Counts the differential-privacy loss an aggregate answer spent in the licensee's usage
     /// (reported to the registry with the requests and records).
     pub fn count_epsilon(&self, ctx: &Ctx, epsilon: f64) {
+        self.count_usage(
+            ctx,
+            Counts {
+                epsilon_micros: (epsilon * 1e6).ceil().max(0.0) as u64,
+                ..Counts::default()
+            },
+        );
+    }
+
+    /// Adds `counts` to an identified licensee's usage counters (reported to the registry).
+    fn count_usage(&self, ctx: &Ctx, counts: Counts) {
         if let (Some(usage), Some(licensee)) = (&self.usage, &ctx.licensee) {
             usage.record(
                 UsageKey {
@@ -170,10 +181,7 @@ impl Outcomes {
                     dataset: ctx.dataset.clone().unwrap_or_else(|| NO_DATASET.into()),
                     licence: ctx.licence.clone(),
                 },
-                Counts {
-                    epsilon_micros: (epsilon * 1e6).ceil().max(0.0) as u64,
-                    ..Counts::default()
-                },
+                counts,
             );
         }
     }
@@ -201,21 +209,15 @@ impl Outcomes {
     /// Counts an outcome in the metrics and, for an identified licensee, in the usage
     /// counters: every request, the records delivered, and whether a problem was sent.
     fn count(&self, ctx: &Ctx, allowed: bool, reason: &str, status: StatusCode, records: u64) {
-        if let (Some(usage), Some(licensee)) = (&self.usage, &ctx.licensee) {
-            usage.record(
-                UsageKey {
-                    licensee: licensee.as_str().to_owned(),
-                    dataset: ctx.dataset.clone().unwrap_or_else(|| NO_DATASET.into()),
-                    licence: ctx.licence.clone(),
-                },
-                Counts {
-                    requests: 1,
-                    records,
-                    refusals: u64::from(status.is_client_error() || status.is_server_error()),
-                    epsilon_micros: 0,
-                },
-            );
-        }
+        self.count_usage(
+            ctx,
+            Counts {
+                requests: 1,
+                records,
+                refusals: u64::from(status.is_client_error() || status.is_server_error()),
+                epsilon_micros: 0,
+            },
+        );
         self.metrics
             .requests
             .get_or_create(&RequestLabels {

@@ -248,25 +248,11 @@ impl Connector for MysqlSource {
 
     fn fetch<'a>(&'a self, fetch: &'a Fetch<'a>) -> BoxFuture<'a, Result<SourceData, FetchError>> {
         Box::pin(async move {
-            let pool = self
-                .pool
-                .get_or_init(|| self.config.pool())
-                .as_ref()
-                .map_err(|e| FetchError::Source(e.clone()))?;
             let select = self.config.table.select(&self.table, Dialect::MySql, fetch)?;
             let probe = self.config.table.probe(&self.table, Dialect::MySql, fetch)?;
             let types: Vec<Option<DeclaredType>> = self.config.table.types_of(&select.columns);
             let probe_types: Vec<Option<DeclaredType>> = self.config.table.types_of(&probe.columns);
-            let limit = Duration::from_millis(
-                self.config
-                    .connect_timeout_ms
-                    .saturating_add(self.config.statement_timeout_ms),
-            );
-            let conn = tokio::time::timeout(limit, pool.acquire())
-                .await
-                .map_err(|_| FetchError::Timeout(limit))?
-                .map_err(|e| FetchError::Unreachable(format!("mysql: {}", my_error(&e))))?;
-            let mut conn = Conn(Some(conn));
+            let (mut conn, limit) = self.checkout().await?;
             let start = async {
                 let c = conn.get().ok_or_else(|| "no connection".to_owned())?;
                 c.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
@@ -301,23 +287,14 @@ impl Connector for MysqlSource {
 }
 
 impl MysqlSource {
-    /// Runs an aggregate push-down ([`build_aggregate`]) in one read-only transaction, under
-    /// the same timeouts as a fetch.
-    async fn run_aggregate(
-        &self,
-        req: &AggregateFetch<'_>,
-        select: AggregateSelect,
-    ) -> Result<BaseTable, FetchError> {
+    /// A pooled connection, and the bound on connecting plus a statement (the caller's
+    /// transaction and first answer share it). The pool is made at the first use.
+    async fn checkout(&self) -> Result<(Conn, Duration), FetchError> {
         let pool = self
             .pool
             .get_or_init(|| self.config.pool())
             .as_ref()
             .map_err(|e| FetchError::Source(e.clone()))?;
-        let types: Vec<Option<DeclaredType>> = select
-            .groups
-            .iter()
-            .map(|c| self.config.table.type_of(&c.name))
-            .collect();
         let limit = Duration::from_millis(
             self.config
                 .connect_timeout_ms
@@ -327,7 +304,22 @@ impl MysqlSource {
             .await
             .map_err(|_| FetchError::Timeout(limit))?
             .map_err(|e| FetchError::Unreachable(format!("mysql: {}", my_error(&e))))?;
-        let mut conn = Conn(Some(conn));
+        Ok((Conn(Some(conn)), limit))
+    }
+
+    /// Runs an aggregate push-down ([`build_aggregate`]) in one read-only transaction, under
+    /// the same timeouts as a fetch.
+    async fn run_aggregate(
+        &self,
+        req: &AggregateFetch<'_>,
+        select: AggregateSelect,
+    ) -> Result<BaseTable, FetchError> {
+        let types: Vec<Option<DeclaredType>> = select
+            .groups
+            .iter()
+            .map(|c| self.config.table.type_of(&c.name))
+            .collect();
+        let (mut conn, limit) = self.checkout().await?;
         let run = async {
             let c = conn.get().ok_or_else(|| "no connection".to_owned())?;
             c.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")

@@ -241,22 +241,12 @@ impl Connector for PostgresSource {
 
     fn fetch<'a>(&'a self, fetch: &'a Fetch<'a>) -> BoxFuture<'a, Result<SourceData, FetchError>> {
         Box::pin(async move {
-            let pool = self.pool.as_ref().map_err(|e| FetchError::Source(e.clone()))?;
             let select = self.config.table.select(&self.table, Dialect::Postgres, fetch)?;
             let probe = self.config.table.probe(&self.table, Dialect::Postgres, fetch)?;
             let types: Vec<Option<DeclaredType>> = self.config.table.types_of(&select.columns);
             let probe_types: Vec<Option<DeclaredType>> = self.config.table.types_of(&probe.columns);
             // Connecting, the transaction, the probe and the page's first answer, bounded.
-            let limit = Duration::from_millis(
-                self.config
-                    .connect_timeout_ms
-                    .saturating_add(self.config.statement_timeout_ms),
-            );
-            let obj = tokio::time::timeout(limit, pool.get())
-                .await
-                .map_err(|_| FetchError::Timeout(limit))?
-                .map_err(|e| FetchError::Unreachable(format!("postgres: {e}")))?;
-            let conn = Conn(Some(obj));
+            let (conn, limit) = self.checkout().await?;
             let client = conn
                 .client()
                 .ok_or_else(|| FetchError::Source("no connection".into()))?;
@@ -293,20 +283,10 @@ impl Connector for PostgresSource {
 }
 
 impl PostgresSource {
-    /// Runs an aggregate push-down ([`build_aggregate`]) in one read-only transaction, under
-    /// the same timeouts as a fetch; floats are written with their shortest text
-    /// (`extra_float_digits = 1`) for the measure's conversion to `numeric`.
-    async fn run_aggregate(
-        &self,
-        req: &AggregateFetch<'_>,
-        select: AggregateSelect,
-    ) -> Result<BaseTable, FetchError> {
+    /// A pooled connection, and the bound on connecting plus a statement (the caller's
+    /// transaction and first answer share it).
+    async fn checkout(&self) -> Result<(Conn, Duration), FetchError> {
         let pool = self.pool.as_ref().map_err(|e| FetchError::Source(e.clone()))?;
-        let types: Vec<Option<DeclaredType>> = select
-            .groups
-            .iter()
-            .map(|c| self.config.table.type_of(&c.name))
-            .collect();
         let limit = Duration::from_millis(
             self.config
                 .connect_timeout_ms
@@ -316,7 +296,23 @@ impl PostgresSource {
             .await
             .map_err(|_| FetchError::Timeout(limit))?
             .map_err(|e| FetchError::Unreachable(format!("postgres: {e}")))?;
-        let conn = Conn(Some(obj));
+        Ok((Conn(Some(obj)), limit))
+    }
+
+    /// Runs an aggregate push-down ([`build_aggregate`]) in one read-only transaction, under
+    /// the same timeouts as a fetch; floats are written with their shortest text
+    /// (`extra_float_digits = 1`) for the measure's conversion to `numeric`.
+    async fn run_aggregate(
+        &self,
+        req: &AggregateFetch<'_>,
+        select: AggregateSelect,
+    ) -> Result<BaseTable, FetchError> {
+        let types: Vec<Option<DeclaredType>> = select
+            .groups
+            .iter()
+            .map(|c| self.config.table.type_of(&c.name))
+            .collect();
+        let (conn, limit) = self.checkout().await?;
         let client = conn
             .client()
             .ok_or_else(|| FetchError::Source("no connection".into()))?;

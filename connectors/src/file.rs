@@ -645,6 +645,7 @@ mod tests {
         dir.write("b.csv", format!("{HEADER}{}", rows(3, 5)).as_bytes());
         let plan = FieldPlan {
             record_key: None,
+            marks: None,
             fields: vec![
                 PlannedField {
                     name: "id".into(),

@@ -1032,6 +1032,7 @@ mod tests {
         let source = MysqlSource::new(c);
         let plan = FieldPlan {
             record_key: None,
+            marks: None,
             fields: plan().fields.into_iter().take(1).collect(),
             ..plan()
         };
@@ -1087,6 +1088,7 @@ mod tests {
         let SourceConfig::Mysql(c) = &s else { panic!() };
         let plan = FieldPlan {
             record_key: None,
+            marks: None,
             fields: plan().fields.into_iter().take(1).collect(),
             ..plan()
         };

@@ -956,6 +956,7 @@ mod tests {
     fn plan(fields: &[&str]) -> FieldPlan {
         FieldPlan {
             record_key: None,
+            marks: None,
             fields: fields
                 .iter()
                 .map(|name| PlannedField {

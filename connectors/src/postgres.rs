@@ -1001,6 +1001,7 @@ mod tests {
         let source = PostgresSource::new(c);
         let plan = FieldPlan {
             record_key: None,
+            marks: None,
             fields: plan().fields.into_iter().take(1).collect(),
             ..plan()
         };
@@ -1048,6 +1049,7 @@ mod tests {
         let source = PostgresSource::new(c.clone());
         let plan = FieldPlan {
             record_key: None,
+            marks: None,
             fields: plan().fields.into_iter().take(1).collect(),
             ..plan()
         };

@@ -897,6 +897,7 @@ mod tests {
         let source = SqliteSource::new(c);
         let plan = FieldPlan {
             record_key: None,
+            marks: None,
             fields: vec![PlannedField {
                 name: "id".into(),
                 action: FieldAction::Emit { scan: false },

@@ -91,6 +91,7 @@ pub fn plan() -> FieldPlan {
     };
     FieldPlan {
         record_key: None,
+        marks: None,
         fields: vec![
             f("id", FieldAction::Emit { scan: false }),
             f("district", FieldAction::Emit { scan: false }),
@@ -251,6 +252,7 @@ pub async fn decimals_and_dates_behave(source: &dyn Connector) {
     };
     let plan = FieldPlan {
         record_key: None,
+        marks: None,
         fields: vec![f("id"), f("amount"), f("day"), f("at")],
         row_filter: None,
         key: PseudonymKey::derive(b"m", "l", "d"),
@@ -456,6 +458,7 @@ pub async fn streamed_base_table(
 ) -> Result<sluice_policy::aggregate::BaseTable, sluice_policy::aggregate::AggregateError> {
     let fplan = FieldPlan {
         record_key: None,
+        marks: None,
         fields: table
             .columns
             .keys()

@@ -212,6 +212,7 @@ impl TableConfig {
         use sluice_policy::plan::{FieldAction, FieldPlan, PlannedField};
         FieldPlan {
             record_key: None,
+            marks: None,
             fields: self
                 .columns
                 .keys()

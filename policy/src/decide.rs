@@ -9,6 +9,7 @@ use crate::classify::{OpenCategory, RuleTable};
 use crate::licence::{Licence, LicenceStatus, Mode, Quota, RateLimit};
 use crate::mask::fingerprint::{FingerprintKey, Marker};
 use crate::mask::{MaskRule, PseudonymKey};
+use crate::objection::RecordMarks;
 use crate::plan::{FieldAction, FieldPlan, PlannedField};
 use crate::problem_code::ProblemCode;
 use std::collections::{HashMap, HashSet};
@@ -190,11 +191,19 @@ pub struct Measures {
     pub all_conditional_closed: bool,
     /// Licensees whose access is closed, with the reason.
     pub restricted_licensees: HashMap<String, String>,
+    /// Suppressed and disputed records by dataset ([`crate::objection`]). A dataset with
+    /// marks but no record key to find them by is refused as closed: the gateway cannot
+    /// enforce them.
+    pub record_marks: HashMap<String, Arc<RecordMarks>>,
 }
 
 struct CompiledDataset {
     category: OpenCategory,
     public_permit: Option<Permit>,
+    /// Marked records the gateway cannot find (no record key): the dataset is refused.
+    unenforceable: bool,
+    /// The record key and the dataset's marks, when it has any.
+    marks: Option<(String, Arc<RecordMarks>)>,
 }
 
 struct CompiledLicence {
@@ -235,10 +244,12 @@ impl PolicySet {
             .iter()
             .map(|d| {
                 let category = d.category(rules);
+                let marks = marks_for(&measures, d);
                 let public_permit = (category == OpenCategory::Unconditional).then(|| Permit {
                     licence: None,
                     plan: Arc::new(FieldPlan {
-                        record_key: None,
+                        record_key: marks.as_ref().and(d.record_key.clone()),
+                        marks: marks.clone(),
                         fields: d
                             .fields
                             .iter()
@@ -258,6 +269,9 @@ impl PolicySet {
                     CompiledDataset {
                         category,
                         public_permit,
+                        unenforceable: d.record_key.is_none()
+                            && measures.record_marks.get(&d.id).is_some_and(|m| !m.is_empty()),
+                        marks: d.record_key.clone().zip(marks),
                     },
                 )
             })
@@ -267,7 +281,7 @@ impl PolicySet {
             let Some(spec) = specs.get(licence.dataset.as_str()) else {
                 continue;
             };
-            let permit = compile_permit(&licence, spec, rules, master_key);
+            let permit = compile_permit(&licence, spec, rules, master_key, marks_for(&measures, spec));
             let licence = Arc::new(licence);
             let permit = Permit {
                 licence: Some(licence.clone()),
@@ -290,6 +304,13 @@ impl PolicySet {
     /// The open category of an offered dataset.
     pub fn dataset_category(&self, dataset: &str) -> Option<OpenCategory> {
         self.datasets.get(dataset).map(|d| d.category)
+    }
+
+    /// The record key and the suppressed and disputed records of an offered dataset, when
+    /// it has any (for answers that do not pass through a plan, such as aggregates).
+    pub fn record_marks(&self, dataset: &str) -> Option<(&str, &Arc<RecordMarks>)> {
+        let (key, marks) = self.datasets.get(dataset)?.marks.as_ref()?;
+        Some((key.as_str(), marks))
     }
 
     /// Number of licences indexed.
@@ -351,7 +372,7 @@ impl PolicySet {
             .datasets
             .get(req.dataset)
             .ok_or_else(|| Refusal::UnknownDataset(req.dataset.to_owned()))?;
-        let closed = self.measures.closed_datasets.contains(req.dataset);
+        let closed = self.measures.closed_datasets.contains(req.dataset) || ds.unenforceable;
         if closed || ds.category == OpenCategory::NonOpen {
             return Err(Refusal::DatasetClosed(req.dataset.to_owned()));
         }
@@ -457,7 +478,13 @@ fn check_licence(l: &Licence, now: OffsetDateTime, want: Want) -> Result<(), Ref
 }
 
 /// Builds a licence's plan: dataset field order, licence rules, classification floors.
-fn compile_permit(l: &Licence, spec: &DatasetSpec, rules: &RuleTable, master_key: &[u8]) -> Permit {
+fn compile_permit(
+    l: &Licence,
+    spec: &DatasetSpec,
+    rules: &RuleTable,
+    master_key: &[u8],
+    marks: Option<Arc<RecordMarks>>,
+) -> Permit {
     let mut fields = Vec::new();
     let mut withheld: Vec<String> = l
         .fields
@@ -510,9 +537,20 @@ fn compile_permit(l: &Licence, spec: &DatasetSpec, rules: &RuleTable, master_key
             row_filter: l.row_filter.clone(),
             key: PseudonymKey::derive(master_key, &l.licensee, &l.dataset),
             record_key: spec.record_key.clone(),
+            marks,
         }),
         withheld: Arc::from(withheld),
     }
+}
+
+/// The dataset's record marks, when it has any and a record key to find them by.
+fn marks_for(measures: &Measures, spec: &DatasetSpec) -> Option<Arc<RecordMarks>> {
+    spec.record_key.as_ref()?;
+    measures
+        .record_marks
+        .get(&spec.id)
+        .filter(|m| !m.is_empty())
+        .cloned()
 }
 
 #[cfg(test)]

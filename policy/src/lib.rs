@@ -18,10 +18,13 @@ pub mod decide;
 pub mod id;
 pub mod licence;
 pub mod mask;
+pub mod objection;
 pub mod plan;
 /// Every stable problem type sluice emits, with its code, status and title.
 pub mod problem_code;
 pub mod query;
+/// Risk warning: rules, the signals counted per licence, and alerts.
+pub mod risk;
 pub mod rowfilter;
 /// Served-record digests: the record keys a response carried, as a Bloom filter for the audit.
 pub mod served;

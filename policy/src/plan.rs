@@ -5,6 +5,7 @@
 
 use crate::mask::fingerprint::Marker;
 use crate::mask::{MaskRule, PseudonymKey};
+use crate::objection::RecordMarks;
 use crate::rowfilter::RowFilter;
 use std::sync::Arc;
 
@@ -20,6 +21,9 @@ pub struct FieldPlan {
     /// The dataset's record key: the masker reads it from every record it writes, planned or
     /// not, and digests the keys for the audit ([`crate::served`]).
     pub record_key: Option<String>,
+    /// The dataset's suppressed and disputed records ([`crate::objection`]), found by
+    /// `record_key`; a plan with marks must name the record key.
+    pub marks: Option<Arc<RecordMarks>>,
 }
 
 /// One field of a plan.
@@ -85,8 +89,11 @@ impl FieldPlan {
         {
             return Err(missing);
         }
+        // The record key and the marks stay: a narrower response still drops suppressed
+        // records, marks disputed ones and digests what it served.
         Ok(FieldPlan {
-            record_key: None,
+            record_key: self.record_key.clone(),
+            marks: self.marks.clone(),
             fields: self
                 .fields
                 .iter()

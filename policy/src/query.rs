@@ -1246,6 +1246,7 @@ mod tests {
         };
         FieldPlan {
             record_key: None,
+            marks: None,
             fields: vec![
                 field("district", FieldAction::Emit { scan: false }),
                 field("notes", FieldAction::Emit { scan: true }),

@@ -7,6 +7,8 @@
 //! under a key it trusts and the revision is not older than the one it holds.
 
 use crate::licence::Licence;
+use crate::objection::RecordMarks;
+use crate::risk::RiskRule;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
@@ -37,6 +39,12 @@ pub struct Snapshot {
     /// Revoked certificate serials (lower-case hex), enforced before a new CRL is published.
     #[serde(default)]
     pub revoked_serials: Vec<String>,
+    /// Records suppressed or disputed by decided objections and corrections, by dataset id.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub record_marks: BTreeMap<String, RecordMarks>,
+    /// Risk rules every gateway evaluates ([`crate::risk`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub risk_rules: Vec<RiskRule>,
 }
 
 /// A snapshot as it travels: the signed JSON bytes, the signature and the signer's key id.
@@ -190,6 +198,12 @@ pub struct Delta {
     pub restricted_licensees: BTreeMap<String, String>,
     /// As in [`Snapshot::revoked_serials`].
     pub revoked_serials: Vec<String>,
+    /// As in [`Snapshot::record_marks`] (whole).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub record_marks: BTreeMap<String, RecordMarks>,
+    /// As in [`Snapshot::risk_rules`] (whole).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub risk_rules: Vec<RiskRule>,
 }
 
 impl Delta {
@@ -226,6 +240,8 @@ impl Delta {
             all_conditional_closed: self.all_conditional_closed,
             restricted_licensees: self.restricted_licensees.clone(),
             revoked_serials: self.revoked_serials.clone(),
+            record_marks: self.record_marks.clone(),
+            risk_rules: self.risk_rules.clone(),
         })
     }
 }

@@ -1,8 +1,8 @@
 //! The usage report contract: the body of `POST /v1/usage` a gateway sends the registry, and
 //! the registry's answer.
 //!
-//! A gateway counts requests, records delivered and refusals per licensee, dataset and licence
-//! and reports them for a period; the registry files them under the UTC month of `from` and is
+//! A gateway counts requests, records delivered, refusals (with their problem codes) and masked
+//! field values per licensee, dataset and licence and reports them for a period; the registry files them under the UTC month of `from` and is
 //! idempotent by gateway and `report_id`. On the wire both times are RFC 3339 in UTC with whole
 //! seconds (`2026-11-27T05:00:00Z`); any RFC 3339 offset is accepted on reading.
 //!
@@ -14,6 +14,7 @@
 //! ```
 
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use time::format_description::well_known::Rfc3339;
 use time::{OffsetDateTime, UtcOffset};
 
@@ -23,6 +24,12 @@ pub const MAX_ROWS: usize = 10_000;
 /// Longest `report_id`, in characters (Unicode scalar values, as JSON Schema's `maxLength`
 /// counts them).
 pub const MAX_REPORT_ID_LEN: usize = 128;
+
+/// Most problem codes in one row's `refusals_by_code`.
+pub const MAX_REFUSAL_CODES: usize = 128;
+
+/// Longest problem code in `refusals_by_code`.
+pub const MAX_CODE_LEN: usize = 64;
 
 /// One row of a report: what a gateway counted for a licensee, dataset and licence.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,6 +53,26 @@ pub struct UsageCount {
     /// when zero).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub epsilon_micros: u64,
+    /// The refusals by problem code (`scenario-not-licensed` → 3), at most
+    /// [`MAX_REFUSAL_CODES`] codes of `[a-z0-9-]`, 1 to [`MAX_CODE_LEN`] characters (left out
+    /// when empty).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub refusals_by_code: BTreeMap<String, u64>,
+    /// Field values of the delivered records that were masked by a rule or dropped because the
+    /// licence does not grant them (the masker's `fields_masked + fields_dropped`; left out
+    /// when zero).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub masked_fields: u64,
+}
+
+/// Whether `code` has the shape of a problem code: `[a-z0-9-]`, 1 to [`MAX_CODE_LEN`]
+/// characters.
+pub fn is_problem_code(code: &str) -> bool {
+    !code.is_empty()
+        && code.len() <= MAX_CODE_LEN
+        && code
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -91,6 +118,12 @@ pub enum UsageReportError {
     /// A row with a count the store cannot hold (over `i64::MAX`).
     #[error("counts[{0}]: count too large")]
     CountTooLarge(usize),
+    /// A row with more than [`MAX_REFUSAL_CODES`] problem codes.
+    #[error("counts[{0}]: at most {MAX_REFUSAL_CODES} refusal codes")]
+    TooManyCodes(usize),
+    /// A row whose `refusals_by_code` names something that is not a problem code.
+    #[error("counts[{0}]: refusal code {1:?} must be [a-z0-9-], 1 to {MAX_CODE_LEN} characters")]
+    RefusalCode(usize, String),
 }
 
 /// Sums over the rows of a report.
@@ -151,7 +184,7 @@ impl UsageReport {
 
     /// Checks what serde cannot: a report id, `until` not before `from`, at most
     /// [`MAX_ROWS`] rows, named licensees, datasets and licences, counts that fit the store
-    /// (`i64`).
+    /// (`i64`), refusal codes shaped like problem codes.
     pub fn validate(&self) -> Result<(), UsageReportError> {
         if self.report_id.trim().is_empty() || self.report_id.chars().count() > MAX_REPORT_ID_LEN {
             return Err(UsageReportError::ReportId);
@@ -170,11 +203,24 @@ impl UsageReport {
             if c.licence.as_deref().is_some_and(|l| l.trim().is_empty()) {
                 return Err(UsageReportError::BlankLicence(i));
             }
-            if [c.requests, c.records, c.refusals, c.epsilon_micros]
-                .iter()
-                .any(|n| *n > max)
+            if [
+                c.requests,
+                c.records,
+                c.refusals,
+                c.epsilon_micros,
+                c.masked_fields,
+            ]
+            .iter()
+            .chain(c.refusals_by_code.values())
+            .any(|n| *n > max)
             {
                 return Err(UsageReportError::CountTooLarge(i));
+            }
+            if c.refusals_by_code.len() > MAX_REFUSAL_CODES {
+                return Err(UsageReportError::TooManyCodes(i));
+            }
+            if let Some(code) = c.refusals_by_code.keys().find(|k| !is_problem_code(k)) {
+                return Err(UsageReportError::RefusalCode(i, code.clone()));
             }
         }
         Ok(())
@@ -252,6 +298,8 @@ mod tests {
             records,
             refusals,
             epsilon_micros: 0,
+            refusals_by_code: BTreeMap::new(),
+            masked_fields: 0,
         }
     }
 
@@ -401,6 +449,37 @@ mod tests {
                 serde_json::json!(i64::MAX as u64 + 1),
                 Some("counts[0]: count too large"),
             ),
+            (
+                "masked_fields",
+                serde_json::json!(i64::MAX as u64 + 1),
+                Some("counts[0]: count too large"),
+            ),
+            (
+                "refusals_by_code",
+                serde_json::json!({ "forbidden": i64::MAX as u64 + 1 }),
+                Some("counts[0]: count too large"),
+            ),
+            (
+                "refusals_by_code",
+                serde_json::json!({ "Forbidden": 1 }),
+                Some(r#"counts[0]: refusal code "Forbidden" must be [a-z0-9-], 1 to 64 characters"#),
+            ),
+            (
+                "refusals_by_code",
+                serde_json::json!({ "": 1 }),
+                Some(r#"counts[0]: refusal code "" must be [a-z0-9-], 1 to 64 characters"#),
+            ),
+            (
+                "refusals_by_code",
+                serde_json::Value::Object(
+                    (0..=MAX_REFUSAL_CODES)
+                        .map(|i| (format!("c{i}"), serde_json::json!(1)))
+                        .collect(),
+                ),
+                Some("counts[0]: at most 128 refusal codes"),
+            ),
+            ("refusals_by_code", serde_json::json!({ "forbidden": -1 }), None),
+            ("masked_fields", serde_json::json!(-1), None),
             ("requests", serde_json::json!(-1), None),
             ("records", serde_json::json!(1.5), None),
             ("refusals", serde_json::json!(null), None),
@@ -434,6 +513,34 @@ mod tests {
         let mut b = registry_sample();
         b["counts"] = serde_json::Value::Array(vec![b["counts"][0].clone(); MAX_ROWS]);
         assert!(parsed(b).is_ok());
+    }
+
+    /// Issue 14, item 9: refusals by problem code and masked field values travel with the
+    /// counts, and are left out when there are none (the bytes above are unchanged).
+    #[test]
+    fn refusal_codes_and_masked_fields_round_trip() {
+        let mut r = gateway_report();
+        r.counts[1].refusals_by_code = BTreeMap::from([("scenario-not-licensed".to_owned(), 1)]);
+        r.counts[1].masked_fields = 2400;
+        let json = serde_json::to_string(&r).unwrap();
+        assert!(
+            json.contains(
+                r#""refusals":1,"refusals_by_code":{"scenario-not-licensed":1},"masked_fields":2400}"#
+            ),
+            "{json}"
+        );
+        let back: UsageReport = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, r);
+        assert!(back.validate().is_ok());
+        let mut v = registry_sample();
+        v["counts"][0]["refusals_by_code"] =
+            serde_json::json!({ "quota-exceeded": 1, "row-filter-2": i64::MAX });
+        v["counts"][0]["masked_fields"] = serde_json::json!(i64::MAX);
+        let r = parsed(v).unwrap();
+        assert_eq!(r.counts[0].refusals_by_code["quota-exceeded"], 1);
+        assert!(is_problem_code(&"a".repeat(MAX_CODE_LEN)));
+        assert!(!is_problem_code(&"a".repeat(MAX_CODE_LEN + 1)));
+        assert!(!is_problem_code("no_underscore"));
     }
 
     #[test]

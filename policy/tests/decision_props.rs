@@ -515,6 +515,7 @@ proptest! {
                 .filter(|(_, r)| **r)
                 .map(|(l, _)| (l.to_string(), "violation".to_owned()))
                 .collect(),
+            record_marks: Default::default(),
         };
         let set = PolicySet::compile(&specs, licences.clone(), &t.rules(), measures, MASTER);
         let asked: Option<Vec<&str>> = asked.map(|a| a.into_iter().collect());

@@ -30,6 +30,7 @@ fn plan() -> Arc<FieldPlan> {
     };
     Arc::new(FieldPlan {
         record_key: None,
+        marks: None,
         fields: vec![
             f("id", FieldAction::Emit { scan: false }),
             f("notes", FieldAction::Emit { scan: true }),

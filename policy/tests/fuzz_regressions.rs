@@ -18,6 +18,7 @@ fn plan() -> Arc<FieldPlan> {
     };
     Arc::new(FieldPlan {
         record_key: None,
+        marks: None,
         fields: vec![
             f("id", FieldAction::Emit { scan: false }),
             f("adopter_mobile", FieldAction::Mask(MaskRule::Pseudonym)),

@@ -91,6 +91,7 @@ fn plan() -> impl Strategy<Value = Vec<(usize, FieldAction)>> {
 fn field_plan(p: &[(usize, FieldAction)]) -> Arc<FieldPlan> {
     Arc::new(FieldPlan {
         record_key: None,
+        marks: None,
         fields: p
             .iter()
             .map(|(k, a)| PlannedField {

@@ -196,6 +196,7 @@ fn plan_action() -> impl Strategy<Value = Option<FieldAction>> {
 fn plan() -> impl Strategy<Value = FieldPlan> {
     prop::collection::vec(plan_action(), NAMES.len()).prop_map(|actions| FieldPlan {
         record_key: None,
+        marks: None,
         fields: NAMES
             .iter()
             .zip(actions)
@@ -360,6 +361,7 @@ proptest! {
         use sluice_policy::stream::{InputFormat, Masker, MaskerLimits, OutputFormat};
         let plan = std::sync::Arc::new(FieldPlan {
             record_key: None,
+            marks: None,
             fields: vec![PlannedField { name: "id".into(), action: FieldAction::Emit { scan: false } }],
             row_filter: rf.clone(),
             key: PseudonymKey::derive(b"k", "l", "d"),

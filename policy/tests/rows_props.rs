@@ -114,6 +114,7 @@ fn plan() -> impl Strategy<Value = FieldPlan> {
     )
         .prop_map(|(actions, conds)| FieldPlan {
             record_key: None,
+            marks: None,
             fields: COLS
                 .iter()
                 .zip(actions)
@@ -220,6 +221,7 @@ proptest! {
 fn a_row_of_the_wrong_width_or_a_byte_masker_is_refused() {
     let plan = Arc::new(FieldPlan {
         record_key: None,
+        marks: None,
         fields: vec![PlannedField {
             name: "a".into(),
             action: FieldAction::Emit { scan: false },
@@ -252,6 +254,7 @@ fn a_row_of_the_wrong_width_or_a_byte_masker_is_refused() {
 fn typed_rows_stop_at_the_page_and_emit_only_planned_fields() {
     let plan = Arc::new(FieldPlan {
         record_key: None,
+        marks: None,
         fields: vec![
             PlannedField {
                 name: "id".into(),

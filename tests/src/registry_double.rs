@@ -266,6 +266,8 @@ impl RegistryDouble {
             all_conditional_closed: snap.all_conditional_closed,
             restricted_licensees: snap.restricted_licensees.clone(),
             revoked_serials: snap.revoked_serials.clone(),
+            record_marks: snap.record_marks.clone(),
+            risk_rules: snap.risk_rules.clone(),
         };
         let mut signed_delta = SignedDelta::sign(&delta, &self.key).unwrap();
         if tamper {
@@ -528,7 +530,8 @@ async fn usage_answer(
     resp
 }
 
-/// The contract's checks: exactly the known fields, a report id, `until` ≥ `from` (RFC 3339
+/// The contract's checks: exactly the known fields (the optional ones only when not zero or
+/// empty), a report id, `until` ≥ `from` (RFC 3339
 /// UTC seconds), at most 10,000 rows, named licensees and datasets, non-negative integers.
 fn validate_report(v: &serde_json::Value) -> Result<(), String> {
     let exact = |o: &serde_json::Value, keys: &[&str]| -> Result<(), String> {
@@ -560,12 +563,27 @@ fn validate_report(v: &serde_json::Value) -> Result<(), String> {
         return Err("more than 10,000 rows".into());
     }
     for row in rows {
-        exact(
-            row,
-            &[
-                "licensee", "dataset", "licence", "requests", "records", "refusals",
-            ],
-        )?;
+        // Left out when zero or empty: epsilon_micros, refusals_by_code, masked_fields.
+        let mut keys = vec![
+            "licensee", "dataset", "licence", "requests", "records", "refusals",
+        ];
+        for optional in ["epsilon_micros", "refusals_by_code", "masked_fields"] {
+            if row.get(optional).is_some() {
+                keys.push(optional);
+            }
+        }
+        exact(row, &keys)?;
+        for k in ["epsilon_micros", "masked_fields"] {
+            if row.get(k).is_some_and(|v| v.as_u64().is_none_or(|n| n == 0)) {
+                return Err(format!("{k} must be a positive integer when present"));
+            }
+        }
+        if let Some(codes) = row.get("refusals_by_code") {
+            let codes = codes.as_object().ok_or("refusals_by_code must be an object")?;
+            if codes.is_empty() || codes.values().any(|n| n.as_u64().is_none()) {
+                return Err("refusals_by_code must map codes to counts when present".into());
+            }
+        }
         for k in ["licensee", "dataset"] {
             if row[k].as_str().is_none_or(str::is_empty) {
                 return Err(format!("{k} must be a non-empty string"));

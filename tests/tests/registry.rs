@@ -1277,35 +1277,41 @@ async fn usage_reports_are_counted_once_and_aggregated_per_month(b: Backend) {
         Some("forbidden")
     );
 
-    // `sluice admin report usage` prints the same as CSV (and JSON on request).
+    // `sluice admin report usage` prints the month's report (tests/tests/report.rs covers it):
+    // its licensee rows carry the same totals (each licensee used one dataset here).
     let report = |format| {
-        cli::AdminCommand::Report(cli::ReportCommand::Usage {
+        cli::AdminCommand::Report(sluice::report_cli::ReportCommand::Usage {
             month: "2026-11".into(),
             format,
         })
     };
-    let out = admin_cli(&reg, report(cli::UsageFormat::Csv)).await;
+    let out = admin_cli(&reg, report(sluice::report_cli::ReportFormat::Csv)).await;
     assert!(out.ok, "{}", out.text);
     let lines: Vec<Vec<&str>> = out.text.lines().map(|l| l.split(',').collect()).collect();
-    assert_eq!(
-        lines[0],
-        ["licensee", "dataset", "requests", "records", "refusals", "epsilon", "gateways"]
-    );
-    assert_eq!(lines.len(), 3, "{}", out.text);
-    for (line, row) in lines[1..].iter().zip(want.as_array().unwrap()) {
-        assert_eq!(line[0], row["licensee"]);
-        assert_eq!(line[1], row["dataset"]);
-        let n: Vec<u64> = line[2..5].iter().map(|n| n.parse().unwrap()).collect();
+    assert_eq!(lines[0].join(","), sluice_registry::report::CSV_HEADER);
+    for row in want.as_array().unwrap() {
+        let line = lines
+            .iter()
+            .find(|l| l[0] == "licensee" && l[1] == row["licensee"])
+            .unwrap_or_else(|| panic!("{row}: {}", out.text));
+        let n: Vec<u64> = line[6..9].iter().map(|n| n.parse().unwrap()).collect();
         assert_eq!(
             n,
             [&row["requests"], &row["records"], &row["refusals"]].map(|v| v.as_u64().unwrap())
         );
-        let epsilon: f64 = line[5].parse().unwrap();
+        let epsilon: f64 = line[10].parse().unwrap();
         assert_eq!(epsilon, row["epsilon_micros"].as_f64().unwrap() / 1e6);
-        assert_eq!(line[6].split(';').collect::<Vec<_>>(), ["gw1", "gw2"]);
     }
-    let out = admin_cli(&reg, report(cli::UsageFormat::Json)).await;
-    assert_eq!(serde_json::from_str::<Value>(&out.text).unwrap(), want);
+    let out = admin_cli(&reg, report(sluice::report_cli::ReportFormat::Json)).await;
+    let printed: Value = serde_json::from_str(&out.text).unwrap();
+    let licensees = printed["licensees"].as_array().unwrap();
+    assert_eq!(licensees.len(), 2, "{printed}");
+    for (l, row) in licensees.iter().zip(want.as_array().unwrap()) {
+        assert_eq!(
+            (&l["licensee"], &l["requests"]),
+            (&row["licensee"], &row["requests"])
+        );
+    }
     reg.stop().await;
 }
 both!(usage_reports_are_counted_once_and_aggregated_per_month);
@@ -1681,3 +1687,656 @@ async fn the_catalog_pages_and_answers_304_until_a_change(b: Backend) {
     reg.stop().await;
 }
 both!(the_catalog_pages_and_answers_304_until_a_change);
+
+/// Issue 14, items 1–4: public filing (JSON and the form), its limits, who sees what, the
+/// decisions and what each puts in the snapshot.
+async fn objections_are_filed_in_public_and_decided_by_administrators(b: Backend) {
+    let reg = Reg::start(b).await;
+    reg.seed().await;
+    let filing = |key: &str, kind: &str| {
+        json!({ "dataset": "hydrants", "record_key": key, "kind": kind,
+                "reason": "my mobile number is in it", "evidence": "photo of the sign",
+                "contact": "filer@example.com" })
+    };
+    // `hydrants` names no record key: a filing could not be enforced, so it is refused.
+    let r = reg
+        .anon
+        .post("/v1/objections", &filing("HY-7", "objection"))
+        .await
+        .unwrap();
+    assert_eq!(r.problem().as_deref(), Some("invalid"), "{:?}", r.json());
+    assert!(r.json()["detail"].as_str().unwrap().contains("record key"));
+    let mut spec = reg.admin.get("/admin/datasets").await.unwrap().json()[0]["spec"].clone();
+    spec["record_key"] = json!("id");
+    let r = reg
+        .admin
+        .post(
+            "/admin/datasets",
+            &json!({ "dataset": spec, "reason": "record key" }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 201, "{:?}", r.json());
+
+    // Filed in public: 201, Location, a tracking id; the status URL shows no personal data.
+    let r = reg
+        .anon
+        .post("/v1/objections", &filing("HY-7", "objection"))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 201, "{:?}", r.json());
+    let obj = r.json()["id"].as_str().unwrap().to_owned();
+    assert_eq!(r.json()["status_url"], format!("/v1/objections/{obj}"));
+    assert_eq!(r.headers["location"], format!("/v1/objections/{obj}").as_str());
+    let seen = reg.anon.get(&format!("/v1/objections/{obj}")).await.unwrap();
+    assert_eq!(seen.json()["status"], "open");
+    let text = String::from_utf8_lossy(&seen.body).into_owned();
+    for private in ["filer@example.com", "HY-7", "photo of the sign"] {
+        assert!(!text.contains(private), "{private} in {text}");
+    }
+    // The form: the same filing as form fields, answered with a page naming the id.
+    let form = "dataset=hydrants&record_key=HY-8&kind=correction&reason=wrong+district&contact=";
+    let r = reg
+        .anon
+        .send_bytes(
+            http::Method::POST,
+            "/v1/objections",
+            bytes::Bytes::from(form),
+            "application/x-www-form-urlencoded",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 201);
+    let page = String::from_utf8_lossy(&r.body).into_owned();
+    let cor = page
+        .split("id=\"tracking-id\">")
+        .nth(1)
+        .and_then(|rest| rest.split('<').next())
+        .unwrap()
+        .to_owned();
+    assert!(r.headers["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .contains("default-src 'none'"));
+    assert_eq!(r.headers["location"], format!("/v1/objections/{cor}").as_str());
+    let form_page = reg
+        .anon
+        .send(
+            http::Method::GET,
+            "/objections/new",
+            None,
+            &[("accept", "text/html")],
+        )
+        .await
+        .unwrap();
+    assert!(String::from_utf8_lossy(&form_page.body).contains("action=\"/v1/objections\""));
+
+    // Bad filings: clear problems, nothing stored.
+    for (body, want) in [
+        (
+            json!({ "dataset": "nope", "record_key": "1", "kind": "objection", "reason": "x" }),
+            "invalid",
+        ),
+        (
+            json!({ "dataset": "hydrants", "record_key": "1", "kind": "objection", "reason": " " }),
+            "invalid",
+        ),
+        (
+            json!({ "dataset": "hydrants", "record_key": "1", "kind": "complaint", "reason": "x" }),
+            "bad-request",
+        ),
+        (
+            json!({ "dataset": "hydrants", "record_key": "1", "kind": "objection", "reason": "x", "x": 1 }),
+            "bad-request",
+        ),
+        (
+            json!({ "dataset": "hydrants", "record_key": "1", "kind": "objection", "reason": "x".repeat(70_000) }),
+            "bad-request",
+        ),
+    ] {
+        let r = reg.anon.post("/v1/objections", &body).await.unwrap();
+        assert_eq!(r.problem().as_deref(), Some(want), "{body:?}: {:?}", r.json());
+    }
+
+    // Administrators only: the list with the contact; a licensee is refused.
+    let r = reg.licensee.get("/admin/objections").await.unwrap();
+    assert_eq!(r.status, 403);
+    let open = reg
+        .admin
+        .get("/admin/objections?status=open")
+        .await
+        .unwrap()
+        .json();
+    assert_eq!(open.as_array().unwrap().len(), 2);
+    assert_eq!(open[0]["contact"], "filer@example.com");
+    assert_eq!(
+        reg.admin
+            .get("/admin/objections?status=maybe")
+            .await
+            .unwrap()
+            .problem()
+            .as_deref(),
+        Some("bad-request")
+    );
+
+    // Uphold: the record key goes into the snapshot, under the change's number.
+    let held = reg.snapshot().await.revision;
+    let decide = |id: &str, verb: &str| format!("/admin/objections/{id}/{verb}");
+    let r = reg
+        .admin
+        .post(&decide(&obj, "uphold"), &json!({ "reason": "confirmed" }))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{:?}", r.json());
+    assert!(rev(&r) > held);
+    let r = reg
+        .admin
+        .post(&decide(&cor, "uphold"), &json!({ "reason": "district is Xuhui" }))
+        .await
+        .unwrap();
+    assert_eq!(r.json()["status"], "upheld");
+    let snap = reg.snapshot().await;
+    let marks = &snap.record_marks["hydrants"];
+    assert_eq!(marks.suppressed.iter().collect::<Vec<_>>(), ["HY-7"]);
+    assert_eq!(marks.disputed["HY-8"], cor);
+    // Decided twice, or decided without a reason: refused.
+    let r = reg
+        .admin
+        .post(&decide(&obj, "uphold"), &json!({ "reason": "again" }))
+        .await
+        .unwrap();
+    assert_eq!(r.problem().as_deref(), Some("conflict"));
+    let r = reg
+        .admin
+        .post(&decide(&obj, "withdraw"), &json!({ "reason": "" }))
+        .await
+        .unwrap();
+    assert_eq!(r.problem().as_deref(), Some("invalid"));
+    let r = reg
+        .admin
+        .post(&decide(&obj, "resolve"), &json!({ "reason": "x" }))
+        .await
+        .unwrap();
+    assert_eq!(r.problem().as_deref(), Some("conflict"));
+    let r = reg
+        .admin
+        .post(&decide("obj-nope", "reject"), &json!({ "reason": "x" }))
+        .await
+        .unwrap();
+    assert_eq!(r.problem().as_deref(), Some("not-found"));
+    // The filer sees the decision and its reason.
+    let seen = reg
+        .anon
+        .get(&format!("/v1/objections/{cor}"))
+        .await
+        .unwrap()
+        .json();
+    assert_eq!(
+        (&seen["status"], &seen["decision_reason"]),
+        (&json!("upheld"), &json!("district is Xuhui"))
+    );
+
+    // A rejection changes no snapshot.
+    let r = reg
+        .anon
+        .post("/v1/objections", &filing("HY-9", "objection"))
+        .await
+        .unwrap();
+    let third = r.json()["id"].as_str().unwrap().to_owned();
+    let before = reg.snapshot().await.revision;
+    let r = reg
+        .admin
+        .post(
+            &decide(&third, "reject"),
+            &json!({ "reason": "not personal data" }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(rev(&r), before);
+
+    // The public register: decided cases, no personal data.
+    let register = reg.anon.get("/objections").await.unwrap();
+    let list = register.json();
+    assert_eq!(list.as_array().unwrap().len(), 3);
+    let text = String::from_utf8_lossy(&register.body).into_owned();
+    for private in ["filer@example.com", "HY-7", "HY-8", "HY-9", "my mobile"] {
+        assert!(!text.contains(private), "{private} in {text}");
+    }
+    assert!(list
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["kind"] == "correction" && e["status"] == "upheld"));
+
+    // Withdraw and resolve: the marks leave the snapshot; each decision is in the change log.
+    reg.admin
+        .post(&decide(&obj, "withdraw"), &json!({ "reason": "sold" }))
+        .await
+        .unwrap();
+    reg.admin
+        .post(&decide(&cor, "resolve"), &json!({ "reason": "corrected" }))
+        .await
+        .unwrap();
+    assert!(reg.snapshot().await.record_marks.is_empty());
+    let actions: Vec<String> = changes(&reg)
+        .await
+        .iter()
+        .filter(|c| c["action"].as_str().unwrap().starts_with("objection."))
+        .map(|c| {
+            format!(
+                "{} {}",
+                c["action"].as_str().unwrap(),
+                c["admin"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "objection.uphold alice",
+            "objection.uphold alice",
+            "objection.reject alice",
+            "objection.withdraw alice",
+            "objection.resolve alice"
+        ]
+    );
+
+    // The per-address rate: the burst spent, filings are refused with Retry-After (bad ones
+    // count too, so a prober cannot use them to search).
+    let mut refused = None;
+    for _ in 0..(sluice_registry::objection_api::FILING_BURST * 2) {
+        let r = reg
+            .anon
+            .post("/v1/objections", &filing("HY-10", "objection"))
+            .await
+            .unwrap();
+        if r.status == 429 {
+            refused = Some(r);
+            break;
+        }
+    }
+    let r = refused.expect("the filing rate never refused");
+    assert_eq!(r.problem().as_deref(), Some("rate-limited"));
+    assert!(r.headers.contains_key("retry-after"));
+    reg.stop().await;
+}
+both!(objections_are_filed_in_public_and_decided_by_administrators);
+
+/// Issue 14, item 6 (registry): risk rules declared by administrators travel in the snapshot;
+/// gateways' alerts are recorded once per (gateway, id); a `suspend` alert records a violation
+/// with the evidence and suspends the licence at every gateway, all as `gateway:<id>`.
+async fn risk_rules_travel_in_the_snapshot_and_suspend_alerts_suspend_the_licence(b: Backend) {
+    let reg = Reg::start(b).await;
+    reg.seed().await;
+    let rule = json!({ "id": "bulk", "signal": "records", "window": "minute", "threshold": 100,
+                       "licence": "l1", "action": "suspend", "reason": "bulk download" });
+    let with = |k: &str, v: Value| {
+        let mut r = rule.clone();
+        if v.is_null() {
+            r.as_object_mut().unwrap().remove(k);
+        } else {
+            r[k] = v;
+        }
+        r
+    };
+    let off_hours = |hours: Value| {
+        let mut r = with("signal", json!("off-hours"));
+        r["hours"] = hours;
+        r
+    };
+    let mut without_hours = with("signal", json!("off-hours"));
+    without_hours.as_object_mut().unwrap().remove("hours");
+    for (body, status, code) in [
+        (with("threshold", json!(0)), 422, "invalid"),
+        (with("factor", json!(0.5)), 422, "invalid"),
+        (with("id", json!("a b")), 422, "invalid"),
+        (with("licence", json!("nope")), 422, "invalid"),
+        (with("hours", json!([8, 20])), 422, "invalid"),
+        (with("codes", json!(["no-licence"])), 422, "invalid"),
+        (without_hours, 422, "invalid"),
+        (off_hours(json!([8, 8])), 422, "invalid"),
+        (off_hours(json!([8, 25])), 422, "invalid"),
+        (with("reason", json!(" ")), 422, "invalid"),
+        (with("reason", Value::Null), 400, "bad-request"),
+        (with("codes", json!(["nope"])), 400, "bad-request"),
+        (with("extra", json!(1)), 400, "bad-request"),
+    ] {
+        let r = reg.admin.post("/admin/risk/rules", &body).await.unwrap();
+        assert_eq!(
+            (r.status.as_u16(), r.problem().as_deref()),
+            (status, Some(code)),
+            "{body}: {:?}",
+            r.json()
+        );
+    }
+    assert!(reg.snapshot().await.risk_rules.is_empty());
+
+    // Declared: in the snapshot at the change's revision; the same id again is a conflict.
+    let r = reg.admin.post("/admin/risk/rules", &rule).await.unwrap();
+    assert_eq!(r.status, 201, "{:?}", r.json());
+    assert_eq!(rev(&r), SEEDED + 1);
+    assert_eq!(r.json()["licence"], "l1");
+    let r = reg.admin.post("/admin/risk/rules", &rule).await.unwrap();
+    assert_eq!(
+        (r.status.as_u16(), r.problem().as_deref()),
+        (409, Some("conflict"))
+    );
+    let out = admin_cli(
+        &reg,
+        cli::AdminCommand::Risk(sluice::risk_cli::RiskCommand::Rule(
+            sluice::risk_cli::RuleCommand::Add(Box::new(sluice::risk_cli::RuleAddArgs {
+                id: "night".into(),
+                signal: "off-hours".into(),
+                window: "hour".into(),
+                threshold: 5,
+                factor: Some(2.0),
+                licence: None,
+                codes: vec![],
+                hours: Some("8-20".into()),
+                action: "alert".into(),
+                reason: "night use".into(),
+            })),
+        )),
+    )
+    .await;
+    assert!(out.ok, "{}", out.text);
+    let snap = reg.snapshot().await;
+    assert_eq!(snap.revision, SEEDED + 2);
+    let ids: Vec<&str> = snap.risk_rules.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(ids, ["bulk", "night"]);
+    assert_eq!(snap.risk_rules[1].hours, Some((8, 20)));
+    let listed = reg.admin.get("/admin/risk/rules").await.unwrap().json();
+    assert_eq!(listed.as_array().unwrap().len(), 2);
+    assert_eq!(listed[0]["id"], "bulk");
+
+    // Removed: gone from the snapshot, the revision moved; unknown and reasonless refused.
+    let delete = |id: &str, body: Value| {
+        let (c, path) = (reg.admin.clone(), format!("/admin/risk/rules/{id}"));
+        async move {
+            c.send(http::Method::DELETE, &path, Some(&body), &[])
+                .await
+                .unwrap()
+        }
+    };
+    let r = delete("night", json!({ "reason": "" })).await;
+    assert_eq!(
+        (r.status.as_u16(), r.problem().as_deref()),
+        (422, Some("invalid"))
+    );
+    let r = delete("night", json!({ "reason": "too noisy" })).await;
+    assert_eq!(r.status, 200, "{:?}", r.json());
+    assert_eq!(r.json(), json!({ "removed": "night" }));
+    assert_eq!(rev(&r), SEEDED + 3);
+    let r = delete("night", json!({ "reason": "again" })).await;
+    assert_eq!(
+        (r.status.as_u16(), r.problem().as_deref()),
+        (404, Some("not-found"))
+    );
+    let snap = reg.snapshot().await;
+    assert_eq!(snap.revision, SEEDED + 3);
+    assert_eq!(snap.risk_rules.len(), 1);
+    let changes_now = changes(&reg).await;
+    let actions: Vec<&str> = changes_now[changes_now.len() - 3..]
+        .iter()
+        .map(|c| c["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["risk-rule.add", "risk-rule.add", "risk-rule.remove"]);
+
+    // Alerts: from registered, active gateways only.
+    let alert = |id: &str, licence: &str, action: &str| {
+        json!({ "id": id, "rule": "bulk", "licence": licence, "signal": "records", "window": "minute",
+                "window_start": 1_800_000_000, "value": 120, "threshold": 100, "baseline": 3.5,
+                "action": action, "at": 1_800_000_030 })
+    };
+    let evidence = |a: &Value| {
+        serde_json::from_value::<sluice_policy::risk::RiskAlert>(a.clone())
+            .unwrap()
+            .evidence()
+    };
+    let a0 = alert("l1.bulk.1800000000", "l1", "alert");
+    for (client, status, code) in [
+        (&reg.licensee, 403, "forbidden"),
+        (&reg.admin, 403, "forbidden"),
+        (&reg.anon, 401, "unauthenticated"),
+    ] {
+        let r = client.post("/v1/risk-alerts", &a0).await.unwrap();
+        assert_eq!((r.status.as_u16(), r.problem().as_deref()), (status, Some(code)));
+    }
+    let r = reg
+        .client("gateway", "gw9")
+        .post("/v1/risk-alerts", &a0)
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.status.as_u16(), r.problem().as_deref()),
+        (403, Some("unknown-gateway"))
+    );
+    let r = reg
+        .gateway
+        .post("/v1/risk-alerts", &alert("x", "nope", "suspend"))
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.status.as_u16(), r.problem().as_deref()),
+        (422, Some("invalid")),
+        "{:?}",
+        r.json()
+    );
+    let r = reg
+        .gateway
+        .post("/v1/risk-alerts", &alert(" ", "l1", "alert"))
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.status.as_u16(), r.problem().as_deref()),
+        (422, Some("invalid"))
+    );
+
+    // An `alert` alert: recorded, nothing else changes.
+    let r = reg.gateway.post("/v1/risk-alerts", &a0).await.unwrap();
+    assert_eq!(r.status, 201, "{:?}", r.json());
+    assert_eq!(
+        r.json(),
+        json!({ "alert": a0, "violation": null, "suspended": false })
+    );
+    assert_eq!(rev(&r), SEEDED + 3);
+    let snap = reg.snapshot().await;
+    assert_eq!(
+        (snap.revision, &snap.licences[0].status),
+        (SEEDED + 3, &LicenceStatus::Active)
+    );
+    let last = changes(&reg).await.last().unwrap().clone();
+    assert_eq!(
+        (
+            &last["admin"],
+            &last["action"],
+            &last["target"],
+            last["reason"].as_str()
+        ),
+        (
+            &json!("gateway:gw1"),
+            &json!("risk.alert"),
+            &json!("l1"),
+            Some(evidence(&a0).as_str())
+        )
+    );
+    assert!(reg
+        .admin
+        .get("/admin/violations")
+        .await
+        .unwrap()
+        .json()
+        .as_array()
+        .unwrap()
+        .is_empty());
+
+    // A `suspend` alert: a violation with the evidence, l1 suspended at every gateway, and a
+    // gateway waiting on the snapshot woken at once.
+    let held = reg.snapshot().await.revision;
+    let numbered = changes(&reg).await.len() as u64;
+    assert!(
+        numbered > held,
+        "the `alert` alert was numbered without moving the snapshot"
+    );
+    let gw2 = reg.gateway2.clone();
+    let poll = tokio::spawn(async move {
+        gw2.get(&format!("/v1/snapshot?after={held}&wait=10"))
+            .await
+            .unwrap()
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let a1 = alert("l1.bulk.1800000060", "l1", "suspend");
+    let sent = Instant::now();
+    let r = reg.gateway.post("/v1/risk-alerts", &a1).await.unwrap();
+    assert_eq!(r.status, 201, "{:?}", r.json());
+    let outcome = r.json();
+    assert_eq!((&outcome["alert"], &outcome["suspended"]), (&a1, &json!(true)));
+    let violation = outcome["violation"].as_str().unwrap().to_owned();
+    // The alert, the violation, the suspension: the last moved the snapshot.
+    assert_eq!(rev(&r), numbered + 3);
+    // The registry's feed knows the revision as soon as the alert is answered (no wait for
+    // its once-a-second store poll).
+    let r = reg
+        .gateway
+        .get(&format!("/v1/snapshot?after={held}&wait=0"))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "the feed did not advance with the suspension");
+    let polled = tokio::time::timeout(Duration::from_secs(5), poll)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(polled.status, 200);
+    assert!(
+        sent.elapsed() < Duration::from_secs(2),
+        "woke after {:?}",
+        sent.elapsed()
+    );
+    let snap = reg.snapshot().await;
+    assert_eq!(snap.revision, numbered + 3);
+    match &snap.licences[0].status {
+        LicenceStatus::Suspended { reason } => assert_eq!(
+            reason,
+            &format!("risk rule bulk: suspended automatically ({})", evidence(&a1))
+        ),
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        snap.restricted_licensees.is_empty(),
+        "suspend restricts the licence, not the licensee"
+    );
+    let public = reg.anon.get("/violations").await.unwrap().json();
+    let public = public.as_array().unwrap();
+    assert_eq!(public.len(), 1);
+    assert_eq!(
+        (
+            &public[0]["id"],
+            &public[0]["measure"],
+            &public[0]["licensee"],
+            public[0]["what"].as_str()
+        ),
+        (
+            &json!(violation),
+            &json!("suspend"),
+            &json!("acme"),
+            Some(evidence(&a1).as_str())
+        )
+    );
+    let log = changes(&reg).await;
+    let tail: Vec<(&str, &str, &str)> = log[log.len() - 3..]
+        .iter()
+        .map(|c| {
+            (
+                c["admin"].as_str().unwrap(),
+                c["action"].as_str().unwrap(),
+                c["target"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        tail,
+        [
+            ("gateway:gw1", "risk.alert", "l1"),
+            ("gateway:gw1", "violation.record", "acme"),
+            ("gateway:gw1", "licence.suspend", "l1"),
+        ]
+    );
+
+    // The same alert again: 200, the stored outcome, nothing new.
+    let r = reg.gateway.post("/v1/risk-alerts", &a1).await.unwrap();
+    assert_eq!(r.status, 200, "{:?}", r.json());
+    assert_eq!(r.json(), outcome);
+    assert_eq!(rev(&r), numbered + 3, "a retry learns the revision that suspends");
+    assert_eq!(changes(&reg).await.len(), log.len());
+    assert_eq!(
+        reg.anon
+            .get("/violations")
+            .await
+            .unwrap()
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(reg.snapshot().await.revision, numbered + 3);
+
+    // Administrators read the alerts, newest first; `suspend` is the alerts' measure only.
+    let out = admin_cli(
+        &reg,
+        cli::AdminCommand::Risk(sluice::risk_cli::RiskCommand::Alerts),
+    )
+    .await;
+    assert!(out.ok, "{}", out.text);
+    let alerts: Value = serde_json::from_str(&out.text).unwrap();
+    let alerts = alerts.as_array().unwrap();
+    assert_eq!(alerts.len(), 2);
+    assert_eq!(
+        (
+            &alerts[0]["alert"],
+            &alerts[0]["violation"],
+            &alerts[0]["suspended"],
+            &alerts[0]["gateway"]
+        ),
+        (&a1, &json!(violation), &json!(true), &json!("gw1"))
+    );
+    assert_eq!(
+        (&alerts[1]["alert"], &alerts[1]["violation"]),
+        (&a0, &Value::Null)
+    );
+    assert!(alerts[1]["received_at"].as_str().unwrap().starts_with("20"));
+    let v = json!({ "licensee": "acme", "what": "x", "measure": "suspend", "reason": "y" });
+    let r = reg.admin.post("/admin/violations", &v).await.unwrap();
+    assert_eq!(
+        (r.status.as_u16(), r.problem().as_deref()),
+        (422, Some("invalid"))
+    );
+
+    // Resuming is the administrator's ordinary resume; a retired gateway reports no alerts.
+    let r = reg
+        .admin
+        .post(
+            "/admin/licences/l1/resume",
+            &json!({ "reason": "explained: a migration" }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{:?}", r.json());
+    let r = reg
+        .admin
+        .post(
+            "/admin/gateways/gw2/retire",
+            &json!({ "reason": "decommissioned" }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{:?}", r.json());
+    let r = reg.gateway2.post("/v1/risk-alerts", &a0).await.unwrap();
+    assert_eq!(
+        (r.status.as_u16(), r.problem().as_deref()),
+        (403, Some("unknown-gateway"))
+    );
+    reg.stop().await;
+}
+both!(risk_rules_travel_in_the_snapshot_and_suspend_alerts_suspend_the_licence);

@@ -45,6 +45,24 @@ pub struct Config {
     /// The registry this gateway subscribes to; without it, local licences are used.
     #[serde(default)]
     pub registry: Option<RegistrySection>,
+    /// Where risk alerts go besides the log, the metric and the registry.
+    #[serde(default)]
+    pub risk: RiskSection,
+}
+
+/// `[risk]`: the webhook risk alerts are posted to (the rules come from the registry).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RiskSection {
+    /// `http://` or `https://` URL each alert is POSTed to as JSON.
+    #[serde(default)]
+    pub webhook_url: Option<String>,
+    /// The HMAC-SHA256 key of the `Sluice-Signature` header, from a file or a variable.
+    #[serde(default)]
+    pub webhook_secret: Option<sluice_connectors::secret::Secret>,
+    /// Roots (and a client certificate) for an `https://` webhook.
+    #[serde(default)]
+    pub webhook_tls: Option<sluice_connectors::upstream_tls::UpstreamTls>,
 }
 
 /// `[registry]`: where the signed licence snapshot comes from and how fresh it must be.
@@ -340,6 +358,12 @@ impl Config {
         for source in self.sources.values_mut() {
             source.resolve_paths(base);
         }
+        if let Some(f) = self.risk.webhook_secret.as_mut().and_then(|s| s.file.as_mut()) {
+            fix(f);
+        }
+        if let Some(t) = self.risk.webhook_tls.as_mut() {
+            t.resolve_paths(base);
+        }
     }
 
     /// Checks every value; returns all problems found, each with its path.
@@ -355,6 +379,24 @@ impl Config {
             bad(
                 "gateway.id".into(),
                 "must be 1-64 characters of A-Z a-z 0-9 . _ -",
+            );
+        }
+        if let Some(url) = &self.risk.webhook_url {
+            if !matches!(url::Url::parse(url), Ok(u) if matches!(u.scheme(), "http" | "https")) {
+                bad("risk.webhook_url".into(), "must be an http:// or https:// URL");
+            }
+            match &self.risk.webhook_secret {
+                None => bad("risk.webhook_secret".into(), "required with webhook_url"),
+                Some(s) => {
+                    if let Err(e) = s.load() {
+                        bad("risk.webhook_secret".into(), &e.to_string());
+                    }
+                }
+            }
+        } else if self.risk.webhook_secret.is_some() || self.risk.webhook_tls.is_some() {
+            bad(
+                "risk.webhook_url".into(),
+                "required with webhook_secret or webhook_tls",
             );
         }
         for (name, p) in [

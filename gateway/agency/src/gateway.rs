@@ -62,6 +62,9 @@ pub enum StartError {
     /// `[limits] redis_url` could not be set up.
     #[error("limits.redis_url: {0}")]
     SharedLimits(#[source] SharedLimitsDown),
+    /// `[risk]`'s webhook could not be set up.
+    #[error(transparent)]
+    Risk(crate::risk::WebhookError),
 }
 
 /// Shared state of one gateway process. The runtime, audit log, metrics, usage counters and
@@ -195,6 +198,9 @@ impl Gateway {
         let config = self.runtime().config.clone();
         let runtime = Runtime::build(config, &self.master_key, Some(snapshot), &self.connectors);
         self.plane.runtime.store(Arc::new(runtime));
+        if let Some(risk) = &self.plane.outcomes.risk {
+            risk.snapshot_applied(&snapshot.risk_rules, snapshot.revision);
+        }
     }
 
     fn record_cert_expiry(&self, config: &Config) {
@@ -269,6 +275,18 @@ impl Gateway {
             .registry
             .as_ref()
             .map(|_| Arc::new(UsageCounters::default()));
+        // Risk rules come from the registry: a gateway without one has none.
+        let webhook = crate::risk::Webhook::from_config(&config.risk).map_err(StartError::Risk)?;
+        let (risk, risk_alerts) = match &config.registry {
+            Some(_) => {
+                let (watch, alerts) = crate::risk::RiskWatch::new(metrics.clone());
+                if let Some(s) = snapshot.as_deref() {
+                    watch.snapshot_applied(&s.risk_rules, s.revision);
+                }
+                (Some(watch), Some(alerts))
+            }
+            None => (None, None),
+        };
         let plane = Arc::new(DataPlane {
             runtime,
             limiter: Arc::new(Limiter::new(shared_limits, per_ip)),
@@ -277,6 +295,7 @@ impl Gateway {
                 metrics: metrics.clone(),
                 usage,
                 sources: Arc::default(),
+                risk: risk.clone(),
             },
             subscription: subscription.clone(),
             stalls: StallWatch::start(),
@@ -334,6 +353,19 @@ impl Gateway {
                 },
                 files,
                 Duration::from_millis(config.gateway.watch_interval_ms),
+                rx.clone(),
+            )));
+        }
+        if let (Some(watch), Some(alerts)) = (risk, risk_alerts) {
+            let delivery = crate::risk::Delivery {
+                gateway: config.gateway.id.clone(),
+                registry: registry_client.as_ref().map(|(c, _)| c.clone()),
+                webhook,
+            };
+            tasks.push(tokio::spawn(crate::risk::deliver(
+                watch,
+                alerts,
+                delivery,
                 rx.clone(),
             )));
         }

@@ -14,6 +14,7 @@ pub mod limits;
 pub mod listeners;
 pub mod metrics;
 pub mod openapi;
+pub mod risk;
 pub mod runtime;
 pub mod source_health;
 pub mod subscription;

@@ -22,6 +22,15 @@ pub struct RequestLabels {
     pub status: u16,
 }
 
+/// Labels of risk alerts.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RiskLabels {
+    /// Licence id.
+    pub licence: String,
+    /// Risk rule id.
+    pub rule: String,
+}
+
 /// Labels naming a dataset.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct DatasetLabels {
@@ -56,6 +65,10 @@ pub struct Metrics {
     pub fields_masked: Family<DatasetLabels, Counter>,
     /// Records delivered, by dataset.
     pub records_out: Family<DatasetLabels, Counter>,
+    /// Records dropped for an upheld objection, by dataset.
+    pub records_suppressed: Family<DatasetLabels, Counter>,
+    /// Risk rules crossed, by licence and rule.
+    pub risk_alerts: Family<RiskLabels, Counter>,
     /// Upstream failures, by dataset.
     pub upstream_errors: Family<DatasetLabels, Counter>,
     /// Streams aborted mid-body (invalid upstream data, limits).
@@ -129,6 +142,14 @@ impl Metrics {
         registry.register("fields_masked", "Field values masked", fields_masked.clone());
         let records_out = Family::<DatasetLabels, Counter>::default();
         registry.register("records_out", "Records delivered", records_out.clone());
+        let risk_alerts = Family::<RiskLabels, Counter>::default();
+        registry.register("risk_alerts", "Risk rules crossed", risk_alerts.clone());
+        let records_suppressed = Family::<DatasetLabels, Counter>::default();
+        registry.register(
+            "records_suppressed",
+            "Records dropped for an upheld objection",
+            records_suppressed.clone(),
+        );
         let upstream_errors = Family::<DatasetLabels, Counter>::default();
         registry.register("upstream_errors", "Upstream failures", upstream_errors.clone());
         let aborted_streams = Family::<DatasetLabels, Counter>::default();
@@ -209,6 +230,8 @@ impl Metrics {
             latency,
             fields_masked,
             records_out,
+            records_suppressed,
+            risk_alerts,
             upstream_errors,
             aborted_streams,
             source_latency,

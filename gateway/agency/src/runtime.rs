@@ -51,6 +51,20 @@ impl Runtime {
                     .iter()
                     .map(|(k, v)| (k.clone(), v.clone()))
                     .collect();
+                measures.record_marks = s
+                    .record_marks
+                    .iter()
+                    .filter(|(_, m)| !m.is_empty())
+                    .map(|(k, v)| (k.clone(), Arc::new(v.clone())))
+                    .collect();
+                for d in &config.datasets {
+                    if d.record_key.is_none() && measures.record_marks.contains_key(&d.id) {
+                        tracing::error!(
+                            dataset = %d.id,
+                            "the registry suppresses or disputes records of this dataset, which declares no record_key to find them by: it is refused as closed until it does"
+                        );
+                    }
+                }
                 // Only licences for the datasets this gateway serves are compiled (the rest
                 // are skipped there), so only those are copied: a city's snapshot carries
                 // every agency's licences (200,000 copied took 140–230 ms per change).
@@ -212,6 +226,7 @@ mod tests {
             all_conditional_closed: false,
             restricted_licensees: Default::default(),
             revoked_serials: vec![],
+            ..Snapshot::default()
         };
         let shared = Shared::for_sources(config.sources.values());
         let rt = Runtime::build(config, b"master", Some(&snapshot), &shared);

@@ -185,6 +185,7 @@ pub async fn originals(
         row_filter: None,
         key: sluice_policy::mask::PseudonymKey::derive(b"", "", ""),
         record_key: None,
+        marks: None,
     });
     let query = sluice_policy::query::ClientQuery::default();
     let read = Scan {

@@ -1,4 +1,5 @@
-//! Usage counters: requests, records delivered and refusals per (licensee, dataset, licence),
+//! Usage counters: requests, records delivered, refusals (by problem code) and masked field
+//! values per (licensee, dataset, licence),
 //! counted where the data plane records each outcome and drained by
 //! [`usage_report`](crate::usage_report) for the registry.
 //!
@@ -53,7 +54,7 @@ impl UsageKey {
 }
 
 /// Counts for one key.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Counts {
     /// Requests attributed to the licensee (refused ones included).
     pub requests: u64,
@@ -63,6 +64,11 @@ pub struct Counts {
     pub refusals: u64,
     /// Differential-privacy loss spent by aggregate answers, in millionths of ε.
     pub epsilon_micros: u64,
+    /// The problem responses by problem code (their sum is `refusals`).
+    pub refusals_by_code: BTreeMap<&'static str, u64>,
+    /// Field values of the delivered records masked by a rule or dropped as not granted
+    /// (`MaskStats::fields_masked + fields_dropped`).
+    pub masked_fields: u64,
 }
 
 impl Counts {
@@ -72,6 +78,11 @@ impl Counts {
         self.records = self.records.saturating_add(other.records);
         self.refusals = self.refusals.saturating_add(other.refusals);
         self.epsilon_micros = self.epsilon_micros.saturating_add(other.epsilon_micros);
+        self.masked_fields = self.masked_fields.saturating_add(other.masked_fields);
+        for (code, n) in other.refusals_by_code {
+            let c = self.refusals_by_code.entry(code).or_default();
+            *c = c.saturating_add(n);
+        }
     }
 
     /// Whether everything is zero.
@@ -94,7 +105,7 @@ impl UsageTable {
     pub fn total(&self) -> Counts {
         let mut t = Counts::default();
         for c in self.0.values() {
-            t.add(*c);
+            t.add(c.clone());
         }
         t
     }
@@ -192,7 +203,7 @@ mod tests {
             requests,
             records,
             refusals,
-            epsilon_micros: 0,
+            ..Counts::default()
         }
     }
 
@@ -209,6 +220,39 @@ mod tests {
         assert_eq!(t.0[&key("acme", "hydrants", None)], c(1, 0, 1));
         assert_eq!(t.total(), c(4, 15, 2));
         assert!(u.take().is_empty());
+    }
+
+    /// Issue 14, item 9: refusals by code and masked field values add up per key.
+    #[test]
+    fn refusal_codes_and_masked_fields_add_up() {
+        let u = UsageCounters::default();
+        let refused = |code| Counts {
+            requests: 1,
+            refusals: 1,
+            refusals_by_code: BTreeMap::from([(code, 1)]),
+            ..Counts::default()
+        };
+        let k = key("acme", "hydrants", None);
+        u.record(k.clone(), refused("scenario-not-licensed"));
+        u.record(k.clone(), refused("scenario-not-licensed"));
+        u.record(k.clone(), refused("quota-exceeded"));
+        u.record(
+            k.clone(),
+            Counts {
+                requests: 1,
+                records: 10,
+                masked_fields: 20,
+                ..Counts::default()
+            },
+        );
+        let t = u.take();
+        let got = &t.0[&k];
+        assert_eq!((got.requests, got.refusals, got.masked_fields), (4, 3, 20));
+        assert_eq!(
+            got.refusals_by_code,
+            BTreeMap::from([("quota-exceeded", 1), ("scenario-not-licensed", 2)])
+        );
+        assert_eq!(t.total().refusals_by_code.values().sum::<u64>(), 3);
     }
 
     #[test]

@@ -37,6 +37,12 @@ pub fn report_of(table: UsageTable, from: OffsetDateTime, until: OffsetDateTime)
             records: c.records,
             refusals: c.refusals,
             epsilon_micros: c.epsilon_micros,
+            refusals_by_code: c
+                .refusals_by_code
+                .into_iter()
+                .map(|(code, n)| (code.to_owned(), n))
+                .collect(),
+            masked_fields: c.masked_fields,
         })
         .collect();
     UsageReport::new(uuid::Uuid::now_v7().to_string(), from, until, counts)
@@ -244,7 +250,9 @@ mod tests {
                 requests: 12,
                 records: 1200,
                 refusals: 1,
-                epsilon_micros: 0,
+                refusals_by_code: std::collections::BTreeMap::from([("quota-exceeded", 1)]),
+                masked_fields: 2400,
+                ..Counts::default()
             },
         );
         counters.record(
@@ -257,7 +265,7 @@ mod tests {
                 requests: 1,
                 records: 0,
                 refusals: 1,
-                epsilon_micros: 0,
+                ..Counts::default()
             },
         );
         let r = report_of(
@@ -275,7 +283,8 @@ mod tests {
                 { "licensee": "acme", "dataset": "fire-hydrants", "licence": null,
                   "requests": 1, "records": 0, "refusals": 1 },
                 { "licensee": "acme", "dataset": "fire-hydrants", "licence": "lic-1",
-                  "requests": 12, "records": 1200, "refusals": 1 },
+                  "requests": 12, "records": 1200, "refusals": 1,
+                  "refusals_by_code": { "quota-exceeded": 1 }, "masked_fields": 2400 },
             ])
         );
     }

@@ -232,6 +232,20 @@ impl RegistryClient {
         self.exchange(method, path, bytes, headers, Reuse::No).await
     }
 
+    /// Sends one request with `body` as it is, of `content_type` (a form, a raw document).
+    pub async fn send_bytes(
+        &self,
+        method: Method,
+        path: &str,
+        body: Bytes,
+        content_type: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<Reply, ClientError> {
+        let mut all = vec![("content-type", content_type)];
+        all.extend_from_slice(headers);
+        self.exchange(method, path, Some(body), &all, Reuse::No).await
+    }
+
     /// `GET path`.
     pub async fn get(&self, path: &str) -> Result<Reply, ClientError> {
         self.send(Method::GET, path, None, &[]).await
@@ -317,7 +331,11 @@ impl RegistryClient {
             .method(method)
             .uri(format!("{}{path}", self.base_path))
             .header(http::header::HOST, format!("{}:{}", self.host, self.port));
-        if body.is_some() {
+        if body.is_some()
+            && !headers
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+        {
             req = req.header(http::header::CONTENT_TYPE, "application/json");
         }
         for (k, v) in headers {

@@ -44,6 +44,23 @@ pub enum Action {
     GatewayRetire,
     /// `scenario.add`.
     ScenarioAdd,
+    /// `drill.record`: an emergency drill's report recorded (`sluice admin drill`).
+    DrillRecord,
+    /// `objection.uphold`: an objection (the record is suppressed) or a correction (the
+    /// record is disputed) upheld.
+    ObjectionUphold,
+    /// `objection.reject`.
+    ObjectionReject,
+    /// `objection.withdraw`: an upheld objection's suppression withdrawn.
+    ObjectionWithdraw,
+    /// `objection.resolve`: an upheld correction resolved, its dispute mark removed.
+    ObjectionResolve,
+    /// `risk-rule.add`: a risk rule declared.
+    RiskRuleAdd,
+    /// `risk-rule.remove`.
+    RiskRuleRemove,
+    /// `risk.alert`: a gateway's risk alert recorded (the admin is `gateway:<id>`).
+    RiskAlert,
 }
 
 impl Action {
@@ -69,6 +86,14 @@ impl Action {
             Self::GatewayAdd => "gateway.add",
             Self::GatewayRetire => "gateway.retire",
             Self::ScenarioAdd => "scenario.add",
+            Self::ObjectionUphold => "objection.uphold",
+            Self::ObjectionReject => "objection.reject",
+            Self::ObjectionWithdraw => "objection.withdraw",
+            Self::ObjectionResolve => "objection.resolve",
+            Self::DrillRecord => "drill.record",
+            Self::RiskRuleAdd => "risk-rule.add",
+            Self::RiskRuleRemove => "risk-rule.remove",
+            Self::RiskAlert => "risk.alert",
         }
     }
 
@@ -78,15 +103,20 @@ impl Action {
     ///
     /// A snapshot carries the licences (every state), the closed datasets, the switch closing
     /// all conditional data, the licensees restricted by an unlifted violation whose measure
-    /// restricts, and the revoked certificate serials. So grants, licence status changes,
-    /// closing and reopening, and certificate revocations move it; a violation moves it when
-    /// its `measure` (given for `violation.record` and `violation.lift`, unknown counts as
-    /// restricting) restricts. Licensees, agencies, gateways (registration and retirement
-    /// decide who may fetch a snapshot, not what it says), scenarios, fusion rules (checked
-    /// at grant time only) and catalog entries (gateways hold their own dataset
-    /// declarations) do not: those changes are recorded in the change log, and gateways are
-    /// not woken to fetch and verify a snapshot that did not change. Usage reports are not
-    /// admin changes at all.
+    /// restricts, the revoked certificate serials, the record marks and the risk rules. So
+    /// grants, licence status changes, closing and reopening, and certificate revocations move
+    /// it; a violation moves it when its `measure` (given for `violation.record` and
+    /// `violation.lift`, unknown counts as restricting) restricts (`suspend` does not: the
+    /// licence's suspension is a change of its own). Upholding, withdrawing and resolving
+    /// objections move it (the snapshot carries the record marks); rejecting one does not.
+    /// Adding and removing risk rules move it (every gateway counts by them). Licensees,
+    /// agencies, gateways (registration and retirement decide who may fetch a snapshot, not
+    /// what it says), scenarios, fusion rules (checked at grant time only), catalog entries
+    /// (gateways hold their own dataset declarations), drill reports (the drill's closing and
+    /// reopening are changes of their own) and risk alerts (a `suspend` alert's violation and
+    /// licence suspension are changes of their own) do not: those changes are recorded in the
+    /// change log, and gateways are not woken to fetch and verify a snapshot that did not
+    /// change. Usage reports are not admin changes at all.
     ///
     /// The match is exhaustive on purpose: a new action must be decided here.
     pub fn alters_snapshot(self, measure: Option<Measure>) -> bool {
@@ -99,7 +129,12 @@ impl Action {
             | Self::DatasetOpen
             | Self::DatasetCloseAll
             | Self::DatasetOpenAll
-            | Self::CertRevoke => true,
+            | Self::CertRevoke
+            | Self::ObjectionUphold
+            | Self::ObjectionWithdraw
+            | Self::ObjectionResolve
+            | Self::RiskRuleAdd
+            | Self::RiskRuleRemove => true,
             Self::ViolationRecord | Self::ViolationLift => measure.is_none_or(Measure::restricts),
             Self::LicenseeAdd
             | Self::FusionRuleAdd
@@ -108,7 +143,10 @@ impl Action {
             | Self::AgencyAdd
             | Self::GatewayAdd
             | Self::GatewayRetire
-            | Self::ScenarioAdd => false,
+            | Self::ScenarioAdd
+            | Self::DrillRecord
+            | Self::ObjectionReject
+            | Self::RiskAlert => false,
         }
     }
 }

@@ -5,6 +5,7 @@ use super::action::Action;
 use super::fusion::NewFusionRule;
 use super::grant::build_licence;
 use super::model::{NewDataset, NewLicensee, NewViolation, ReasonBody, RevokeSerial};
+use super::objection_api;
 use super::problem::{Problem, ProblemCode as P};
 use super::public;
 use super::request::{body, json_response, need_reason, query_str, valid_dataset, valid_id};
@@ -32,6 +33,8 @@ pub struct Api {
     pub store: Store,
     /// Snapshot signer and revision feed.
     pub dist: Arc<Distributor>,
+    /// The per-address rate of public objection filings.
+    pub filings: super::objection_api::Filings,
 }
 
 type Reply = Result<Response<RespBody>, Problem>;
@@ -53,13 +56,14 @@ impl Api {
     /// Handles one request.
     pub async fn handle(self: Arc<Self>, conn: Arc<Conn>, req: Request<Incoming>) -> Response<RespBody> {
         let path = req.uri().path().to_owned();
-        match self.route(&conn.identity, req).await {
+        match self.route(&conn, req).await {
             Ok(r) => r,
             Err(p) => p.into_response(&path, None),
         }
     }
 
-    async fn route(&self, caller: &PeerIdentity, req: Request<Incoming>) -> Reply {
+    async fn route(&self, conn: &Conn, req: Request<Incoming>) -> Reply {
+        let caller = &conn.identity;
         let path = req.uri().path().to_owned();
         let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
         let get = req.method() == Method::GET;
@@ -72,6 +76,12 @@ impl Api {
             }
             ["catalog"] if get => public::catalog(&self.store, &req).await,
             ["violations"] if get => public::violations(&self.store, &req).await,
+            ["objections"] if get => objection_api::register(&self.store, &req).await,
+            ["objections", "new"] if get => Ok(objection_api::form()),
+            ["v1", "objections"] if req.method() == Method::POST => {
+                objection_api::file(&self.store, &self.filings, conn.peer.ip(), req).await
+            }
+            ["v1", "objections", id] if get => objection_api::status(&self.store, id, &req).await,
             ["v1", "registry-key"] if get => Ok(json_response(
                 StatusCode::OK,
                 &serde_json::json!({
@@ -108,28 +118,18 @@ impl Api {
                 self.snapshot(req.uri().query()).await
             }
             ["admin", ..] => {
-                let admin = match caller {
-                    PeerIdentity::Admin(a) => a.id.clone(),
-                    PeerIdentity::None => {
-                        return Err(Problem::new(
-                            P::Unauthenticated,
-                            "admin routes need an admin certificate",
-                        ))
-                    }
-                    other => {
-                        return Err(Problem::new(
-                            P::Forbidden,
-                            format!(
-                                "admin routes need an admin certificate; the caller is {}",
-                                other.describe()
-                            ),
-                        ))
-                    }
-                };
+                let admin = admin_id(caller)?;
                 self.admin(&admin, req).await
+            }
+            ["reports", "usage"] if get => {
+                admin_id(caller)?;
+                super::report::get(&self.store, &req).await
             }
             ["v1", "usage"] if req.method() == Method::POST => {
                 super::usage::post(&self.store, caller, req).await
+            }
+            ["v1", "risk-alerts"] if req.method() == Method::POST => {
+                super::risk_api::post_alert(&self.store, &self.dist, caller, req).await
             }
             _ => Err(super::routes::not_routed(req.method(), &segs)),
         }
@@ -282,6 +282,12 @@ impl Api {
             ["admin", "violations"] if post => {
                 let b: NewViolation = body(req).await?;
                 need_reason(&b.reason)?;
+                if b.measure == super::model::Measure::Suspend {
+                    return Err(Problem::new(
+                        P::Invalid,
+                        "measure suspend is recorded by risk alerts; suspend a licence with POST /admin/licences/<id>/suspend",
+                    ));
+                }
                 if !self.store.licensee_exists(&b.licensee).await? {
                     return Err(Problem::new(
                         P::Invalid,
@@ -434,14 +440,49 @@ impl Api {
                     Some(rev.revision),
                 ))
             }
+            ["admin", "objections", ..] => {
+                objection_api::admin(
+                    &self.store,
+                    &self.dist,
+                    admin,
+                    &segs,
+                    &method,
+                    query.as_deref(),
+                    req,
+                )
+                .await
+            }
             ["admin", "agencies" | "gateways" | "scenarios", ..] => {
                 super::parties::admin(&self.store, &self.dist, admin, &segs, &method, req).await
             }
+            ["admin", "risk", ..] => {
+                super::risk_api::admin(&self.store, &self.dist, admin, &segs, &method, req).await
+            }
+            ["admin", "drills"] => super::drill::admin(&self.store, &self.dist, admin, &method, req).await,
             ["admin", "changes"] if get => {
                 Ok(json_response(StatusCode::OK, &self.store.changes().await?, None))
             }
             _ => Err(super::routes::not_routed(&method, &segs)),
         }
+    }
+}
+
+/// The admin id of an admin certificate; `unauthenticated` without a certificate, `forbidden`
+/// for any other. Every admin route (`/admin/…`, `/reports/…`) checks its caller with it.
+fn admin_id(caller: &PeerIdentity) -> Result<String, Problem> {
+    match caller {
+        PeerIdentity::Admin(a) => Ok(a.id.clone()),
+        PeerIdentity::None => Err(Problem::new(
+            P::Unauthenticated,
+            "admin routes need an admin certificate",
+        )),
+        other => Err(Problem::new(
+            P::Forbidden,
+            format!(
+                "admin routes need an admin certificate; the caller is {}",
+                other.describe()
+            ),
+        )),
     }
 }
 

@@ -12,6 +12,10 @@
 //! * `GET /v1/snapshot[?after=<rev>&wait=<s≤30>]` for gateway certificates: the current
 //!   [`SignedSnapshot`](sluice_policy::snapshot::SignedSnapshot), long-polled;
 //! * `POST /v1/usage` for gateway certificates: per-licence usage counts ([`usage`]);
+//! * `POST /v1/risk-alerts` for gateway certificates: risk alerts, a `suspend` alert
+//!   suspending the licence everywhere ([`risk`], [`risk_api`]);
+//! * `GET /reports/usage?month=YYYY-MM|year=YYYY` for admin certificates: usage reports as an
+//!   HTML page with charts, CSV or JSON ([`report`]);
 //! * public pages without a certificate: `/catalog`, `/violations`, `/openapi.json`,
 //!   `/v1/registry-key`.
 //!
@@ -22,30 +26,37 @@
 //!
 //! 1. data and pure logic: [`model`] (records and request bodies), [`action`] (admin actions
 //!    and which of them move the snapshot revision), [`fusion`] (fusion rules and the
-//!    completion check), [`credit_code`], [`config`], [`keys`];
+//!    completion check), [`risk`] (risk rules and alerts), [`credit_code`], [`config`], [`keys`];
 //! 2. [`store`]: the SQL store;
 //! 3. [`problem`] (refusals, store errors as problems), [`request`] (the helpers every handler
 //!    shares: bodies, JSON responses, query parameters, id and reason checks), [`snapshot`]
 //!    (signing and distribution);
 //! 4. handlers: [`parties`], [`grant`], [`fusion_admin`] (validating new fusion rules),
-//!    [`usage`], [`public`];
+//!    [`usage`], [`report`] (usage reports: page, CSV, JSON), [`public`], [`drill`] (emergency
+//!    drill reports: their checks and records), [`risk_api`] (risk rules and alerts);
 //! 5. [`api`]: the routes.
 
 pub mod action;
 pub mod api;
 pub mod config;
 pub mod credit_code;
+pub mod drill;
 pub mod fusion;
 pub mod fusion_admin;
 pub mod grant;
 pub mod keys;
 pub mod model;
+pub mod objection;
+pub mod objection_api;
 pub mod parties;
 #[cfg(any(test, feature = "pgtest"))]
 pub mod pgtest;
 pub mod problem;
 pub mod public;
+pub mod report;
 pub mod request;
+pub mod risk;
+pub mod risk_api;
 pub mod routes;
 pub mod snapshot;
 pub mod store;
@@ -142,6 +153,7 @@ pub async fn start(cfg: &RegistryConfig) -> Result<Running, RegistryError> {
     tokio::spawn(dist.clone().listen_store(rx.clone()));
     let api = Arc::new(api::Api {
         store: store.clone(),
+        filings: objection_api::Filings::default(),
         dist,
     });
     let limits = sluice_net::server::ServeLimits {

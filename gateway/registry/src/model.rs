@@ -40,6 +40,9 @@ pub enum Measure {
     Restrict,
     /// Access closed: the licensee is refused at every gateway.
     Close,
+    /// The licence a risk alert names is suspended (recorded by the registry for a gateway's
+    /// `suspend` alert); the licensee's other licences continue.
+    Suspend,
 }
 
 impl Measure {
@@ -49,6 +52,7 @@ impl Measure {
             Self::Warn => "warn",
             Self::Restrict => "restrict",
             Self::Close => "close",
+            Self::Suspend => "suspend",
         }
     }
 
@@ -58,13 +62,18 @@ impl Measure {
             "warn" => Some(Self::Warn),
             "restrict" => Some(Self::Restrict),
             "close" => Some(Self::Close),
+            "suspend" => Some(Self::Suspend),
             _ => None,
         }
     }
 
-    /// Whether the licensee is refused at the gateways.
+    /// Whether the licensee is refused at the gateways (`suspend` refuses one licence, by
+    /// its status, not the licensee).
     pub fn restricts(self) -> bool {
-        !matches!(self, Self::Warn)
+        match self {
+            Self::Restrict | Self::Close => true,
+            Self::Warn | Self::Suspend => false,
+        }
     }
 }
 
@@ -240,6 +249,9 @@ pub struct GatewayRecord {
     pub retired: bool,
     /// When it was registered (RFC 3339).
     pub created_at: String,
+    /// Its data listener (`https://host[:port]`), where `sluice admin drill` probes it;
+    /// `null` when not given.
+    pub url: Option<String>,
 }
 
 /// A declared purpose licences are granted for.
@@ -278,6 +290,9 @@ pub struct NewGateway {
     pub id: String,
     /// A registered agency.
     pub agency: String,
+    /// Its data listener, `https://host[:port][/base]` (see [`GatewayRecord::url`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
     /// Why (recorded).
     #[serde(default)]
     pub reason: String,

@@ -34,6 +34,35 @@ pub async fn check_scenario(store: &Store, scenario: &str, dataset: &str) -> Res
     }
 }
 
+/// Longest gateway URL, in characters (`maxLength` in `openapi.json`; longer is `bad-request`).
+pub const MAX_URL_CHARS: usize = 2048;
+
+/// Checks a gateway's data listener URL: `https://host[:port][/base]`, without credentials,
+/// query or fragment (`invalid` otherwise), at most [`MAX_URL_CHARS`] characters.
+pub fn check_gateway_url(url: &str) -> Result<(), Problem> {
+    if url.chars().count() > MAX_URL_CHARS {
+        return Err(Problem::new(
+            P::BadRequest,
+            format!("url must be at most {MAX_URL_CHARS} characters"),
+        ));
+    }
+    let bad = |why: &str| Problem::new(P::Invalid, format!("url {url:?}: {why}"));
+    if !url.starts_with("https://") {
+        return Err(bad("must start with https://"));
+    }
+    let u = url::Url::parse(url).map_err(|e| bad(&e.to_string()))?;
+    if u.host_str().is_none_or(str::is_empty) {
+        return Err(bad("no host"));
+    }
+    if !u.username().is_empty() || u.password().is_some() {
+        return Err(bad("must not carry credentials"));
+    }
+    if u.query().is_some() || u.fragment().is_some() {
+        return Err(bad("must not have a query or fragment"));
+    }
+    Ok(())
+}
+
 fn not_empty(what: &str, v: &str) -> Result<(), Problem> {
     if v.trim().is_empty() {
         return Err(Problem::new(P::Invalid, format!("{what} must not be empty")));
@@ -71,6 +100,9 @@ pub async fn admin(
         ["admin", "gateways"] if post => {
             let b: NewGateway = body(req).await?;
             valid_id(&b.id)?;
+            if let Some(url) = &b.url {
+                check_gateway_url(url)?;
+            }
             let ch = Change {
                 admin,
                 action: Action::GatewayAdd,

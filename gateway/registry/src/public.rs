@@ -6,14 +6,16 @@ use super::store::Store;
 use http::{header, HeaderValue, Request, Response};
 use sluice_net::body::{full, RespBody};
 
-fn wants_html<B>(req: &Request<B>) -> bool {
+/// Whether the client asked for HTML (`Accept: text/html`).
+pub(crate) fn wants_html<B>(req: &Request<B>) -> bool {
     req.headers()
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("text/html"))
 }
 
-fn esc(s: &str) -> String {
+/// Escapes text for HTML.
+pub(crate) fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
@@ -30,6 +32,24 @@ fn respond(html: Option<String>, json: serde_json::Value) -> Response<RespBody> 
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
     r.headers_mut()
         .insert(header::VARY, HeaderValue::from_static("accept"));
+    r
+}
+
+/// A public HTML page around `body` (already escaped HTML): no script, no external asset,
+/// and a Content-Security-Policy that allows none and posts forms only here.
+pub(crate) fn html_response(title: &str, body: &str) -> Response<RespBody> {
+    let html = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{t}</title></head>\
+         <body><h1>{t}</h1>{body}</body></html>",
+        t = esc(title)
+    );
+    let mut r = respond(Some(html), serde_json::Value::Null);
+    r.headers_mut().insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
+        ),
+    );
     r
 }
 
@@ -139,6 +159,11 @@ pub async fn catalog<B>(store: &Store, req: &Request<B>) -> Result<Response<Resp
             "sluice catalog",
             &["id", "title", "owner", "category", "updated", "version", "state"],
             rows,
+        )
+        .replace(
+            "</h1>",
+            "</h1><p><a href=\"/objections/new\">Object to a record or report an error</a> · \
+             <a href=\"/objections\">Objection register</a></p>",
         )
     });
     let mut r = respond(html, serde_json::to_value(&datasets).unwrap_or_default());

@@ -115,6 +115,8 @@ impl Distributor {
             all_conditional_closed: state.all_conditional_closed,
             restricted_licensees: state.restricted_licensees,
             revoked_serials: state.revoked_serials,
+            record_marks: state.record_marks,
+            risk_rules: state.risk_rules,
         };
         let signed = SignedSnapshot::sign(&snap, &self.key)?;
         let bytes = Bytes::from(serde_json::to_vec(&signed).unwrap_or_default());
@@ -145,6 +147,8 @@ impl Distributor {
             all_conditional_closed: state.all_conditional_closed,
             restricted_licensees: state.restricted_licensees,
             revoked_serials: state.revoked_serials,
+            record_marks: state.record_marks,
+            risk_rules: state.risk_rules,
         };
         let signed = SignedDelta::sign(&delta, &self.key)?;
         let bytes = Bytes::from(serde_json::to_vec(&signed).unwrap_or_default());

@@ -13,9 +13,16 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 use std::collections::BTreeMap;
 
+mod drills;
 mod fusion_rules;
+mod objections;
 mod parties;
+mod reports;
+mod risk;
 mod usage_counts;
+
+pub use reports::{RefusalFigures, ReportData, UsageFigures};
+pub use risk::AlertRecorded;
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +79,12 @@ const SCHEMA: &[&str] = &[
      dataset TEXT NOT NULL, licence TEXT NOT NULL, requests BIGINT NOT NULL, records BIGINT NOT NULL, \
      refusals BIGINT NOT NULL, UNIQUE (gateway, report_id, licensee, dataset, licence))",
     "CREATE INDEX IF NOT EXISTS usage_counts_by_month ON usage_counts (month)",
+    // A usage_counts row's refusals by problem code (`licence` '' as there).
+    "CREATE TABLE IF NOT EXISTS usage_refusals (gateway TEXT NOT NULL, report_id TEXT NOT NULL, \
+     month TEXT NOT NULL, licensee TEXT NOT NULL, dataset TEXT NOT NULL, licence TEXT NOT NULL, \
+     code TEXT NOT NULL, refusals BIGINT NOT NULL, \
+     PRIMARY KEY (gateway, report_id, licensee, dataset, licence, code))",
+    "CREATE INDEX IF NOT EXISTS usage_refusals_by_month ON usage_refusals (month)",
 ];
 
 /// Columns added after a table was first released: (table, column, type), added to stores
@@ -79,7 +92,9 @@ const SCHEMA: &[&str] = &[
 const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
     ("violations", "lifted_at", "TEXT"),
     ("violations", "lifted_reason", "TEXT"),
+    ("gateways", "url", "TEXT"),
     ("usage_counts", "epsilon_micros", "BIGINT NOT NULL DEFAULT 0"),
+    ("usage_counts", "masked_fields", "BIGINT NOT NULL DEFAULT 0"),
 ];
 
 /// Adds the [`ADDED_COLUMNS`] a store lacks (a replica may add one concurrently: fine).
@@ -139,6 +154,10 @@ pub struct SnapshotState {
     pub restricted_licensees: BTreeMap<String, String>,
     /// Revoked certificate serials.
     pub revoked_serials: Vec<String>,
+    /// Records suppressed or disputed by upheld objections and corrections, by dataset.
+    pub record_marks: BTreeMap<String, sluice_policy::objection::RecordMarks>,
+    /// Risk rules.
+    pub risk_rules: Vec<sluice_policy::risk::RiskRule>,
 }
 
 /// What a delta from a held revision carries ([`Store::delta_state`]): a snapshot's parts,
@@ -151,6 +170,8 @@ struct Measures {
     all_conditional_closed: bool,
     restricted_licensees: BTreeMap<String, String>,
     revoked_serials: Vec<String>,
+    record_marks: BTreeMap<String, sluice_policy::objection::RecordMarks>,
+    risk_rules: Vec<sluice_policy::risk::RiskRule>,
 }
 
 /// Most licences a delta carries; a gateway further behind gets the whole snapshot.
@@ -269,7 +290,13 @@ impl Store {
         if sqlite {
             sqlx::query("PRAGMA journal_mode=WAL").fetch_all(&pool).await?;
         }
-        for stmt in SCHEMA.iter().chain(parties::SCHEMA) {
+        for stmt in SCHEMA
+            .iter()
+            .chain(parties::SCHEMA)
+            .chain(drills::SCHEMA)
+            .chain(objections::SCHEMA)
+            .chain(risk::SCHEMA)
+        {
             sqlx::query(stmt).execute(&pool).await?;
         }
         add_missing_columns(&pool).await?;
@@ -359,23 +386,37 @@ impl Store {
         change: &Change<'_>,
         measure: Option<Measure>,
     ) -> Result<Committed> {
+        let (committed, alters) = Self::record(&mut tx, change, measure).await?;
+        Self::commit(tx, committed, alters).await?;
+        Ok(committed)
+    }
+
+    /// Records the change in `tx` under the next change number without committing; when it
+    /// alters the snapshot the snapshot revision becomes that number. Several changes recorded
+    /// in one transaction take consecutive numbers; [`Self::commit`] ends it. Returns what the
+    /// change produced and whether it altered the snapshot.
+    pub(super) async fn record(
+        tx: &mut Tx,
+        change: &Change<'_>,
+        measure: Option<Measure>,
+    ) -> Result<(Committed, bool)> {
         sqlx::query("UPDATE registry_meta SET v = v + 1 WHERE k = 'revision'")
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         let row = sqlx::query("SELECT v FROM registry_meta WHERE k = 'revision'")
-            .fetch_one(&mut *tx)
+            .fetch_one(&mut **tx)
             .await?;
         let number: i64 = row.try_get("v")?;
         let alters = change.action.alters_snapshot(measure);
         let revision: i64 = if alters {
             sqlx::query("UPDATE registry_meta SET v = $1 WHERE k = 'snapshot_revision'")
                 .bind(number)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
             number
         } else {
             sqlx::query("SELECT v FROM registry_meta WHERE k = 'snapshot_revision'")
-                .fetch_one(&mut *tx)
+                .fetch_one(&mut **tx)
                 .await?
                 .try_get("v")?
         };
@@ -390,21 +431,28 @@ impl Store {
         .bind(change.action.as_str())
         .bind(change.target)
         .bind(change.reason)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
-        if alters && tx.backend_name() == "PostgreSQL" {
+        let committed = Committed {
+            change: to_u64(number),
+            revision: to_u64(revision),
+        };
+        Ok((committed, alters))
+    }
+
+    /// Commits `tx`, whose last recorded change produced `last`; when `altered` (some change
+    /// in it altered the snapshot) a PostgreSQL commit notifies [`CHANGE_CHANNEL`].
+    pub(super) async fn commit(mut tx: Tx, last: Committed, altered: bool) -> Result<()> {
+        if altered && tx.backend_name() == "PostgreSQL" {
             // Delivered on commit, and only if the transaction commits.
             sqlx::query("SELECT pg_notify($1, $2)")
                 .bind(CHANGE_CHANNEL)
-                .bind(revision.to_string())
+                .bind(last.revision.to_string())
                 .fetch_all(&mut *tx)
                 .await?;
         }
         tx.commit().await?;
-        Ok(Committed {
-            change: to_u64(number),
-            revision: to_u64(revision),
-        })
+        Ok(())
     }
 
     /// Registers a licensee (the credit code must already be validated).
@@ -661,9 +709,17 @@ impl Store {
         change: &Change<'_>,
     ) -> Result<(Licence, Committed)> {
         let mut tx = self.begin().await?;
+        let lic = Self::set_status_in(&mut tx, id, status).await?;
+        let rev = Self::finish(tx, change).await?;
+        Ok((lic, rev))
+    }
+
+    /// The status change of [`Self::set_licence_status`] inside `tx` (the caller records the
+    /// change): `NotFound` for an unknown licence, `Conflict` for a transition not allowed.
+    pub(super) async fn set_status_in(tx: &mut Tx, id: &str, status: LicenceStatus) -> Result<Licence> {
         let row = sqlx::query("SELECT id, body FROM licences WHERE id = $1")
             .bind(id)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut **tx)
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("licence {id}")))?;
         let mut lic = licence_from(&row)?;
@@ -686,10 +742,9 @@ impl Store {
             .bind(state_name(&lic.status))
             .bind(json(&lic)?)
             .bind(id)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
-        let rev = Self::finish(tx, change).await?;
-        Ok((lic, rev))
+        Ok(lic)
     }
 
     /// Records a violation.
@@ -701,13 +756,26 @@ impl Store {
         change: &Change<'_>,
     ) -> Result<(ViolationRecord, Committed)> {
         let mut tx = self.begin().await?;
+        let v = Self::insert_violation(&mut tx, licensee, what, measure, change.reason).await?;
+        let rev = Self::finish_with(tx, change, Some(measure)).await?;
+        Ok((v, rev))
+    }
+
+    /// The insert of [`Self::add_violation`] inside `tx` (the caller records the change).
+    pub(super) async fn insert_violation(
+        tx: &mut Tx,
+        licensee: &str,
+        what: &str,
+        measure: Measure,
+        reason: &str,
+    ) -> Result<ViolationRecord> {
         let v = ViolationRecord {
             id: uuid::Uuid::now_v7().to_string(),
             licensee: licensee.to_owned(),
             what: what.to_owned(),
             at: now(),
             measure,
-            reason: change.reason.to_owned(),
+            reason: reason.to_owned(),
             lifted_at: None,
             lifted_reason: None,
         };
@@ -720,10 +788,9 @@ impl Store {
         .bind(&v.at)
         .bind(v.measure.as_str())
         .bind(&v.reason)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
-        let rev = Self::finish_with(tx, change, Some(measure)).await?;
-        Ok((v, rev))
+        Ok(v)
     }
 
     /// The violation register, oldest first.
@@ -825,6 +892,8 @@ impl Store {
             all_conditional_closed: m.all_conditional_closed,
             restricted_licensees: m.restricted_licensees,
             revoked_serials: m.revoked_serials,
+            record_marks: m.record_marks,
+            risk_rules: m.risk_rules,
         })
     }
 
@@ -881,6 +950,8 @@ impl Store {
             all_conditional_closed: m.all_conditional_closed,
             restricted_licensees: m.restricted_licensees,
             revoked_serials: m.revoked_serials,
+            record_marks: m.record_marks,
+            risk_rules: m.risk_rules,
         }))
     }
 
@@ -923,11 +994,15 @@ impl Store {
             .iter()
             .map(|r| r.try_get("serial"))
             .collect::<Result<Vec<String>, _>>()?;
+        let record_marks = Self::read_record_marks(tx).await?;
+        let risk_rules = risk::read_rules(tx).await?;
         Ok(Measures {
             closed_datasets,
             all_conditional_closed: all != 0,
             restricted_licensees: restricted,
             revoked_serials,
+            record_marks,
+            risk_rules,
         })
     }
 

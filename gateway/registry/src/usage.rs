@@ -1,6 +1,7 @@
 //! Usage counts: gateways report per-licence counts (`POST /v1/usage`, gateway certificate,
 //! idempotent by `(gateway, report_id)`); administrators read monthly totals per licensee and
-//! dataset (`GET /admin/usage?month=YYYY-MM`, and `sluice admin report usage` as CSV or JSON).
+//! dataset (`GET /admin/usage?month=YYYY-MM`) and the reports made of them
+//! ([`crate::report`]: `GET /reports/usage`, `sluice admin report usage|annual`).
 //! Reports are not admin changes: they do not bump the revision.
 
 use super::problem::{Problem, ProblemCode as P};
@@ -28,30 +29,30 @@ pub fn valid_month(m: &str) -> bool {
         )
 }
 
+/// The gateway id of a gateway certificate: `unauthenticated` without a certificate,
+/// `forbidden` for any other (`what` names what the route takes, e.g. `usage reports`).
+/// Whether the gateway is registered is the caller's check.
+pub(crate) fn gateway_caller<'a>(caller: &'a PeerIdentity, what: &str) -> Result<&'a str, Problem> {
+    match caller {
+        PeerIdentity::Gateway(Peer { id, .. }) => Ok(id),
+        PeerIdentity::None => Err(Problem::new(
+            P::Unauthenticated,
+            format!("{what} need a gateway certificate"),
+        )),
+        other => Err(Problem::new(
+            P::Forbidden,
+            format!("{what} come from gateways; the caller is {}", other.describe()),
+        )),
+    }
+}
+
 /// `POST /v1/usage` from a gateway certificate; the gateway id comes from the certificate.
 pub async fn post(
     store: &Store,
     caller: &PeerIdentity,
     req: Request<Incoming>,
 ) -> Result<Response<RespBody>, Problem> {
-    let gateway = match caller {
-        PeerIdentity::Gateway(Peer { id, .. }) => id,
-        PeerIdentity::None => {
-            return Err(Problem::new(
-                P::Unauthenticated,
-                "usage reports need a gateway certificate",
-            ))
-        }
-        other => {
-            return Err(Problem::new(
-                P::Forbidden,
-                format!(
-                    "usage reports come from gateways; the caller is {}",
-                    other.describe()
-                ),
-            ))
-        }
-    };
+    let gateway = gateway_caller(caller, "usage reports")?;
     // Retired gateways may still deliver their last counts; unknown ones may not report.
     if store.gateway_retired(gateway).await?.is_none() {
         return Err(Problem::new(
@@ -61,10 +62,12 @@ pub async fn post(
     }
     let report: UsageReport = body_limited(req, MAX_REPORT_BYTES).await?;
     // A report that breaks what `openapi.json` declares is a bad request; one that matches it
-    // but ends before it starts breaks a rule the document states in words: invalid.
+    // but ends before it starts, or names a refusal code not shaped like a problem code (no
+    // OpenAPI 3.0 schema can constrain an object's keys), breaks a rule the document states in
+    // words: invalid.
     report.validate().map_err(|e| {
         let code = match e {
-            UsageReportError::UntilBeforeFrom => P::Invalid,
+            UsageReportError::UntilBeforeFrom | UsageReportError::RefusalCode(..) => P::Invalid,
             _ => P::BadRequest,
         };
         Problem::new(code, format!("usage report: {e}"))

@@ -54,6 +54,9 @@ pub enum AdminCommand {
     /// Violations.
     #[command(subcommand)]
     Violation(ViolationCommand),
+    /// Objections and corrections filed by the public: review and decide.
+    #[command(subcommand)]
+    Objection(ObjectionCommand),
     /// Catalog entries and the emergency switch.
     #[command(subcommand)]
     Dataset(DatasetCommand),
@@ -79,9 +82,14 @@ pub enum AdminCommand {
     /// Fusion rules: datasets or fields one licensee must not hold together.
     #[command(subcommand)]
     Fusion(FusionCommand),
-    /// Reports.
+    /// Usage reports: a month's usage, a year's evaluation.
     #[command(subcommand)]
-    Report(ReportCommand),
+    Report(crate::report_cli::ReportCommand),
+    /// Emergency drills: close data at every gateway through the feed, measure, reopen, report.
+    Drill(Box<crate::drill_cli::DrillArgs>),
+    /// Risk warning: rules every gateway counts by, and the alerts gateways reported.
+    #[command(subcommand)]
+    Risk(crate::risk_cli::RiskCommand),
 }
 
 /// `sluice admin agency …`.
@@ -112,6 +120,9 @@ pub enum GatewayCommand {
         /// The agency running it.
         #[arg(long)]
         agency: String,
+        /// Its data listener, `https://host[:port]`, where `sluice admin drill` probes it.
+        #[arg(long)]
+        url: Option<String>,
         /// Why.
         #[arg(long, default_value = "")]
         reason: String,
@@ -179,29 +190,6 @@ pub enum FusionCommand {
         #[arg(long)]
         reason: String,
     },
-}
-
-/// `sluice admin report …`.
-#[derive(Debug, Subcommand)]
-pub enum ReportCommand {
-    /// Usage per licensee and dataset for one month, as reported by the gateways.
-    Usage {
-        /// `YYYY-MM` (UTC).
-        #[arg(long)]
-        month: String,
-        /// `csv` or `json`.
-        #[arg(long, value_enum, default_value_t = UsageFormat::Csv)]
-        format: UsageFormat,
-    },
-}
-
-/// Output format of `sluice admin report usage`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum UsageFormat {
-    /// `licensee,dataset,requests,records,refusals,epsilon,gateways` (gateways joined by `;`).
-    Csv,
-    /// The admin API's JSON array.
-    Json,
 }
 
 /// `sluice admin licensee …`.
@@ -311,6 +299,41 @@ pub enum ViolationCommand {
     },
 }
 
+/// `sluice admin objection …`.
+#[derive(Debug, Subcommand)]
+pub enum ObjectionCommand {
+    /// List cases, oldest first, with the filer's contact.
+    List {
+        /// Only cases in this state: open, upheld, rejected, withdrawn or resolved.
+        #[arg(long)]
+        status: Option<String>,
+    },
+    /// Show one case.
+    Show {
+        /// Tracking id.
+        id: String,
+    },
+    /// Uphold an open case: an objection's record is suppressed at every gateway, a
+    /// correction's record is marked disputed.
+    Uphold(DecideArgs),
+    /// Reject an open case: nothing changes.
+    Reject(DecideArgs),
+    /// Withdraw an upheld objection's suppression: the record is served again.
+    Withdraw(DecideArgs),
+    /// Resolve an upheld correction: its dispute mark is removed.
+    Resolve(DecideArgs),
+}
+
+/// A decision on a case.
+#[derive(Debug, Args)]
+pub struct DecideArgs {
+    /// Tracking id.
+    pub id: String,
+    /// Why (shown to the filer).
+    #[arg(long)]
+    pub reason: String,
+}
+
 /// `sluice admin dataset …`.
 #[derive(Debug, Subcommand)]
 pub enum DatasetCommand {
@@ -356,9 +379,6 @@ pub enum CliError {
     /// A `--member` is malformed.
     #[error("--member {0:?}: expected dataset or dataset:field,field")]
     Member(String),
-    /// A `--month` is malformed.
-    #[error("--month {0:?}: expected YYYY-MM")]
-    Month(String),
 }
 
 /// Parses a fusion rule member, `dataset` or `dataset:field,field`, into its JSON.
@@ -463,7 +483,7 @@ pub struct Output {
 }
 
 impl Output {
-    fn of(reply: &Reply) -> Self {
+    pub(crate) fn of(reply: &Reply) -> Self {
         let text = serde_json::to_string_pretty(&reply.json())
             .unwrap_or_else(|_| String::from_utf8_lossy(&reply.body).into_owned());
         if reply.status.is_success() {
@@ -479,6 +499,9 @@ impl Output {
 
 /// Runs an admin command: prints its output, exit status failure when refused.
 pub async fn run(args: AdminArgs) -> anyhow::Result<ExitCode> {
+    if matches!(args.command, AdminCommand::Drill(_)) {
+        return crate::drill_cli::run(args).await;
+    }
     let out = execute(args).await?;
     if out.ok {
         println!("{}", out.text.trim_end());
@@ -522,6 +545,7 @@ pub async fn execute(args: AdminArgs) -> anyhow::Result<Output> {
             c.post("/admin/violations", &b).await?
         }
         AdminCommand::Violation(ViolationCommand::List) => c.get("/admin/violations").await?,
+        AdminCommand::Objection(o) => objection(&c, o).await?,
         AdminCommand::Dataset(DatasetCommand::Close(s)) => switch(&c, "close", s).await?,
         AdminCommand::Dataset(DatasetCommand::Open(s)) => switch(&c, "open", s).await?,
         AdminCommand::Dataset(DatasetCommand::Register { file, reason }) => {
@@ -546,12 +570,17 @@ pub async fn execute(args: AdminArgs) -> anyhow::Result<Output> {
             .await?
         }
         AdminCommand::Agency(AgencyCommand::List) => c.get("/admin/agencies").await?,
-        AdminCommand::Gateway(GatewayCommand::Add { id, agency, reason }) => {
-            c.post(
-                "/admin/gateways",
-                &json!({ "id": id, "agency": agency, "reason": reason }),
-            )
-            .await?
+        AdminCommand::Gateway(GatewayCommand::Add {
+            id,
+            agency,
+            url,
+            reason,
+        }) => {
+            let mut b = json!({ "id": id, "agency": agency, "reason": reason });
+            if let Some(url) = url {
+                b["url"] = json!(url);
+            }
+            c.post("/admin/gateways", &b).await?
         }
         AdminCommand::Gateway(GatewayCommand::Retire { id, reason }) => {
             c.post(
@@ -603,19 +632,10 @@ pub async fn execute(args: AdminArgs) -> anyhow::Result<Output> {
             )
             .await?
         }
-        AdminCommand::Report(ReportCommand::Usage { month, format }) => {
-            if !sluice_registry::usage::valid_month(&month) {
-                return Err(CliError::Month(month).into());
-            }
-            let reply = c.get(&format!("/admin/usage?month={month}")).await?;
-            if format == UsageFormat::Csv && reply.status.is_success() {
-                let rows: Vec<sluice_registry::usage::UsageRow> = serde_json::from_slice(&reply.body)?;
-                return Ok(Output {
-                    ok: true,
-                    text: sluice_registry::usage::to_csv(&rows),
-                });
-            }
-            reply
+        AdminCommand::Report(r) => return crate::report_cli::execute(&c, r).await,
+        AdminCommand::Risk(r) => return crate::risk_cli::execute(&c, r).await,
+        AdminCommand::Drill(d) => {
+            return Ok(crate::drill_cli::execute(&c, &args.ca, *d).await?.into_output())
         }
     };
     Ok(Output::of(&reply))
@@ -624,6 +644,23 @@ pub async fn execute(args: AdminArgs) -> anyhow::Result<Output> {
 async fn status(c: &RegistryClient, action: &str, s: StatusArgs) -> anyhow::Result<Reply> {
     let path = format!("/admin/licences/{}/{action}", s.licence);
     Ok(c.post(&path, &json!({ "reason": s.reason })).await?)
+}
+
+async fn objection(c: &RegistryClient, o: ObjectionCommand) -> anyhow::Result<Reply> {
+    let (verb, d) = match o {
+        ObjectionCommand::List { status: None } => return Ok(c.get("/admin/objections").await?),
+        ObjectionCommand::List { status: Some(s) } => {
+            let q: String = url::form_urlencoded::byte_serialize(s.as_bytes()).collect();
+            return Ok(c.get(&format!("/admin/objections?status={q}")).await?);
+        }
+        ObjectionCommand::Show { id } => return Ok(c.get(&format!("/admin/objections/{id}")).await?),
+        ObjectionCommand::Uphold(d) => ("uphold", d),
+        ObjectionCommand::Reject(d) => ("reject", d),
+        ObjectionCommand::Withdraw(d) => ("withdraw", d),
+        ObjectionCommand::Resolve(d) => ("resolve", d),
+    };
+    let path = format!("/admin/objections/{}/{verb}", d.id);
+    Ok(c.post(&path, &json!({ "reason": d.reason })).await?)
 }
 
 async fn switch(c: &RegistryClient, action: &str, s: SwitchArgs) -> anyhow::Result<Reply> {

@@ -164,6 +164,7 @@ pub fn plan() -> Arc<FieldPlan> {
     let emit = FieldAction::Emit { scan: false };
     Arc::new(FieldPlan {
         record_key: None,
+        marks: None,
         fields: vec![
             f("id", emit.clone()),
             f("district", emit.clone()),

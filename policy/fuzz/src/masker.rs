@@ -44,6 +44,7 @@ pub fn plan(filter: bool) -> Arc<FieldPlan> {
     let mask = FieldAction::Mask;
     Arc::new(FieldPlan {
         record_key: None,
+        marks: None,
         fields: vec![
             f("id", clear.clone()),
             f("district", clear.clone()),

@@ -352,3 +352,43 @@ fn aggregate_licences_do_not_grant_records() {
         ProblemCode::AggregateOnly
     );
 }
+
+/// Issue 14: a licence's plan carries its dataset's record marks, also when the request
+/// narrows the fields; marks a gateway cannot find records by close the dataset.
+#[test]
+fn record_marks_reach_the_plan_or_close_a_dataset_without_a_record_key() {
+    use crate::objection::RecordMarks;
+    let mut marks = RecordMarks::default();
+    marks.suppressed.insert("7".into());
+    let measures = Measures {
+        record_marks: HashMap::from([("hydrants".to_owned(), Arc::new(marks.clone()))]),
+        ..Measures::default()
+    };
+    let without_key = set(vec![licence("l1", "s")], measures.clone());
+    assert_eq!(
+        deny(without_key.decide(&req(Some("acme"), "hydrants", Some("s")), &NOW)),
+        Refusal::DatasetClosed("hydrants".into())
+    );
+    assert!(without_key.record_marks("hydrants").is_none());
+    let mut keyed = hydrants();
+    keyed.record_key = Some("id".into());
+    let with_key = PolicySet::compile(
+        &[keyed, parks()],
+        vec![licence("l1", "s")],
+        &RuleTable::default(),
+        measures,
+        b"k",
+    );
+    let p = allow(with_key.decide(&req(Some("acme"), "hydrants", Some("s")), &NOW));
+    assert_eq!(p.plan.marks.as_deref(), Some(&marks));
+    let narrow = Request {
+        fields: Some(&["district"]),
+        ..req(Some("acme"), "hydrants", Some("s"))
+    };
+    let p = allow(with_key.decide(&narrow, &NOW));
+    assert_eq!(p.plan.marks.as_deref(), Some(&marks));
+    assert_eq!(p.plan.record_key.as_deref(), Some("id"));
+    assert_eq!(with_key.record_marks("hydrants").map(|(k, _)| k), Some("id"));
+    // Other datasets are untouched.
+    assert!(with_key.record_marks("parks").is_none());
+}

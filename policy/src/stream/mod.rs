@@ -5,6 +5,7 @@
 //! order), then written in the output format. Memory is bounded by the largest record, never by
 //! the body. Anything that does not parse is an error: the caller must abort the response.
 
+use crate::objection::{Mark, RecordMarks, DISPUTED_MEMBER};
 use crate::plan::FieldPlan;
 use crate::served::{ServedDigest, ServedKeys};
 use json::{is_ws, PErr};
@@ -86,10 +87,46 @@ pub struct MaskStats {
     pub fields_dropped: u64,
     /// Values the detector safety net rewrote.
     pub detector_hits: u64,
+    /// Records that passed the filters but were dropped for an upheld objection
+    /// ([`FieldPlan::marks`]).
+    pub records_suppressed: u64,
+    /// Records written with the [`DISPUTED_MEMBER`] of an upheld correction.
+    pub records_disputed: u64,
     /// Input bytes consumed.
     pub bytes_in: u64,
     /// Output bytes produced.
     pub bytes_out: u64,
+}
+
+/// Adds the disputed mark to the record written to `out[from..]` (JSON: a last member
+/// [`DISPUTED_MEMBER`], left out when `id` is empty; CSV: the last cell).
+fn mark_disputed(out: &mut Vec<u8>, from: usize, fmt: OutputFormat, id: &str) {
+    let newline = out.last() == Some(&b'\n');
+    if newline {
+        out.pop();
+    }
+    match fmt {
+        OutputFormat::Csv => {
+            out.push(b',');
+            csv::write_cell(id.as_bytes(), false, out);
+        }
+        OutputFormat::Json | OutputFormat::Ndjson if !id.is_empty() => {
+            // The record ends with `}`; an empty object takes no comma.
+            out.pop();
+            if out.len() > from && out[out.len() - 1] != b'{' {
+                out.push(b',');
+            }
+            out.push(b'"');
+            out.extend_from_slice(DISPUTED_MEMBER.as_bytes());
+            out.extend_from_slice(b"\":");
+            json::write_str(id.as_bytes(), out);
+            out.push(b'}');
+        }
+        OutputFormat::Json | OutputFormat::Ndjson => {}
+    }
+    if newline {
+        out.push(b'\n');
+    }
 }
 
 /// The UTF-8 byte-order mark, skipped where a CSV body starts.
@@ -205,6 +242,11 @@ pub struct Masker {
     shapes: bool,
     /// The record key's slot and the keys of the records written ([`FieldPlan::record_key`]).
     served: Option<(usize, ServedKeys)>,
+    /// The record key's slot and the dataset's suppressed and disputed records
+    /// ([`FieldPlan::marks`]).
+    marks: Option<(usize, Arc<RecordMarks>)>,
+    /// CSV output carries the [`DISPUTED_MEMBER`] column (the marks dispute some record).
+    disputed_column: bool,
 }
 
 impl Masker {
@@ -230,6 +272,12 @@ impl Masker {
             .record_key
             .as_deref()
             .map(|k| (slots.read(k), ServedKeys::default()));
+        let marks = match (&plan.marks, served.as_ref()) {
+            (Some(m), Some((slot, _))) if !m.is_empty() => Some((*slot, m.clone())),
+            _ => None,
+        };
+        let disputed_column =
+            output == OutputFormat::Csv && marks.as_ref().is_some_and(|(_, m)| !m.disputed.is_empty());
         let top = match &input {
             InputFormat::JsonArray => Top::ArrStart,
             InputFormat::JsonAt(path) if path.is_empty() => Top::ArrStart,
@@ -264,6 +312,8 @@ impl Masker {
             shape: Shape::default(),
             shapes: true,
             served,
+            marks,
+            disputed_column,
         }
     }
 
@@ -479,7 +529,15 @@ impl Masker {
         match self.output {
             OutputFormat::Json => out.push(b'['),
             OutputFormat::Ndjson => {}
-            OutputFormat::Csv => self.slots.write_csv_header(out),
+            OutputFormat::Csv => {
+                self.slots.write_csv_header(out);
+                if self.disputed_column {
+                    out.pop();
+                    out.push(b',');
+                    out.extend_from_slice(DISPUTED_MEMBER.as_bytes());
+                    out.push(b'\n');
+                }
+            }
         }
     }
 
@@ -781,13 +839,35 @@ impl Masker {
             out,
             &mut self.stats,
         )?;
-        if written && self.skip > 0 {
+        let mark_of = match (&self.marks, written) {
+            (Some((slot, marks)), true) => match self.rec.key_text(*slot, text)? {
+                Some(k) => match marks.mark(k) {
+                    Mark::None => None,
+                    Mark::Suppressed => Some(None),
+                    Mark::Disputed(id) => Some(Some(id.to_owned())),
+                },
+                None => None,
+            },
+            _ => None,
+        };
+        if let Some(None) = mark_of {
+            // An upheld objection: the record never leaves, and is not a passing record.
+            out.truncate(mark);
+            self.stats = counted;
+            self.stats.records_suppressed += 1;
+        } else if written && self.skip > 0 {
             // Only passing records count towards the offset: take this one back.
             out.truncate(mark);
             self.stats = counted;
             self.skip -= 1;
             self.stats.records_skipped += 1;
         } else if written {
+            if let Some(Some(id)) = &mark_of {
+                self.stats.records_disputed += 1;
+                mark_disputed(out, mark, self.output, id);
+            } else if self.disputed_column {
+                mark_disputed(out, mark, self.output, "");
+            }
             self.stats.records_out += 1;
             if let Some((slot, keys)) = &mut self.served {
                 if let Some(k) = self.rec.key_text(*slot, text)? {

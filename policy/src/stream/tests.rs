@@ -10,6 +10,7 @@ const EMIT: FieldAction = FieldAction::Emit { scan: false };
 fn plan(fields: &[(&str, FieldAction)], filter: Option<&str>) -> Arc<FieldPlan> {
     Arc::new(FieldPlan {
         record_key: None,
+        marks: None,
         fields: fields
             .iter()
             .map(|(n, a)| PlannedField {
@@ -1269,5 +1270,131 @@ mod fingerprints {
             .unwrap()
             .authorize(&p)
             .is_ok());
+    }
+}
+
+/// Issue 14: upheld objections suppress records and upheld corrections mark them.
+mod record_marks {
+    use super::*;
+    use crate::objection::RecordMarks;
+    use crate::stream::RowBatch;
+
+    fn marked(filter: Option<&str>) -> Arc<FieldPlan> {
+        let mut p = (*plan(&[("id", EMIT), ("name", EMIT)], filter)).clone();
+        p.record_key = Some("id".to_owned());
+        let mut m = RecordMarks::default();
+        m.suppressed.insert("2".to_owned());
+        m.suppressed.insert("HY-9".to_owned());
+        m.disputed.insert("3".to_owned(), "obj-1".to_owned());
+        p.marks = Some(Arc::new(m));
+        Arc::new(p)
+    }
+
+    const JSON: &str = r#"[{"id":1,"name":"a"},{"name":"b","id":2},{"id":3,"name":"c"},{"id":"HY-9","name":"d"},{"name":"e"}]"#;
+
+    #[test]
+    fn suppressed_records_never_leave_and_disputed_ones_carry_the_objection() {
+        let p = marked(None);
+        let r = run_all_splits(&p, InputFormat::JsonArray, OutputFormat::Json, JSON);
+        assert_eq!(
+            r.ok(),
+            r#"[{"id":1,"name":"a"},{"id":3,"name":"c","_sluice_disputed":"obj-1"},{"name":"e"}]"#
+        );
+        let stats = r.res.as_ref().unwrap();
+        assert_eq!(
+            (
+                stats.records_out,
+                stats.records_suppressed,
+                stats.records_disputed
+            ),
+            (3, 2, 1)
+        );
+        let nd = run(&p, InputFormat::JsonArray, OutputFormat::Ndjson, JSON);
+        assert_eq!(
+            nd.ok(),
+            "{\"id\":1,\"name\":\"a\"}\n{\"id\":3,\"name\":\"c\",\"_sluice_disputed\":\"obj-1\"}\n{\"name\":\"e\"}\n"
+        );
+        // CSV in and out: the mark is a column of every row, empty where there is none.
+        let csv = "id,name\n1,a\n2,b\n3,c\nHY-9,d\n";
+        let c = run_all_splits(&p, InputFormat::Csv, OutputFormat::Csv, csv);
+        assert_eq!(c.ok(), "id,name,_sluice_disputed\n1,a,\n3,c,obj-1\n");
+        // A plan that emits only the name still finds the key, and a record whose only
+        // planned field is absent still carries its mark.
+        let narrow = Arc::new(p.narrowed(&["name"]).unwrap());
+        assert_eq!(
+            run(
+                &narrow,
+                InputFormat::JsonArray,
+                OutputFormat::Json,
+                r#"[{"id":2,"name":"b"},{"id":3}]"#
+            )
+            .ok(),
+            r#"[{"_sluice_disputed":"obj-1"}]"#
+        );
+    }
+
+    #[test]
+    fn suppressed_records_are_not_counted_by_offsets_limits_or_filters() {
+        let p = marked(Some("name != 'c'"));
+        let lim = MaskerLimits {
+            max_records: Some(2),
+            ..MaskerLimits::default()
+        };
+        let mut m = Masker::new(p.clone(), InputFormat::JsonArray, OutputFormat::Json, lim).skip_records(1);
+        let mut out = Vec::new();
+        let doc = r#"[{"id":2,"name":"b"},{"id":1,"name":"a"},{"id":3,"name":"c"},{"id":"HY-9","name":"d"},{"id":4,"name":"e"},{"id":5,"name":"f"},{"id":6,"name":"g"}]"#;
+        m.feed(doc.as_bytes(), &mut out).unwrap();
+        let stats = m.finish(&mut out).unwrap();
+        // 2 and HY-9 suppressed, 3 filtered, 1 skipped, then 4 and 5 fill the limit.
+        assert_eq!(
+            std::str::from_utf8(&out).unwrap(),
+            r#"[{"id":4,"name":"e"},{"id":5,"name":"f"}]"#
+        );
+        assert_eq!(
+            (
+                stats.records_suppressed,
+                stats.records_filtered,
+                stats.records_skipped
+            ),
+            (2, 1, 1)
+        );
+    }
+
+    #[test]
+    fn typed_rows_are_marked_like_json() {
+        let p = marked(None);
+        let mut m = Masker::typed(
+            p.clone(),
+            None,
+            &["name", "id"],
+            OutputFormat::Json,
+            MaskerLimits::default(),
+        );
+        let mut b = RowBatch::new(2);
+        for (n, id) in [("a", 1), ("b", 2), ("c", 3)] {
+            b.push_text(n);
+            b.push_int(id);
+        }
+        b.push_text("d");
+        b.push_text("HY-9");
+        let mut out = Vec::new();
+        m.push_rows(&b, &mut out).unwrap();
+        let stats = m.finish(&mut out).unwrap();
+        assert_eq!(
+            std::str::from_utf8(&out).unwrap(),
+            r#"[{"id":1,"name":"a"},{"id":3,"name":"c","_sluice_disputed":"obj-1"}]"#
+        );
+        assert_eq!(stats.records_suppressed, 2);
+    }
+
+    #[test]
+    fn marks_without_a_record_key_or_without_entries_change_nothing() {
+        let mut p = (*marked(None)).clone();
+        p.marks = Some(Arc::new(RecordMarks::default()));
+        let csv = "id,name\n2,b\n";
+        assert_eq!(
+            run(&Arc::new(p.clone()), InputFormat::Csv, OutputFormat::Csv, csv).ok(),
+            "id,name\n2,b\n"
+        );
     }
 }

@@ -84,6 +84,12 @@ pub struct AuditRecord {
     /// question answered from the day's cache spends none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub epsilon: Option<f64>,
+    /// Records dropped for an upheld objection ([`sluice_policy::objection`]); absent when none.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub suppressed: u64,
+    /// Records sent marked disputed by an upheld correction; absent when none.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub disputed: u64,
     /// `hash` of the previous record, or [`GENESIS_PREV`] (set by the writer).
     #[serde(default)]
     pub prev: String,
@@ -91,6 +97,10 @@ pub struct AuditRecord {
     /// writer).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub hash: String,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl Default for AuditRecord {
@@ -119,6 +129,8 @@ impl Default for AuditRecord {
             path: String::new(),
             served: None,
             epsilon: None,
+            suppressed: 0,
+            disputed: 0,
             prev: String::new(),
             hash: String::new(),
         }

@@ -103,6 +103,7 @@ pub async fn respond(
         )
         .map_err(|r| Problem::from(&r))?;
     ctx.licence = Some(licence.id.clone());
+    super::decide::held(inputs.outcomes, ctx.licence.as_deref())?;
     let allowance = licence.aggregate.as_ref().ok_or_else(|| {
         Problem::new(
             ProblemCode::AggregateNotLicensed,
@@ -142,6 +143,7 @@ pub async fn respond(
             row_filter: None,
             key: PseudonymKey::derive(b"", "", ""),
             record_key: None,
+            marks: None,
         }),
         withheld: Arc::from([]),
     };
@@ -289,8 +291,16 @@ async fn base_table(
         filters,
         request_id: &ctx.request_id,
     };
-    if let Some(pushed) = connector.aggregate(&req) {
-        return pushed.await.map_err(|e| fetch_failure(e, ctx));
+    // A source groups every record it holds: with records suppressed by an upheld objection
+    // the table is streamed through the masker, which drops them.
+    let suppressed = rt
+        .policy
+        .record_marks(&licence.dataset)
+        .is_some_and(|(_, m)| !m.suppressed.is_empty());
+    if !suppressed {
+        if let Some(pushed) = connector.aggregate(&req) {
+            return pushed.await.map_err(|e| fetch_failure(e, ctx));
+        }
     }
     stream_table(connector, rt, licence, plan, filters, ctx).await
 }
@@ -312,6 +322,7 @@ async fn stream_table(
             names.push(m);
         }
     }
+    let marks = rt.policy.record_marks(&licence.dataset);
     let field_plan = Arc::new(FieldPlan {
         fields: names
             .iter()
@@ -322,7 +333,8 @@ async fn stream_table(
             .collect(),
         row_filter: licence.row_filter.clone(),
         key: PseudonymKey::derive(b"", "", ""),
-        record_key: None,
+        record_key: marks.map(|(k, _)| k.to_owned()),
+        marks: marks.map(|(_, m)| m.clone()),
     });
     let pairs: Vec<(String, String)> = filters
         .iter()

@@ -32,6 +32,8 @@ pub struct Ctx {
     pub scenario: Option<String>,
     /// The dataset asked for.
     pub dataset: Option<String>,
+    /// It asked for a later page (`after` or `offset`): what the risk rule `pages` counts.
+    pub continuation: bool,
 }
 
 impl Ctx {
@@ -49,6 +51,7 @@ impl Ctx {
             licence: None,
             scenario: None,
             dataset: None,
+            continuation: false,
         }
     }
 
@@ -74,6 +77,8 @@ impl Ctx {
             records_out: stats.records_out,
             fields_emitted: stats.fields_emitted,
             fields_masked: stats.fields_masked,
+            suppressed: stats.records_suppressed,
+            disputed: stats.records_disputed,
             bytes_out: stats.bytes_out,
             latency_ms: self.started.elapsed().as_secs_f64() * 1000.0,
             client_addr: Some(self.client.clone()),

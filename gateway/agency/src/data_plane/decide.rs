@@ -45,6 +45,7 @@ pub fn decide(
         Decision::Deny(r) => return Err(Problem::from(&r)),
     };
     ctx.licence = permit.licence.as_ref().map(|l| l.id.clone());
+    held(inputs.outcomes, ctx.licence.as_deref())?;
     // Filters are checked against the licence's whole plan (a clear field may be filtered on
     // without being selected), then the plan is narrowed to the fields asked for.
     query
@@ -62,6 +63,21 @@ pub fn decide(
     // Fail closed: no data leaves while the audit log cannot record it.
     inputs.outcomes.check_audit()?;
     Ok(permit)
+}
+
+/// A licence a risk rule suspended here is refused at once, before the registry's snapshot
+/// suspends it everywhere.
+pub(super) fn held(outcomes: &Outcomes, licence: Option<&str>) -> Result<(), Problem> {
+    let (Some(risk), Some(licence)) = (&outcomes.risk, licence) else {
+        return Ok(());
+    };
+    match risk.held(licence) {
+        Some(reason) => Err(Problem::from(&Refusal::LicenceSuspended {
+            id: licence.to_owned(),
+            reason,
+        })),
+        None => Ok(()),
+    }
 }
 
 /// Conditional data is refused while the registry snapshot is stale.

@@ -132,6 +132,7 @@ async fn phases(
     };
     ctx.dataset = Some(dataset.clone());
     let query = RecordsQuery::parse(req.uri().query().unwrap_or(""), &rt.config.limits)?;
+    ctx.continuation = query.offset > 0 || query.query.after.is_some();
     ctx.scenario = route::scenario(req)?;
     let inputs = decide::Inputs {
         rt,

@@ -25,6 +25,8 @@ pub struct Outcomes {
     pub usage: Option<Arc<UsageCounters>>,
     /// Each source's last outcome, for `/readyz`.
     pub sources: Arc<crate::source_health::SourceHealth>,
+    /// Risk rules counting outcomes per licence, when the gateway follows a registry.
+    pub risk: Option<Arc<crate::risk::RiskWatch>>,
 }
 
 /// What a response sent, as its audit record keeps it: the masker's counters and the digest
@@ -69,7 +71,7 @@ impl Outcomes {
             .audit
             .append(ctx.record(false, Some(code), status, &MaskStats::default()))
             .await;
-        self.count(ctx, false, code, status, 0);
+        self.count(ctx, false, code, status, &MaskStats::default());
         tracing::info!(
             request_id = %ctx.request_id, licensee = ?ctx.licensee, dataset = ?ctx.dataset,
             reason = code, status = status.as_u16(), "refused"
@@ -92,7 +94,7 @@ impl Outcomes {
                 tracing::error!(error = %e, "audit append failed");
                 unavailable_audit()
             })?;
-        self.count(ctx, true, "ok", StatusCode::OK, 0);
+        self.count(ctx, true, "ok", StatusCode::OK, &MaskStats::default());
         Ok(())
     }
 
@@ -147,17 +149,17 @@ impl Outcomes {
             .records_out
             .get_or_create(&dataset)
             .inc_by(stats.records_out);
+        if stats.records_suppressed > 0 {
+            self.metrics
+                .records_suppressed
+                .get_or_create(&dataset)
+                .inc_by(stats.records_suppressed);
+        }
         self.metrics
             .source_records
             .get_or_create(&dataset)
             .inc_by(stats.records_in);
-        self.count(
-            ctx,
-            true,
-            end.reason().unwrap_or("ok"),
-            StatusCode::OK,
-            stats.records_out,
-        );
+        self.count(ctx, true, end.reason().unwrap_or("ok"), StatusCode::OK, stats);
     }
 
     /// Counts the differential-privacy loss an aggregate answer spent in the licensee's usage
@@ -207,14 +209,29 @@ impl Outcomes {
     }
 
     /// Counts an outcome in the metrics and, for an identified licensee, in the usage
-    /// counters: every request, the records delivered, and whether a problem was sent.
-    fn count(&self, ctx: &Ctx, allowed: bool, reason: &str, status: StatusCode, records: u64) {
+    /// counters: every request, the records delivered and their masked or dropped field
+    /// values (from `sent`), and whether a problem was sent and under which code (`reason`).
+    fn count(&self, ctx: &Ctx, allowed: bool, reason: &'static str, status: StatusCode, sent: &MaskStats) {
+        let refused = status.is_client_error() || status.is_server_error();
+        if let (Some(risk), Some(licence)) = (&self.risk, &ctx.licence) {
+            let code = refused
+                .then(|| ProblemCode::ALL.iter().copied().find(|c| c.code() == reason))
+                .flatten();
+            let now = time::OffsetDateTime::now_utc().unix_timestamp();
+            risk.observe(licence, now, sent.records_out, code, ctx.continuation);
+        }
         self.count_usage(
             ctx,
             Counts {
                 requests: 1,
-                records,
-                refusals: u64::from(status.is_client_error() || status.is_server_error()),
+                records: sent.records_out,
+                refusals: u64::from(refused),
+                refusals_by_code: if refused {
+                    std::collections::BTreeMap::from([(reason, 1)])
+                } else {
+                    std::collections::BTreeMap::new()
+                },
+                masked_fields: sent.fields_masked.saturating_add(sent.fields_dropped),
                 epsilon_micros: 0,
             },
         );

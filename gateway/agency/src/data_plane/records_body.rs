@@ -289,6 +289,7 @@ mod tests {
     fn masked(source: &'static str) -> MaskedBody {
         let plan = Arc::new(FieldPlan {
             record_key: None,
+            marks: None,
             fields: vec![PlannedField {
                 name: "id".into(),
                 action: FieldAction::Emit { scan: false },
@@ -324,6 +325,7 @@ mod tests {
             metrics: Arc::new(Metrics::default()),
             usage: None,
             sources: Arc::default(),
+            risk: None,
         };
         let grant = Grant::unlicensed(Arc::new(Limiter::new(None, None)), 100);
         let guard = StallGuard {

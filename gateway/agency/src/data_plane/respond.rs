@@ -142,6 +142,7 @@ mod tests {
             metrics: Arc::new(Metrics::default()),
             usage: None,
             sources: Arc::default(),
+            risk: None,
         };
         let query = RecordsQuery::parse("limit=2", &Limits::default()).unwrap();
         let grant = Grant::unlicensed(Arc::new(Limiter::new(None, None)), 2);

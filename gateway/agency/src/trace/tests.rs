@@ -77,6 +77,7 @@ fn served(licensee: &str, doc: &str) -> (String, ServedDigest) {
         row_filter: None,
         key: PseudonymKey::derive(MASTER, licensee, "parks"),
         record_key: Some("id".into()),
+        marks: None,
     };
     let mut m = Masker::new(
         Arc::new(plan),

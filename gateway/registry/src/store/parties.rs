@@ -1,5 +1,5 @@
-//! The parties of record: `agencies`, `gateways` (retired flag) and `scenarios` (the datasets
-//! each covers as a JSON list).
+//! The parties of record: `agencies`, `gateways` (retired flag, data listener URL) and
+//! `scenarios` (the datasets each covers as a JSON list).
 
 use super::{map_unique, now, Change, Committed, Result, Store, StoreError};
 use crate::model::{AgencyRecord, GatewayRecord, NewAgency, NewGateway, NewScenario, ScenarioRecord};
@@ -8,8 +8,9 @@ use sqlx::Row;
 /// Tables, created with the store's own.
 pub(super) const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS agencies (id TEXT PRIMARY KEY, name TEXT NOT NULL, created_at TEXT NOT NULL)",
+    // `url` is added to stores made before it (store.rs, ADDED_COLUMNS).
     "CREATE TABLE IF NOT EXISTS gateways (id TEXT PRIMARY KEY, agency TEXT NOT NULL, retired BIGINT NOT NULL, \
-     created_at TEXT NOT NULL)",
+     created_at TEXT NOT NULL, url TEXT)",
     "CREATE TABLE IF NOT EXISTS scenarios (id TEXT PRIMARY KEY, title TEXT NOT NULL, description TEXT NOT NULL, \
      datasets TEXT NOT NULL, created_at TEXT NOT NULL)",
 ];
@@ -73,6 +74,7 @@ impl Store {
             agency: g.agency.clone(),
             retired: false,
             created_at: now(),
+            url: g.url.clone(),
         };
         let mut tx = self.begin().await?;
         let agency = sqlx::query("SELECT id FROM agencies WHERE id = $1")
@@ -82,10 +84,11 @@ impl Store {
         if agency.is_none() {
             return Err(StoreError::Invalid(format!("unknown agency {}", g.agency)));
         }
-        sqlx::query("INSERT INTO gateways (id, agency, retired, created_at) VALUES ($1, $2, 0, $3)")
+        sqlx::query("INSERT INTO gateways (id, agency, retired, created_at, url) VALUES ($1, $2, 0, $3, $4)")
             .bind(&rec.id)
             .bind(&rec.agency)
             .bind(&rec.created_at)
+            .bind(&rec.url)
             .execute(&mut *tx)
             .await
             .map_err(|e| map_unique(e, &format!("gateway {}", rec.id)))?;
@@ -94,7 +97,7 @@ impl Store {
 
     /// All gateways by id.
     pub async fn gateways(&self) -> Result<Vec<GatewayRecord>> {
-        let rows = sqlx::query("SELECT id, agency, retired, created_at FROM gateways ORDER BY id")
+        let rows = sqlx::query("SELECT id, agency, retired, created_at, url FROM gateways ORDER BY id")
             .fetch_all(self.pool())
             .await?;
         rows.iter()
@@ -105,6 +108,7 @@ impl Store {
                     agency: r.try_get("agency")?,
                     retired: retired != 0,
                     created_at: r.try_get("created_at")?,
+                    url: r.try_get("url")?,
                 })
             })
             .collect()

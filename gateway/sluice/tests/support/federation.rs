@@ -315,6 +315,11 @@ impl Federation {
     /// Starts gateway `id` (its folder and state kept across restarts); the first time,
     /// registers it with the registry and issues its client certificate.
     pub fn gateway(&self, id: &str, options: GatewayOptions) -> Gateway {
+        self.gateway_with(id, options, "")
+    }
+
+    /// [`Federation::gateway`] with `extra` TOML appended to its config (e.g. `[risk]`).
+    pub fn gateway_with(&self, id: &str, options: GatewayOptions, extra: &str) -> Gateway {
         let dir = self.path(id);
         std::fs::create_dir_all(&dir).unwrap();
         let certs = self.path("certs");
@@ -361,7 +366,8 @@ url = "http://{src}/hydrants"
 [sources.hydrant-adopters]
 kind = "http"
 url = "http://{src}/hydrants"
-{datasets}{ADOPTERS_TOML}"#,
+{datasets}{ADOPTERS_TOML}
+{extra}"#,
             server_cert = toml_path(&certs.join("server.pem")),
             server_key = toml_path(&certs.join("server.key")),
             ca = toml_path(&self.ca_pem()),
@@ -394,10 +400,18 @@ url = "http://{src}/hydrants"
     /// The registry client identity (certificate, key) of gateway `id`; the first time,
     /// registers the gateway with the registry and issues the certificate.
     pub fn gateway_identity(&self, id: &str) -> (PathBuf, PathBuf) {
+        if !self.path("certs").join(format!("gw-{id}.pem")).exists() {
+            self.admin_cli(&["gateway", "add", id, "--agency", AGENCY]);
+        }
+        self.gateway_client_cert(id)
+    }
+
+    /// Gateway `id`'s registry client certificate and key, issued the first time (without
+    /// registering the gateway).
+    pub fn gateway_client_cert(&self, id: &str) -> (PathBuf, PathBuf) {
         let certs = self.path("certs");
         let cert = certs.join(format!("gw-{id}.pem"));
         if !cert.exists() {
-            self.admin_cli(&["gateway", "add", id, "--agency", AGENCY]);
             sluice_certs::issue_gateway_client(&self.ca, id, 5)
                 .unwrap()
                 .write_to(&certs, &format!("gw-{id}"))
@@ -406,18 +420,57 @@ url = "http://{src}/hydrants"
         (cert, certs.join(format!("gw-{id}.key")))
     }
 
+    /// Starts gateway `id` and only then registers it, with its data listener's URL
+    /// (`sluice admin gateway add … --url`): a listener on port 0 has no URL before it starts.
+    /// Until then its snapshot polls are refused (`unknown-gateway`) and retried.
+    pub fn gateway_with_url(&self, id: &str, options: GatewayOptions) -> Gateway {
+        self.gateway_client_cert(id);
+        let gw = self.gateway(id, options);
+        let url = format!("https://localhost:{}", gw.data.port());
+        self.admin_cli(&["gateway", "add", id, "--agency", AGENCY, "--url", &url]);
+        gw
+    }
+
     /// A client of `gw`'s data listener presenting `acme`'s certificate.
     pub fn licensee_client(&self, gw: &Gateway) -> RegistryClient {
+        self.licensee_client_as(gw, LICENSEE)
+    }
+
+    /// A client of `gw`'s data listener presenting licensee `id`'s certificate
+    /// ([`Self::issue_licensee`]).
+    pub fn licensee_client_as(&self, gw: &Gateway, id: &str) -> RegistryClient {
         let certs = self.path("certs");
         RegistryClient::new(
             &format!("https://localhost:{}", gw.data.port()),
             &self.ca_pem(),
-            Some((
-                &certs.join(format!("{LICENSEE}.pem")),
-                &certs.join(format!("{LICENSEE}.key")),
-            )),
+            Some((&certs.join(format!("{id}.pem")), &certs.join(format!("{id}.key")))),
         )
         .unwrap()
+    }
+
+    /// Issues licensee `id`'s certificate; returns (certificate, key).
+    pub fn issue_licensee(&self, id: &str) -> (PathBuf, PathBuf) {
+        let certs = self.path("certs");
+        sluice_certs::issue_licensee(&self.ca, id, 5)
+            .unwrap()
+            .write_to(&certs, id)
+            .unwrap();
+        (certs.join(format!("{id}.pem")), certs.join(format!("{id}.key")))
+    }
+
+    /// The flags `sluice admin` takes instead of its environment: registry, admin
+    /// certificate and key, CA.
+    pub fn admin_flags(&self) -> Vec<String> {
+        vec![
+            "--registry".into(),
+            self.registry_url.clone(),
+            "--cert".into(),
+            path_str(&self.path("certs/admin.pem")),
+            "--key".into(),
+            path_str(&self.path("certs/admin.key")),
+            "--ca".into(),
+            path_str(&self.ca_pem()),
+        ]
     }
 
     /// A client of `gw`'s public listener, without a certificate.

@@ -58,9 +58,14 @@ pub async fn until(
 
 /// `GET /readyz` on a gateway's admin listener: (status, body).
 pub async fn readyz(admin: SocketAddr) -> (u16, String) {
+    admin_get(admin, "/readyz").await
+}
+
+/// `GET path` on a gateway's plain-HTTP admin listener: (status, the whole response).
+pub async fn admin_get(admin: SocketAddr, path: &str) -> (u16, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = TcpStream::connect(admin).await.unwrap();
-    s.write_all(b"GET /readyz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+    s.write_all(format!("GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").as_bytes())
         .await
         .unwrap();
     let mut out = String::new();

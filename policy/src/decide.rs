@@ -313,6 +313,16 @@ impl PolicySet {
         Some((key.as_str(), marks))
     }
 
+    /// The ids of the licences `licensee` holds for `dataset`, under any scenario and in any
+    /// state (what a refusal before a licence was found is counted against by risk rules).
+    pub fn licence_ids(&self, licensee: &str, dataset: &str) -> Vec<String> {
+        self.licences
+            .get(licensee)
+            .and_then(|m| m.get(dataset))
+            .map(|cs| cs.iter().map(|c| c.licence.id.clone()).collect())
+            .unwrap_or_default()
+    }
+
     /// Number of licences indexed.
     pub fn licence_count(&self) -> usize {
         self.licences

@@ -12,7 +12,7 @@
 
 use crate::problem_code::ProblemCode;
 use serde::{Deserialize, Serialize};
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 /// What a rule counts, per licence.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -28,6 +28,9 @@ pub enum Signal {
     OffHours,
     /// Requests for a page after the first (`after` or `offset`): walking through a dataset.
     Pages,
+    /// Distinct records served, by the dataset's `record_key` (counted exactly up to the
+    /// rule's threshold, at most [`MAX_DISTINCT_KEYS`]): harvesting a dataset record by record.
+    Keys,
 }
 
 impl Signal {
@@ -39,6 +42,7 @@ impl Signal {
             Self::Refusals => "refusals",
             Self::OffHours => "off-hours",
             Self::Pages => "pages",
+            Self::Keys => "keys",
         }
     }
 }
@@ -91,6 +95,9 @@ impl RiskAction {
         }
     }
 }
+
+/// Most distinct keys one counter remembers (a `keys` rule's threshold is at most this).
+pub const MAX_DISTINCT_KEYS: u64 = 1_000_000;
 
 /// Most completed windows a baseline averages.
 pub const BASELINE_WINDOWS: usize = 24;
@@ -148,10 +155,44 @@ impl RiskRule {
             (_, Some(_)) => return Some("hours apply to off-hours rules only".to_owned()),
             (_, None) => {}
         }
+        if self.signal == Signal::Keys && self.threshold > MAX_DISTINCT_KEYS {
+            return Some(format!("a keys rule's threshold is at most {MAX_DISTINCT_KEYS}"));
+        }
         if !self.codes.is_empty() && self.signal != Signal::Refusals {
             return Some("codes apply to refusals rules only".to_owned());
         }
         None
+    }
+
+    /// What makes `alert` one this rule could not have raised, if anything: another rule id,
+    /// a licence the rule does not cover, another signal, window or action, a threshold other
+    /// than the rule's, or a count below it. The registry acts on a gateway's alert only when
+    /// this is `None`, so a gateway cannot suspend a licence no `suspend` rule covers.
+    pub fn mismatch(&self, alert: &RiskAlert) -> Option<String> {
+        let why = if alert.rule != self.id {
+            format!("the alert names rule {}, not {}", alert.rule, self.id)
+        } else if !self.applies_to(&alert.licence) {
+            format!("rule {} does not cover licence {}", self.id, alert.licence)
+        } else if (alert.signal, alert.window) != (self.signal, self.window) {
+            format!(
+                "rule {} counts {} per {}, not {} per {}",
+                self.id,
+                self.signal.as_str(),
+                self.window.as_str(),
+                alert.signal.as_str(),
+                alert.window.as_str()
+            )
+        } else if alert.action != self.action {
+            format!("rule {} does not {}", self.id, alert.action.as_str())
+        } else if alert.threshold != self.threshold || alert.value < self.threshold {
+            format!(
+                "rule {} is crossed at {}, the alert says {} of threshold {}",
+                self.id, self.threshold, alert.value, alert.threshold
+            )
+        } else {
+            return None;
+        };
+        Some(why)
     }
 
     fn applies_to(&self, licence: &str) -> bool {
@@ -178,6 +219,8 @@ impl RiskRule {
                 u64::from(!inside)
             }
             Signal::Pages => u64::from(e.continuation),
+            // Counted by [`Tracker::observe_keys`].
+            Signal::Keys => 0,
         }
     }
 }
@@ -249,6 +292,8 @@ struct Counter {
     count: u64,
     fired: bool,
     history: VecDeque<u64>,
+    /// A `keys` rule's distinct keys in this window (64 bits of each key's hash).
+    seen: HashSet<u64>,
 }
 
 impl Counter {
@@ -272,6 +317,32 @@ impl Counter {
         self.start = start;
         self.count = 0;
         self.fired = false;
+        self.seen = HashSet::new();
+    }
+
+    /// The alert when this window's count crosses `rule` now (once per window).
+    fn crossed(&mut self, rule: &RiskRule, licence: &str, at: i64) -> Option<RiskAlert> {
+        if self.fired || self.count < rule.threshold {
+            return None;
+        }
+        let baseline = self.baseline();
+        if rule.factor.is_some_and(|f| (self.count as f64) < f * baseline) {
+            return None;
+        }
+        self.fired = true;
+        Some(RiskAlert {
+            id: format!("{licence}.{}.{}", rule.id, self.start),
+            rule: rule.id.clone(),
+            licence: licence.to_owned(),
+            signal: rule.signal,
+            window: rule.window,
+            window_start: self.start,
+            value: self.count,
+            threshold: rule.threshold,
+            baseline,
+            action: rule.action,
+            at,
+        })
     }
 
     fn baseline(&self) -> f64 {
@@ -303,38 +374,59 @@ impl Tracker {
             if add == 0 && !self.counters.contains_key(&key) {
                 continue;
             }
-            if self.counters.len() >= MAX_COUNTERS && !self.counters.contains_key(&key) {
-                self.evict(e.at);
-            }
-            let c = self.counters.entry(key).or_default();
-            let len = rule.window.seconds();
-            c.roll(e.at, len);
+            let c = self.counter(key, e.at);
+            c.roll(e.at, rule.window.seconds());
             c.count = c.count.saturating_add(add);
-            if c.fired || c.count < rule.threshold {
-                continue;
-            }
-            let baseline = c.baseline();
-            if let Some(f) = rule.factor {
-                if (c.count as f64) < f * baseline {
-                    continue;
-                }
-            }
-            c.fired = true;
-            alerts.push(RiskAlert {
-                id: format!("{}.{}.{}", e.licence, rule.id, c.start),
-                rule: rule.id.clone(),
-                licence: e.licence.to_owned(),
-                signal: rule.signal,
-                window: rule.window,
-                window_start: c.start,
-                value: c.count,
-                threshold: rule.threshold,
-                baseline,
-                action: rule.action,
-                at: e.at,
-            });
+            alerts.extend(c.crossed(rule, e.licence, e.at));
         }
         alerts
+    }
+
+    /// Counts the record keys (their XXH3-128 hashes, as [`crate::served::ServedKeys`]
+    /// holds them) one response served under `licence` against the `keys` rules.
+    pub fn observe_keys(
+        &mut self,
+        rules: &[RiskRule],
+        licence: &str,
+        at: i64,
+        keys: &[u128],
+    ) -> Vec<RiskAlert> {
+        let mut alerts = Vec::new();
+        if keys.is_empty() {
+            return alerts;
+        }
+        for rule in rules
+            .iter()
+            .filter(|r| r.signal == Signal::Keys && r.applies_to(licence))
+        {
+            let c = self.counter((licence.to_owned(), rule.id.clone()), at);
+            c.roll(at, rule.window.seconds());
+            if c.fired {
+                continue;
+            }
+            // Enough to decide the rule: its threshold, or its factor times the baseline.
+            let needed = rule
+                .factor
+                .map_or(0.0, |f| (f * c.baseline()).ceil())
+                .max(rule.threshold as f64)
+                .min(MAX_DISTINCT_KEYS as f64) as usize;
+            for h in keys {
+                if c.seen.len() >= needed {
+                    break;
+                }
+                c.seen.insert(*h as u64);
+            }
+            c.count = c.seen.len() as u64;
+            alerts.extend(c.crossed(rule, licence, at));
+        }
+        alerts
+    }
+
+    fn counter(&mut self, key: (String, String), at: i64) -> &mut Counter {
+        if self.counters.len() >= MAX_COUNTERS && !self.counters.contains_key(&key) {
+            self.evict(at);
+        }
+        self.counters.entry(key).or_default()
     }
 
     /// Forgets a licence's counts (after a suspension, so a resumed licence starts afresh).
@@ -399,6 +491,112 @@ mod tests {
             ..ev(180, 99)
         };
         assert!(t.observe(&rules, &other).is_empty());
+    }
+
+    /// Distinct keys: the same record served again counts once; other signals ignore keys
+    /// and a keys rule ignores plain requests.
+    #[test]
+    fn a_keys_rule_counts_distinct_records_served() {
+        let hash = |k: &str| xxhash_rust::xxh3::xxh3_128(k.as_bytes());
+        let keys = |from: usize, to: usize| (from..to).map(|i| hash(&format!("HY-{i}"))).collect::<Vec<_>>();
+        let rules = [rule(Signal::Keys, 100), {
+            let mut r = rule(Signal::Requests, 1_000);
+            r.id = "req".into();
+            r
+        }];
+        let mut t = Tracker::default();
+        assert!(t.observe(&rules, &ev(60, 500)).is_empty(), "records are not keys");
+        assert!(t.observe_keys(&rules, "l1", 60, &keys(0, 60)).is_empty());
+        // The same 60 again, and 39 more: 99 distinct.
+        assert!(t.observe_keys(&rules, "l1", 61, &keys(0, 99)).is_empty());
+        let a = t.observe_keys(&rules, "l1", 62, &keys(90, 150));
+        assert_eq!(a.len(), 1);
+        assert_eq!(
+            (a[0].rule.as_str(), a[0].signal, a[0].value),
+            ("r1", Signal::Keys, 100)
+        );
+        assert_eq!(rules[0].mismatch(&a[0]), None);
+        // Another licence, and the next window, count afresh.
+        assert!(t.observe_keys(&rules, "l2", 62, &keys(0, 99)).is_empty());
+        assert!(t.observe_keys(&rules, "l1", 120, &keys(0, 99)).is_empty());
+        let mut big = rule(Signal::Keys, MAX_DISTINCT_KEYS + 1);
+        assert!(big.problem().is_some());
+        big.threshold = MAX_DISTINCT_KEYS;
+        assert_eq!(big.problem(), None);
+    }
+
+    /// Only an alert the rule itself would raise is one the registry acts on.
+    #[test]
+    fn an_alert_must_be_one_its_rule_raises() {
+        let mut r = rule(Signal::Records, 100);
+        r.licence = Some("l1".into());
+        let rules = [r.clone()];
+        let mut t = Tracker::default();
+        let a = t.observe(&rules, &ev(60, 150)).remove(0);
+        assert_eq!(r.mismatch(&a), None);
+        let cases: [(&str, RiskAlert); 7] = [
+            (
+                "rule",
+                RiskAlert {
+                    rule: "r2".into(),
+                    ..a.clone()
+                },
+            ),
+            (
+                "licence",
+                RiskAlert {
+                    licence: "l2".into(),
+                    ..a.clone()
+                },
+            ),
+            (
+                "signal",
+                RiskAlert {
+                    signal: Signal::Requests,
+                    ..a.clone()
+                },
+            ),
+            (
+                "window",
+                RiskAlert {
+                    window: Window::Hour,
+                    ..a.clone()
+                },
+            ),
+            (
+                "action",
+                RiskAlert {
+                    action: RiskAction::Alert,
+                    ..a.clone()
+                },
+            ),
+            (
+                "threshold",
+                RiskAlert {
+                    threshold: 1,
+                    ..a.clone()
+                },
+            ),
+            (
+                "count",
+                RiskAlert {
+                    value: 99,
+                    ..a.clone()
+                },
+            ),
+        ];
+        for (what, bad) in cases {
+            assert!(r.mismatch(&bad).is_some(), "{what}");
+        }
+        // A rule for every licence covers any.
+        r.licence = None;
+        assert_eq!(
+            r.mismatch(&RiskAlert {
+                licence: "l2".into(),
+                ..a
+            }),
+            None
+        );
     }
 
     #[test]

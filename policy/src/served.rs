@@ -35,6 +35,11 @@ impl ServedKeys {
         self.hashes.push(xxh3_128(key));
     }
 
+    /// The XXH3-128 hashes of the keys recorded so far, in the order written.
+    pub fn hashes(&self) -> &[u128] {
+        &self.hashes
+    }
+
     /// Keys recorded so far.
     pub fn len(&self) -> usize {
         self.hashes.len()

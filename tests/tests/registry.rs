@@ -2083,9 +2083,18 @@ async fn risk_rules_travel_in_the_snapshot_and_suspend_alerts_suspend_the_licenc
         .collect();
     assert_eq!(actions, ["risk-rule.add", "risk-rule.add", "risk-rule.remove"]);
 
+    // An `alert` rule beside the `suspend` one.
+    let mut watch = rule.clone();
+    watch["id"] = json!("watch");
+    watch["action"] = json!("alert");
+    let r = reg.admin.post("/admin/risk/rules", &watch).await.unwrap();
+    assert_eq!(r.status, 201, "{:?}", r.json());
+    assert_eq!(rev(&r), SEEDED + 4);
+
     // Alerts: from registered, active gateways only.
     let alert = |id: &str, licence: &str, action: &str| {
-        json!({ "id": id, "rule": "bulk", "licence": licence, "signal": "records", "window": "minute",
+        let rule = if action == "suspend" { "bulk" } else { "watch" };
+        json!({ "id": id, "rule": rule, "licence": licence, "signal": "records", "window": "minute",
                 "window_start": 1_800_000_000, "value": 120, "threshold": 100, "baseline": 3.5,
                 "action": action, "at": 1_800_000_030 })
     };
@@ -2132,6 +2141,38 @@ async fn risk_rules_travel_in_the_snapshot_and_suspend_alerts_suspend_the_licenc
         (r.status.as_u16(), r.problem().as_deref()),
         (422, Some("invalid"))
     );
+    // A gateway suspends only what a `suspend` rule covers, at the rule's threshold.
+    let with = |a: Value, k: &str, v: Value| {
+        let mut a = a;
+        a[k] = v;
+        a
+    };
+    let suspend = alert("x", "l1", "suspend");
+    for (bad, why) in [
+        (
+            with(suspend.clone(), "rule", json!("watch")),
+            "rule watch does not suspend",
+        ),
+        (
+            with(suspend.clone(), "rule", json!("nope")),
+            "unknown risk rule nope",
+        ),
+        (with(suspend.clone(), "value", json!(99)), "is crossed at 100"),
+        (
+            with(suspend.clone(), "licence", json!("l2")),
+            "does not cover licence l2",
+        ),
+    ] {
+        let r = reg.gateway.post("/v1/risk-alerts", &bad).await.unwrap();
+        assert_eq!(
+            (r.status.as_u16(), r.problem().as_deref()),
+            (422, Some("invalid")),
+            "{bad}"
+        );
+        let detail = r.json()["detail"].as_str().unwrap_or_default().to_owned();
+        assert!(detail.contains(why), "{why}: {detail}");
+    }
+    assert_eq!(reg.snapshot().await.revision, SEEDED + 4, "nothing changed");
 
     // An `alert` alert: recorded, nothing else changes.
     let r = reg.gateway.post("/v1/risk-alerts", &a0).await.unwrap();
@@ -2140,11 +2181,11 @@ async fn risk_rules_travel_in_the_snapshot_and_suspend_alerts_suspend_the_licenc
         r.json(),
         json!({ "alert": a0, "violation": null, "suspended": false })
     );
-    assert_eq!(rev(&r), SEEDED + 3);
+    assert_eq!(rev(&r), SEEDED + 4);
     let snap = reg.snapshot().await;
     assert_eq!(
         (snap.revision, &snap.licences[0].status),
-        (SEEDED + 3, &LicenceStatus::Active)
+        (SEEDED + 4, &LicenceStatus::Active)
     );
     let last = changes(&reg).await.last().unwrap().clone();
     assert_eq!(

@@ -26,7 +26,8 @@ enum Backend {
 
 /// A registry on loopback with an agency, its gateways `gw1` and `test-gateway` (the id of the
 /// test harness's gateway client certificate), licensees `acme` and `beta`, the dataset
-/// `fire-hydrants`, its scenario and licence `l1` of acme; and clients for every kind of caller.
+/// `fire-hydrants` (record key `id`, so the public may object to its records), its scenario and
+/// licence `l1` of acme; and clients for every kind of caller.
 struct Reg {
     pki: Pki,
     running: Option<Running>,
@@ -110,7 +111,7 @@ impl Reg {
         }
         let spec = json!({
             "id": "fire-hydrants", "title": "Fire hydrants", "owner": "fire-bureau", "update_frequency": "daily",
-            "grades": { "personal": "non_anonymous_non_sensitive" },
+            "grades": { "personal": "non_anonymous_non_sensitive" }, "record_key": "id",
             "fields": [
                 { "name": "id", "scan": false }, { "name": "district", "scan": false },
                 { "name": "adopter_mobile", "grades": { "personal": "non_anonymous_non_sensitive" } },
@@ -309,6 +310,28 @@ async fn reports_total_usage_refusals_masking_and_violations(b: Backend) {
         json!({ "licensee": "acme", "what": "resold records", "measure": "warn", "reason": "first" }),
     )
     .await;
+    // Two objections to fire-hydrants' records, filed in public now; one upheld.
+    let mut filed = Vec::new();
+    for key in ["HY-7", "HY-8"] {
+        let r = created(
+            &reg.anon,
+            "/v1/objections",
+            json!({ "dataset": "fire-hydrants", "record_key": key, "kind": "objection",
+                    "reason": "my mobile number is in it", "evidence": "photo of the sign",
+                    "contact": "filer@example.com" }),
+        )
+        .await;
+        filed.push(r.json()["id"].as_str().unwrap().to_owned());
+    }
+    let r = reg
+        .admin
+        .post(
+            &format!("/admin/objections/{}/uphold", filed[0]),
+            &json!({ "reason": "confirmed" }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{:?}", r.json());
 
     // The month: per licensee, per licence with its scenario, per dataset, by reason.
     let r = reg.report("month=2024-11").await;
@@ -372,11 +395,17 @@ async fn reports_total_usage_refusals_masking_and_violations(b: Backend) {
     assert_eq!(
         r["datasets"],
         json!([
-            { "dataset": "fire-hydrants", "requests": 13, "records": 100, "refusals": 5, "masked_fields": 300, "epsilon_micros": 0 },
-            { "dataset": "utilities", "requests": 2, "records": 20, "refusals": 0, "masked_fields": 0, "epsilon_micros": 250000 },
+            { "dataset": "fire-hydrants", "requests": 13, "records": 100, "refusals": 5, "masked_fields": 300, "epsilon_micros": 0,
+              "objections": 0 },
+            { "dataset": "utilities", "requests": 2, "records": 20, "refusals": 0, "masked_fields": 0, "epsilon_micros": 250000,
+              "objections": 0 },
         ])
     );
-    assert!(r.get("objections").is_none(), "objections are not kept yet");
+    assert_eq!(
+        (&r["objection_count"], &r["objections"]),
+        (&json!(0), &json!([])),
+        "filed this month, not in 2024-11"
+    );
 
     // The year: its twelve months and nothing of the next.
     let y = reg.report("year=2024").await;
@@ -407,6 +436,57 @@ async fn reports_total_usage_refusals_masking_and_violations(b: Backend) {
     assert_eq!(now["licensees"][0]["licences"][0]["licence"], "l1");
     assert_eq!(reg.report(&format!("year={year}")).await["violation_count"], 1);
     assert_eq!(reg.report("month=2001-01").await["licensees"], json!([]));
+    // Objections belong to the month they were filed in, per dataset (never per licensee),
+    // counted by where they stand now.
+    assert_eq!(now["objection_count"], 2);
+    assert_eq!(
+        now["objections"],
+        json!([{ "dataset": "fire-hydrants", "kind": "objection", "filed": 2, "open": 1, "upheld": 1,
+                 "rejected": 0, "withdrawn": 0, "resolved": 0 }])
+    );
+    let hydrants = now["datasets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["dataset"] == "fire-hydrants")
+        .unwrap_or_else(|| panic!("no fire-hydrants in {now}"));
+    assert_eq!(hydrants["objections"], 2);
+    assert!(now["licensees"][0].get("objections").is_none());
+    assert_eq!(
+        reg.report(&format!("year={year}")).await["objections"],
+        now["objections"]
+    );
+    let csv = String::from_utf8(
+        reg.get(&format!("/reports/usage?month={month}&format=csv"), None)
+            .await
+            .body
+            .to_vec(),
+    )
+    .unwrap();
+    assert_eq!(csv_line(&csv, "total", "")[12], "2", "{csv}");
+    assert_eq!(csv_line(&csv, "licensee", "acme")[12], "", "{csv}");
+    let objection_rows: Vec<&str> = csv.lines().filter(|l| l.starts_with("objection,")).collect();
+    assert_eq!(
+        objection_rows,
+        [
+            "objection,,fire-hydrants,,,objection.filed,,,,,,,2",
+            "objection,,fire-hydrants,,,objection.open,,,,,,,1",
+            "objection,,fire-hydrants,,,objection.upheld,,,,,,,1",
+            "objection,,fire-hydrants,,,objection.rejected,,,,,,,0",
+            "objection,,fire-hydrants,,,objection.withdrawn,,,,,,,0",
+            "objection,,fire-hydrants,,,objection.resolved,,,,,,,0",
+        ],
+        "{csv}"
+    );
+    let html = String::from_utf8(
+        reg.get(&format!("/reports/usage?month={month}&format=html"), None)
+            .await
+            .body
+            .to_vec(),
+    )
+    .unwrap();
+    assert!(html.contains("<title>fire-hydrants: 2 objections and corrections filed</title>"));
+    assert!(html.contains("<caption>Objections and corrections by status</caption>"));
 
     // The forms: format= wins; else Accept.
     let q = "/reports/usage?month=2024-11";
@@ -513,6 +593,7 @@ async fn reports_total_usage_refusals_masking_and_violations(b: Backend) {
         "Per licence",
         "Refusals by reason",
         "Violations recorded",
+        "Objections and corrections filed, by status now",
     ] {
         assert!(out.text.contains(want), "{want}: {}", out.text);
     }
@@ -577,6 +658,11 @@ async fn reports_total_usage_refusals_masking_and_violations(b: Backend) {
     );
     let out = reg.cli(annual(&year)).await.unwrap();
     assert!(out.text.contains(", 1 violations\n"), "{}", out.text);
+    assert!(
+        out.text.contains(", 1 violations, 2 objections\n"),
+        "{}",
+        out.text
+    );
     assert!(out.text.contains("resold records"), "{}", out.text);
     let out = reg
         .cli(ReportCommand::Annual {

@@ -107,6 +107,25 @@ impl RiskWatch {
         }
     }
 
+    /// Counts the record keys one response served under `licence` (their hashes) against
+    /// the `keys` rules.
+    pub fn observe_keys(&self, licence: &str, at: i64, keys: &[u128]) {
+        if keys.is_empty() {
+            return;
+        }
+        let rules = lock(&self.rules).clone();
+        if !rules
+            .iter()
+            .any(|r| r.signal == sluice_policy::risk::Signal::Keys)
+        {
+            return;
+        }
+        let alerts = lock(&self.tracker).observe_keys(&rules, licence, at, keys);
+        for alert in alerts {
+            self.raise(alert);
+        }
+    }
+
     fn raise(&self, alert: RiskAlert) {
         tracing::warn!(
             alert = %alert.id, licence = %alert.licence, rule = %alert.rule, action = alert.action.as_str(),

@@ -2,10 +2,16 @@
 //! certificate), and `sluice admin report usage|annual`.
 //!
 //! One [`Report`] per period, made from what gateways reported ([`crate::usage`]), the
-//! licences (their declared scenarios) and the violation register: totals; per licensee its
-//! use per licence and scenario, refusals by reason and violations (the annual evaluation for
-//! renewal decisions); per dataset; refusals by reason; the violations recorded in the period.
-//! A month is the UTC month the gateways' counts are filed under; a year is its twelve months.
+//! licences (their declared scenarios), the violation register and the objections and
+//! corrections the public filed ([`crate::objection`]): totals; per licensee its use per
+//! licence and scenario, refusals by reason and violations (the annual evaluation for renewal
+//! decisions); per dataset its use and the cases filed against it; refusals by reason; the
+//! violations recorded in the period; the cases filed in the period per dataset and kind, by
+//! where they stand now. A month is the UTC month the gateways' counts are filed under (and
+//! that of a violation's `at`, a case's filing); a year is its twelve months.
+//!
+//! Objections are counted per dataset, never per licensee: a case is filed against a record of
+//! a dataset, and the registry does not know which licensee was served that record.
 //!
 //! It is served in three forms with the same figures:
 //!
@@ -25,6 +31,7 @@ pub mod html;
 pub mod svg;
 
 use super::model::ViolationRecord;
+use super::objection::{Kind, Status};
 use super::problem::{Problem, ProblemCode as P};
 use super::store::{ReportData, Store};
 use http::{header, HeaderValue, Request, Response};
@@ -312,9 +319,6 @@ pub struct LicenseeReport {
     pub refusals_by_reason: BTreeMap<String, u64>,
     /// Violations recorded against it in the period.
     pub violations: u64,
-    /// Objections against it in the period, when the registry keeps objections.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub objections: Option<u64>,
     /// Its use per licence: the licences in force at some time in the period and any other
     /// that was used, by licence id (refusals before a licence was found first).
     pub licences: Vec<LicenceUse>,
@@ -328,6 +332,78 @@ pub struct DatasetReport {
     /// Its use.
     #[serde(flatten)]
     pub figures: Figures,
+    /// Objections and corrections filed against its records in the period (a dataset with
+    /// cases filed but no use has a row).
+    #[serde(default)]
+    pub objections: u64,
+}
+
+/// What the store reads of the cases filed against one dataset in the period
+/// ([`ReportData::objections`]): the cases of one kind, by where they stand now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectionFigures {
+    /// Dataset id.
+    pub dataset: String,
+    /// Objection or correction.
+    pub kind: Kind,
+    /// Cases filed in the period (in any state now).
+    pub filed: u64,
+    /// Of those, not decided yet.
+    pub open: u64,
+    /// Upheld (the record suppressed or marked disputed).
+    pub upheld: u64,
+    /// Rejected.
+    pub rejected: u64,
+    /// Upheld objections withdrawn since.
+    pub withdrawn: u64,
+    /// Upheld corrections resolved since.
+    pub resolved: u64,
+}
+
+/// Objections or corrections filed against one dataset in the period, by where they stand
+/// now: `filed` is every case, the others split it by status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectionCount {
+    /// Dataset id.
+    pub dataset: String,
+    /// `objection` or `correction`.
+    pub kind: Kind,
+    /// Cases filed in the period.
+    pub filed: u64,
+    /// Not decided yet.
+    pub open: u64,
+    /// Upheld.
+    pub upheld: u64,
+    /// Rejected.
+    pub rejected: u64,
+    /// Upheld objections withdrawn since.
+    pub withdrawn: u64,
+    /// Upheld corrections resolved since.
+    pub resolved: u64,
+}
+
+impl ObjectionCount {
+    /// `filed` and the count in each status, named as on the wire (`filed`, `open`, `upheld`,
+    /// `rejected`, `withdrawn`, `resolved`).
+    pub fn by_status(&self) -> [(&'static str, u64); 6] {
+        [
+            ("filed", self.filed),
+            (Status::Open.as_str(), self.open),
+            (Status::Upheld.as_str(), self.upheld),
+            (Status::Rejected.as_str(), self.rejected),
+            (Status::Withdrawn.as_str(), self.withdrawn),
+            (Status::Resolved.as_str(), self.resolved),
+        ]
+    }
+
+    fn add(&mut self, f: &ObjectionFigures) {
+        self.filed = self.filed.saturating_add(f.filed);
+        self.open = self.open.saturating_add(f.open);
+        self.upheld = self.upheld.saturating_add(f.upheld);
+        self.rejected = self.rejected.saturating_add(f.rejected);
+        self.withdrawn = self.withdrawn.saturating_add(f.withdrawn);
+        self.resolved = self.resolved.saturating_add(f.resolved);
+    }
 }
 
 /// Refusals under one problem code.
@@ -364,9 +440,13 @@ pub struct Report {
     pub refusals_by_reason: Vec<ReasonCount>,
     /// The violations recorded in the period (by the UTC month of `at`), oldest first.
     pub violations: Vec<ViolationRecord>,
-    /// Objections per licensee in the period, when the registry keeps objections.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub objections: Option<BTreeMap<String, u64>>,
+    /// Objections and corrections filed in the period (by the UTC month of their filing).
+    #[serde(default)]
+    pub objection_count: u64,
+    /// The cases filed in the period per dataset and kind, by where they stand now; sorted by
+    /// dataset, then kind.
+    #[serde(default)]
+    pub objections: Vec<ObjectionCount>,
 }
 
 fn status_name(s: &LicenceStatus) -> &'static str {
@@ -388,15 +468,9 @@ fn licence_use(id: Option<String>, dataset: String, lic: Option<&Licence>) -> Li
     }
 }
 
-/// Makes the report of `period` from what the store holds. `objections`: objections per
-/// licensee in the period, or `None` while the registry keeps none (the figure is then left
-/// out of every form). Pure: the caller reads the store and the clock.
-pub fn build(
-    period: &Period,
-    data: ReportData,
-    objections: Option<BTreeMap<String, u64>>,
-    generated_at: String,
-) -> Report {
+/// Makes the report of `period` from what the store holds. Pure: the caller reads the store
+/// and the clock.
+pub fn build(period: &Period, data: ReportData, generated_at: String) -> Report {
     let licences: BTreeMap<&str, &Licence> = data.licences.iter().map(|l| (l.id.as_str(), l)).collect();
     let mut per_licensee: BTreeMap<String, LicenseeReport> = BTreeMap::new();
     let entry = |map: &mut BTreeMap<String, LicenseeReport>, id: &str| {
@@ -406,13 +480,13 @@ pub fn build(
             figures: Figures::default(),
             refusals_by_reason: BTreeMap::new(),
             violations: 0,
-            objections: objections.as_ref().map(|o| o.get(id).copied().unwrap_or(0)),
             licences: Vec::new(),
         });
     };
     // Use per licence (and per dataset for refusals before a licence was found).
     let mut uses: BTreeMap<(String, Option<String>, String), LicenceUse> = BTreeMap::new();
-    let mut datasets: BTreeMap<String, Figures> = BTreeMap::new();
+    // Per dataset: its use and the cases filed against it.
+    let mut datasets: BTreeMap<String, (Figures, u64)> = BTreeMap::new();
     let mut totals = Figures::default();
     for u in &data.usage {
         let f = Figures {
@@ -423,7 +497,7 @@ pub fn build(
             epsilon_micros: u.epsilon_micros,
         };
         totals.add(&f);
-        datasets.entry(u.dataset.clone()).or_default().add(&f);
+        datasets.entry(u.dataset.clone()).or_default().0.add(&f);
         entry(&mut per_licensee, &u.licensee);
         let lic = u.licence.as_deref().and_then(|l| licences.get(l).copied());
         uses.entry((u.licensee.clone(), u.licence.clone(), u.dataset.clone()))
@@ -463,8 +537,25 @@ pub fn build(
             l.violations += 1;
         }
     }
-    for id in objections.iter().flat_map(|o| o.keys()) {
-        entry(&mut per_licensee, id);
+    let mut objections: BTreeMap<(String, &'static str), ObjectionCount> = BTreeMap::new();
+    let mut objection_count = 0u64;
+    for o in &data.objections {
+        objection_count = objection_count.saturating_add(o.filed);
+        let d = &mut datasets.entry(o.dataset.clone()).or_default().1;
+        *d = d.saturating_add(o.filed);
+        objections
+            .entry((o.dataset.clone(), o.kind.as_str()))
+            .or_insert_with(|| ObjectionCount {
+                dataset: o.dataset.clone(),
+                kind: o.kind,
+                filed: 0,
+                open: 0,
+                upheld: 0,
+                rejected: 0,
+                withdrawn: 0,
+                resolved: 0,
+            })
+            .add(o);
     }
     let mut refusals_by_reason: Vec<ReasonCount> = by_reason
         .into_iter()
@@ -482,11 +573,16 @@ pub fn build(
         licensees: per_licensee.into_values().collect(),
         datasets: datasets
             .into_iter()
-            .map(|(dataset, figures)| DatasetReport { dataset, figures })
+            .map(|(dataset, (figures, objections))| DatasetReport {
+                dataset,
+                figures,
+                objections,
+            })
             .collect(),
         refusals_by_reason,
         violations: data.violations,
-        objections,
+        objection_count,
+        objections: objections.into_values().collect(),
     }
 }
 
@@ -510,18 +606,22 @@ pub fn epsilon(micros: u64) -> String {
 /// The report as one CSV table (RFC 4180, fields quoted when needed) under [`CSV_HEADER`];
 /// `section` says what a row is and which columns it fills:
 ///
-/// * `total`: the figures, `violations` and `objections` over the period;
-/// * `licensee`: one licensee's (`licensee`, figures, `violations`, `objections`);
+/// * `total`: the figures, `violations` and `objections` (cases filed) over the period;
+/// * `licensee`: one licensee's (`licensee`, figures, `violations`; `objections` empty:
+///   cases are filed against datasets, not licensees);
 /// * `licence`: one licence's use (`licensee`, `dataset`, `licence` empty for refusals before
 ///   a licence was found, `scenario`, figures);
-/// * `dataset`: one dataset's (`dataset`, figures);
+/// * `dataset`: one dataset's (`dataset`, figures, `objections`: cases filed against it);
 /// * `refusal`: refusals under one problem code (`code`, `refusals`; the other figures empty);
 /// * `licensee-refusal`: one licensee's refusals under one code (`licensee`, `code`,
-///   `refusals`).
+///   `refusals`);
+/// * `objection`: cases of one kind filed against one dataset in the period (`dataset`, `code`
+///   `<kind>.filed` for all of them, or `<kind>.<status>` for those in a status now, e.g.
+///   `correction.upheld`; the count in `objections`; six rows per dataset and kind, zeros
+///   included).
 ///
-/// `epsilon` is the differential-privacy loss as a decimal. `objections` is empty while the
-/// registry keeps no objections ([`Report::objections`] is `None`). The violation records
-/// themselves are in the JSON and on the page.
+/// `epsilon` is the differential-privacy loss as a decimal. The violation records themselves
+/// are in the JSON and on the page.
 pub fn to_csv(r: &Report) -> String {
     let mut out = String::from(CSV_HEADER);
     out.push('\n');
@@ -536,31 +636,29 @@ pub fn to_csv(r: &Report) -> String {
         )
     };
     let refusals = |n: u64| format!(",,{n},,");
-    let mut row = |cells: [&str; 6], figures: String, counts: Option<(u64, Option<u64>)>| {
+    let no_figures = ",,,,".to_owned();
+    let count = |n: Option<u64>| n.map(|n| n.to_string()).unwrap_or_default();
+    let mut row = |cells: [&str; 6], figures: String, violations: Option<u64>, objections: Option<u64>| {
         let cells: Vec<String> = cells.iter().map(|c| csv_field(c)).collect();
-        let (violations, objections) = match counts {
-            Some((v, o)) => (v.to_string(), o.map(|o| o.to_string()).unwrap_or_default()),
-            None => (String::new(), String::new()),
-        };
         out.push_str(&format!(
-            "{},{figures},{violations},{objections}\n",
-            cells.join(",")
+            "{},{figures},{},{}\n",
+            cells.join(","),
+            count(violations),
+            count(objections)
         ));
     };
-    let all_objections = r
-        .objections
-        .as_ref()
-        .map(|o| o.values().fold(0u64, |a, n| a.saturating_add(*n)));
     row(
         ["total", "", "", "", "", ""],
         figures(&r.totals),
-        Some((r.violation_count, all_objections)),
+        Some(r.violation_count),
+        Some(r.objection_count),
     );
     for l in &r.licensees {
         row(
             ["licensee", &l.licensee, "", "", "", ""],
             figures(&l.figures),
-            Some((l.violations, l.objections)),
+            Some(l.violations),
+            None,
         );
     }
     for l in &r.licensees {
@@ -576,14 +674,25 @@ pub fn to_csv(r: &Report) -> String {
                 ],
                 figures(&u.figures),
                 None,
+                None,
             );
         }
     }
     for d in &r.datasets {
-        row(["dataset", "", &d.dataset, "", "", ""], figures(&d.figures), None);
+        row(
+            ["dataset", "", &d.dataset, "", "", ""],
+            figures(&d.figures),
+            None,
+            Some(d.objections),
+        );
     }
     for c in &r.refusals_by_reason {
-        row(["refusal", "", "", "", "", &c.code], refusals(c.refusals), None);
+        row(
+            ["refusal", "", "", "", "", &c.code],
+            refusals(c.refusals),
+            None,
+            None,
+        );
     }
     for l in &r.licensees {
         for (code, n) in &l.refusals_by_reason {
@@ -591,6 +700,18 @@ pub fn to_csv(r: &Report) -> String {
                 ["licensee-refusal", &l.licensee, "", "", "", code],
                 refusals(*n),
                 None,
+                None,
+            );
+        }
+    }
+    for o in &r.objections {
+        for (status, n) in o.by_status() {
+            let code = format!("{}.{status}", o.kind.as_str());
+            row(
+                ["objection", "", &o.dataset, "", "", &code],
+                no_figures.clone(),
+                None,
+                Some(n),
             );
         }
     }
@@ -651,18 +772,10 @@ pub async fn get<B>(store: &Store, req: &Request<B>) -> Result<Response<RespBody
     let data = store
         .report_data(&q.period.first_month(), &q.period.last_month())
         .await?;
-    // Objections plug in here: `Some(counts per licensee in the period)` once the registry
-    // keeps them; `None` leaves the figure out of every form.
-    let objections = None;
     let now = OffsetDateTime::now_utc()
         .replace_nanosecond(0)
         .unwrap_or_else(|_| OffsetDateTime::now_utc());
-    let report = build(
-        &q.period,
-        data,
-        objections,
-        now.format(&Rfc3339).unwrap_or_default(),
-    );
+    let report = build(&q.period, data, now.format(&Rfc3339).unwrap_or_default());
     Ok(respond(format, &report))
 }
 

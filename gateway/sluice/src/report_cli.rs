@@ -2,10 +2,12 @@
 //! the registry's usage reports (`GET /reports/usage`, see `sluice_registry::report`) printed
 //! as text tables (the default), or as the registry's CSV or JSON (`--format csv|json`).
 //!
-//! `usage` prints the month's figures: totals, per licensee, per dataset, per licence, refusals
-//! by reason, the violations recorded. `annual` prints the evaluation for renewal decisions:
-//! per licensee its use against each licence's declared scenario, its refusals by reason and
-//! its violations.
+//! `usage` prints the month's figures: totals, per licensee, per dataset (with the objections
+//! and corrections filed against it), per licence, refusals by reason, the violations
+//! recorded, the objections and corrections filed per dataset and kind by status now.
+//! `annual` prints the evaluation for renewal decisions: per licensee its use against each
+//! licence's declared scenario, its refusals by reason and its violations (objections are
+//! filed against datasets, not licensees: their total is in the header).
 
 use crate::admin::Output;
 use clap::{Subcommand, ValueEnum};
@@ -151,9 +153,9 @@ pub fn table(head: &[(&str, bool)], rows: &[Vec<String>]) -> String {
 }
 
 fn header(r: &Report, title: &str) -> String {
-    let mut out = format!(
+    format!(
         "{title} {} (UTC months {} to {}), generated {}\n\nTotals: {} requests, {} records, {} refusals, {} \
-         masked fields, epsilon {}, {} violations",
+         masked fields, epsilon {}, {} violations, {} objections\n\n",
         r.period,
         r.first_month,
         r.last_month,
@@ -164,13 +166,8 @@ fn header(r: &Report, title: &str) -> String {
         group(r.totals.masked_fields),
         epsilon(r.totals.epsilon_micros),
         group(r.violation_count),
-    );
-    if let Some(o) = &r.objections {
-        let n = o.values().fold(0u64, |a, n| a.saturating_add(*n));
-        out.push_str(&format!(", {} objections", group(n)));
-    }
-    out.push_str("\n\n");
-    out
+        group(r.objection_count),
+    )
 }
 
 const FIGURES: [(&str, bool); 5] = [
@@ -220,14 +217,10 @@ fn violations_table(r: &Report) -> String {
 /// `sluice admin report usage` as text.
 pub fn usage_text(r: &Report) -> String {
     let mut out = header(r, "Usage report");
-    let objections = r.objections.is_some();
     out.push_str("Per licensee\n");
     let mut head = vec![("licensee", false), ("name", false)];
     head.extend(FIGURES);
     head.push(("violations", true));
-    if objections {
-        head.push(("objections", true));
-    }
     let rows: Vec<Vec<String>> = r
         .licensees
         .iter()
@@ -235,9 +228,6 @@ pub fn usage_text(r: &Report) -> String {
             let mut row = vec![l.licensee.clone(), l.name.clone().unwrap_or_default()];
             row.extend(figures(&l.figures));
             row.push(group(l.violations));
-            if objections {
-                row.push(group(l.objections.unwrap_or(0)));
-            }
             row
         })
         .collect();
@@ -245,12 +235,14 @@ pub fn usage_text(r: &Report) -> String {
     out.push_str("\nPer dataset\n");
     let mut head = vec![("dataset", false)];
     head.extend(FIGURES);
+    head.push(("objections", true));
     let rows: Vec<Vec<String>> = r
         .datasets
         .iter()
         .map(|d| {
             let mut row = vec![d.dataset.clone()];
             row.extend(figures(&d.figures));
+            row.push(group(d.objections));
             row
         })
         .collect();
@@ -289,6 +281,29 @@ pub fn usage_text(r: &Report) -> String {
     out.push_str(&table(&[("code", false), ("refusals", true)], &rows));
     out.push_str("\nViolations recorded\n");
     out.push_str(&violations_table(r));
+    out.push_str("\nObjections and corrections filed, by status now\n");
+    let rows: Vec<Vec<String>> = r
+        .objections
+        .iter()
+        .map(|o| {
+            let mut row = vec![o.dataset.clone(), o.kind.as_str().to_owned()];
+            row.extend(o.by_status().iter().map(|(_, n)| group(*n)));
+            row
+        })
+        .collect();
+    out.push_str(&table(
+        &[
+            ("dataset", false),
+            ("kind", false),
+            ("filed", true),
+            ("open", true),
+            ("upheld", true),
+            ("rejected", true),
+            ("withdrawn", true),
+            ("resolved", true),
+        ],
+        &rows,
+    ));
     out
 }
 
@@ -322,9 +337,6 @@ pub fn annual_text(r: &Report) -> String {
             group(l.figures.masked_fields),
             group(l.violations),
         ));
-        if let Some(o) = l.objections {
-            out.push_str(&format!(", {} objections", group(o)));
-        }
         out.push('\n');
         let rows: Vec<Vec<String>> = l
             .licences

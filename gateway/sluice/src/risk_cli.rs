@@ -41,7 +41,7 @@ pub struct RuleAddArgs {
     /// Rule id.
     pub id: String,
     /// What it counts per licence.
-    #[arg(long, value_parser = ["requests", "records", "refusals", "off-hours", "pages"])]
+    #[arg(long, value_parser = ["requests", "records", "refusals", "off-hours", "pages", "keys"])]
     pub signal: String,
     /// The counting window.
     #[arg(long, value_parser = ["minute", "hour"])]

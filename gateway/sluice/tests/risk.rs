@@ -133,21 +133,45 @@ async fn a_licensee_beyond_its_rule_is_suspended_everywhere_within_a_second(b: B
         "3",
         "--code",
         "field-not-filterable",
+        "--code",
+        "scenario-not-licensed",
         "--action",
         "alert",
         "--reason",
         "probing masked fields",
     ]);
+    fed.admin_cli(&[
+        "risk",
+        "rule",
+        "add",
+        "harvest",
+        "--signal",
+        "keys",
+        "--window",
+        "hour",
+        "--threshold",
+        "8",
+        "--licence",
+        "l1",
+        "--action",
+        "alert",
+        "--reason",
+        "harvesting record by record",
+    ]);
     let rules = fed.admin_cli(&["risk", "rule", "list"]);
-    assert_eq!(rules.as_array().unwrap().len(), 2, "{rules:?}");
+    assert_eq!(rules.as_array().unwrap().len(), 3, "{rules:?}");
     wait_for_rules(&fed, &gws).await;
 
-    // Probing at gw-b: three refused filters on a masked field raise an alert, nothing more.
+    // Probing at gw-b: two refused filters on a masked field and a scenario l1 does not
+    // license (refused before any licence allowed it, counted against l1 all the same) raise
+    // an alert, nothing more.
     let probe = "/v1/datasets/fire-hydrants/records?limit=1&adopter_mobile=eq.13800138000";
-    for _ in 0..3 {
+    for _ in 0..2 {
         let r = fetch(&fed.licensee_client(gws[1]), probe, SCENARIO).await;
         assert_eq!(outcome(&r), "field-not-filterable");
     }
+    let r = fetch(&fed.licensee_client(gws[1]), PAGE, "marketing").await;
+    assert_eq!(outcome(&r), "scenario-not-licensed");
     let start = Instant::now();
     loop {
         let (_, metrics) = admin_get(gws[1].admin, "/metrics").await;
@@ -161,6 +185,33 @@ async fn a_licensee_beyond_its_rule_is_suspended_everywhere_within_a_second(b: B
         outcome(&fetch(&fed.licensee_client(gws[1]), PAGE, SCENARIO).await),
         ""
     );
+
+    // Distinct records at gw-b: the same five again count once (no alert at 8); ten
+    // different ones cross the harvest rule.
+    let harvest = "sluice_risk_alerts_total{licence=\"l1\",rule=\"harvest\"} 1";
+    assert_eq!(
+        outcome(&fetch(&fed.licensee_client(gws[1]), PAGE, SCENARIO).await),
+        ""
+    );
+    let (_, metrics) = admin_get(gws[1].admin, "/metrics").await;
+    assert!(
+        !metrics.contains(harvest),
+        "the same records counted twice: {metrics}"
+    );
+    let ten = "/v1/datasets/fire-hydrants/records?limit=10";
+    assert_eq!(
+        outcome(&fetch(&fed.licensee_client(gws[1]), ten, SCENARIO).await),
+        ""
+    );
+    let start = Instant::now();
+    loop {
+        let (_, metrics) = admin_get(gws[1].admin, "/metrics").await;
+        if metrics.contains(harvest) {
+            break;
+        }
+        assert!(start.elapsed() < EVENTUALLY, "no harvest alert in {metrics}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 
     // Pulling far beyond the rule at gw-a: refused there from the next request on.
     let client = fed.licensee_client(gws[0]);
@@ -213,9 +264,11 @@ async fn a_licensee_beyond_its_rule_is_suspended_everywhere_within_a_second(b: B
         .iter()
         .map(|a| a["alert"]["rule"].as_str().or(a["rule"].as_str()).unwrap())
         .collect();
-    assert!(rules.contains(&"bulk") && rules.contains(&"probe"), "{alerts:?}");
+    for rule in ["bulk", "probe", "harvest"] {
+        assert!(rules.contains(&rule), "{rule}: {alerts:?}");
+    }
 
-    // The webhook got both alerts, signed with the shared secret.
+    // The webhook got the three alerts, signed with the shared secret.
     let start = Instant::now();
     loop {
         let got = received.lock().unwrap().clone();
@@ -233,7 +286,7 @@ async fn a_licensee_beyond_its_rule_is_suspended_everywhere_within_a_second(b: B
             .iter()
             .filter_map(|b| b["alert"]["rule"].as_str())
             .collect();
-        if rules.contains(&"bulk") && rules.contains(&"probe") {
+        if ["bulk", "probe", "harvest"].iter().all(|r| rules.contains(r)) {
             break;
         }
         assert!(start.elapsed() < EVENTUALLY, "webhook got {bodies:?}");

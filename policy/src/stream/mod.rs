@@ -330,6 +330,12 @@ impl Masker {
         self.served.as_ref()?.1.digest()
     }
 
+    /// The hashes of the keys of the records written so far (see [`ServedKeys::hashes`]);
+    /// empty when the plan names no record key.
+    pub fn served_hashes(&self) -> &[u128] {
+        self.served.as_ref().map_or(&[], |(_, k)| k.hashes())
+    }
+
     /// Consumes one chunk of input, appending masked output to `out`.
     ///
     /// Once [`Masker::is_full`] is true, or after [`Masker::finish`], input is ignored.

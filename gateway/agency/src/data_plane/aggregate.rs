@@ -101,7 +101,12 @@ pub async fn respond(
             },
             &SystemClock,
         )
-        .map_err(|r| Problem::from(&r))?;
+        .map_err(|r| {
+            if let Some(l) = licensee {
+                ctx.attributed = rt.policy.licence_ids(l.as_str(), dataset);
+            }
+            Problem::from(&r)
+        })?;
     ctx.licence = Some(licence.id.clone());
     super::decide::held(inputs.outcomes, ctx.licence.as_deref())?;
     let allowance = licence.aggregate.as_ref().ok_or_else(|| {

@@ -28,6 +28,10 @@ pub struct Ctx {
     pub serial: Option<String>,
     /// The licence that allowed the request.
     pub licence: Option<String>,
+    /// For a request refused before a licence allowed it, the licences the licensee holds
+    /// for the dataset under any scenario: its risk rules count the refusal against them
+    /// (probing for scenarios or fields it is not licensed for).
+    pub attributed: Vec<String>,
     /// The declared scenario.
     pub scenario: Option<String>,
     /// The dataset asked for.
@@ -49,6 +53,7 @@ impl Ctx {
             fingerprint: None,
             serial: None,
             licence: None,
+            attributed: Vec::new(),
             scenario: None,
             dataset: None,
             continuation: false,

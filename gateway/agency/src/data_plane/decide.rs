@@ -42,7 +42,12 @@ pub fn decide(
     );
     let mut permit = match decision {
         Decision::Allow(p) => p,
-        Decision::Deny(r) => return Err(Problem::from(&r)),
+        Decision::Deny(r) => {
+            if let Some(l) = licensee {
+                ctx.attributed = inputs.rt.policy.licence_ids(l.as_str(), dataset);
+            }
+            return Err(Problem::from(&r));
+        }
     };
     ctx.licence = permit.licence.as_ref().map(|l| l.id.clone());
     held(inputs.outcomes, ctx.licence.as_deref())?;

@@ -136,6 +136,11 @@ impl MaskedBody {
         self.masker.stats()
     }
 
+    /// The hashes of the record keys written so far (for the risk watch's `keys` rules).
+    pub fn served_hashes(&self) -> &[u128] {
+        self.masker.served_hashes()
+    }
+
     /// What was sent so far, with the digest of the record keys written, for the audit.
     pub fn sent(&self) -> Sent {
         Sent {

@@ -247,6 +247,7 @@ async fn phases(
     // last).
     if masked.is_done() {
         let sent = masked.sent();
+        plane.outcomes.count_keys(ctx, masked.served_hashes());
         let stats = sent.stats;
         let ended = match paging {
             Paging::Source if !skips => stats.records_in < query.limit,

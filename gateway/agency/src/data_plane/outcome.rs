@@ -98,6 +98,15 @@ impl Outcomes {
         Ok(())
     }
 
+    /// Counts the record keys a response served (their hashes) for the licence's `keys` risk
+    /// rules.
+    pub fn count_keys(&self, ctx: &Ctx, keys: &[u128]) {
+        if let (Some(risk), Some(licence)) = (&self.risk, &ctx.licence) {
+            let now = time::OffsetDateTime::now_utc().unix_timestamp();
+            risk.observe_keys(licence, now, keys);
+        }
+    }
+
     /// Fails closed before any data leaves: the audit log must be able to record it.
     pub fn check_audit(&self) -> Result<(), Problem> {
         self.audit.health().map_err(|e| {
@@ -213,12 +222,14 @@ impl Outcomes {
     /// values (from `sent`), and whether a problem was sent and under which code (`reason`).
     fn count(&self, ctx: &Ctx, allowed: bool, reason: &'static str, status: StatusCode, sent: &MaskStats) {
         let refused = status.is_client_error() || status.is_server_error();
-        if let (Some(risk), Some(licence)) = (&self.risk, &ctx.licence) {
+        if let Some(risk) = &self.risk {
             let code = refused
                 .then(|| ProblemCode::ALL.iter().copied().find(|c| c.code() == reason))
                 .flatten();
             let now = time::OffsetDateTime::now_utc().unix_timestamp();
-            risk.observe(licence, now, sent.records_out, code, ctx.continuation);
+            for licence in ctx.licence.iter().chain(&ctx.attributed) {
+                risk.observe(licence, now, sent.records_out, code, ctx.continuation);
+            }
         }
         self.count_usage(
             ctx,

@@ -192,6 +192,7 @@ impl Stream {
                         Ok(Some(chunk)) => return Poll::Ready(Some(Ok(Frame::data(chunk)))),
                         Ok(None) => {
                             let sent = self.masked.sent();
+                            self.outcomes.count_keys(&self.ctx, self.masked.served_hashes());
                             let stats = sent.stats;
                             self.grant.settle(stats.records_out);
                             let audit = self.outcomes.audit_stream(&self.ctx, StreamEnd::Complete, &sent);
@@ -234,6 +235,7 @@ impl Stream {
     /// Settles the grant, counts and audits (in the background) a stream that failed.
     fn record_abort(&mut self, e: &StreamError) {
         let sent = self.masked.sent();
+        self.outcomes.count_keys(&self.ctx, self.masked.served_hashes());
         self.grant.settle(sent.stats.records_out);
         tracing::warn!(request_id = %self.ctx.request_id, error = %e, "stream aborted");
         let end = StreamEnd::Aborted(e.reason());

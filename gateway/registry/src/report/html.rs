@@ -1,8 +1,9 @@
 //! The report as one HTML page: totals; a chart ([`super::svg`]) with a table of the same
 //! figures beside it for requests and records per licensee and per dataset, refusals by
-//! reason, masked fields per dataset, violations (and objections, when the registry keeps
-//! them) per licensee; the evaluation per licensee and licence against the declared scenario;
-//! the violations recorded. Inline CSS only: no scripts, fonts, images or links to load.
+//! reason, masked fields per dataset, violations per licensee, objections and corrections
+//! filed per dataset; a table of those cases per dataset and kind by where they stand now;
+//! the evaluation per licensee and licence against the declared scenario; the violations
+//! recorded. Inline CSS only: no scripts, fonts, images or links to load.
 
 use super::svg::{bar_chart, esc, group, Bar};
 use super::{epsilon, PeriodKind, Report};
@@ -111,21 +112,16 @@ pub fn render(r: &Report) -> String {
         p = esc(&r.period),
     );
     // Totals.
-    let mut totals = vec![
+    let totals = [
         ("Requests", group(r.totals.requests)),
         ("Records delivered", group(r.totals.records)),
         ("Refusals", group(r.totals.refusals)),
         ("Masked fields", group(r.totals.masked_fields)),
         ("ε spent", epsilon(r.totals.epsilon_micros)),
         ("Violations", group(r.violation_count)),
+        ("Objections", group(r.objection_count)),
         ("Licensees", group(r.licensees.len() as u64)),
     ];
-    if let Some(o) = &r.objections {
-        totals.push((
-            "Objections",
-            group(o.values().fold(0u64, |a, n| a.saturating_add(*n))),
-        ));
-    }
     out.push_str("<section aria-label=\"Totals\"><dl class=\"totals\">");
     for (k, v) in totals {
         out.push_str(&format!("<div><dt>{}</dt><dd>{}</dd></div>", esc(k), esc(&v)));
@@ -236,29 +232,66 @@ pub fn render(r: &Report) -> String {
         VIOLATIONS,
         &violations,
     );
-    if let Some(objections) = &r.objections {
-        let bars: Vec<Bar> = objections
-            .iter()
-            .filter(|(_, n)| **n > 0)
-            .map(|(l, n)| Bar {
-                label: l.clone(),
-                value: *n,
-            })
-            .collect();
-        figure(
-            &mut out,
-            "objections-licensee",
-            "Objections per licensee",
-            "licensee",
-            "objections",
-            OBJECTIONS,
-            &bars,
-        );
-    }
+    let objections: Vec<Bar> = r
+        .datasets
+        .iter()
+        .filter(|d| d.objections > 0)
+        .map(|d| Bar {
+            label: d.dataset.clone(),
+            value: d.objections,
+        })
+        .collect();
+    figure(
+        &mut out,
+        "objections-dataset",
+        "Objections per dataset",
+        "dataset",
+        "objections and corrections filed",
+        OBJECTIONS,
+        &objections,
+    );
+    objection_status(&mut out, r);
     evaluation(&mut out, r);
     violation_list(&mut out, r);
     out.push_str("</main></body></html>\n");
     out
+}
+
+/// The cases filed in the period per dataset and kind, by where they stand now.
+fn objection_status(out: &mut String, r: &Report) {
+    out.push_str(
+        "<section aria-labelledby=\"objection-status-h\"><h2 id=\"objection-status-h\">Objections and \
+         corrections by status</h2>",
+    );
+    if r.objections.is_empty() {
+        out.push_str("<p class=\"none\">None filed in this period.</p></section>");
+        return;
+    }
+    let head = [
+        ("dataset", false),
+        ("kind", false),
+        ("filed", true),
+        ("open", true),
+        ("upheld", true),
+        ("rejected", true),
+        ("withdrawn", true),
+        ("resolved", true),
+    ];
+    let rows: Vec<Vec<String>> = r
+        .objections
+        .iter()
+        .map(|o| {
+            let mut row = vec![o.dataset.clone(), o.kind.as_str().to_owned()];
+            row.extend(o.by_status().iter().map(|(_, n)| group(*n)));
+            row
+        })
+        .collect();
+    out.push_str(
+        "<p class=\"meta\">Cases filed in the period against a dataset's records, by where they stand \
+         now. Counted per dataset: the registry does not know which licensee was served a record.</p>",
+    );
+    table(out, "Objections and corrections by status", &head, &rows);
+    out.push_str("</section>");
 }
 
 /// Per licensee, and per licence against its declared scenario.
@@ -271,8 +304,7 @@ fn evaluation(out: &mut String, r: &Report) {
         out.push_str("<p class=\"none\">No licensee used data, held a licence or had a violation recorded in this period.</p></section>");
         return;
     }
-    let objections = r.objections.is_some();
-    let mut head = vec![
+    let head = [
         ("licensee", false),
         ("name", false),
         ("requests", true),
@@ -282,14 +314,11 @@ fn evaluation(out: &mut String, r: &Report) {
         ("masked fields", true),
         ("violations", true),
     ];
-    if objections {
-        head.push(("objections", true));
-    }
     let rows: Vec<Vec<String>> = r
         .licensees
         .iter()
         .map(|l| {
-            let mut row = vec![
+            vec![
                 l.licensee.clone(),
                 l.name.clone().unwrap_or_else(|| "(not registered)".into()),
                 group(l.figures.requests),
@@ -302,11 +331,7 @@ fn evaluation(out: &mut String, r: &Report) {
                     .join(", "),
                 group(l.figures.masked_fields),
                 group(l.violations),
-            ];
-            if objections {
-                row.push(group(l.objections.unwrap_or(0)));
-            }
-            row
+            ]
         })
         .collect();
     table(out, "Per licensee", &head, &rows);

@@ -1,6 +1,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 use super::*;
 use crate::model::Measure;
+use crate::objection::Kind;
 use crate::store::{RefusalFigures, UsageFigures};
 
 fn licence(id: &str, licensee: &str, dataset: &str, scenario: &str, from: &str, until: &str) -> Licence {
@@ -34,6 +35,20 @@ fn refusal(licensee: &str, licence: Option<&str>, code: &str, refusals: u64) -> 
     }
 }
 
+/// Cases of `kind` filed against `dataset`: `[open, upheld, rejected, withdrawn, resolved]`.
+fn objections(dataset: &str, kind: Kind, n: [u64; 5]) -> ObjectionFigures {
+    ObjectionFigures {
+        dataset: dataset.into(),
+        kind,
+        filed: n.iter().sum(),
+        open: n[0],
+        upheld: n[1],
+        rejected: n[2],
+        withdrawn: n[3],
+        resolved: n[4],
+    }
+}
+
 fn violation(licensee: &str, at: &str) -> ViolationRecord {
     ViolationRecord {
         id: format!("v-{licensee}-{at}"),
@@ -48,7 +63,8 @@ fn violation(licensee: &str, at: &str) -> ViolationRecord {
 }
 
 /// acme used l1 (hydrants) and was refused before a licence was found; beta holds l2 in force
-/// but unused, and a violation; l-old ended before the period; gamma is not registered.
+/// but unused, and a violation; l-old ended before the period; gamma is not registered. Four
+/// cases were filed against hydrants, two against parks (which nobody used).
 fn data() -> ReportData {
     ReportData {
         usage: vec![
@@ -61,6 +77,11 @@ fn data() -> ReportData {
             refusal("acme", Some("l1"), "quota-exceeded", 1),
         ],
         violations: vec![violation("beta", "2026-11-03T10:00:00Z")],
+        objections: vec![
+            objections("hydrants", Kind::Correction, [0, 0, 0, 0, 1]),
+            objections("hydrants", Kind::Objection, [1, 1, 1, 0, 0]),
+            objections("parks", Kind::Objection, [1, 0, 0, 1, 0]),
+        ],
         licences: vec![
             licence(
                 "l1",
@@ -95,11 +116,10 @@ fn data() -> ReportData {
     }
 }
 
-fn november(objections: Option<BTreeMap<String, u64>>) -> Report {
+fn november() -> Report {
     build(
         &Period::Month("2026-11".into()),
         data(),
-        objections,
         "2026-12-01T00:00:00Z".into(),
     )
 }
@@ -172,7 +192,7 @@ fn the_form_is_the_format_parameter_or_the_best_accepted_type() {
 
 #[test]
 fn the_report_has_use_per_licence_refusals_by_reason_and_violations() {
-    let r = november(None);
+    let r = november();
     assert_eq!((r.kind, r.period.as_str()), (PeriodKind::Month, "2026-11"));
     assert_eq!(
         r.totals,
@@ -245,49 +265,130 @@ fn the_report_has_use_per_licence_refusals_by_reason_and_violations() {
         .iter()
         .map(|d| (d.dataset.as_str(), d.figures.requests))
         .collect();
-    assert_eq!(datasets, [("hydrants", 13), ("utilities", 2)]);
-    // Objections are left out until the registry keeps them.
+    assert_eq!(datasets, [("hydrants", 13), ("parks", 0), ("utilities", 2)]);
     let json = serde_json::to_value(&r).unwrap();
-    assert!(json.get("objections").is_none());
-    assert!(json["licensees"][0].get("objections").is_none());
+    assert!(
+        json["licensees"][0].get("objections").is_none(),
+        "objections are not per licensee"
+    );
     assert_eq!(json["licensees"][0]["requests"], 13, "figures are flattened");
     let back: Report = serde_json::from_value(json).unwrap();
     assert_eq!(back, r);
     // A year counts licences in force at any time in it: delta's l-old is.
-    let year = build(&Period::Year("2026".into()), data(), None, String::new());
+    let year = build(&Period::Year("2026".into()), data(), String::new());
     assert_eq!(year.kind, PeriodKind::Year);
     assert!(year.licensees.iter().any(|l| l.licensee == "delta"));
 }
 
 #[test]
-fn objections_plug_in_as_counts_per_licensee() {
-    let r = november(Some(BTreeMap::from([
-        ("acme".to_owned(), 2),
-        ("omega".to_owned(), 1),
-    ])));
-    assert_eq!(r.licensees[0].objections, Some(2));
-    assert_eq!(r.licensees[1].objections, Some(0));
-    assert!(r.licensees.iter().any(|l| l.licensee == "omega"));
-    let csv = to_csv(&r);
-    assert!(
-        csv.contains("\nlicensee,acme,,,,,13,1000,4,2000,0,0,2\n"),
-        "{csv}"
+fn objections_are_counted_per_dataset_and_kind_by_status() {
+    let r = november();
+    assert_eq!(r.objection_count, 6);
+    let count = |dataset: &str, kind, n: [u64; 6]| ObjectionCount {
+        dataset: dataset.into(),
+        kind,
+        filed: n[0],
+        open: n[1],
+        upheld: n[2],
+        rejected: n[3],
+        withdrawn: n[4],
+        resolved: n[5],
+    };
+    assert_eq!(
+        r.objections,
+        [
+            count("hydrants", Kind::Correction, [1, 0, 0, 0, 0, 1]),
+            count("hydrants", Kind::Objection, [3, 1, 1, 1, 0, 0]),
+            count("parks", Kind::Objection, [2, 1, 0, 0, 1, 0]),
+        ]
     );
-    assert!(csv.contains("\ntotal,,,,,,15,1020,4,2000,0.5,1,3\n"), "{csv}");
+    // Filed against a dataset: counted there, a dataset nobody used included; no licensee
+    // gains a row or a figure.
+    let per_dataset: Vec<(&str, u64)> = r
+        .datasets
+        .iter()
+        .map(|d| (d.dataset.as_str(), d.objections))
+        .collect();
+    assert_eq!(per_dataset, [("hydrants", 4), ("parks", 2), ("utilities", 0)]);
+    assert_eq!(r.datasets[1].figures, Figures::default());
+    assert_eq!(r.licensees.len(), 3);
+    // The store's rows in any order, one kind split over two rows: summed and sorted.
+    let mut d = data();
+    d.objections.reverse();
+    d.objections
+        .push(objections("hydrants", Kind::Objection, [0, 2, 0, 0, 0]));
+    let r2 = build(&Period::Month("2026-11".into()), d, String::new());
+    assert_eq!(r2.objection_count, 8);
+    assert_eq!(r2.objections[0], r.objections[0]);
+    assert_eq!(
+        r2.objections[1],
+        count("hydrants", Kind::Objection, [5, 1, 3, 1, 0, 0])
+    );
+    assert_eq!(r2.datasets[0].objections, 6);
+
+    // JSON.
+    let json = serde_json::to_value(&r).unwrap();
+    assert_eq!(json["objection_count"], 6);
+    assert_eq!(
+        json["objections"][1],
+        serde_json::json!({ "dataset": "hydrants", "kind": "objection", "filed": 3, "open": 1,
+                            "upheld": 1, "rejected": 1, "withdrawn": 0, "resolved": 0 })
+    );
+    assert_eq!(json["datasets"][1]["objections"], 2);
+
+    // CSV: the total, each dataset's, and six rows per dataset and kind.
+    let csv = to_csv(&r);
+    assert!(csv.contains("\ntotal,,,,,,15,1020,4,2000,0.5,1,6\n"), "{csv}");
+    assert!(csv.contains("\nlicensee,acme,,,,,13,1000,4,2000,0,0,\n"), "{csv}");
+    assert!(csv.contains("\ndataset,,parks,,,,0,0,0,0,0,,2\n"), "{csv}");
+    let rows: Vec<&str> = csv.lines().filter(|l| l.starts_with("objection,")).collect();
+    assert_eq!(
+        rows[6..12],
+        [
+            "objection,,hydrants,,,objection.filed,,,,,,,3",
+            "objection,,hydrants,,,objection.open,,,,,,,1",
+            "objection,,hydrants,,,objection.upheld,,,,,,,1",
+            "objection,,hydrants,,,objection.rejected,,,,,,,1",
+            "objection,,hydrants,,,objection.withdrawn,,,,,,,0",
+            "objection,,hydrants,,,objection.resolved,,,,,,,0",
+        ]
+    );
+    assert_eq!(rows.len(), 18);
+    assert!(rows.contains(&"objection,,hydrants,,,correction.resolved,,,,,,,1"));
+    assert!(rows.contains(&"objection,,parks,,,objection.withdrawn,,,,,,,1"));
+
+    // The page: the tile, the chart per dataset and the table by status.
     let page = html::render(&r);
-    assert!(page.contains("Objections per licensee"));
-    // Passed empty: the figure is shown, with none.
-    let r = november(Some(BTreeMap::new()));
-    assert!(html::render(&r).contains("Objections per licensee"));
-    assert!(!html::render(&november(None)).contains("Objections"));
+    assert!(
+        page.contains("<div><dt>Objections</dt><dd>6</dd></div>"),
+        "{page}"
+    );
+    assert!(page.contains("<title>hydrants: 4 objections and corrections filed</title>"));
+    assert!(page.contains("<caption>Objections and corrections by status</caption>"));
+    assert!(page.contains(
+        "<tr><td>hydrants</td><td>objection</td><td class=\"n\">3</td><td class=\"n\">1</td>\
+         <td class=\"n\">1</td><td class=\"n\">1</td><td class=\"n\">0</td><td class=\"n\">0</td></tr>"
+    ));
+    // The evaluation per licensee has no objections column.
+    assert!(
+        page.contains("<th scope=\"col\" class=\"n\">violations</th></tr></thead><tbody><tr><td>acme</td>")
+    );
+    assert!(!page.contains("Objections per licensee"));
+    // None filed: the tile says 0, the sections say none.
+    let mut d = data();
+    d.objections.clear();
+    let page = html::render(&build(&Period::Month("2026-11".into()), d, String::new()));
+    assert!(page.contains("<div><dt>Objections</dt><dd>0</dd></div>"));
+    assert!(page.contains("None filed in this period."));
+    assert!(!page.contains("<caption>Objections per dataset</caption>"));
 }
 
 #[test]
 fn the_csv_has_every_figure_under_one_header() {
-    let csv = to_csv(&november(None));
+    let csv = to_csv(&november());
     let want = "\
 section,licensee,dataset,licence,scenario,code,requests,records,refusals,masked_fields,epsilon,violations,objections
-total,,,,,,15,1020,4,2000,0.5,1,
+total,,,,,,15,1020,4,2000,0.5,1,6
 licensee,acme,,,,,13,1000,4,2000,0,0,
 licensee,beta,,,,,0,0,0,0,0,1,
 licensee,gamma,,,,,2,20,0,0,0.5,0,
@@ -295,12 +396,31 @@ licence,acme,hydrants,,,,3,0,3,0,0,,
 licence,acme,hydrants,l1,fire-hydrant-adoption,,10,1000,1,2000,0,,
 licence,beta,utilities,l2,underwriting,,0,0,0,0,0,,
 licence,gamma,utilities,l9,,,2,20,0,0,0.5,,
-dataset,,hydrants,,,,13,1000,4,2000,0,,
-dataset,,utilities,,,,2,20,0,0,0.5,,
+dataset,,hydrants,,,,13,1000,4,2000,0,,4
+dataset,,parks,,,,0,0,0,0,0,,2
+dataset,,utilities,,,,2,20,0,0,0.5,,0
 refusal,,,,,scenario-not-licensed,,,3,,,,
 refusal,,,,,quota-exceeded,,,1,,,,
 licensee-refusal,acme,,,,quota-exceeded,,,1,,,,
 licensee-refusal,acme,,,,scenario-not-licensed,,,3,,,,
+objection,,hydrants,,,correction.filed,,,,,,,1
+objection,,hydrants,,,correction.open,,,,,,,0
+objection,,hydrants,,,correction.upheld,,,,,,,0
+objection,,hydrants,,,correction.rejected,,,,,,,0
+objection,,hydrants,,,correction.withdrawn,,,,,,,0
+objection,,hydrants,,,correction.resolved,,,,,,,1
+objection,,hydrants,,,objection.filed,,,,,,,3
+objection,,hydrants,,,objection.open,,,,,,,1
+objection,,hydrants,,,objection.upheld,,,,,,,1
+objection,,hydrants,,,objection.rejected,,,,,,,1
+objection,,hydrants,,,objection.withdrawn,,,,,,,0
+objection,,hydrants,,,objection.resolved,,,,,,,0
+objection,,parks,,,objection.filed,,,,,,,2
+objection,,parks,,,objection.open,,,,,,,1
+objection,,parks,,,objection.upheld,,,,,,,0
+objection,,parks,,,objection.rejected,,,,,,,0
+objection,,parks,,,objection.withdrawn,,,,,,,1
+objection,,parks,,,objection.resolved,,,,,,,0
 ";
     assert_eq!(csv, want);
     let columns = CSV_HEADER.split(',').count();
@@ -308,13 +428,13 @@ licensee-refusal,acme,,,,scenario-not-licensed,,,3,,,,
     // Quoted when needed.
     let mut d = data();
     d.usage[1].licensee = "a,\"b\"".into();
-    let csv = to_csv(&build(&Period::Month("2026-11".into()), d, None, String::new()));
+    let csv = to_csv(&build(&Period::Month("2026-11".into()), d, String::new()));
     assert!(csv.contains("\nlicensee,\"a,\"\"b\"\"\",,,,,10,"), "{csv}");
 }
 
 #[test]
 fn the_page_needs_nothing_else_and_escapes_what_it_shows() {
-    let page = html::render(&november(None));
+    let page = html::render(&november());
     assert!(page.starts_with("<!doctype html><html lang=\"en\">"));
     assert!(page.contains("<title>sluice: Usage report 2026-11</title>"));
     for chart in [
@@ -325,6 +445,7 @@ fn the_page_needs_nothing_else_and_escapes_what_it_shows() {
         "Refusals by reason",
         "Masked fields per dataset",
         "Violations per licensee",
+        "Objections per dataset",
     ] {
         assert!(page.contains(&format!("\">{chart}</h2>")), "no heading {chart}");
         assert!(
@@ -336,7 +457,7 @@ fn the_page_needs_nothing_else_and_escapes_what_it_shows() {
             "no table {chart}"
         );
     }
-    assert_eq!(page.matches("<svg ").count(), 7);
+    assert_eq!(page.matches("<svg ").count(), 8);
     assert!(page.contains("<title>scenario-not-licensed: 3 refusals</title>"));
     assert!(page.contains("<td>fire-hydrant-adoption</td>"));
     assert!(page.contains("Beta &amp; Co"));
@@ -347,14 +468,13 @@ fn the_page_needs_nothing_else_and_escapes_what_it_shows() {
     ] {
         assert!(!page.to_ascii_lowercase().contains(forbidden), "{forbidden}");
     }
-    let year = html::render(&build(&Period::Year("2026".into()), data(), None, String::new()));
+    let year = html::render(&build(&Period::Year("2026".into()), data(), String::new()));
     assert!(year.contains("<h1>Annual evaluation 2026</h1>"));
     assert!(year.contains("href=\"?year=2026&amp;format=csv\""));
     // An empty period says so instead of drawing empty charts.
     let empty = html::render(&build(
         &Period::Month("1999-01".into()),
         ReportData::default(),
-        None,
         String::new(),
     ));
     assert_eq!(empty.matches("<svg ").count(), 0);
@@ -363,7 +483,7 @@ fn the_page_needs_nothing_else_and_escapes_what_it_shows() {
 
 #[test]
 fn responses_say_what_they_are() {
-    let r = november(None);
+    let r = november();
     let h = respond(Format::Html, &r);
     assert_eq!(h.headers()[header::CONTENT_TYPE], "text/html; charset=utf-8");
     assert_eq!(h.headers()[header::CONTENT_SECURITY_POLICY], PAGE_CSP);

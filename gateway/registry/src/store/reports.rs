@@ -1,9 +1,12 @@
 //! What a usage report ([`crate::report`]) reads, in one read transaction so its figures agree:
 //! the usage and refusals gateways reported for a range of months, the violations recorded in
-//! it, the licences (for their scenarios) and the licensees' names.
+//! it, the objections and corrections filed in it (per dataset and kind, by status now), the
+//! licences (for their scenarios) and the licensees' names.
 
-use super::{licence_from, to_u64, violation_from, Result, Store, VIOLATION_COLUMNS};
+use super::{licence_from, to_u64, violation_from, Result, Store, StoreError, VIOLATION_COLUMNS};
 use crate::model::ViolationRecord;
+use crate::objection::{Kind, Status};
+use crate::report::ObjectionFigures;
 use sluice_policy::licence::Licence;
 use sqlx::any::AnyRow;
 use sqlx::Row;
@@ -54,6 +57,9 @@ pub struct ReportData {
     pub refusals: Vec<RefusalFigures>,
     /// Violations recorded in the period (by the UTC month of `at`), oldest first.
     pub violations: Vec<ViolationRecord>,
+    /// Objections and corrections filed in the period (by the UTC month of `filed_at`), per
+    /// dataset and kind with their counts by status now; sorted by dataset, kind.
+    pub objections: Vec<ObjectionFigures>,
     /// Every licence, by id.
     pub licences: Vec<Licence>,
     /// Licensee names by id.
@@ -146,6 +152,47 @@ impl Store {
         .iter()
         .map(violation_from)
         .collect::<Result<Vec<_>>>()?;
+        // The statuses are the store's own constant names, not input.
+        let by_status = [
+            Status::Open,
+            Status::Upheld,
+            Status::Rejected,
+            Status::Withdrawn,
+            Status::Resolved,
+        ]
+        .map(|s| {
+            let s = s.as_str();
+            format!("CAST(SUM(CASE WHEN status = '{s}' THEN 1 ELSE 0 END) AS BIGINT) AS n_{s}")
+        })
+        .join(", ");
+        let objections = sqlx::query(&format!(
+            "SELECT dataset, kind, CAST(COUNT(*) AS BIGINT) AS n_filed, {by_status} FROM objections \
+             WHERE substr(filed_at, 1, 7) >= $1 AND substr(filed_at, 1, 7) <= $2 \
+             GROUP BY dataset, kind ORDER BY dataset, kind"
+        ))
+        .bind(first)
+        .bind(last)
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(|r| {
+            let dataset: String = r.try_get("dataset")?;
+            let kind: String = r.try_get("kind")?;
+            let n = |c: &str| -> Result<u64> { Ok(to_u64(r.try_get(c)?)) };
+            Ok(ObjectionFigures {
+                kind: Kind::parse(&kind).ok_or_else(|| {
+                    StoreError::Corrupt(format!("objections of {dataset}"), format!("kind {kind:?}"))
+                })?,
+                dataset,
+                filed: n("n_filed")?,
+                open: n("n_open")?,
+                upheld: n("n_upheld")?,
+                rejected: n("n_rejected")?,
+                withdrawn: n("n_withdrawn")?,
+                resolved: n("n_resolved")?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
         let licences = sqlx::query("SELECT id, body FROM licences ORDER BY id")
             .fetch_all(&mut *tx)
             .await?
@@ -163,6 +210,7 @@ impl Store {
             usage,
             refusals,
             violations,
+            objections,
             licences,
             licensee_names,
         })

@@ -109,7 +109,9 @@ impl Store {
     /// licensee with measure `suspend` and the evidence as what happened (`violation.record`)
     /// and, when the licence is active, its suspension (`licence.suspend`, which moves the
     /// snapshot revision). A repeat of `(gateway, alert.id)` changes nothing and gives the
-    /// stored outcome; an unknown licence is [`StoreError::Invalid`].
+    /// stored outcome; an unknown licence or rule, or an alert its rule could not have raised
+    /// ([`RiskRule::mismatch`]: another licence, action, signal or a count below the
+    /// threshold), is [`StoreError::Invalid`]: a gateway suspends nothing no rule suspends.
     ///
     /// The transaction first takes the revision row's lock (as every change does when it
     /// commits), so two deliveries of one alert cannot both record it.
@@ -131,6 +133,14 @@ impl Store {
             let revision = Self::read_snapshot_revision(&mut tx).await?;
             tx.rollback().await?;
             return Ok((alert_from(&row)?, AlertRecorded::Repeat { revision }));
+        }
+        let rule = sqlx::query("SELECT id, body FROM risk_rules WHERE id = $1")
+            .bind(&alert.rule)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| StoreError::Invalid(format!("unknown risk rule {}", alert.rule)))?;
+        if let Some(why) = rule_from(&rule)?.mismatch(alert) {
+            return Err(StoreError::Invalid(format!("risk alert: {why}")));
         }
         let licence = sqlx::query("SELECT id, body FROM licences WHERE id = $1")
             .bind(&alert.licence)
@@ -231,10 +241,25 @@ mod tests {
     use crate::model::LicenseeRecord;
     use sluice_policy::risk::{Signal, Window};
 
+    /// Rule `r1` suspends, `w1` alerts: 100 records a minute, any licence.
+    fn rule(action: RiskAction) -> RiskRule {
+        RiskRule {
+            id: if action == RiskAction::Suspend { "r1" } else { "w1" }.into(),
+            signal: Signal::Records,
+            window: Window::Minute,
+            threshold: 100,
+            factor: None,
+            licence: None,
+            codes: vec![],
+            hours: None,
+            action,
+        }
+    }
+
     fn alert(id: &str, licence: &str, action: RiskAction) -> RiskAlert {
         RiskAlert {
             id: id.into(),
-            rule: "r1".into(),
+            rule: rule(action).id,
             licence: licence.into(),
             signal: Signal::Records,
             window: Window::Minute,
@@ -273,6 +298,12 @@ mod tests {
             .add_licensee(&acme, &admin(Action::LicenseeAdd))
             .await
             .unwrap();
+        for action in [RiskAction::Suspend, RiskAction::Alert] {
+            store
+                .add_risk_rule(&rule(action), &admin(Action::RiskRuleAdd))
+                .await
+                .unwrap();
+        }
         let l1: sluice_policy::licence::Licence = serde_json::from_value(serde_json::json!({
             "id": "l1", "licensee": "acme", "dataset": "hydrants", "scenario": "s",
             "fields": { "district": { "rule": "clear" } },
@@ -361,6 +392,27 @@ mod tests {
             .record_risk_alert("gw1", &alert("a2", "nope", RiskAction::Suspend))
             .await;
         assert!(matches!(unknown, Err(StoreError::Invalid(_))), "{unknown:?}");
+        // An alert its rule could not have raised changes nothing: an `alert` rule does not
+        // suspend, an unknown rule is none, a count below the threshold crossed nothing.
+        let before = store.changes().await.unwrap().len();
+        for bad in [
+            RiskAlert {
+                rule: "w1".into(),
+                ..alert("a3", "l1", RiskAction::Suspend)
+            },
+            RiskAlert {
+                rule: "r9".into(),
+                ..alert("a4", "l1", RiskAction::Suspend)
+            },
+            RiskAlert {
+                value: 99,
+                ..alert("a5", "l1", RiskAction::Suspend)
+            },
+        ] {
+            let r = store.record_risk_alert("gw1", &bad).await;
+            assert!(matches!(r, Err(StoreError::Invalid(_))), "{bad:?}: {r:?}");
+        }
+        assert_eq!(store.changes().await.unwrap().len(), before);
         store.close().await;
     }
 }

@@ -2381,3 +2381,220 @@ async fn risk_rules_travel_in_the_snapshot_and_suspend_alerts_suspend_the_licenc
     reg.stop().await;
 }
 both!(risk_rules_travel_in_the_snapshot_and_suspend_alerts_suspend_the_licence);
+
+/// Issue 14, item 2: an administrator limited to an agency decides about that agency's data
+/// only (objections, grants, licence states, closing); every city-wide change is refused to it;
+/// only city-wide administrators set and lift limits, each an audited change.
+async fn agency_administrators_decide_for_their_agency_only(b: Backend) {
+    let reg = Reg::start(b).await;
+    reg.seed().await;
+    // `fire-bureau` runs the test's gateways already.
+    let r = reg
+        .admin
+        .post("/admin/agencies", &json!({ "id": "parks-bureau", "name": "Parks" }))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 201, "{:?}", r.json());
+    // The catalog entries name their agencies (hydrants had none).
+    let mut hydrants = reg.admin.get("/admin/datasets").await.unwrap().json()[0]["spec"].clone();
+    hydrants["record_key"] = json!("id");
+    let mut parks = hydrants.clone();
+    parks["id"] = json!("parks");
+    for (spec, agency) in [(&hydrants, "fire-bureau"), (&parks, "parks-bureau")] {
+        let r = reg
+            .admin
+            .post(
+                "/admin/datasets",
+                &json!({ "dataset": spec, "agency": agency, "reason": "owner" }),
+            )
+            .await
+            .unwrap();
+        assert_eq!((r.status.as_u16(), &r.json()["agency"]), (201, &json!(agency)));
+    }
+    let r = reg
+        .admin
+        .post(
+            "/admin/datasets",
+            &json!({ "dataset": parks, "agency": "nope", "reason": "owner" }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.problem().as_deref(), Some("invalid"));
+
+    // Limits: set by a city-wide administrator, never on itself, recorded.
+    let fire = reg.client("admin", "fire-admin");
+    let limit =
+        json!({ "id": "fire-admin", "agency": "fire-bureau", "reason": "fire bureau's data officer" });
+    let r = reg.admin.post("/admin/admins", &limit).await.unwrap();
+    assert_eq!(r.status, 201, "{:?}", r.json());
+    let r = reg
+        .admin
+        .post(
+            "/admin/admins",
+            &json!({ "id": "alice", "agency": "fire-bureau", "reason": "self" }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        r.problem().as_deref(),
+        Some("invalid"),
+        "an administrator cannot limit itself"
+    );
+    let r = fire.get("/admin/admins").await.unwrap();
+    assert_eq!(r.problem().as_deref(), Some("forbidden"));
+    let listed = reg.admin.get("/admin/admins").await.unwrap().json();
+    assert_eq!(listed[0]["id"], "fire-admin");
+    assert_eq!(listed[0]["agency"], "fire-bureau");
+
+    // City-wide changes are refused to it; reads are not.
+    let r = fire
+        .post(
+            "/admin/licensees",
+            &json!({ "id": "beta", "name": "Beta", "credit_code": "91350100M000100Y43" }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.problem().as_deref(), Some("forbidden"));
+    let r = fire
+        .post("/admin/datasets/close-all", &json!({ "reason": "x" }))
+        .await
+        .unwrap();
+    assert_eq!(r.problem().as_deref(), Some("forbidden"));
+    assert_eq!(fire.get("/admin/licences").await.unwrap().status, 200);
+
+    // Its own agency's data: licence states and closing; not the parks bureau's.
+    let r = fire
+        .post("/admin/licences/l1/suspend", &json!({ "reason": "check" }))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{:?}", r.json());
+    let r = fire
+        .post("/admin/licences/l1/resume", &json!({ "reason": "checked" }))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{:?}", r.json());
+    let mut g = grant("l-parks");
+    g["dataset"] = json!("parks");
+    let r = fire.post("/admin/licences", &g).await.unwrap();
+    assert_eq!(r.problem().as_deref(), Some("forbidden"), "{:?}", r.json());
+    for (path, code) in [
+        ("/admin/datasets/hydrants/close", 200),
+        ("/admin/datasets/hydrants/open", 200),
+        ("/admin/datasets/parks/close", 403),
+    ] {
+        let r = fire.post(path, &json!({ "reason": "drill" })).await.unwrap();
+        assert_eq!(r.status.as_u16(), code, "{path}: {:?}", r.json());
+    }
+    // Its catalog entries: new ones become its agency's; another agency's are not its own.
+    let mut stations = hydrants.clone();
+    stations["id"] = json!("fire-stations");
+    let r = fire
+        .post(
+            "/admin/datasets",
+            &json!({ "dataset": stations, "reason": "new" }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.status.as_u16(), &r.json()["agency"]),
+        (201, &json!("fire-bureau"))
+    );
+    let r = fire
+        .post(
+            "/admin/datasets",
+            &json!({ "dataset": parks, "reason": "take over" }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.problem().as_deref(), Some("forbidden"));
+    let r = fire
+        .post(
+            "/admin/datasets",
+            &json!({ "dataset": stations, "agency": "parks-bureau", "reason": "give away" }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.problem().as_deref(), Some("forbidden"));
+
+    // Objections: it sees and decides its agency's cases only.
+    let file = |dataset: &str| {
+        json!({ "dataset": dataset, "record_key": "X-1", "kind": "objection",
+                "reason": "my number", "contact": "filer@example.com" })
+    };
+    let mut ids = Vec::new();
+    for d in ["hydrants", "parks"] {
+        let r = reg.anon.post("/v1/objections", &file(d)).await.unwrap();
+        assert_eq!(r.status, 201, "{:?}", r.json());
+        ids.push(r.json()["id"].as_str().unwrap().to_owned());
+    }
+    let seen: Vec<String> = fire
+        .get("/admin/objections")
+        .await
+        .unwrap()
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(seen, [ids[0].clone()]);
+    assert_eq!(
+        reg.admin
+            .get("/admin/objections")
+            .await
+            .unwrap()
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    let r = fire.get(&format!("/admin/objections/{}", ids[1])).await.unwrap();
+    assert_eq!(r.problem().as_deref(), Some("forbidden"));
+    let r = fire
+        .post(
+            &format!("/admin/objections/{}/uphold", ids[1]),
+            &json!({ "reason": "x" }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.problem().as_deref(), Some("forbidden"));
+    let r = fire
+        .post(
+            &format!("/admin/objections/{}/uphold", ids[0]),
+            &json!({ "reason": "personal data" }),
+        )
+        .await
+        .unwrap();
+    assert_eq!((r.status.as_u16(), &r.json()["status"]), (200, &json!("upheld")));
+
+    // Lifted: city-wide again, recorded like the limit.
+    let r = reg
+        .admin
+        .send(
+            http::Method::DELETE,
+            "/admin/admins/fire-admin",
+            Some(&json!({ "reason": "moved to the city office" })),
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{:?}", r.json());
+    let r = fire
+        .post("/admin/datasets/close-all", &json!({ "reason": "drill" }))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{:?}", r.json());
+    let log = changes(&reg).await;
+    let scoped: Vec<(&str, &str)> = log
+        .iter()
+        .filter(|c| c["action"].as_str().unwrap().starts_with("admin."))
+        .map(|c| (c["action"].as_str().unwrap(), c["target"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        scoped,
+        [("admin.scope", "fire-admin"), ("admin.unscope", "fire-admin")]
+    );
+    reg.stop().await;
+}
+both!(agency_administrators_decide_for_their_agency_only);

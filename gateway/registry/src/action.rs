@@ -38,6 +38,10 @@ pub enum Action {
     CertRevoke,
     /// `agency.add`.
     AgencyAdd,
+    /// `admin.scope`: an administrator limited to one agency's data.
+    AdminScope,
+    /// `admin.unscope`: an administrator's agency limit lifted (city-wide again).
+    AdminUnscope,
     /// `gateway.add`.
     GatewayAdd,
     /// `gateway.retire`.
@@ -83,6 +87,8 @@ impl Action {
             Self::DatasetOpenAll => "dataset.open-all",
             Self::CertRevoke => "cert.revoke",
             Self::AgencyAdd => "agency.add",
+            Self::AdminScope => "admin.scope",
+            Self::AdminUnscope => "admin.unscope",
             Self::GatewayAdd => "gateway.add",
             Self::GatewayRetire => "gateway.retire",
             Self::ScenarioAdd => "scenario.add",
@@ -141,6 +147,8 @@ impl Action {
             | Self::FusionRuleRemove
             | Self::DatasetRegister
             | Self::AgencyAdd
+            | Self::AdminScope
+            | Self::AdminUnscope
             | Self::GatewayAdd
             | Self::GatewayRetire
             | Self::ScenarioAdd

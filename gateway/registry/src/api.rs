@@ -9,8 +9,9 @@ use super::objection_api;
 use super::problem::{Problem, ProblemCode as P};
 use super::public;
 use super::request::{body, json_response, need_reason, query_str, valid_dataset, valid_id};
+use super::scope::Scope;
 use super::snapshot::Distributor;
-use super::store::{Change, Store};
+use super::store::{Change, Store, StoreError};
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
@@ -189,6 +190,10 @@ impl Api {
         let method = req.method().clone();
         let post = method == Method::POST;
         let get = method == Method::GET;
+        let scope = Scope::of(&self.store, admin).await?;
+        if !scope.may_attempt(&segs, &method) {
+            return Err(scope.city_only(&method, &segs));
+        }
         match segs.as_slice() {
             ["admin", "licensees"] if get => Ok(json_response(
                 StatusCode::OK,
@@ -229,6 +234,7 @@ impl Api {
             }
             ["admin", "licences"] if post => {
                 let b: super::model::GrantRequest = body(req).await?;
+                scope.require_dataset(&self.store, &b.dataset).await?;
                 let lic = build_licence(&self.store, b.clone()).await?;
                 let ch = Change {
                     admin,
@@ -264,6 +270,10 @@ impl Api {
                     _ => return Err(Problem::new(P::NotFound, format!("no route {path}"))),
                 };
                 need_reason(&b.reason)?;
+                if scope != Scope::City {
+                    let dataset = self.store.licence(id).await?.dataset;
+                    scope.require_dataset(&self.store, &dataset).await?;
+                }
                 let ch = Change {
                     admin,
                     action: name,
@@ -364,13 +374,28 @@ impl Api {
             ["admin", "datasets"] if post => {
                 let b: NewDataset = body(req).await?;
                 valid_dataset(&b.dataset)?;
+                // An agency's administrator registers its own agency's entries only.
+                let agency = match &scope {
+                    Scope::City => b.agency.clone(),
+                    Scope::Agency(a) => {
+                        scope.require(b.agency.as_deref().or(Some(a)), "the entry")?;
+                        match self.store.dataset_agency(&b.dataset.id).await {
+                            Ok(owner) => {
+                                scope.require(owner.as_deref(), &format!("dataset {}", b.dataset.id))?
+                            }
+                            Err(StoreError::NotFound(_)) => {}
+                            Err(e) => return Err(e.into()),
+                        }
+                        Some(a.clone())
+                    }
+                };
                 let ch = Change {
                     admin,
                     action: Action::DatasetRegister,
                     target: &b.dataset.id,
                     reason: &b.reason,
                 };
-                let (d, rev) = self.store.put_dataset(&b.dataset, &ch).await?;
+                let (d, rev) = self.store.put_dataset(&b.dataset, agency.as_deref(), &ch).await?;
                 self.dist.advance(rev.revision);
                 Ok(json_response(StatusCode::CREATED, &d, Some(rev.revision)))
             }
@@ -397,6 +422,7 @@ impl Api {
             ["admin", "datasets", id, which @ ("close" | "open")] if post => {
                 let b: ReasonBody = body(req).await?;
                 need_reason(&b.reason)?;
+                scope.require_dataset(&self.store, id).await?;
                 let close = *which == "close";
                 let action = if close {
                     Action::DatasetClose
@@ -440,11 +466,15 @@ impl Api {
                     Some(rev.revision),
                 ))
             }
+            ["admin", "admins", ..] => {
+                super::scope::admin(&self.store, admin, &scope, &segs, &method, req).await
+            }
             ["admin", "objections", ..] => {
                 objection_api::admin(
                     &self.store,
                     &self.dist,
                     admin,
+                    &scope,
                     &segs,
                     &method,
                     query.as_deref(),

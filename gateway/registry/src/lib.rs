@@ -58,6 +58,7 @@ pub mod request;
 pub mod risk;
 pub mod risk_api;
 pub mod routes;
+pub mod scope;
 pub mod snapshot;
 pub mod store;
 pub mod usage;

@@ -28,6 +28,10 @@ pub struct DatasetRecord {
     pub open_category: OpenCategory,
     /// Closed by the emergency switch.
     pub closed: bool,
+    /// The registered agency that owns it (its administrators decide about it); `null` when
+    /// it names none (city-wide administrators only).
+    #[serde(default)]
+    pub agency: Option<String>,
 }
 
 /// What a violation leads to.
@@ -212,6 +216,9 @@ pub struct NewViolation {
 pub struct NewDataset {
     /// The catalog entry.
     pub dataset: DatasetSpec,
+    /// The registered agency that owns it; an update without it keeps the current owner.
+    #[serde(default)]
+    pub agency: Option<String>,
     /// Why (recorded).
     #[serde(default)]
     pub reason: String,

@@ -11,6 +11,7 @@ use super::objection::{Decision, NewObjection, PublicStatus, Status};
 use super::problem::{Problem, ProblemCode as P};
 use super::public::{esc, html_response, wants_html};
 use super::request::{body, json_response, need_reason};
+use super::scope::Scope;
 use super::snapshot::Distributor;
 use super::store::{Change, Store};
 use bytes::Bytes;
@@ -237,11 +238,14 @@ pub fn form() -> Response<RespBody> {
 }
 
 /// `/admin/objections…`: list (`?status=`), show, and decide (`uphold`, `reject`,
-/// `withdraw`, `resolve`, each with a reason, each an admin change).
+/// `withdraw`, `resolve`, each with a reason, each an admin change). An agency's
+/// administrator sees and decides the cases against its agency's datasets only.
+#[allow(clippy::too_many_arguments)]
 pub async fn admin(
     store: &Store,
     dist: &Distributor,
     admin: &str,
+    scope: &Scope,
     segs: &[&str],
     method: &Method,
     query: Option<&str>,
@@ -258,14 +262,22 @@ pub async fn admin(
                     )
                 })?),
             };
-            Ok(json_response(
-                StatusCode::OK,
-                &store.objections(status).await?,
-                None,
-            ))
+            let mut cases = store.objections(status).await?;
+            if *scope != Scope::City {
+                let owners: std::collections::HashMap<String, Option<String>> = store
+                    .datasets()
+                    .await?
+                    .into_iter()
+                    .map(|d| (d.spec.id, d.agency))
+                    .collect();
+                cases.retain(|c| scope.covers(owners.get(&c.dataset).and_then(Option::as_deref)));
+            }
+            Ok(json_response(StatusCode::OK, &cases, None))
         }
         (["admin", "objections", id], &Method::GET) => {
-            Ok(json_response(StatusCode::OK, &store.objection(id).await?, None))
+            let rec = store.objection(id).await?;
+            scope.require_dataset(store, &rec.dataset).await?;
+            Ok(json_response(StatusCode::OK, &rec, None))
         }
         (["admin", "objections", id, verb], &Method::POST) => {
             let Some(decision) = Decision::parse(verb) else {
@@ -273,6 +285,10 @@ pub async fn admin(
             };
             let b: ReasonBody = body(req).await?;
             need_reason(&b.reason)?;
+            if *scope != Scope::City {
+                let dataset = store.objection(id).await?.dataset;
+                scope.require_dataset(store, &dataset).await?;
+            }
             let action = match decision {
                 Decision::Uphold => Action::ObjectionUphold,
                 Decision::Reject => Action::ObjectionReject,

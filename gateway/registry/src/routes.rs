@@ -35,6 +35,8 @@ pub const ROUTES: &[(&[&str], &str)] = &[
     (&["admin", "datasets", "*", "open"], "POST"),
     (&["admin", "certs", "revoke"], "POST"),
     (&["admin", "agencies"], "GET, POST"),
+    (&["admin", "admins"], "GET, POST"),
+    (&["admin", "admins", "*"], "DELETE"),
     (&["admin", "gateways"], "GET, POST"),
     (&["admin", "gateways", "*", "retire"], "POST"),
     (&["admin", "scenarios"], "GET, POST"),

@@ -19,6 +19,7 @@ mod objections;
 mod parties;
 mod reports;
 mod risk;
+mod scopes;
 mod usage_counts;
 
 pub use reports::{RefusalFigures, ReportData, UsageFigures};
@@ -60,7 +61,7 @@ const SCHEMA: &[&str] = &[
      credit_code TEXT NOT NULL UNIQUE, created_at TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS datasets (id TEXT PRIMARY KEY, title TEXT NOT NULL, owner TEXT NOT NULL, \
      update_frequency TEXT NOT NULL, version BIGINT NOT NULL, open_category TEXT NOT NULL, \
-     closed BIGINT NOT NULL, spec TEXT NOT NULL)",
+     closed BIGINT NOT NULL, spec TEXT NOT NULL, agency TEXT)",
     "CREATE TABLE IF NOT EXISTS licences (id TEXT PRIMARY KEY, licensee TEXT NOT NULL, dataset TEXT NOT NULL, \
      scenario TEXT NOT NULL, state TEXT NOT NULL, body TEXT NOT NULL)",
     "CREATE INDEX IF NOT EXISTS licences_by_licensee ON licences (licensee)",
@@ -93,6 +94,7 @@ const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
     ("violations", "lifted_at", "TEXT"),
     ("violations", "lifted_reason", "TEXT"),
     ("gateways", "url", "TEXT"),
+    ("datasets", "agency", "TEXT"),
     ("usage_counts", "epsilon_micros", "BIGINT NOT NULL DEFAULT 0"),
     ("usage_counts", "masked_fields", "BIGINT NOT NULL DEFAULT 0"),
 ];
@@ -254,6 +256,7 @@ fn dataset_from(row: &AnyRow) -> Result<DatasetRecord> {
         spec,
         open_category: category(&cat),
         closed: closed != 0,
+        agency: row.try_get("agency")?,
     })
 }
 
@@ -293,6 +296,7 @@ impl Store {
         for stmt in SCHEMA
             .iter()
             .chain(parties::SCHEMA)
+            .chain(scopes::SCHEMA)
             .chain(drills::SCHEMA)
             .chain(objections::SCHEMA)
             .chain(risk::SCHEMA)
@@ -509,22 +513,34 @@ impl Store {
             .is_some())
     }
 
-    /// Registers or replaces a catalog entry (keeps its closed flag).
+    /// Registers or replaces a catalog entry (keeps its closed flag, and its owning agency
+    /// unless `agency` names one: a registered agency, else [`StoreError::Invalid`]).
     pub async fn put_dataset(
         &self,
         spec: &DatasetSpec,
+        agency: Option<&str>,
         change: &Change<'_>,
     ) -> Result<(DatasetRecord, Committed)> {
         let cat = spec.category(&RuleTable::default());
         let mut tx = self.begin().await?;
-        let existing = sqlx::query("SELECT closed FROM datasets WHERE id = $1")
+        if let Some(a) = agency {
+            let known = sqlx::query("SELECT id FROM agencies WHERE id = $1")
+                .bind(a)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if known.is_none() {
+                return Err(StoreError::Invalid(format!("unknown agency {a}")));
+            }
+        }
+        let existing = sqlx::query("SELECT closed, agency FROM datasets WHERE id = $1")
             .bind(&spec.id)
             .fetch_optional(&mut *tx)
             .await?;
-        let closed: i64 = match &existing {
-            Some(r) => r.try_get("closed")?,
-            None => 0,
+        let (closed, kept): (i64, Option<String>) = match &existing {
+            Some(r) => (r.try_get("closed")?, r.try_get("agency")?),
+            None => (0, None),
         };
+        let agency = agency.map(str::to_owned).or(kept);
         if existing.is_some() {
             sqlx::query("DELETE FROM datasets WHERE id = $1")
                 .bind(&spec.id)
@@ -532,8 +548,8 @@ impl Store {
                 .await?;
         }
         sqlx::query(
-            "INSERT INTO datasets (id, title, owner, update_frequency, version, open_category, closed, spec) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "INSERT INTO datasets (id, title, owner, update_frequency, version, open_category, closed, spec, \
+             agency) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(&spec.id)
         .bind(&spec.title)
@@ -543,6 +559,7 @@ impl Store {
         .bind(cat.as_str())
         .bind(closed)
         .bind(json(spec)?)
+        .bind(&agency)
         .execute(&mut *tx)
         .await?;
         let rev = Self::finish(tx, change).await?;
@@ -551,6 +568,7 @@ impl Store {
                 spec: spec.clone(),
                 open_category: cat,
                 closed: closed != 0,
+                agency,
             },
             rev,
         ))
@@ -558,7 +576,7 @@ impl Store {
 
     /// A catalog entry.
     pub async fn dataset(&self, id: &str) -> Result<DatasetRecord> {
-        let row = sqlx::query("SELECT id, spec, open_category, closed FROM datasets WHERE id = $1")
+        let row = sqlx::query("SELECT id, spec, open_category, closed, agency FROM datasets WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.pool)
             .await?
@@ -568,7 +586,7 @@ impl Store {
 
     /// The catalog, by id.
     pub async fn datasets(&self) -> Result<Vec<DatasetRecord>> {
-        let rows = sqlx::query("SELECT id, spec, open_category, closed FROM datasets ORDER BY id")
+        let rows = sqlx::query("SELECT id, spec, open_category, closed, agency FROM datasets ORDER BY id")
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(dataset_from).collect()
@@ -579,7 +597,7 @@ impl Store {
     pub async fn datasets_page(&self, limit: usize, offset: usize) -> Result<(Vec<DatasetRecord>, bool)> {
         let n = |v: usize| i64::try_from(v).unwrap_or(i64::MAX);
         let rows = sqlx::query(
-            "SELECT id, spec, open_category, closed FROM datasets ORDER BY id LIMIT $1 OFFSET $2",
+            "SELECT id, spec, open_category, closed, agency FROM datasets ORDER BY id LIMIT $1 OFFSET $2",
         )
         .bind(n(limit.saturating_add(1)))
         .bind(n(offset))

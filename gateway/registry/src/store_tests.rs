@@ -69,7 +69,7 @@ async fn suite(store: Store) {
     );
     assert_eq!(store.licensees().await.unwrap().len(), 1);
     let (d, r2) = store
-        .put_dataset(&dataset("hydrants"), &change(Action::DatasetRegister))
+        .put_dataset(&dataset("hydrants"), None, &change(Action::DatasetRegister))
         .await
         .unwrap();
     assert_eq!((r2.change, r2.revision, d.closed), (2, 0, false));
@@ -178,7 +178,7 @@ async fn suite(store: Store) {
     assert!(changes.iter().all(|c| c.admin == "alice" && !c.at.is_empty()));
     // Re-registering keeps the closed flag (and the snapshot revision).
     let (d, again) = store
-        .put_dataset(&dataset("hydrants"), &change(Action::DatasetRegister))
+        .put_dataset(&dataset("hydrants"), None, &change(Action::DatasetRegister))
         .await
         .unwrap();
     assert!(d.closed);
@@ -238,10 +238,10 @@ fn licence_of(id: &str, licensee: &str, dataset: &str) -> Licence {
 /// Two replicas grant the two halves of a fusion rule to one licensee at the same time,
 /// round after round: exactly one grant completes, the other is refused.
 async fn concurrent_grants_cannot_both_complete_a_rule(a: Store, b: Store) {
-    a.put_dataset(&dataset("hydrants"), &change(Action::DatasetRegister))
+    a.put_dataset(&dataset("hydrants"), None, &change(Action::DatasetRegister))
         .await
         .unwrap();
-    a.put_dataset(&dataset("parks"), &change(Action::DatasetRegister))
+    a.put_dataset(&dataset("parks"), None, &change(Action::DatasetRegister))
         .await
         .unwrap();
     let rule: super::fusion::FusionRule = serde_json::from_value(serde_json::json!({
@@ -290,10 +290,10 @@ async fn concurrent_grants_on_postgres() {
 /// A rule is declared while a grant that completes it runs on another replica, round after
 /// round: the grant may only succeed if it committed before the rule (a lower revision).
 async fn a_rule_declared_during_a_grant_is_not_missed(a: Store, b: Store) {
-    a.put_dataset(&dataset("hydrants"), &change(Action::DatasetRegister))
+    a.put_dataset(&dataset("hydrants"), None, &change(Action::DatasetRegister))
         .await
         .unwrap();
-    a.put_dataset(&dataset("parks"), &change(Action::DatasetRegister))
+    a.put_dataset(&dataset("parks"), None, &change(Action::DatasetRegister))
         .await
         .unwrap();
     let (mut granted_first, mut refused) = (0, 0);
@@ -413,7 +413,7 @@ async fn snapshots_stay_consistent_under_a_stream_of_changes(writer: Store, read
         .await
         .unwrap();
     writer
-        .put_dataset(&dataset("hydrants"), &change(Action::DatasetRegister))
+        .put_dataset(&dataset("hydrants"), None, &change(Action::DatasetRegister))
         .await
         .unwrap();
     let base = writer
@@ -508,7 +508,7 @@ async fn changes_outside_the_snapshot_wake_no_replica(writer: Store, reader: Sto
         .await
         .unwrap();
     writer
-        .put_dataset(&dataset("hydrants"), &change(Action::DatasetRegister))
+        .put_dataset(&dataset("hydrants"), None, &change(Action::DatasetRegister))
         .await
         .unwrap();
     let granted = writer
@@ -528,7 +528,7 @@ async fn changes_outside_the_snapshot_wake_no_replica(writer: Store, reader: Sto
     };
     let mut numbers = Vec::new();
     let (_, c) = writer
-        .put_dataset(&dataset("parks"), &change(Action::DatasetRegister))
+        .put_dataset(&dataset("parks"), None, &change(Action::DatasetRegister))
         .await
         .unwrap();
     numbers.push(c);
@@ -640,11 +640,11 @@ async fn a_store_from_before_the_snapshot_counter_starts_it_at_its_last_change()
     let url = Store::sqlite_url(dir.path());
     let store = Store::open(&url).await.unwrap();
     store
-        .put_dataset(&dataset("hydrants"), &change(Action::DatasetRegister))
+        .put_dataset(&dataset("hydrants"), None, &change(Action::DatasetRegister))
         .await
         .unwrap();
     store
-        .put_dataset(&dataset("parks"), &change(Action::DatasetRegister))
+        .put_dataset(&dataset("parks"), None, &change(Action::DatasetRegister))
         .await
         .unwrap();
     sqlx::query("DELETE FROM registry_meta WHERE k = 'snapshot_revision'")

@@ -108,6 +108,28 @@ pub enum AgencyCommand {
     },
     /// List agencies.
     List,
+    /// Limit an administrator to one agency's data (its catalog entries, their licences and
+    /// objections); city-wide administrators only.
+    Limit {
+        /// The administrator's id (as in its certificate).
+        admin: String,
+        /// The agency.
+        #[arg(long)]
+        agency: String,
+        /// Why (required).
+        #[arg(long)]
+        reason: String,
+    },
+    /// Lift an administrator's agency limit (city-wide again).
+    Unlimit {
+        /// The administrator's id.
+        admin: String,
+        /// Why (required).
+        #[arg(long)]
+        reason: String,
+    },
+    /// The administrators limited to an agency.
+    Admins,
 }
 
 /// `sluice admin gateway …`.
@@ -345,6 +367,9 @@ pub enum DatasetCommand {
     Register {
         /// JSON file.
         file: PathBuf,
+        /// The registered agency that owns it (an update without it keeps the owner).
+        #[arg(long)]
+        agency: Option<String>,
         /// Why.
         #[arg(long, default_value = "")]
         reason: String,
@@ -548,10 +573,13 @@ pub async fn execute(args: AdminArgs) -> anyhow::Result<Output> {
         AdminCommand::Objection(o) => objection(&c, o).await?,
         AdminCommand::Dataset(DatasetCommand::Close(s)) => switch(&c, "close", s).await?,
         AdminCommand::Dataset(DatasetCommand::Open(s)) => switch(&c, "open", s).await?,
-        AdminCommand::Dataset(DatasetCommand::Register { file, reason }) => {
+        AdminCommand::Dataset(DatasetCommand::Register { file, agency, reason }) => {
             let spec: Value = serde_json::from_str(&std::fs::read_to_string(&file)?)?;
-            c.post("/admin/datasets", &json!({ "dataset": spec, "reason": reason }))
-                .await?
+            let mut b = json!({ "dataset": spec, "reason": reason });
+            if let Some(a) = agency {
+                b["agency"] = json!(a);
+            }
+            c.post("/admin/datasets", &b).await?
         }
         AdminCommand::Dataset(DatasetCommand::List) => c.get("/admin/datasets").await?,
         AdminCommand::RevokeCert { serial, reason } => {
@@ -570,6 +598,25 @@ pub async fn execute(args: AdminArgs) -> anyhow::Result<Output> {
             .await?
         }
         AdminCommand::Agency(AgencyCommand::List) => c.get("/admin/agencies").await?,
+        AdminCommand::Agency(AgencyCommand::Limit {
+            admin,
+            agency,
+            reason,
+        }) => {
+            let b = json!({ "id": admin, "agency": agency, "reason": reason });
+            c.post("/admin/admins", &b).await?
+        }
+        AdminCommand::Agency(AgencyCommand::Unlimit { admin, reason }) => {
+            let path = format!("/admin/admins/{admin}");
+            c.send(
+                http::Method::DELETE,
+                &path,
+                Some(&json!({ "reason": reason })),
+                &[],
+            )
+            .await?
+        }
+        AdminCommand::Agency(AgencyCommand::Admins) => c.get("/admin/admins").await?,
         AdminCommand::Gateway(GatewayCommand::Add {
             id,
             agency,

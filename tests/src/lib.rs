@@ -6,6 +6,7 @@
 pub mod client;
 pub mod http2;
 pub mod registry_double;
+pub mod registry_harness;
 pub mod upstream;
 
 use sluice_agency::gateway::{Gateway, Running};

@@ -2391,7 +2391,10 @@ async fn agency_administrators_decide_for_their_agency_only(b: Backend) {
     // `fire-bureau` runs the test's gateways already.
     let r = reg
         .admin
-        .post("/admin/agencies", &json!({ "id": "parks-bureau", "name": "Parks" }))
+        .post(
+            "/admin/agencies",
+            &json!({ "id": "parks-bureau", "name": "Parks" }),
+        )
         .await
         .unwrap();
     assert_eq!(r.status, 201, "{:?}", r.json());
@@ -2598,3 +2601,649 @@ async fn agency_administrators_decide_for_their_agency_only(b: Backend) {
     reg.stop().await;
 }
 both!(agency_administrators_decide_for_their_agency_only);
+
+/// Issue 16, items 1–4: a licensee applies under the dataset's current data-use agreement and
+/// follows its application; the agency asks, the licensee answers, the agency approves with
+/// fewer fields than asked, and the licence is in the snapshot with exactly those; another
+/// application is rejected with a reason the applicant sees; deadlines are in working days and
+/// overdue ones are flagged; nobody but the applicant sees its applications.
+async fn applications_are_reviewed_within_a_deadline_and_granted(b: Backend) {
+    let reg = Reg::start(b).await;
+    reg.seed().await;
+    let apply = |agreement: Value| {
+        json!({ "dataset": "hydrants", "scenario": "fire-hydrant-adoption",
+                "purpose": "pricing hydrant adoption cover",
+                "fields": ["id", "district"],
+                "valid_until": "2030-01-01T00:00:00Z", "volume": 500, "agreement": agreement })
+    };
+    // No agreement yet: nothing to accept.
+    let r = reg.anon.get("/v1/agreements/hydrants").await.unwrap();
+    assert_eq!(r.problem().as_deref(), Some("not-found"));
+    let r = reg
+        .licensee
+        .post("/v1/applications", &apply(json!({ "version": 1, "digest": "x" })))
+        .await
+        .unwrap();
+    assert_eq!(r.problem().as_deref(), Some("invalid"), "{:?}", r.json());
+    // Two versions published; only the current one can be accepted.
+    for text in [
+        "Use for the declared scenario only.",
+        "Use for the declared scenario only. No resale.",
+    ] {
+        let r = reg
+            .admin
+            .post(
+                "/admin/agreements",
+                &json!({ "dataset": "hydrants", "text": text, "reason": "terms" }),
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.status, 201, "{:?}", r.json());
+    }
+    let current = reg.anon.get("/v1/agreements/hydrants").await.unwrap().json();
+    assert_eq!(current["version"], 2);
+    let digest = current["digest"].as_str().unwrap().to_owned();
+    assert_eq!(
+        digest,
+        sluice_registry::application::digest(current["text"].as_str().unwrap())
+    );
+    let r = reg
+        .licensee
+        .post(
+            "/v1/applications",
+            &apply(json!({ "version": 1, "digest": digest })),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.problem().as_deref(), Some("conflict"));
+    assert!(r.json()["detail"].as_str().unwrap().contains("version 2"));
+    let accepted = json!({ "version": 2, "digest": digest });
+
+    // Refused: a non-open field, an admin's or no certificate, an unregistered licensee.
+    let mut non_open = apply(accepted.clone());
+    non_open["fields"] = json!(["id", "adopter_id_number"]);
+    let r = reg.licensee.post("/v1/applications", &non_open).await.unwrap();
+    assert_eq!(r.problem().as_deref(), Some("invalid"), "{:?}", r.json());
+    for (client, code) in [(&reg.admin, "forbidden"), (&reg.anon, "unauthenticated")] {
+        let r = client
+            .post("/v1/applications", &apply(accepted.clone()))
+            .await
+            .unwrap();
+        assert_eq!(r.problem().as_deref(), Some(code));
+    }
+    let beta = reg.client("licensee", "beta");
+    let r = beta
+        .post("/v1/applications", &apply(accepted.clone()))
+        .await
+        .unwrap();
+    assert_eq!(r.problem().as_deref(), Some("forbidden"));
+
+    // Filed: open, due in ten working days, the acceptance stored.
+    let r = reg
+        .licensee
+        .post("/v1/applications", &apply(accepted.clone()))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 201, "{:?}", r.json());
+    let app = r.json();
+    let id = app["id"].as_str().unwrap().to_owned();
+    assert_eq!(r.headers["location"], format!("/v1/applications/{id}").as_str());
+    assert_eq!(app["status"], "open");
+    assert_eq!(
+        (&app["agreement"]["version"], &app["agreement"]["licensee"]),
+        (&json!(2), &json!("acme"))
+    );
+    let today = time::OffsetDateTime::now_utc().date();
+    let due = sluice_registry::application::add_working_days(today, 10);
+    assert_eq!(app["due_by"], sluice_registry::application::format_day(due));
+    // Only the applicant sees it.
+    assert_eq!(
+        reg.licensee
+            .get("/v1/applications")
+            .await
+            .unwrap()
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    let r = beta.get(&format!("/v1/applications/{id}")).await.unwrap();
+    assert_eq!(r.problem().as_deref(), Some("not-found"));
+    assert!(beta
+        .get("/v1/applications")
+        .await
+        .unwrap()
+        .json()
+        .as_array()
+        .unwrap()
+        .is_empty());
+
+    // The registry's metrics count it as waiting, not overdue (administrators only).
+    let r = reg.admin.get("/metrics").await.unwrap();
+    let text = String::from_utf8_lossy(&r.body).into_owned();
+    assert!(
+        text.contains("sluice_registry_applications_waiting{agency=\"-\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("sluice_registry_applications_overdue{agency=\"-\"} 0"),
+        "{text}"
+    );
+    assert_eq!(
+        reg.anon.get("/metrics").await.unwrap().problem().as_deref(),
+        Some("unauthenticated")
+    );
+
+    // Overdue: not today; on the day after the deadline, flagged.
+    let list = |q: String| {
+        let c = reg.admin.clone();
+        async move { c.get(&format!("/admin/applications{q}")).await.unwrap().json() }
+    };
+    assert_eq!(list(String::new()).await[0]["overdue"], false);
+    let after = sluice_registry::application::format_day(due + time::Duration::days(1));
+    let flagged = list(format!("?overdue=1&on={after}")).await;
+    assert_eq!(
+        (flagged.as_array().unwrap().len(), &flagged[0]["id"]),
+        (1, &json!(id))
+    );
+    assert!(list(format!("?overdue=1&on={}", app["due_by"].as_str().unwrap()))
+        .await
+        .as_array()
+        .unwrap()
+        .is_empty());
+
+    // Asked, answered: open again.
+    let r = reg
+        .admin
+        .post(
+            &format!("/admin/applications/{id}/ask"),
+            &json!({ "reason": "Which districts?" }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.json()["status"], "more-info", "{:?}", r.json());
+    assert!(
+        list(format!("?overdue=1&on={after}"))
+            .await
+            .as_array()
+            .unwrap()
+            .is_empty(),
+        "the clock stops"
+    );
+    let seen = reg
+        .licensee
+        .get(&format!("/v1/applications/{id}"))
+        .await
+        .unwrap()
+        .json();
+    assert_eq!(seen["messages"][0]["text"], "Which districts?");
+    let r = reg
+        .licensee
+        .post(
+            &format!("/v1/applications/{id}/answer"),
+            &json!({ "text": "Huangpu and Hongkou." }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.json()["status"], "open", "{:?}", r.json());
+
+    // Approved with fewer fields than asked; never more.
+    let approve =
+        |fields: Value| json!({ "id": "l-app", "fields": fields, "reason": "purpose fits the scenario" });
+    let more = approve(json!({ "id": { "rule": "clear" },
+                               "adopter_mobile": { "rule": "partial", "first": 3, "last": 4 } }));
+    let r = reg
+        .admin
+        .post(&format!("/admin/applications/{id}/approve"), &more)
+        .await
+        .unwrap();
+    assert_eq!(r.problem().as_deref(), Some("invalid"), "{:?}", r.json());
+    assert!(r.json()["detail"]
+        .as_str()
+        .unwrap()
+        .contains("adopter_mobile was not asked for"));
+    let narrower = approve(json!({ "id": { "rule": "clear" } }));
+    let r = reg
+        .admin
+        .post(&format!("/admin/applications/{id}/approve"), &narrower)
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{:?}", r.json());
+    assert_eq!(r.json()["licence"]["id"], "l-app");
+    let snap = reg.snapshot().await;
+    let granted = snap
+        .licences
+        .iter()
+        .find(|l| l.id == "l-app")
+        .expect("granted licence in the snapshot");
+    let fields: Vec<&str> = granted.fields.keys().map(String::as_str).collect();
+    assert_eq!(fields, ["id"]);
+    assert_eq!(granted.licensee, "acme");
+    let seen = reg
+        .licensee
+        .get(&format!("/v1/applications/{id}"))
+        .await
+        .unwrap()
+        .json();
+    assert_eq!(
+        (&seen["status"], &seen["licence"]),
+        (&json!("approved"), &json!("l-app"))
+    );
+    assert_eq!(seen["decision_reason"], "purpose fits the scenario");
+    assert!(
+        seen["decided_by"].is_null(),
+        "the applicant does not see who decided"
+    );
+    let r = reg
+        .admin
+        .post(&format!("/admin/applications/{id}/approve"), &narrower)
+        .await
+        .unwrap();
+    assert_eq!(r.problem().as_deref(), Some("conflict"));
+
+    // A renewal shows the renewed licence's record; a rejection's reason reaches the applicant.
+    let mut renewal = apply(accepted.clone());
+    renewal["renews"] = json!("l-app");
+    let r = reg.licensee.post("/v1/applications", &renewal).await.unwrap();
+    assert_eq!(r.status, 201, "{:?}", r.json());
+    let second = r.json()["id"].as_str().unwrap().to_owned();
+    let shown = reg
+        .admin
+        .get(&format!("/admin/applications/{second}"))
+        .await
+        .unwrap()
+        .json();
+    assert_eq!(shown["renewal"]["licence"]["id"], "l-app");
+    assert_eq!(shown["renewal"]["violations"], json!([]));
+    let r = reg
+        .admin
+        .post(
+            &format!("/admin/applications/{second}/reject"),
+            &json!({ "reason": "renew closer to expiry" }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.json()["status"], "rejected");
+    let seen = reg
+        .licensee
+        .get(&format!("/v1/applications/{second}"))
+        .await
+        .unwrap()
+        .json();
+    assert_eq!(
+        (&seen["status"], &seen["decision_reason"]),
+        (&json!("rejected"), &json!("renew closer to expiry"))
+    );
+
+    // Every decision is an admin change.
+    let actions: Vec<String> = changes(&reg)
+        .await
+        .iter()
+        .map(|c| c["action"].as_str().unwrap().to_owned())
+        .filter(|a| a.starts_with("application.") || a.starts_with("agreement.") || a == "licence.grant")
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "licence.grant",
+            "agreement.publish",
+            "agreement.publish",
+            "application.ask",
+            "licence.grant",
+            "application.approve",
+            "application.reject"
+        ]
+    );
+
+    // An approval whose grant completes a fusion rule needs an expert review, as a grant does.
+    let mut parks = reg.admin.get("/admin/datasets").await.unwrap().json()[0]["spec"].clone();
+    parks["id"] = json!("parks");
+    for (path, body) in [
+        (
+            "/admin/datasets",
+            json!({ "dataset": parks, "reason": "catalog" }),
+        ),
+        (
+            "/admin/scenarios",
+            json!({ "id": "city-planning", "title": "Planning", "datasets": [] }),
+        ),
+        (
+            "/admin/agreements",
+            json!({ "dataset": "parks", "text": "Planning use only.", "reason": "terms" }),
+        ),
+        (
+            "/admin/fusion-rules",
+            json!({ "id": "hydrants-parks", "description": "adopters and park users",
+                    "members": [{ "dataset": "hydrants" }, { "dataset": "parks" }], "reason": "re-identification" }),
+        ),
+    ] {
+        let r = reg.admin.post(path, &body).await.unwrap();
+        assert_eq!(r.status, 201, "{path}: {:?}", r.json());
+    }
+    let terms = reg.anon.get("/v1/agreements/parks").await.unwrap().json();
+    let mut to_parks = apply(json!({ "version": terms["version"], "digest": terms["digest"] }));
+    to_parks["dataset"] = json!("parks");
+    to_parks["scenario"] = json!("city-planning");
+    let r = reg.licensee.post("/v1/applications", &to_parks).await.unwrap();
+    assert_eq!(r.status, 201, "{:?}", r.json());
+    let third = r.json()["id"].as_str().unwrap().to_owned();
+    let mut grant = approve(json!({ "id": { "rule": "clear" } }));
+    grant["id"] = json!("l-parks");
+    let r = reg
+        .admin
+        .post(&format!("/admin/applications/{third}/approve"), &grant)
+        .await
+        .unwrap();
+    assert_eq!(r.problem().as_deref(), Some("fusion-conflict"), "{:?}", r.json());
+    let seen = reg
+        .licensee
+        .get(&format!("/v1/applications/{third}"))
+        .await
+        .unwrap()
+        .json();
+    assert_eq!(
+        seen["status"], "open",
+        "a refused approval leaves the application open"
+    );
+    grant["expert_review"] = json!("ER-2026-031");
+    let r = reg
+        .admin
+        .post(&format!("/admin/applications/{third}/approve"), &grant)
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{:?}", r.json());
+    assert_eq!(r.json()["licence"]["expert_review"], "ER-2026-031");
+    reg.stop().await;
+}
+both!(applications_are_reviewed_within_a_deadline_and_granted);
+
+/// Issue 16, item 6: the living open list. Every change of a catalog entry is a version with
+/// its date, action, what changed and reason, newest first in its public history (JSON and
+/// HTML, no administrator named); an entry not yet open may be marked under evaluation, and its
+/// next evaluation date shows in `/catalog` and in its history.
+async fn catalog_changes_are_kept_in_each_entrys_public_history(b: Backend) {
+    let reg = Reg::start(b).await;
+    reg.seed().await;
+    // The seeded `hydrants` is conditional; an update adds a field and lowers its grades.
+    let mut spec = reg.admin.get("/admin/datasets").await.unwrap().json()[0]["spec"].clone();
+    spec["grades"] = json!({});
+    spec["version"] = json!(2);
+    spec["fields"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({ "name": "street" }));
+    let r = reg
+        .admin
+        .post(
+            "/admin/datasets",
+            &json!({ "dataset": spec, "reason": "locations are public by law" }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.status.as_u16(), &r.json()["open_category"]),
+        (201, &json!("unconditional"))
+    );
+    for (path, reason) in [
+        ("/admin/datasets/hydrants/close", "source under repair"),
+        ("/admin/datasets/hydrants/open", "repaired"),
+        // The switch for all conditional data is no change of an entry: no version.
+        ("/admin/datasets/close-all", "drill"),
+        ("/admin/datasets/open-all", "drill over"),
+    ] {
+        let r = reg.admin.post(path, &json!({ "reason": reason })).await.unwrap();
+        assert_eq!(r.status, 200, "{path}: {:?}", r.json());
+    }
+
+    // The public history, newest first.
+    let r = reg.anon.get("/catalog/hydrants/history").await.unwrap();
+    assert_eq!(r.status, 200, "{:?}", r.json());
+    let h = r.json();
+    assert_eq!(
+        (&h["dataset"], &h["status"]),
+        (&json!("hydrants"), &json!("open"))
+    );
+    let versions = h["versions"].as_array().unwrap();
+    let field = |name: &str| -> Vec<&str> { versions.iter().map(|v| v[name].as_str().unwrap()).collect() };
+    assert_eq!(field("action"), ["reopened", "closed", "updated", "registered"]);
+    assert_eq!(
+        field("reason"),
+        [
+            "repaired",
+            "source under repair",
+            "locations are public by law",
+            "catalog"
+        ]
+    );
+    let seqs: Vec<u64> = versions.iter().map(|v| v["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, [4, 3, 2, 1]);
+    let at = field("at");
+    assert!(at.iter().all(|t| t.len() >= 20 && t.starts_with("20")), "{at:?}");
+    assert!(at.windows(2).all(|w| w[0] >= w[1]), "newest first: {at:?}");
+    let updated = &versions[2];
+    assert_eq!(
+        updated["changes"]["category"],
+        json!(["conditional", "unconditional"])
+    );
+    assert_eq!(updated["changes"]["fields_added"], json!(["street"]));
+    assert_eq!(updated["changes"]["version"], json!([1, 2]));
+    assert_eq!(updated["open_category"], "unconditional");
+    let summary = updated["summary"].as_str().unwrap();
+    assert!(
+        summary.contains("category conditional to unconditional")
+            && summary.contains("fields added: street")
+            && summary.contains("version 1 to 2"),
+        "{summary}"
+    );
+    assert_eq!(versions[1]["changes"], json!({ "closed": [false, true] }));
+    assert_eq!(versions[1]["closed"], true);
+    assert!(versions[3]["summary"]
+        .as_str()
+        .unwrap()
+        .starts_with("category conditional; fields added: id, district"));
+    let text = String::from_utf8_lossy(&r.body).into_owned();
+    assert!(!text.contains("alice"), "no administrator in public: {text}");
+
+    let r = reg
+        .anon
+        .send(
+            http::Method::GET,
+            "/catalog/hydrants/history",
+            None,
+            &[("accept", "text/html")],
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200);
+    assert!(r.headers["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    let html = String::from_utf8_lossy(&r.body).into_owned();
+    let pos = |s: &str| html.find(s).unwrap_or_else(|| panic!("{s} not in {html}"));
+    assert!(pos("<td>reopened</td>") < pos("<td>closed</td>"));
+    assert!(pos("<td>updated</td>") < pos("<td>registered</td>"));
+    pos("fields added: street");
+    pos("locations are public by law");
+    pos(&format!(">{}</time>", &at[0][..10]));
+    assert!(!html.contains("alice"));
+
+    // An entry not yet open: marked under evaluation with its next date.
+    let r = reg
+        .admin
+        .post(
+            "/admin/agencies",
+            &json!({ "id": "water-bureau", "name": "Water" }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 201, "{:?}", r.json());
+    for (id, agency) in [("reservoirs", "water-bureau"), ("depots", "fire-bureau")] {
+        let spec = json!({ "id": id, "title": id, "owner": agency,
+                           "grades": { "object": "high_risk" }, "fields": [{ "name": "id" }] });
+        let r = reg
+            .admin
+            .post(
+                "/admin/datasets",
+                &json!({ "dataset": spec, "agency": agency, "reason": "catalog" }),
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.json()["open_category"], "non_open", "{:?}", r.json());
+    }
+    let catalog = reg.anon.get("/catalog").await.unwrap().json();
+    let entry = |c: &Value, id: &str| {
+        c.as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["spec"]["id"] == id)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(entry(&catalog, "reservoirs")["status"], "not_open");
+    assert_eq!(entry(&catalog, "hydrants")["status"], "open");
+    let out = admin_cli(
+        &reg,
+        cli::AdminCommand::Dataset(cli::DatasetCommand::Evaluate {
+            id: "reservoirs".into(),
+            next: "2099-03-01".into(),
+            reason: "security review of the dam sites".into(),
+        }),
+    )
+    .await;
+    assert!(out.ok, "{}", out.text);
+    let catalog = reg.anon.get("/catalog").await.unwrap().json();
+    let reservoirs = entry(&catalog, "reservoirs");
+    assert_eq!(
+        (&reservoirs["status"], &reservoirs["next_evaluation"]),
+        (&json!("under_evaluation"), &json!("2099-03-01"))
+    );
+    let r = reg
+        .anon
+        .send(http::Method::GET, "/catalog", None, &[("accept", "text/html")])
+        .await
+        .unwrap();
+    let html = String::from_utf8_lossy(&r.body).into_owned();
+    assert!(
+        html.contains("<a href=\"/catalog/reservoirs/history\">reservoirs</a>"),
+        "{html}"
+    );
+    assert!(
+        html.contains("under evaluation (next evaluation 2099-03-01)"),
+        "{html}"
+    );
+    let out = admin_cli(
+        &reg,
+        cli::AdminCommand::Dataset(cli::DatasetCommand::History {
+            id: "reservoirs".into(),
+        }),
+    )
+    .await;
+    assert!(out.ok, "{}", out.text);
+    let h: Value = serde_json::from_str(&out.text).unwrap();
+    assert_eq!(h["next_evaluation"], "2099-03-01");
+    let latest = &h["versions"][0];
+    assert_eq!(
+        (&latest["action"], &latest["next_evaluation"], &latest["reason"]),
+        (
+            &json!("evaluation"),
+            &json!("2099-03-01"),
+            &json!("security review of the dam sites")
+        )
+    );
+    assert_eq!(latest["summary"], "under evaluation, next evaluation 2099-03-01");
+    assert_eq!(h["versions"].as_array().unwrap().len(), 2);
+
+    // A date in the past, an open entry: 422; an unknown one: 404.
+    for (path, next, code) in [
+        ("/admin/datasets/reservoirs/evaluation", "2020-01-01", 422),
+        ("/admin/datasets/hydrants/evaluation", "2099-03-01", 422),
+        ("/admin/datasets/nope/evaluation", "2099-03-01", 404),
+    ] {
+        let r = reg
+            .admin
+            .post(path, &json!({ "next": next, "reason": "review" }))
+            .await
+            .unwrap();
+        assert_eq!(r.status.as_u16(), code, "{path}: {:?}", r.json());
+    }
+    let r = reg.anon.get("/catalog/nope/history").await.unwrap();
+    assert_eq!(
+        (r.status.as_u16(), r.problem().as_deref()),
+        (404, Some("not-found"))
+    );
+    // A closed entry may be evaluated; reopening it into an open category ends the evaluation.
+    let r = reg
+        .admin
+        .post("/admin/datasets/hydrants/close", &json!({ "reason": "incident" }))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200);
+    let r = reg
+        .admin
+        .post(
+            "/admin/datasets/hydrants/evaluation",
+            &json!({ "next": "2099-01-01", "reason": "after the incident report" }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.status.as_u16(), &r.json()["status"]),
+        (200, &json!("under_evaluation"))
+    );
+    let r = reg
+        .admin
+        .post(
+            "/admin/datasets/hydrants/open",
+            &json!({ "reason": "report done" }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200);
+    let h = reg.anon.get("/catalog/hydrants/history").await.unwrap().json();
+    assert_eq!(
+        (&h["status"], &h["next_evaluation"]),
+        (&json!("open"), &Value::Null)
+    );
+    assert_eq!(
+        h["versions"][0]["summary"],
+        "reopened; evaluation ended (was due 2099-01-01)"
+    );
+    assert_eq!(h["versions"].as_array().unwrap().len(), 7);
+
+    // An agency's administrator marks its agency's entries only.
+    let limit = json!({ "id": "fire-admin", "agency": "fire-bureau", "reason": "data officer" });
+    let r = reg.admin.post("/admin/admins", &limit).await.unwrap();
+    assert_eq!(r.status, 201, "{:?}", r.json());
+    let fire = reg.client("admin", "fire-admin");
+    let body = json!({ "next": "2099-06-01", "reason": "yearly review" });
+    let r = fire
+        .post("/admin/datasets/reservoirs/evaluation", &body)
+        .await
+        .unwrap();
+    assert_eq!(r.problem().as_deref(), Some("forbidden"), "{:?}", r.json());
+    let r = fire
+        .post("/admin/datasets/depots/evaluation", &body)
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{:?}", r.json());
+    let evaluations: Vec<(String, String)> = changes(&reg)
+        .await
+        .iter()
+        .filter(|c| c["action"] == "dataset.evaluation")
+        .map(|c| {
+            (
+                c["admin"].as_str().unwrap().to_owned(),
+                c["target"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        evaluations.iter().map(|(_, t)| t.as_str()).collect::<Vec<_>>(),
+        ["reservoirs", "hydrants", "depots"]
+    );
+    assert!(evaluations[2].0.contains("fire-admin"), "{evaluations:?}");
+    reg.stop().await;
+}
+both!(catalog_changes_are_kept_in_each_entrys_public_history);

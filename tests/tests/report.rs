@@ -469,12 +469,12 @@ async fn reports_total_usage_refusals_masking_and_violations(b: Backend) {
     assert_eq!(
         objection_rows,
         [
-            "objection,,fire-hydrants,,,objection.filed,,,,,,,2",
-            "objection,,fire-hydrants,,,objection.open,,,,,,,1",
-            "objection,,fire-hydrants,,,objection.upheld,,,,,,,1",
-            "objection,,fire-hydrants,,,objection.rejected,,,,,,,0",
-            "objection,,fire-hydrants,,,objection.withdrawn,,,,,,,0",
-            "objection,,fire-hydrants,,,objection.resolved,,,,,,,0",
+            "objection,,fire-hydrants,,,objection.filed,,,,,,,2,,",
+            "objection,,fire-hydrants,,,objection.open,,,,,,,1,,",
+            "objection,,fire-hydrants,,,objection.upheld,,,,,,,1,,",
+            "objection,,fire-hydrants,,,objection.rejected,,,,,,,0,,",
+            "objection,,fire-hydrants,,,objection.withdrawn,,,,,,,0,,",
+            "objection,,fire-hydrants,,,objection.resolved,,,,,,,0,,",
         ],
         "{csv}"
     );

@@ -34,6 +34,9 @@ pub enum Action {
     DatasetCloseAll,
     /// `dataset.open-all`: all conditional data reopened.
     DatasetOpenAll,
+    /// `dataset.evaluation`: a dataset not yet open marked under evaluation with its next
+    /// evaluation date.
+    DatasetEvaluation,
     /// `cert.revoke`: a certificate serial revoked.
     CertRevoke,
     /// `agency.add`.
@@ -42,6 +45,15 @@ pub enum Action {
     AdminScope,
     /// `admin.unscope`: an administrator's agency limit lifted (city-wide again).
     AdminUnscope,
+    /// `agreement.publish`: a new version of a dataset's data-use agreement.
+    AgreementPublish,
+    /// `application.approve`: an application approved (its grant is a `licence.grant` of its
+    /// own, in the same transaction).
+    ApplicationApprove,
+    /// `application.reject`.
+    ApplicationReject,
+    /// `application.ask`: the agency asked the applicant for more.
+    ApplicationAsk,
     /// `gateway.add`.
     GatewayAdd,
     /// `gateway.retire`.
@@ -65,6 +77,9 @@ pub enum Action {
     RiskRuleRemove,
     /// `risk.alert`: a gateway's risk alert recorded (the admin is `gateway:<id>`).
     RiskAlert,
+    /// `demand.answer`: an entry of the public demand list answered (planned, opened or
+    /// refused), or its answer replaced.
+    DemandAnswer,
 }
 
 impl Action {
@@ -85,10 +100,15 @@ impl Action {
             Self::DatasetOpen => "dataset.open",
             Self::DatasetCloseAll => "dataset.close-all",
             Self::DatasetOpenAll => "dataset.open-all",
+            Self::DatasetEvaluation => "dataset.evaluation",
             Self::CertRevoke => "cert.revoke",
             Self::AgencyAdd => "agency.add",
             Self::AdminScope => "admin.scope",
             Self::AdminUnscope => "admin.unscope",
+            Self::AgreementPublish => "agreement.publish",
+            Self::ApplicationApprove => "application.approve",
+            Self::ApplicationReject => "application.reject",
+            Self::ApplicationAsk => "application.ask",
             Self::GatewayAdd => "gateway.add",
             Self::GatewayRetire => "gateway.retire",
             Self::ScenarioAdd => "scenario.add",
@@ -100,6 +120,7 @@ impl Action {
             Self::RiskRuleAdd => "risk-rule.add",
             Self::RiskRuleRemove => "risk-rule.remove",
             Self::RiskAlert => "risk.alert",
+            Self::DemandAnswer => "demand.answer",
         }
     }
 
@@ -118,11 +139,12 @@ impl Action {
     /// Adding and removing risk rules move it (every gateway counts by them). Licensees,
     /// agencies, gateways (registration and retirement decide who may fetch a snapshot, not
     /// what it says), scenarios, fusion rules (checked at grant time only), catalog entries
-    /// (gateways hold their own dataset declarations), drill reports (the drill's closing and
+    /// (gateways hold their own dataset declarations) and their next evaluation dates (an
+    /// entry under evaluation is not open: nothing a gateway serves changes), drill reports (the drill's closing and
     /// reopening are changes of their own) and risk alerts (a `suspend` alert's violation and
-    /// licence suspension are changes of their own) do not: those changes are recorded in the
-    /// change log, and gateways are not woken to fetch and verify a snapshot that did not
-    /// change. Usage reports are not admin changes at all.
+    /// licence suspension are changes of their own) and answers to the public demand list do
+    /// not: those changes are recorded in the change log, and gateways are not woken to fetch
+    /// and verify a snapshot that did not change. Usage reports are not admin changes at all.
     ///
     /// The match is exhaustive on purpose: a new action must be decided here.
     pub fn alters_snapshot(self, measure: Option<Measure>) -> bool {
@@ -146,15 +168,21 @@ impl Action {
             | Self::FusionRuleAdd
             | Self::FusionRuleRemove
             | Self::DatasetRegister
+            | Self::DatasetEvaluation
             | Self::AgencyAdd
             | Self::AdminScope
             | Self::AdminUnscope
+            | Self::AgreementPublish
+            | Self::ApplicationApprove
+            | Self::ApplicationReject
+            | Self::ApplicationAsk
             | Self::GatewayAdd
             | Self::GatewayRetire
             | Self::ScenarioAdd
             | Self::DrillRecord
             | Self::ObjectionReject
-            | Self::RiskAlert => false,
+            | Self::RiskAlert
+            | Self::DemandAnswer => false,
         }
     }
 }

@@ -36,6 +36,8 @@ pub struct Api {
     pub dist: Arc<Distributor>,
     /// The per-address rate of public objection filings.
     pub filings: super::objection_api::Filings,
+    /// The per-address rate of public demand filings (a limiter of its own).
+    pub demand_filings: super::objection_api::Filings,
 }
 
 type Reply = Result<Response<RespBody>, Problem>;
@@ -76,6 +78,9 @@ impl Api {
                 Ok(r)
             }
             ["catalog"] if get => public::catalog(&self.store, &req).await,
+            ["catalog", id, "history"] if get => {
+                super::catalog_history_api::history(&self.store, id, &req).await
+            }
             ["violations"] if get => public::violations(&self.store, &req).await,
             ["objections"] if get => objection_api::register(&self.store, &req).await,
             ["objections", "new"] if get => Ok(objection_api::form()),
@@ -83,6 +88,18 @@ impl Api {
                 objection_api::file(&self.store, &self.filings, conn.peer.ip(), req).await
             }
             ["v1", "objections", id] if get => objection_api::status(&self.store, id, &req).await,
+            ["v1", "agreements", dataset] if get => {
+                super::application_api::agreement(&self.store, dataset).await
+            }
+            ["v1", "applications", ..] => {
+                super::application_api::licensee(&self.store, caller, &segs, req).await
+            }
+            ["demands"] if get => super::demand_api::list(&self.store, &req).await,
+            ["demands", "new"] if get => Ok(super::demand_api::form()),
+            ["v1", "demands"] if req.method() == Method::POST => {
+                super::demand_api::file(&self.store, &self.demand_filings, conn.peer.ip(), req).await
+            }
+            ["v1", "demands", id] if get => super::demand_api::status(&self.store, id, &req).await,
             ["v1", "registry-key"] if get => Ok(json_response(
                 StatusCode::OK,
                 &serde_json::json!({
@@ -121,6 +138,10 @@ impl Api {
             ["admin", ..] => {
                 let admin = admin_id(caller)?;
                 self.admin(&admin, req).await
+            }
+            ["metrics"] if get => {
+                admin_id(caller)?;
+                super::metrics::get(&self.store, &self.dist).await
             }
             ["reports", "usage"] if get => {
                 admin_id(caller)?;
@@ -440,6 +461,9 @@ impl Api {
                 let v = serde_json::json!({ "dataset": id, "closed": close });
                 Ok(json_response(StatusCode::OK, &v, Some(rev.revision)))
             }
+            ["admin", "datasets", id, "evaluation"] if post => {
+                super::catalog_history_api::evaluate(&self.store, &self.dist, admin, &scope, id, req).await
+            }
             ["admin", "certs", "revoke"] if post => {
                 let b: RevokeSerial = body(req).await?;
                 need_reason(&b.reason)?;
@@ -469,6 +493,21 @@ impl Api {
             ["admin", "admins", ..] => {
                 super::scope::admin(&self.store, admin, &scope, &segs, &method, req).await
             }
+            ["admin", "agreements"] if post => {
+                super::application_api::publish(&self.store, admin, &scope, req).await
+            }
+            ["admin", "applications", ..] => {
+                super::application_api::admin(
+                    &self.store,
+                    &self.dist,
+                    admin,
+                    &scope,
+                    &segs,
+                    query.as_deref(),
+                    req,
+                )
+                .await
+            }
             ["admin", "objections", ..] => {
                 objection_api::admin(
                     &self.store,
@@ -481,6 +520,10 @@ impl Api {
                     req,
                 )
                 .await
+            }
+            ["admin", "demands", ..] => {
+                super::demand_api::admin(&self.store, admin, &scope, &segs, &method, query.as_deref(), req)
+                    .await
             }
             ["admin", "agencies" | "gateways" | "scenarios", ..] => {
                 super::parties::admin(&self.store, &self.dist, admin, &segs, &method, req).await

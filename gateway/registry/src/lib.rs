@@ -16,8 +16,9 @@
 //!   suspending the licence everywhere ([`risk`], [`risk_api`]);
 //! * `GET /reports/usage?month=YYYY-MM|year=YYYY` for admin certificates: usage reports as an
 //!   HTML page with charts, CSV or JSON ([`report`]);
-//! * public pages without a certificate: `/catalog`, `/violations`, `/openapi.json`,
-//!   `/v1/registry-key`.
+//! * public pages without a certificate: `/catalog` (and each entry's history,
+//!   `/catalog/<id>/history`), `/violations`, `/openapi.json`,
+//!   `/v1/registry-key`, and the demand list (`/demands`, `/demands/new`, `POST /v1/demands`).
 //!
 //! `sluice admin …` (in the `sluice` binary) drives the admin API through
 //! [`sluice_net::registry_client::RegistryClient`].
@@ -26,25 +27,36 @@
 //!
 //! 1. data and pure logic: [`model`] (records and request bodies), [`action`] (admin actions
 //!    and which of them move the snapshot revision), [`fusion`] (fusion rules and the
-//!    completion check), [`risk`] (risk rules and alerts), [`credit_code`], [`config`], [`keys`];
+//!    completion check), [`risk`] (risk rules and alerts), [`demand`] (the public demand
+//!    list: requests, the merge rule, answers), [`catalog_history`] (catalog versions and
+//!    what changed between two), [`credit_code`], [`config`], [`keys`];
 //! 2. [`store`]: the SQL store;
 //! 3. [`problem`] (refusals, store errors as problems), [`request`] (the helpers every handler
 //!    shares: bodies, JSON responses, query parameters, id and reason checks), [`snapshot`]
 //!    (signing and distribution);
 //! 4. handlers: [`parties`], [`grant`], [`fusion_admin`] (validating new fusion rules),
 //!    [`usage`], [`report`] (usage reports: page, CSV, JSON), [`public`], [`drill`] (emergency
-//!    drill reports: their checks and records), [`risk_api`] (risk rules and alerts);
+//!    drill reports: their checks and records), [`risk_api`] (risk rules and alerts),
+//!    [`demand_api`] (the demand list: filing, the public list and form, answers),
+//!    [`catalog_history_api`] (entries' histories, evaluation dates);
 //! 5. [`api`]: the routes.
 
 pub mod action;
 pub mod api;
+pub mod application;
+pub mod application_api;
+pub mod catalog_history;
+pub mod catalog_history_api;
 pub mod config;
 pub mod credit_code;
+pub mod demand;
+pub mod demand_api;
 pub mod drill;
 pub mod fusion;
 pub mod fusion_admin;
 pub mod grant;
 pub mod keys;
+pub mod metrics;
 pub mod model;
 pub mod objection;
 pub mod objection_api;
@@ -155,6 +167,7 @@ pub async fn start(cfg: &RegistryConfig) -> Result<Running, RegistryError> {
     let api = Arc::new(api::Api {
         store: store.clone(),
         filings: objection_api::Filings::default(),
+        demand_filings: objection_api::Filings::default(),
         dist,
     });
     let limits = sluice_net::server::ServeLimits {

@@ -32,6 +32,10 @@ pub struct DatasetRecord {
     /// it names none (city-wide administrators only).
     #[serde(default)]
     pub agency: Option<String>,
+    /// For an entry not yet open (non-open, or closed) marked under evaluation: the date of
+    /// its next evaluation (`YYYY-MM-DD`); dropped when the entry becomes open.
+    #[serde(default)]
+    pub next_evaluation: Option<String>,
 }
 
 /// What a violation leads to.
@@ -243,6 +247,13 @@ pub struct AgencyRecord {
     pub name: String,
     /// When it was registered (RFC 3339).
     pub created_at: String,
+    /// Its review deadline for applications, in working days.
+    #[serde(default = "default_review_days")]
+    pub review_days: u32,
+}
+
+fn default_review_days() -> u32 {
+    crate::application::DEFAULT_REVIEW_DAYS
 }
 
 /// A gateway of an agency; its certificate carries `urn:sluice:gateway:<id>`.
@@ -284,6 +295,11 @@ pub struct NewAgency {
     pub id: String,
     /// Name.
     pub name: String,
+    /// Its review deadline for applications in working days (1 to
+    /// [`crate::application::MAX_REVIEW_DAYS`]); [`crate::application::DEFAULT_REVIEW_DAYS`]
+    /// when absent.
+    #[serde(default)]
+    pub review_days: Option<u32>,
     /// Why (recorded).
     #[serde(default)]
     pub reason: String,

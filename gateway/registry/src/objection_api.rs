@@ -55,8 +55,9 @@ impl Default for Filings {
 }
 
 impl Filings {
-    /// Admits one filing from `ip`, or refuses it with `Retry-After`.
-    fn admit(&self, ip: IpAddr) -> Result<(), Problem> {
+    /// Admits one filing from `ip`, or refuses it with `Retry-After` (also the demand list's
+    /// limiter: an instance of its own).
+    pub(crate) fn admit(&self, ip: IpAddr) -> Result<(), Problem> {
         if self.limiter.len() > MAX_TRACKED {
             self.limiter.retain_recent();
         }

@@ -86,6 +86,17 @@ pub async fn admin(
             let b: NewAgency = body(req).await?;
             valid_id(&b.id)?;
             not_empty("name", &b.name)?;
+            if let Some(d) = b.review_days {
+                if !(1..=crate::application::MAX_REVIEW_DAYS).contains(&d) {
+                    return Err(Problem::new(
+                        P::Invalid,
+                        format!(
+                            "review_days must be from 1 to {} working days",
+                            crate::application::MAX_REVIEW_DAYS
+                        ),
+                    ));
+                }
+            }
             let ch = Change {
                 admin,
                 action: Action::AgencyAdd,

@@ -73,6 +73,37 @@ fn page(title: &str, head: &[&str], rows: Vec<Vec<String>>) -> String {
     out
 }
 
+/// The `/catalog` table: each entry's id links to its history (`/catalog/<id>/history`), and
+/// its status names the next evaluation date of an entry under evaluation.
+fn catalog_table(datasets: &[super::model::DatasetRecord]) -> String {
+    const END: &str = "</table></body></html>";
+    let head = [
+        "id", "title", "owner", "category", "updated", "version", "state", "status",
+    ];
+    let mut out = page("sluice catalog", &head, Vec::new());
+    out.truncate(out.len() - END.len());
+    for d in datasets {
+        let id = esc(&d.spec.id);
+        out.push_str(&format!(
+            "<tr><td><a href=\"/catalog/{id}/history\">{id}</a></td>"
+        ));
+        for cell in [
+            d.spec.title.clone(),
+            d.spec.owner.clone(),
+            d.open_category.as_str().to_owned(),
+            d.spec.update_frequency.clone(),
+            d.spec.version.to_string(),
+            if d.closed { "closed" } else { "open" }.to_owned(),
+            super::catalog_history::status_words(d),
+        ] {
+            out.push_str(&format!("<td>{}</td>", esc(&cell)));
+        }
+        out.push_str("</tr>");
+    }
+    out.push_str(END);
+    out
+}
+
 /// Datasets in a page of `/catalog` when `limit` is not given.
 pub const CATALOG_PAGE: usize = 1_000;
 /// Most datasets in a page of `/catalog`.
@@ -141,32 +172,15 @@ pub async fn catalog<B>(store: &Store, req: &Request<B>) -> Result<Response<Resp
     }
     let (datasets, more) = store.datasets_page(limit, offset).await?;
     let html = html_wanted.then(|| {
-        let rows = datasets
-            .iter()
-            .map(|d| {
-                vec![
-                    d.spec.id.clone(),
-                    d.spec.title.clone(),
-                    d.spec.owner.clone(),
-                    d.open_category.as_str().to_owned(),
-                    d.spec.update_frequency.clone(),
-                    d.spec.version.to_string(),
-                    if d.closed { "closed" } else { "open" }.to_owned(),
-                ]
-            })
-            .collect();
-        page(
-            "sluice catalog",
-            &["id", "title", "owner", "category", "updated", "version", "state"],
-            rows,
-        )
-        .replace(
+        catalog_table(&datasets).replace(
             "</h1>",
             "</h1><p><a href=\"/objections/new\">Object to a record or report an error</a> · \
-             <a href=\"/objections\">Objection register</a></p>",
+             <a href=\"/objections\">Objection register</a> · \
+             <a href=\"/demands/new\">Ask for data to be opened</a> · \
+             <a href=\"/demands\">Demand list</a></p>",
         )
     });
-    let mut r = respond(html, serde_json::to_value(&datasets).unwrap_or_default());
+    let mut r = respond(html, super::catalog_history::catalog_json(&datasets));
     r.headers_mut().insert(header::ETAG, tag);
     if more {
         let next = format!("</catalog?limit={limit}&offset={}>; rel=\"next\"", offset + limit);

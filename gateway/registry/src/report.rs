@@ -406,6 +406,98 @@ impl ObjectionCount {
     }
 }
 
+/// One agency's applications: filed and decided in the period, waiting now, and how long
+/// decisions took (issue 16: deadlines are reported per agency).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgencyApplications {
+    /// Agency id (`-` for datasets that name none).
+    pub agency: String,
+    /// Filed in the period (by the UTC month of filing).
+    pub filed: u64,
+    /// Decided in the period (by the UTC month of the decision).
+    pub decided: u64,
+    /// Of those, approved.
+    pub approved: u64,
+    /// Of those, rejected.
+    pub rejected: u64,
+    /// Waiting now (open or waiting for the applicant), whenever filed.
+    pub waiting: u64,
+    /// Open past their deadline when the report was made.
+    pub overdue: u64,
+    /// Median time from filing to decision of those decided in the period, in days (one
+    /// decimal); `null` when none was decided.
+    pub median_decision_days: Option<f64>,
+}
+
+/// The applications part of a report, per agency, sorted by agency.
+fn applications(
+    period: &Period,
+    apps: &[crate::application::ApplicationRecord],
+    today: time::Date,
+) -> Vec<AgencyApplications> {
+    use crate::application::Status as A;
+    let (first, last) = (period.first_month(), period.last_month());
+    let in_period = |at: &str| {
+        at.get(..7)
+            .is_some_and(|m| m >= first.as_str() && m <= last.as_str())
+    };
+    let mut per: BTreeMap<String, (AgencyApplications, Vec<f64>)> = BTreeMap::new();
+    for a in apps {
+        let key = a.agency.clone().unwrap_or_else(|| "-".to_owned());
+        let (e, days) = per.entry(key.clone()).or_insert_with(|| {
+            (
+                AgencyApplications {
+                    agency: key,
+                    filed: 0,
+                    decided: 0,
+                    approved: 0,
+                    rejected: 0,
+                    waiting: 0,
+                    overdue: 0,
+                    median_decision_days: None,
+                },
+                Vec::new(),
+            )
+        });
+        if in_period(&a.filed_at) {
+            e.filed += 1;
+        }
+        match (a.status, a.decided_at.as_deref()) {
+            (A::Approved | A::Rejected, Some(at)) if in_period(at) => {
+                e.decided += 1;
+                if a.status == A::Approved {
+                    e.approved += 1;
+                } else {
+                    e.rejected += 1;
+                }
+                let parse = |s: &str| OffsetDateTime::parse(s, &Rfc3339).ok();
+                if let (Some(f), Some(d)) = (parse(&a.filed_at), parse(at)) {
+                    days.push((d - f).as_seconds_f64() / 86_400.0);
+                }
+            }
+            (A::Open | A::MoreInfo, _) => {
+                e.waiting += 1;
+                if a.overdue(today) {
+                    e.overdue += 1;
+                }
+            }
+            _ => {}
+        }
+    }
+    per.into_values()
+        .map(|(mut e, mut days)| {
+            days.sort_by(f64::total_cmp);
+            e.median_decision_days = match days.len() {
+                0 => None,
+                n if n % 2 == 1 => Some(days[n / 2]),
+                n => Some((days[n / 2 - 1] + days[n / 2]) / 2.0),
+            }
+            .map(|d| (d * 10.0).round() / 10.0);
+            e
+        })
+        .collect()
+}
+
 /// Refusals under one problem code.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReasonCount {
@@ -416,7 +508,7 @@ pub struct ReasonCount {
 }
 
 /// A usage report: the same figures the page charts, the CSV lists and the JSON carries.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Report {
     /// `month` (the usage report) or `year` (the annual evaluation).
     pub kind: PeriodKind,
@@ -447,6 +539,10 @@ pub struct Report {
     /// dataset, then kind.
     #[serde(default)]
     pub objections: Vec<ObjectionCount>,
+    /// Applications per owning agency: filed and decided in the period, waiting and overdue
+    /// when the report was made, median decision time.
+    #[serde(default)]
+    pub applications: Vec<AgencyApplications>,
 }
 
 fn status_name(s: &LicenceStatus) -> &'static str {
@@ -562,6 +658,8 @@ pub fn build(period: &Period, data: ReportData, generated_at: String) -> Report 
         .map(|(code, refusals)| ReasonCount { code, refusals })
         .collect();
     refusals_by_reason.sort_by(|a, b| b.refusals.cmp(&a.refusals).then_with(|| a.code.cmp(&b.code)));
+    let made_on = OffsetDateTime::parse(&generated_at, &Rfc3339)
+        .map_or_else(|_| OffsetDateTime::now_utc().date(), |t| t.date());
     Report {
         kind: period.kind(),
         period: period.label().to_owned(),
@@ -583,12 +681,13 @@ pub fn build(period: &Period, data: ReportData, generated_at: String) -> Report 
         violations: data.violations,
         objection_count,
         objections: objections.into_values().collect(),
+        applications: applications(period, &data.applications, made_on),
     }
 }
 
 /// The CSV header of [`to_csv`].
 pub const CSV_HEADER: &str = "section,licensee,dataset,licence,scenario,code,requests,records,refusals,\
-                              masked_fields,epsilon,violations,objections";
+                              masked_fields,epsilon,violations,objections,agency,applications";
 
 fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n', '\r']) {
@@ -618,7 +717,10 @@ pub fn epsilon(micros: u64) -> String {
 /// * `objection`: cases of one kind filed against one dataset in the period (`dataset`, `code`
 ///   `<kind>.filed` for all of them, or `<kind>.<status>` for those in a status now, e.g.
 ///   `correction.upheld`; the count in `objections`; six rows per dataset and kind, zeros
-///   included).
+///   included);
+/// * `application`: one agency's applications (`agency`; `code` `filed`, `decided`,
+///   `approved`, `rejected`, `waiting`, `overdue` or `median_decision_days`; the value in
+///   `applications`, the median in days with one decimal, empty when none was decided).
 ///
 /// `epsilon` is the differential-privacy loss as a decimal. The violation records themselves
 /// are in the JSON and on the page.
@@ -641,7 +743,7 @@ pub fn to_csv(r: &Report) -> String {
     let mut row = |cells: [&str; 6], figures: String, violations: Option<u64>, objections: Option<u64>| {
         let cells: Vec<String> = cells.iter().map(|c| csv_field(c)).collect();
         out.push_str(&format!(
-            "{},{figures},{},{}\n",
+            "{},{figures},{},{},,\n",
             cells.join(","),
             count(violations),
             count(objections)
@@ -713,6 +815,23 @@ pub fn to_csv(r: &Report) -> String {
                 None,
                 Some(n),
             );
+        }
+    }
+    for a in &r.applications {
+        let median = a.median_decision_days.map(|d| d.to_string()).unwrap_or_default();
+        for (code, value) in [
+            ("filed", a.filed.to_string()),
+            ("decided", a.decided.to_string()),
+            ("approved", a.approved.to_string()),
+            ("rejected", a.rejected.to_string()),
+            ("waiting", a.waiting.to_string()),
+            ("overdue", a.overdue.to_string()),
+            ("median_decision_days", median),
+        ] {
+            out.push_str(&format!(
+                "application,,,,,{code},,,,,,,,{},{value}\n",
+                csv_field(&a.agency)
+            ));
         }
     }
     out

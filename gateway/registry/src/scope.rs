@@ -6,9 +6,11 @@
 //!
 //! A limited administrator reads what every administrator reads, except the filers' contacts
 //! and evidence of objections against other agencies' data; it may change only what its agency
-//! owns: register and update that agency's catalog entries, close and reopen them, grant
-//! licences to them and suspend, resume or revoke those licences, and decide objections
-//! against them. Every other change is city-wide (`forbidden`). A catalog entry that names no
+//! owns: register and update that agency's catalog entries, close and reopen them, mark them
+//! under evaluation, grant
+//! licences to them and suspend, resume or revoke those licences, decide objections
+//! against them and answer the public's demands about them (a demand for data the catalog
+//! does not list is city-wide). Every other change is city-wide (`forbidden`). A catalog entry that names no
 //! agency belongs to the city-wide administrators only.
 
 use super::action::Action;
@@ -115,8 +117,14 @@ impl Scope {
                     &Method::POST
                 )
                 | (["admin", "datasets"], &Method::POST)
-                | (["admin", "datasets", _, "close" | "open"], &Method::POST)
+                | (
+                    ["admin", "datasets", _, "close" | "open" | "evaluation"],
+                    &Method::POST
+                )
                 | (["admin", "objections", _, _], &Method::POST)
+                | (["admin", "demands", _, "answer"], &Method::POST)
+                | (["admin", "applications", _, _], &Method::POST)
+                | (["admin", "agreements"], &Method::POST)
         )
     }
 

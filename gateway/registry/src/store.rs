@@ -13,6 +13,9 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 use std::collections::BTreeMap;
 
+mod applications;
+mod catalog_history;
+mod demands;
 mod drills;
 mod fusion_rules;
 mod objections;
@@ -22,6 +25,7 @@ mod risk;
 mod scopes;
 mod usage_counts;
 
+use catalog_history::DATASET_COLUMNS;
 pub use reports::{RefusalFigures, ReportData, UsageFigures};
 pub use risk::AlertRecorded;
 
@@ -61,7 +65,7 @@ const SCHEMA: &[&str] = &[
      credit_code TEXT NOT NULL UNIQUE, created_at TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS datasets (id TEXT PRIMARY KEY, title TEXT NOT NULL, owner TEXT NOT NULL, \
      update_frequency TEXT NOT NULL, version BIGINT NOT NULL, open_category TEXT NOT NULL, \
-     closed BIGINT NOT NULL, spec TEXT NOT NULL, agency TEXT)",
+     closed BIGINT NOT NULL, spec TEXT NOT NULL, agency TEXT, next_evaluation TEXT)",
     "CREATE TABLE IF NOT EXISTS licences (id TEXT PRIMARY KEY, licensee TEXT NOT NULL, dataset TEXT NOT NULL, \
      scenario TEXT NOT NULL, state TEXT NOT NULL, body TEXT NOT NULL)",
     "CREATE INDEX IF NOT EXISTS licences_by_licensee ON licences (licensee)",
@@ -95,6 +99,8 @@ const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
     ("violations", "lifted_reason", "TEXT"),
     ("gateways", "url", "TEXT"),
     ("datasets", "agency", "TEXT"),
+    ("datasets", "next_evaluation", "TEXT"),
+    ("agencies", "review_days", "BIGINT"),
     ("usage_counts", "epsilon_micros", "BIGINT NOT NULL DEFAULT 0"),
     ("usage_counts", "masked_fields", "BIGINT NOT NULL DEFAULT 0"),
 ];
@@ -200,7 +206,7 @@ pub struct Store {
 /// database, not per schema).
 pub const CHANGE_CHANNEL: &str = "sluice_registry";
 
-pub(super) fn now() -> String {
+pub(crate) fn now() -> String {
     time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
@@ -257,6 +263,7 @@ fn dataset_from(row: &AnyRow) -> Result<DatasetRecord> {
         open_category: category(&cat),
         closed: closed != 0,
         agency: row.try_get("agency")?,
+        next_evaluation: row.try_get("next_evaluation")?,
     })
 }
 
@@ -296,9 +303,12 @@ impl Store {
         for stmt in SCHEMA
             .iter()
             .chain(parties::SCHEMA)
+            .chain(applications::SCHEMA)
             .chain(scopes::SCHEMA)
             .chain(drills::SCHEMA)
+            .chain(catalog_history::SCHEMA)
             .chain(objections::SCHEMA)
+            .chain(demands::SCHEMA)
             .chain(risk::SCHEMA)
         {
             sqlx::query(stmt).execute(&pool).await?;
@@ -513,8 +523,10 @@ impl Store {
             .is_some())
     }
 
-    /// Registers or replaces a catalog entry (keeps its closed flag, and its owning agency
-    /// unless `agency` names one: a registered agency, else [`StoreError::Invalid`]).
+    /// Registers or replaces a catalog entry (keeps its closed flag, its next evaluation date
+    /// while it stays not open, and its owning agency unless `agency` names one: a registered
+    /// agency, else [`StoreError::Invalid`]). Writes the entry's next version in the same
+    /// transaction.
     pub async fn put_dataset(
         &self,
         spec: &DatasetSpec,
@@ -523,6 +535,9 @@ impl Store {
     ) -> Result<(DatasetRecord, Committed)> {
         let cat = spec.category(&RuleTable::default());
         let mut tx = self.begin().await?;
+        // Serialises the read of the entry with every other change (the version it writes
+        // follows the one before).
+        Self::lock_changes(&mut tx).await?;
         if let Some(a) = agency {
             let known = sqlx::query("SELECT id FROM agencies WHERE id = $1")
                 .bind(a)
@@ -532,16 +547,21 @@ impl Store {
                 return Err(StoreError::Invalid(format!("unknown agency {a}")));
             }
         }
-        let existing = sqlx::query("SELECT closed, agency FROM datasets WHERE id = $1")
-            .bind(&spec.id)
-            .fetch_optional(&mut *tx)
-            .await?;
-        let (closed, kept): (i64, Option<String>) = match &existing {
-            Some(r) => (r.try_get("closed")?, r.try_get("agency")?),
-            None => (0, None),
+        let before = Self::dataset_in(&mut tx, &spec.id).await?;
+        let mut after = DatasetRecord {
+            spec: spec.clone(),
+            open_category: cat,
+            closed: before.as_ref().is_some_and(|b| b.closed),
+            agency: agency
+                .map(str::to_owned)
+                .or_else(|| before.as_ref().and_then(|b| b.agency.clone())),
+            next_evaluation: before.as_ref().and_then(|b| b.next_evaluation.clone()),
         };
-        let agency = agency.map(str::to_owned).or(kept);
-        if existing.is_some() {
+        // An entry that becomes open is no longer under evaluation.
+        if crate::catalog_history::is_open(&after) {
+            after.next_evaluation = None;
+        }
+        if before.is_some() {
             sqlx::query("DELETE FROM datasets WHERE id = $1")
                 .bind(&spec.id)
                 .execute(&mut *tx)
@@ -549,7 +569,7 @@ impl Store {
         }
         sqlx::query(
             "INSERT INTO datasets (id, title, owner, update_frequency, version, open_category, closed, spec, \
-             agency) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+             agency, next_evaluation) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(&spec.id)
         .bind(&spec.title)
@@ -557,26 +577,23 @@ impl Store {
         .bind(&spec.update_frequency)
         .bind(i64::from(spec.version))
         .bind(cat.as_str())
-        .bind(closed)
+        .bind(i64::from(after.closed))
         .bind(json(spec)?)
-        .bind(&agency)
+        .bind(&after.agency)
+        .bind(&after.next_evaluation)
         .execute(&mut *tx)
         .await?;
-        let rev = Self::finish(tx, change).await?;
-        Ok((
-            DatasetRecord {
-                spec: spec.clone(),
-                open_category: cat,
-                closed: closed != 0,
-                agency,
-            },
-            rev,
-        ))
+        let action = match before {
+            Some(_) => crate::catalog_history::VersionAction::Updated,
+            None => crate::catalog_history::VersionAction::Registered,
+        };
+        let rev = Self::finish_version(tx, change, action, before.as_ref(), &after).await?;
+        Ok((after, rev))
     }
 
     /// A catalog entry.
     pub async fn dataset(&self, id: &str) -> Result<DatasetRecord> {
-        let row = sqlx::query("SELECT id, spec, open_category, closed, agency FROM datasets WHERE id = $1")
+        let row = sqlx::query(&format!("SELECT {DATASET_COLUMNS} FROM datasets WHERE id = $1"))
             .bind(id)
             .fetch_optional(&self.pool)
             .await?
@@ -586,7 +603,7 @@ impl Store {
 
     /// The catalog, by id.
     pub async fn datasets(&self) -> Result<Vec<DatasetRecord>> {
-        let rows = sqlx::query("SELECT id, spec, open_category, closed, agency FROM datasets ORDER BY id")
+        let rows = sqlx::query(&format!("SELECT {DATASET_COLUMNS} FROM datasets ORDER BY id"))
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(dataset_from).collect()
@@ -596,9 +613,9 @@ impl Store {
     /// follow (one more row is read to tell).
     pub async fn datasets_page(&self, limit: usize, offset: usize) -> Result<(Vec<DatasetRecord>, bool)> {
         let n = |v: usize| i64::try_from(v).unwrap_or(i64::MAX);
-        let rows = sqlx::query(
-            "SELECT id, spec, open_category, closed, agency FROM datasets ORDER BY id LIMIT $1 OFFSET $2",
-        )
+        let rows = sqlx::query(&format!(
+            "SELECT {DATASET_COLUMNS} FROM datasets ORDER BY id LIMIT $1 OFFSET $2"
+        ))
         .bind(n(limit.saturating_add(1)))
         .bind(n(offset))
         .fetch_all(&self.pool)
@@ -612,22 +629,38 @@ impl Store {
         Ok((page, more))
     }
 
-    /// Closes or reopens one dataset.
+    /// Closes or reopens one dataset, writing its next version in the same transaction (an
+    /// entry reopened into an open category is no longer under evaluation).
     pub async fn set_dataset_closed(&self, id: &str, closed: bool, change: &Change<'_>) -> Result<Committed> {
         let mut tx = self.begin().await?;
-        let n = sqlx::query("UPDATE datasets SET closed = $1 WHERE id = $2")
+        Self::lock_changes(&mut tx).await?;
+        let before = Self::dataset_in(&mut tx, id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("dataset {id}")))?;
+        let mut after = DatasetRecord {
+            closed,
+            ..before.clone()
+        };
+        if crate::catalog_history::is_open(&after) {
+            after.next_evaluation = None;
+        }
+        sqlx::query("UPDATE datasets SET closed = $1, next_evaluation = $2 WHERE id = $3")
             .bind(i64::from(closed))
+            .bind(&after.next_evaluation)
             .bind(id)
             .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        if n == 0 {
-            return Err(StoreError::NotFound(format!("dataset {id}")));
-        }
-        Self::finish(tx, change).await
+            .await?;
+        let action = if closed {
+            crate::catalog_history::VersionAction::Closed
+        } else {
+            crate::catalog_history::VersionAction::Reopened
+        };
+        Self::finish_version(tx, change, action, Some(&before), &after).await
     }
 
-    /// Closes or reopens all conditional data at once.
+    /// Closes or reopens all conditional data at once. Not a change of any catalog entry (the
+    /// entries keep their own state; the switch is in the snapshot), so it writes no catalog
+    /// version: it is in the change log.
     pub async fn set_all_closed(&self, closed: bool, change: &Change<'_>) -> Result<Committed> {
         let mut tx = self.begin().await?;
         sqlx::query("UPDATE registry_meta SET v = $1 WHERE k = 'all_conditional_closed'")
@@ -650,22 +683,33 @@ impl Store {
     pub async fn insert_licence(&self, l: &Licence, change: &Change<'_>) -> Result<Committed> {
         let mut tx = self.begin().await?;
         Self::lock_changes(&mut tx).await?;
-        let completed = Self::fusion_completions(&mut tx, l).await?;
-        let reason;
-        let mut change = change.clone();
-        if !completed.is_empty() {
+        let reason = Self::insert_licence_in(&mut tx, l, change.reason).await?;
+        Self::finish(
+            tx,
+            &Change {
+                reason: &reason,
+                ..change.clone()
+            },
+        )
+        .await
+    }
+
+    /// Inserts `l` in `tx` (the caller holds the change lock) after the fusion-rule check: a
+    /// grant completing a rule needs the licence's expert review. Returns the reason to record,
+    /// `reason` with the review and the conflict it answers.
+    pub(super) async fn insert_licence_in(tx: &mut Tx, l: &Licence, reason: &str) -> Result<String> {
+        let completed = Self::fusion_completions(tx, l).await?;
+        let reason = if !completed.is_empty() {
             let detail = super::fusion::conflict_detail(&l.licensee, &completed);
             match &l.expert_review {
                 None => return Err(StoreError::FusionConflict(detail)),
-                Some(review) => {
-                    reason = format!("{} [expert review {review}: {detail}]", change.reason);
-                    change.reason = &reason;
-                }
+                Some(review) => format!("{reason} [expert review {review}: {detail}]"),
             }
         } else if let Some(review) = &l.expert_review {
-            reason = format!("{} [expert review {review}]", change.reason);
-            change.reason = &reason;
-        }
+            format!("{reason} [expert review {review}]")
+        } else {
+            reason.to_owned()
+        };
         sqlx::query(
             "INSERT INTO licences (id, licensee, dataset, scenario, state, body) VALUES ($1, $2, $3, $4, $5, $6)",
         )
@@ -675,10 +719,10 @@ impl Store {
         .bind(&l.scenario)
         .bind(state_name(&l.status))
         .bind(json(l)?)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await
         .map_err(|e| map_unique(e, &format!("licence {}", l.id)))?;
-        Self::finish(tx, &change).await
+        Ok(reason)
     }
 
     /// Takes the revision row's lock until the transaction ends (a no-op update: a row lock

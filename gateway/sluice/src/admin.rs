@@ -90,6 +90,15 @@ pub enum AdminCommand {
     /// Risk warning: rules every gateway counts by, and the alerts gateways reported.
     #[command(subcommand)]
     Risk(crate::risk_cli::RiskCommand),
+    /// Licensees' applications for conditional data: review them.
+    #[command(subcommand)]
+    Application(crate::application_cli::ApplicationCommand),
+    /// Data-use agreements applicants accept.
+    #[command(subcommand)]
+    Agreement(crate::application_cli::AgreementCommand),
+    /// The public demand list: requests to open data or add fields, and the answers.
+    #[command(subcommand)]
+    Demand(crate::demand_cli::DemandCommand),
 }
 
 /// `sluice admin agency …`.
@@ -102,6 +111,9 @@ pub enum AgencyCommand {
         /// Name.
         #[arg(long)]
         name: String,
+        /// Its review deadline for applications, in working days (default 10).
+        #[arg(long)]
+        review_days: Option<u32>,
         /// Why.
         #[arg(long, default_value = "")]
         reason: String,
@@ -244,6 +256,14 @@ pub struct GrantArgs {
     pub dataset: String,
     /// Scenario (declared purpose).
     pub scenario: String,
+    /// What the licence allows.
+    #[command(flatten)]
+    pub terms: GrantTerms,
+}
+
+/// What a licence allows, as `grant` and `application approve` take it.
+#[derive(Debug, Args)]
+pub struct GrantTerms {
     /// Licence id (generated when absent).
     #[arg(long)]
     pub id: Option<String>,
@@ -265,12 +285,14 @@ pub struct GrantArgs {
     /// Records per UTC day.
     #[arg(long)]
     pub records_per_day: Option<u64>,
-    /// Start of validity (RFC 3339 or YYYY-MM-DD); now when absent.
+    /// Start of validity (RFC 3339 or YYYY-MM-DD); now (or, approving, what was asked) when
+    /// absent.
     #[arg(long)]
     pub from: Option<String>,
-    /// End of validity (RFC 3339 or YYYY-MM-DD).
+    /// End of validity (RFC 3339 or YYYY-MM-DD); required to grant, what was asked when
+    /// approving without it.
     #[arg(long)]
-    pub until: String,
+    pub until: Option<String>,
     /// `records` or `aggregate`.
     #[arg(long, default_value = "records")]
     pub mode: String,
@@ -376,6 +398,22 @@ pub enum DatasetCommand {
     },
     /// List the catalog.
     List,
+    /// Mark a dataset not yet open (non-open, or closed) as under evaluation.
+    Evaluate {
+        /// Dataset id.
+        id: String,
+        /// Its next evaluation date (YYYY-MM-DD, today or later).
+        #[arg(long)]
+        next: String,
+        /// Why (shown in its public history).
+        #[arg(long)]
+        reason: String,
+    },
+    /// A catalog entry's history, newest first (as `/catalog/<id>/history` shows it).
+    History {
+        /// Dataset id.
+        id: String,
+    },
 }
 
 /// One dataset or all.
@@ -404,6 +442,9 @@ pub enum CliError {
     /// A `--member` is malformed.
     #[error("--member {0:?}: expected dataset or dataset:field,field")]
     Member(String),
+    /// A grant without `--until`.
+    #[error("--until is required to grant a licence")]
+    MissingUntil,
 }
 
 /// Parses a fusion rule member, `dataset` or `dataset:field,field`, into its JSON.
@@ -454,20 +495,32 @@ fn date(s: &str) -> Result<String, CliError> {
 
 /// The grant request body of `sluice admin grant`.
 pub fn grant_body(g: &GrantArgs) -> Result<Value, CliError> {
+    if g.terms.until.is_none() {
+        return Err(CliError::MissingUntil);
+    }
+    let mut body = terms_body(&g.terms)?;
+    body["licensee"] = json!(g.licensee);
+    body["dataset"] = json!(g.dataset);
+    body["scenario"] = json!(g.scenario);
+    Ok(body)
+}
+
+/// The JSON of what a licence allows (`POST /admin/licences` without the licensee, dataset
+/// and scenario; the body of `POST /admin/applications/<id>/approve`).
+pub fn terms_body(g: &GrantTerms) -> Result<Value, CliError> {
     let mut fields = Map::new();
     for f in &g.fields {
         let (name, rule) = parse_field(f)?;
         fields.insert(name, rule);
     }
     let mut body = json!({
-        "licensee": g.licensee,
-        "dataset": g.dataset,
-        "scenario": g.scenario,
         "fields": fields,
-        "valid_until": date(&g.until)?,
         "mode": g.mode,
         "reason": g.reason,
     });
+    if let Some(u) = &g.until {
+        body["valid_until"] = json!(date(u)?);
+    }
     if let Some(id) = &g.id {
         body["id"] = json!(id);
     }
@@ -582,6 +635,13 @@ pub async fn execute(args: AdminArgs) -> anyhow::Result<Output> {
             c.post("/admin/datasets", &b).await?
         }
         AdminCommand::Dataset(DatasetCommand::List) => c.get("/admin/datasets").await?,
+        AdminCommand::Dataset(DatasetCommand::Evaluate { id, next, reason }) => {
+            let b = json!({ "next": next, "reason": reason });
+            c.post(&format!("/admin/datasets/{id}/evaluation"), &b).await?
+        }
+        AdminCommand::Dataset(DatasetCommand::History { id }) => {
+            c.get(&format!("/catalog/{id}/history")).await?
+        }
         AdminCommand::RevokeCert { serial, reason } => {
             c.post(
                 "/admin/certs/revoke",
@@ -590,12 +650,17 @@ pub async fn execute(args: AdminArgs) -> anyhow::Result<Output> {
             .await?
         }
         AdminCommand::Changes => c.get("/admin/changes").await?,
-        AdminCommand::Agency(AgencyCommand::Add { id, name, reason }) => {
-            c.post(
-                "/admin/agencies",
-                &json!({ "id": id, "name": name, "reason": reason }),
-            )
-            .await?
+        AdminCommand::Agency(AgencyCommand::Add {
+            id,
+            name,
+            review_days,
+            reason,
+        }) => {
+            let mut b = json!({ "id": id, "name": name, "reason": reason });
+            if let Some(d) = review_days {
+                b["review_days"] = json!(d);
+            }
+            c.post("/admin/agencies", &b).await?
         }
         AdminCommand::Agency(AgencyCommand::List) => c.get("/admin/agencies").await?,
         AdminCommand::Agency(AgencyCommand::Limit {
@@ -681,6 +746,9 @@ pub async fn execute(args: AdminArgs) -> anyhow::Result<Output> {
         }
         AdminCommand::Report(r) => return crate::report_cli::execute(&c, r).await,
         AdminCommand::Risk(r) => return crate::risk_cli::execute(&c, r).await,
+        AdminCommand::Application(a) => crate::application_cli::application(&c, a).await?,
+        AdminCommand::Agreement(a) => crate::application_cli::agreement(&c, a).await?,
+        AdminCommand::Demand(d) => return crate::demand_cli::execute(&c, d).await,
         AdminCommand::Drill(d) => {
             return Ok(crate::drill_cli::execute(&c, &args.ca, *d).await?.into_output())
         }

@@ -3,8 +3,10 @@
 //! `sluice trace`) and the demo federation (`sluice demo`, `sluice sample-source`).
 
 pub mod admin;
+pub mod application_cli;
 pub mod audit_cli;
 pub mod check;
+pub mod demand_cli;
 pub mod demo;
 pub mod drill_cli;
 pub mod report_cli;

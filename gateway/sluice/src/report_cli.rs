@@ -304,7 +304,43 @@ pub fn usage_text(r: &Report) -> String {
         ],
         &rows,
     ));
+    out.push_str("\nApplications per agency\n");
+    out.push_str(&applications_table(r));
     out
+}
+
+/// The applications per agency: filed and decided in the period, waiting and overdue now.
+fn applications_table(r: &Report) -> String {
+    let rows: Vec<Vec<String>> = r
+        .applications
+        .iter()
+        .map(|a| {
+            vec![
+                a.agency.clone(),
+                group(a.filed),
+                group(a.decided),
+                group(a.approved),
+                group(a.rejected),
+                group(a.waiting),
+                group(a.overdue),
+                a.median_decision_days
+                    .map_or_else(|| "-".to_owned(), |d| format!("{d:.1}")),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            ("agency", false),
+            ("filed", true),
+            ("decided", true),
+            ("approved", true),
+            ("rejected", true),
+            ("waiting", true),
+            ("overdue", true),
+            ("median days", true),
+        ],
+        &rows,
+    )
 }
 
 /// `sluice admin report annual` as text: the evaluation per licensee.

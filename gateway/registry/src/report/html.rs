@@ -251,6 +251,7 @@ pub fn render(r: &Report) -> String {
         &objections,
     );
     objection_status(&mut out, r);
+    application_deadlines(&mut out, r);
     evaluation(&mut out, r);
     violation_list(&mut out, r);
     out.push_str("</main></body></html>\n");
@@ -291,6 +292,52 @@ fn objection_status(out: &mut String, r: &Report) {
          now. Counted per dataset: the registry does not know which licensee was served a record.</p>",
     );
     table(out, "Objections and corrections by status", &head, &rows);
+    out.push_str("</section>");
+}
+
+/// Applications per agency: filed and decided in the period, waiting and overdue now, the
+/// median decision time.
+fn application_deadlines(out: &mut String, r: &Report) {
+    out.push_str(
+        "<section aria-labelledby=\"applications-h\"><h2 id=\"applications-h\">Applications and \
+         review deadlines</h2>",
+    );
+    if r.applications.is_empty() {
+        out.push_str("<p class=\"none\">No applications.</p></section>");
+        return;
+    }
+    let head = [
+        ("agency", false),
+        ("filed", true),
+        ("decided", true),
+        ("approved", true),
+        ("rejected", true),
+        ("waiting", true),
+        ("overdue", true),
+        ("median days to decide", true),
+    ];
+    let rows: Vec<Vec<String>> = r
+        .applications
+        .iter()
+        .map(|a| {
+            vec![
+                a.agency.clone(),
+                group(a.filed),
+                group(a.decided),
+                group(a.approved),
+                group(a.rejected),
+                group(a.waiting),
+                group(a.overdue),
+                a.median_decision_days
+                    .map_or_else(|| "–".to_owned(), |d| format!("{d:.1}")),
+            ]
+        })
+        .collect();
+    out.push_str(
+        "<p class=\"meta\">Filed and decided: in the period. Waiting and overdue (open past the \
+         agency's deadline in working days): when the report was made.</p>",
+    );
+    table(out, "Applications per agency", &head, &rows);
     out.push_str("</section>");
 }
 

@@ -1,5 +1,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 use super::*;
+use crate::application::Status as AppStatus;
 use crate::model::Measure;
 use crate::objection::Kind;
 use crate::store::{RefusalFigures, UsageFigures};
@@ -62,6 +63,43 @@ fn violation(licensee: &str, at: &str) -> ViolationRecord {
     }
 }
 
+/// An application to the fire bureau, filed and decided when given.
+fn application(
+    id: &str,
+    filed_at: &str,
+    decided_at: Option<&str>,
+    status: AppStatus,
+    due_by: Option<&str>,
+) -> crate::application::ApplicationRecord {
+    crate::application::ApplicationRecord {
+        id: id.into(),
+        licensee: "acme".into(),
+        dataset: "hydrants".into(),
+        agency: Some("fire-bureau".into()),
+        scenario: "fire-hydrant-adoption".into(),
+        purpose: "p".into(),
+        fields: vec!["id".into()],
+        valid_from: None,
+        valid_until: "2028-01-01T00:00:00Z".into(),
+        volume: 1,
+        renews: None,
+        agreement: crate::application::Acceptance {
+            licensee: "acme".into(),
+            version: 1,
+            digest: String::new(),
+            accepted_at: filed_at.into(),
+        },
+        status,
+        filed_at: filed_at.into(),
+        due_by: due_by.map(Into::into),
+        decided_at: decided_at.map(Into::into),
+        decided_by: decided_at.map(|_| "alice".into()),
+        decision_reason: None,
+        licence: None,
+        messages: vec![],
+    }
+}
+
 /// acme used l1 (hydrants) and was refused before a licence was found; beta holds l2 in force
 /// but unused, and a violation; l-old ended before the period; gamma is not registered. Four
 /// cases were filed against hydrants, two against parks (which nobody used).
@@ -81,6 +119,29 @@ fn data() -> ReportData {
             objections("hydrants", Kind::Correction, [0, 0, 0, 0, 1]),
             objections("hydrants", Kind::Objection, [1, 1, 1, 0, 0]),
             objections("parks", Kind::Objection, [1, 0, 0, 1, 0]),
+        ],
+        applications: vec![
+            application(
+                "a1",
+                "2026-10-30T09:00:00Z",
+                Some("2026-11-02T09:00:00Z"),
+                AppStatus::Approved,
+                None,
+            ),
+            application(
+                "a2",
+                "2026-11-05T09:00:00Z",
+                Some("2026-11-10T09:00:00Z"),
+                AppStatus::Rejected,
+                None,
+            ),
+            application(
+                "a3",
+                "2026-11-16T09:00:00Z",
+                None,
+                AppStatus::Open,
+                Some("2026-11-30"),
+            ),
         ],
         licences: vec![
             licence(
@@ -338,24 +399,27 @@ fn objections_are_counted_per_dataset_and_kind_by_status() {
 
     // CSV: the total, each dataset's, and six rows per dataset and kind.
     let csv = to_csv(&r);
-    assert!(csv.contains("\ntotal,,,,,,15,1020,4,2000,0.5,1,6\n"), "{csv}");
-    assert!(csv.contains("\nlicensee,acme,,,,,13,1000,4,2000,0,0,\n"), "{csv}");
-    assert!(csv.contains("\ndataset,,parks,,,,0,0,0,0,0,,2\n"), "{csv}");
+    assert!(csv.contains("\ntotal,,,,,,15,1020,4,2000,0.5,1,6,,\n"), "{csv}");
+    assert!(
+        csv.contains("\nlicensee,acme,,,,,13,1000,4,2000,0,0,,,\n"),
+        "{csv}"
+    );
+    assert!(csv.contains("\ndataset,,parks,,,,0,0,0,0,0,,2,,\n"), "{csv}");
     let rows: Vec<&str> = csv.lines().filter(|l| l.starts_with("objection,")).collect();
     assert_eq!(
         rows[6..12],
         [
-            "objection,,hydrants,,,objection.filed,,,,,,,3",
-            "objection,,hydrants,,,objection.open,,,,,,,1",
-            "objection,,hydrants,,,objection.upheld,,,,,,,1",
-            "objection,,hydrants,,,objection.rejected,,,,,,,1",
-            "objection,,hydrants,,,objection.withdrawn,,,,,,,0",
-            "objection,,hydrants,,,objection.resolved,,,,,,,0",
+            "objection,,hydrants,,,objection.filed,,,,,,,3,,",
+            "objection,,hydrants,,,objection.open,,,,,,,1,,",
+            "objection,,hydrants,,,objection.upheld,,,,,,,1,,",
+            "objection,,hydrants,,,objection.rejected,,,,,,,1,,",
+            "objection,,hydrants,,,objection.withdrawn,,,,,,,0,,",
+            "objection,,hydrants,,,objection.resolved,,,,,,,0,,",
         ]
     );
     assert_eq!(rows.len(), 18);
-    assert!(rows.contains(&"objection,,hydrants,,,correction.resolved,,,,,,,1"));
-    assert!(rows.contains(&"objection,,parks,,,objection.withdrawn,,,,,,,1"));
+    assert!(rows.contains(&"objection,,hydrants,,,correction.resolved,,,,,,,1,,"));
+    assert!(rows.contains(&"objection,,parks,,,objection.withdrawn,,,,,,,1,,"));
 
     // The page: the tile, the chart per dataset and the table by status.
     let page = html::render(&r);
@@ -387,40 +451,47 @@ fn objections_are_counted_per_dataset_and_kind_by_status() {
 fn the_csv_has_every_figure_under_one_header() {
     let csv = to_csv(&november());
     let want = "\
-section,licensee,dataset,licence,scenario,code,requests,records,refusals,masked_fields,epsilon,violations,objections
-total,,,,,,15,1020,4,2000,0.5,1,6
-licensee,acme,,,,,13,1000,4,2000,0,0,
-licensee,beta,,,,,0,0,0,0,0,1,
-licensee,gamma,,,,,2,20,0,0,0.5,0,
-licence,acme,hydrants,,,,3,0,3,0,0,,
-licence,acme,hydrants,l1,fire-hydrant-adoption,,10,1000,1,2000,0,,
-licence,beta,utilities,l2,underwriting,,0,0,0,0,0,,
-licence,gamma,utilities,l9,,,2,20,0,0,0.5,,
-dataset,,hydrants,,,,13,1000,4,2000,0,,4
-dataset,,parks,,,,0,0,0,0,0,,2
-dataset,,utilities,,,,2,20,0,0,0.5,,0
-refusal,,,,,scenario-not-licensed,,,3,,,,
-refusal,,,,,quota-exceeded,,,1,,,,
-licensee-refusal,acme,,,,quota-exceeded,,,1,,,,
-licensee-refusal,acme,,,,scenario-not-licensed,,,3,,,,
-objection,,hydrants,,,correction.filed,,,,,,,1
-objection,,hydrants,,,correction.open,,,,,,,0
-objection,,hydrants,,,correction.upheld,,,,,,,0
-objection,,hydrants,,,correction.rejected,,,,,,,0
-objection,,hydrants,,,correction.withdrawn,,,,,,,0
-objection,,hydrants,,,correction.resolved,,,,,,,1
-objection,,hydrants,,,objection.filed,,,,,,,3
-objection,,hydrants,,,objection.open,,,,,,,1
-objection,,hydrants,,,objection.upheld,,,,,,,1
-objection,,hydrants,,,objection.rejected,,,,,,,1
-objection,,hydrants,,,objection.withdrawn,,,,,,,0
-objection,,hydrants,,,objection.resolved,,,,,,,0
-objection,,parks,,,objection.filed,,,,,,,2
-objection,,parks,,,objection.open,,,,,,,1
-objection,,parks,,,objection.upheld,,,,,,,0
-objection,,parks,,,objection.rejected,,,,,,,0
-objection,,parks,,,objection.withdrawn,,,,,,,1
-objection,,parks,,,objection.resolved,,,,,,,0
+section,licensee,dataset,licence,scenario,code,requests,records,refusals,masked_fields,epsilon,violations,objections,agency,applications
+total,,,,,,15,1020,4,2000,0.5,1,6,,
+licensee,acme,,,,,13,1000,4,2000,0,0,,,
+licensee,beta,,,,,0,0,0,0,0,1,,,
+licensee,gamma,,,,,2,20,0,0,0.5,0,,,
+licence,acme,hydrants,,,,3,0,3,0,0,,,,
+licence,acme,hydrants,l1,fire-hydrant-adoption,,10,1000,1,2000,0,,,,
+licence,beta,utilities,l2,underwriting,,0,0,0,0,0,,,,
+licence,gamma,utilities,l9,,,2,20,0,0,0.5,,,,
+dataset,,hydrants,,,,13,1000,4,2000,0,,4,,
+dataset,,parks,,,,0,0,0,0,0,,2,,
+dataset,,utilities,,,,2,20,0,0,0.5,,0,,
+refusal,,,,,scenario-not-licensed,,,3,,,,,,
+refusal,,,,,quota-exceeded,,,1,,,,,,
+licensee-refusal,acme,,,,quota-exceeded,,,1,,,,,,
+licensee-refusal,acme,,,,scenario-not-licensed,,,3,,,,,,
+objection,,hydrants,,,correction.filed,,,,,,,1,,
+objection,,hydrants,,,correction.open,,,,,,,0,,
+objection,,hydrants,,,correction.upheld,,,,,,,0,,
+objection,,hydrants,,,correction.rejected,,,,,,,0,,
+objection,,hydrants,,,correction.withdrawn,,,,,,,0,,
+objection,,hydrants,,,correction.resolved,,,,,,,1,,
+objection,,hydrants,,,objection.filed,,,,,,,3,,
+objection,,hydrants,,,objection.open,,,,,,,1,,
+objection,,hydrants,,,objection.upheld,,,,,,,1,,
+objection,,hydrants,,,objection.rejected,,,,,,,1,,
+objection,,hydrants,,,objection.withdrawn,,,,,,,0,,
+objection,,hydrants,,,objection.resolved,,,,,,,0,,
+objection,,parks,,,objection.filed,,,,,,,2,,
+objection,,parks,,,objection.open,,,,,,,1,,
+objection,,parks,,,objection.upheld,,,,,,,0,,
+objection,,parks,,,objection.rejected,,,,,,,0,,
+objection,,parks,,,objection.withdrawn,,,,,,,1,,
+objection,,parks,,,objection.resolved,,,,,,,0,,
+application,,,,,filed,,,,,,,,fire-bureau,2
+application,,,,,decided,,,,,,,,fire-bureau,2
+application,,,,,approved,,,,,,,,fire-bureau,1
+application,,,,,rejected,,,,,,,,fire-bureau,1
+application,,,,,waiting,,,,,,,,fire-bureau,1
+application,,,,,overdue,,,,,,,,fire-bureau,1
+application,,,,,median_decision_days,,,,,,,,fire-bureau,4
 ";
     assert_eq!(csv, want);
     let columns = CSV_HEADER.split(',').count();
@@ -496,4 +567,36 @@ fn responses_say_what_they_are() {
     );
     let j = respond(Format::Json, &r);
     assert_eq!(j.headers()[header::CONTENT_TYPE], "application/json");
+}
+
+/// Applications per agency: filed and decided in the period (a1 was filed in October and
+/// decided three days later in November, a2 took five days: a median of four), waiting and
+/// overdue when the report was made.
+#[test]
+fn applications_are_reported_per_agency_with_their_deadlines() {
+    let r = november();
+    assert_eq!(
+        r.applications,
+        [AgencyApplications {
+            agency: "fire-bureau".into(),
+            filed: 2,
+            decided: 2,
+            approved: 1,
+            rejected: 1,
+            waiting: 1,
+            overdue: 1,
+            median_decision_days: Some(4.0),
+        }]
+    );
+    let page = html::render(&r);
+    assert!(page.contains("<caption>Applications per agency</caption>"));
+    assert!(
+        page.contains("<td>fire-bureau</td><td class=\"n\">2</td>"),
+        "{page}"
+    );
+    // Not overdue the day it is due.
+    let mut d = data();
+    d.applications[2].due_by = Some("2026-12-01".into());
+    let r = build(&Period::Month("2026-11".into()), d, "2026-12-01T00:00:00Z".into());
+    assert_eq!(r.applications[0].overdue, 0);
 }

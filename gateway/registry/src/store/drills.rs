@@ -143,6 +143,7 @@ mod tests {
         let agency = crate::model::NewAgency {
             id: "fire".into(),
             name: "Fire".into(),
+            review_days: None,
             reason: String::new(),
         };
         store

@@ -7,7 +7,9 @@ use sqlx::Row;
 
 /// Tables, created with the store's own.
 pub(super) const SCHEMA: &[&str] = &[
-    "CREATE TABLE IF NOT EXISTS agencies (id TEXT PRIMARY KEY, name TEXT NOT NULL, created_at TEXT NOT NULL)",
+    // `review_days` is added to stores made before it (store.rs, ADDED_COLUMNS).
+    "CREATE TABLE IF NOT EXISTS agencies (id TEXT PRIMARY KEY, name TEXT NOT NULL, created_at TEXT NOT NULL, \
+     review_days BIGINT)",
     // `url` is added to stores made before it (store.rs, ADDED_COLUMNS).
     "CREATE TABLE IF NOT EXISTS gateways (id TEXT PRIMARY KEY, agency TEXT NOT NULL, retired BIGINT NOT NULL, \
      created_at TEXT NOT NULL, url TEXT)",
@@ -35,12 +37,14 @@ impl Store {
             id: a.id.clone(),
             name: a.name.clone(),
             created_at: now(),
+            review_days: a.review_days.unwrap_or(crate::application::DEFAULT_REVIEW_DAYS),
         };
         let mut tx = self.begin().await?;
-        sqlx::query("INSERT INTO agencies (id, name, created_at) VALUES ($1, $2, $3)")
+        sqlx::query("INSERT INTO agencies (id, name, created_at, review_days) VALUES ($1, $2, $3, $4)")
             .bind(&rec.id)
             .bind(&rec.name)
             .bind(&rec.created_at)
+            .bind(i64::from(rec.review_days))
             .execute(&mut *tx)
             .await
             .map_err(|e| map_unique(e, &format!("agency {}", rec.id)))?;
@@ -49,15 +53,19 @@ impl Store {
 
     /// All agencies by id.
     pub async fn agencies(&self) -> Result<Vec<AgencyRecord>> {
-        let rows = sqlx::query("SELECT id, name, created_at FROM agencies ORDER BY id")
+        let rows = sqlx::query("SELECT id, name, created_at, review_days FROM agencies ORDER BY id")
             .fetch_all(self.pool())
             .await?;
         rows.iter()
             .map(|r| {
+                let days: Option<i64> = r.try_get("review_days")?;
                 Ok(AgencyRecord {
                     id: r.try_get("id")?,
                     name: r.try_get("name")?,
                     created_at: r.try_get("created_at")?,
+                    review_days: days
+                        .and_then(|d| u32::try_from(d).ok())
+                        .unwrap_or(crate::application::DEFAULT_REVIEW_DAYS),
                 })
             })
             .collect()

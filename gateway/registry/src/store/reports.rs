@@ -60,6 +60,9 @@ pub struct ReportData {
     /// Objections and corrections filed in the period (by the UTC month of `filed_at`), per
     /// dataset and kind with their counts by status now; sorted by dataset, kind.
     pub objections: Vec<ObjectionFigures>,
+    /// Every application (the report counts those filed or decided in the period, and those
+    /// waiting now).
+    pub applications: Vec<crate::application::ApplicationRecord>,
     /// Every licence, by id.
     pub licences: Vec<Licence>,
     /// Licensee names by id.
@@ -199,6 +202,12 @@ impl Store {
             .iter()
             .map(licence_from)
             .collect::<Result<Vec<_>>>()?;
+        let applications = sqlx::query("SELECT id, body FROM applications ORDER BY filed_at, id")
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(super::applications::application_from)
+            .collect::<Result<Vec<_>>>()?;
         let licensee_names = sqlx::query("SELECT id, name FROM licensees ORDER BY id")
             .fetch_all(&mut *tx)
             .await?
@@ -211,6 +220,7 @@ impl Store {
             refusals,
             violations,
             objections,
+            applications,
             licences,
             licensee_names,
         })

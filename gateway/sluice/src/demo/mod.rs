@@ -185,9 +185,27 @@ pub async fn start(dir: &Path) -> anyhow::Result<Demo> {
     let admin_cert = certs.join(format!("{ADMIN}.pem"));
     let admin_key = certs.join(format!("{ADMIN}.key"));
     let admin = RegistryClient::new(&registry_url, &ca_pem, Some((&admin_cert, &admin_key)))?;
-    let mut specs = dataset_specs(DATASETS)?;
-    specs.extend(dataset_specs(config::UTILITIES_DATASETS)?);
+    let mut specs: Vec<(DatasetSpec, &str)> = dataset_specs(DATASETS)?
+        .into_iter()
+        .map(|d| (d, FIRE.agency_id))
+        .collect();
+    specs.extend(
+        dataset_specs(config::UTILITIES_DATASETS)?
+            .into_iter()
+            .map(|d| (d, UTILITIES.agency_id)),
+    );
     let revision = seed::seed(&admin, &specs).await.context("filling the registry")?;
+    let bank = RegistryClient::new(
+        &registry_url,
+        &ca_pem,
+        Some((
+            &certs.join(format!("{GREEN_BANK}.pem")),
+            &certs.join(format!("{GREEN_BANK}.key")),
+        )),
+    )?;
+    seed::apply(&bank).await.context("the demo application")?;
+    let public = RegistryClient::new(&registry_url, &ca_pem, None)?;
+    seed::demands(&public).await.context("the demo demands")?;
 
     let public_key = {
         use base64::Engine;

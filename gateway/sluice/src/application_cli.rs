@@ -41,7 +41,8 @@ pub enum ApplicationCommand {
 #[derive(Debug, Args)]
 pub struct ApproveArgs {
     /// Application id.
-    pub id: String,
+    #[arg(value_name = "ID")]
+    pub application: String,
     /// The licence's terms (`--reason` required).
     #[command(flatten)]
     pub terms: GrantTerms,
@@ -100,7 +101,7 @@ pub async fn application(c: &RegistryClient, cmd: ApplicationCommand) -> anyhow:
         ApplicationCommand::Show { id } => c.get(&format!("/admin/applications/{}", seg(&id))).await?,
         ApplicationCommand::Approve(a) => {
             c.post(
-                &format!("/admin/applications/{}/approve", seg(&a.id)),
+                &format!("/admin/applications/{}/approve", seg(&a.application)),
                 &terms_body(&a.terms)?,
             )
             .await?

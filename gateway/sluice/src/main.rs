@@ -146,3 +146,14 @@ fn init_tracing(json: bool) {
         builder.init();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// Every subcommand's arguments are well formed (unique names, valid defaults): clap
+    /// checks them when a command runs; this checks all of them at once.
+    #[test]
+    fn the_command_line_is_well_formed() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
+}

@@ -19,20 +19,6 @@ const EVENTUALLY: Duration = Duration::from_secs(15);
 const BOUND: Duration = Duration::from_secs(1);
 const PAGE: &str = "/v1/datasets/fire-hydrants/records?limit=3";
 
-macro_rules! both {
-    ($name:ident) => {
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                super::$name(super::Backend::Sqlite).await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                super::$name(super::Backend::Postgres).await
-            }
-        }
-    };
-}
 
 async fn an_approved_application_is_served_with_exactly_the_approved_fields(b: Backend) {
     let fed = Federation::start(b).await;

@@ -20,20 +20,6 @@ const PROBE: &str = "drill-probe";
 /// Its scenario.
 const DRILL_SCENARIO: &str = "emergency-drill";
 
-macro_rules! both {
-    ($name:ident) => {
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                super::$name(super::Backend::Sqlite).await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                super::$name(super::Backend::Postgres).await
-            }
-        }
-    };
-}
 
 /// Registers the drill licensee with its scenario and a licence on `fire-hydrants` (valid at
 /// every gateway that offers it); returns its (certificate, key).

@@ -18,20 +18,6 @@ use support::probe::{fetch, outcome, readyz, until};
 /// Bound on waits for a change that has no deadline of its own (start-up, grants).
 const EVENTUALLY: Duration = Duration::from_secs(15);
 
-macro_rules! both {
-    ($name:ident) => {
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                super::$name(super::Backend::Sqlite).await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                super::$name(super::Backend::Postgres).await
-            }
-        }
-    };
-}
 
 /// Waits until every gateway answers `want` for `scenario`.
 async fn at_every(fed: &Federation, gws: &[&Gateway], scenario: &str, want: &str, within: Duration) {

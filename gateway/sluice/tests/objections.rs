@@ -19,20 +19,6 @@ const BOUND: Duration = Duration::from_secs(1);
 /// Enough records to see the ones the test marks.
 const PAGE: &str = "/v1/datasets/fire-hydrants/records?limit=5";
 
-macro_rules! both {
-    ($name:ident) => {
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                super::$name(super::Backend::Sqlite).await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                super::$name(super::Backend::Postgres).await
-            }
-        }
-    };
-}
 
 /// The records a gateway serves the licensee.
 async fn records(fed: &Federation, gw: &Gateway) -> Vec<Value> {

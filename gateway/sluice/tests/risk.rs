@@ -23,20 +23,6 @@ const BOUND: Duration = Duration::from_secs(1);
 const PAGE: &str = "/v1/datasets/fire-hydrants/records?limit=5";
 const SECRET: &str = "webhook-shared-secret";
 
-macro_rules! both {
-    ($name:ident) => {
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                super::$name(super::Backend::Sqlite).await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                super::$name(super::Backend::Postgres).await
-            }
-        }
-    };
-}
 
 type Received = Arc<Mutex<Vec<(String, Bytes)>>>;
 

@@ -5,3 +5,21 @@
 pub mod federation;
 pub mod probe;
 pub mod process;
+
+/// `both!(name)` runs `async fn name(b: Backend)` as two tests, `name::sqlite` and
+/// `name::postgres`, each on a two-thread runtime (the test file imports `Backend`).
+#[macro_export]
+macro_rules! both {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name(super::Backend::Sqlite).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name(super::Backend::Postgres).await
+            }
+        }
+    };
+}

@@ -19,7 +19,6 @@ const EVENTUALLY: Duration = Duration::from_secs(15);
 const BOUND: Duration = Duration::from_secs(1);
 const PAGE: &str = "/v1/datasets/fire-hydrants/records?limit=3";
 
-
 async fn an_approved_application_is_served_with_exactly_the_approved_fields(b: Backend) {
     let fed = Federation::start(b).await;
     let gw = fed.gateway("gw-a", GatewayOptions::default());

@@ -20,7 +20,6 @@ const PROBE: &str = "drill-probe";
 /// Its scenario.
 const DRILL_SCENARIO: &str = "emergency-drill";
 
-
 /// Registers the drill licensee with its scenario and a licence on `fire-hydrants` (valid at
 /// every gateway that offers it); returns its (certificate, key).
 fn drill_licensee(fed: &Federation) -> (PathBuf, PathBuf) {

@@ -18,7 +18,6 @@ use support::probe::{fetch, outcome, readyz, until};
 /// Bound on waits for a change that has no deadline of its own (start-up, grants).
 const EVENTUALLY: Duration = Duration::from_secs(15);
 
-
 /// Waits until every gateway answers `want` for `scenario`.
 async fn at_every(fed: &Federation, gws: &[&Gateway], scenario: &str, want: &str, within: Duration) {
     for gw in gws {

@@ -19,7 +19,6 @@ const BOUND: Duration = Duration::from_secs(1);
 /// Enough records to see the ones the test marks.
 const PAGE: &str = "/v1/datasets/fire-hydrants/records?limit=5";
 
-
 /// The records a gateway serves the licensee.
 async fn records(fed: &Federation, gw: &Gateway) -> Vec<Value> {
     let r = fetch(&fed.licensee_client(gw), PAGE, SCENARIO).await;

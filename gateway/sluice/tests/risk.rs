@@ -23,7 +23,6 @@ const BOUND: Duration = Duration::from_secs(1);
 const PAGE: &str = "/v1/datasets/fire-hydrants/records?limit=5";
 const SECRET: &str = "webhook-shared-secret";
 
-
 type Received = Arc<Mutex<Vec<(String, Bytes)>>>;
 
 /// A webhook receiver on loopback (hyper, HTTP/1.1): keeps each POST's `Sluice-Signature`

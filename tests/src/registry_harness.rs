@@ -103,6 +103,14 @@ impl Reg {
         }
     }
 
+    /// The registry's snapshot signing key.
+    pub fn public_key(&self) -> sluice_registry::VerifyingKey {
+        self.running
+            .as_ref()
+            .expect("the registry runs until stop")
+            .public_key
+    }
+
     /// A client with a new `kind` certificate for `id`.
     pub fn client(&self, kind: &str, id: &str) -> RegistryClient {
         client(&self.pki, &self.url, kind, id)

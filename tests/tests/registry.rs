@@ -7,106 +7,47 @@ use sluice::admin as cli;
 use sluice_net::registry_client::{RegistryClient, Reply};
 use sluice_policy::licence::LicenceStatus;
 use sluice_policy::snapshot::{SignedDelta, SignedSnapshot, Snapshot};
-use sluice_registry::config::RegistryConfig;
-use sluice_registry::{pgtest, Running, VerifyingKey};
+use sluice_registry::VerifyingKey;
+use sluice_tests::registry_harness::{self as harness, Backend};
 use sluice_tests::Pki;
 use std::time::{Duration, Instant};
 
-#[derive(Clone, Copy, Debug)]
-enum Backend {
-    Sqlite,
-    Postgres,
-}
-
+/// A registry on loopback ([`harness::Reg`]) with the gateways `gw1` and `gw2` of agency
+/// `fire-bureau` registered, and their clients.
 struct Reg {
-    pki: Pki,
-    running: Option<Running>,
-    schema: Option<String>,
-    url: String,
-    admin: RegistryClient,
+    base: harness::Reg,
     gateway: RegistryClient,
     gateway2: RegistryClient,
-    licensee: RegistryClient,
-    anon: RegistryClient,
 }
 
-/// Issues a `kind` (`admin`, `gateway`, `licensee`) certificate for `id` from the test CA and
-/// returns a registry client presenting it.
-fn client(pki: &Pki, url: &str, kind: &str, id: &str) -> RegistryClient {
-    let certs = pki.certs();
-    let c = match kind {
-        "admin" => sluice_certs::issue_admin(&pki.ca, id, 5),
-        "gateway" => sluice_certs::issue_gateway_client(&pki.ca, id, 5),
-        _ => sluice_certs::issue_licensee(&pki.ca, id, 5),
-    };
-    c.unwrap().write_to(&certs, &format!("{kind}-{id}")).unwrap();
-    let cert = certs.join(format!("{kind}-{id}.pem"));
-    let key = certs.join(format!("{kind}-{id}.key"));
-    RegistryClient::new(url, &pki.ca_pem(), Some((&cert, &key))).unwrap()
+impl std::ops::Deref for Reg {
+    type Target = harness::Reg;
+    fn deref(&self) -> &harness::Reg {
+        &self.base
+    }
 }
 
 impl Reg {
     async fn start(backend: Backend) -> Reg {
-        let pki = Pki::new();
-        let (schema, database_url) = match backend {
-            Backend::Sqlite => (None, None),
-            Backend::Postgres => {
-                let (s, u) = pgtest::create_schema("reg").await.unwrap();
-                (Some(s), Some(u))
-            }
-        };
-        let certs = pki.certs();
-        let cfg = RegistryConfig {
-            addr: "127.0.0.1:0".parse().unwrap(),
-            cert: certs.join("gateway.pem"),
-            key: certs.join("gateway.key"),
-            client_ca: pki.ca_pem(),
-            crl: None,
-            state_dir: pki.dir.path().join("registry-state"),
-            database_url,
-            signing_key: None,
-        };
-        let running = sluice_registry::start(&cfg).await.unwrap();
-        let url = format!("https://localhost:{}", running.addr.port());
-        let issue = |kind: &str, id: &str| client(&pki, &url, kind, id);
-        let admin = issue("admin", "alice");
-        let gateway = issue("gateway", "gw1");
-        let gateway2 = issue("gateway", "gw2");
-        let licensee = issue("licensee", "acme");
-        let anon = RegistryClient::new(&url, &pki.ca_pem(), None).unwrap();
-        // The gateways `gw1` and `gw2` of agency `fire-bureau` (changes 1 to 3, none in the
-        // snapshot: see `SETUP`).
-        for (path, body) in [
-            (
-                "/admin/agencies",
-                json!({ "id": "fire-bureau", "name": "Fire and Rescue Bureau" }),
-            ),
-            ("/admin/gateways", json!({ "id": "gw1", "agency": "fire-bureau" })),
-            ("/admin/gateways", json!({ "id": "gw2", "agency": "fire-bureau" })),
-        ] {
-            let r = admin.post(path, &body).await.unwrap();
-            assert_eq!(r.status, 201, "{path}: {:?}", r.json());
+        let base = harness::Reg::start(backend).await;
+        // The gateways `gw1` and `gw2` of agency `fire-bureau`, registered by the harness
+        // (changes 1 to 3, none in the snapshot: see `SETUP`).
+        for id in ["gw1", "gw2"] {
+            let body = json!({ "id": id, "agency": "fire-bureau" });
+            let r = base.admin.post("/admin/gateways", &body).await.unwrap();
+            assert_eq!(r.status, 201, "{id}: {:?}", r.json());
         }
+        let gateway = base.client("gateway", "gw1");
+        let gateway2 = base.client("gateway", "gw2");
         Reg {
-            pki,
-            running: Some(running),
-            schema,
-            url,
-            admin,
+            base,
             gateway,
             gateway2,
-            licensee,
-            anon,
         }
-    }
-
-    /// A client with a new `kind` (`admin`, `gateway`, `licensee`) certificate for `id`.
-    fn client(&self, kind: &str, id: &str) -> RegistryClient {
-        client(&self.pki, &self.url, kind, id)
     }
 
     fn key(&self) -> VerifyingKey {
-        self.running.as_ref().unwrap().public_key
+        self.base.public_key()
     }
 
     async fn snapshot(&self) -> Snapshot {
@@ -118,13 +59,8 @@ impl Reg {
         snap
     }
 
-    async fn stop(mut self) {
-        if let Some(r) = self.running.take() {
-            r.stop().await;
-        }
-        if let Some(s) = &self.schema {
-            pgtest::drop_schema(s).await.unwrap();
-        }
+    async fn stop(self) {
+        self.base.stop().await;
     }
 
     /// A licensee `acme`, the dataset `hydrants`, the scenario `fire-hydrant-adoption` and
@@ -796,16 +732,7 @@ both!(violations_restrict_and_datasets_close);
 
 /// `sluice admin …` as the CLI runs it, with alice's certificate.
 async fn admin_cli(reg: &Reg, command: cli::AdminCommand) -> cli::Output {
-    let certs = reg.pki.certs();
-    cli::execute(cli::AdminArgs {
-        registry: reg.url.clone(),
-        cert: certs.join("admin-alice.pem"),
-        key: certs.join("admin-alice.key"),
-        ca: reg.pki.ca_pem(),
-        command,
-    })
-    .await
-    .unwrap()
+    reg.base.admin_cli(command).await
 }
 
 /// Registers `utilities` (enterprise water and power use) next to the seeded `hydrants`.

@@ -8,51 +8,31 @@ use serde_json::{json, Value};
 use sluice::admin as cli;
 use sluice::report_cli::{ReportCommand, ReportFormat};
 use sluice_net::registry_client::{RegistryClient, Reply};
-use sluice_registry::config::RegistryConfig;
-use sluice_registry::{pgtest, Running};
 use sluice_tests::client::{get, tls_config};
+use sluice_tests::registry_harness::{self as harness, Backend};
 use sluice_tests::upstream::Upstream;
-use sluice_tests::{write_config, Pki};
+use sluice_tests::write_config;
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-#[derive(Clone, Copy, Debug)]
-enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-/// A registry on loopback with an agency, its gateways `gw1` and `test-gateway` (the id of the
-/// test harness's gateway client certificate), licensees `acme` and `beta`, the dataset
-/// `fire-hydrants` (record key `id`, so the public may object to its records), its scenario and
-/// licence `l1` of acme; and clients for every kind of caller.
+/// A registry on loopback ([`harness::Reg`]) with an agency, its gateways `gw1` and
+/// `test-gateway` (the id of the test harness's gateway client certificate), licensees `acme`
+/// and `beta`, the dataset `fire-hydrants` (record key `id`, so the public may object to its
+/// records), its scenario and licence `l1` of acme; and clients for every kind of caller.
 struct Reg {
-    pki: Pki,
-    running: Option<Running>,
-    schema: Option<String>,
-    url: String,
-    admin: RegistryClient,
+    base: harness::Reg,
     gateway: RegistryClient,
-    licensee: RegistryClient,
-    anon: RegistryClient,
     /// The snapshot revision after the grant.
     granted: u64,
 }
 
-/// A client presenting a new `kind` (`admin`, `gateway`, `licensee`) certificate for `id`.
-fn client(pki: &Pki, url: &str, kind: &str, id: &str) -> RegistryClient {
-    let certs = pki.certs();
-    let c = match kind {
-        "admin" => sluice_certs::issue_admin(&pki.ca, id, 5),
-        "gateway" => sluice_certs::issue_gateway_client(&pki.ca, id, 5),
-        _ => sluice_certs::issue_licensee(&pki.ca, id, 5),
-    };
-    c.unwrap().write_to(&certs, &format!("{kind}-{id}")).unwrap();
-    let cert = certs.join(format!("{kind}-{id}.pem"));
-    let key = certs.join(format!("{kind}-{id}.key"));
-    RegistryClient::new(url, &pki.ca_pem(), Some((&cert, &key))).unwrap()
+impl std::ops::Deref for Reg {
+    type Target = harness::Reg;
+    fn deref(&self) -> &harness::Reg {
+        &self.base
+    }
 }
 
 async fn created(c: &RegistryClient, path: &str, body: Value) -> Reply {
@@ -63,38 +43,9 @@ async fn created(c: &RegistryClient, path: &str, body: Value) -> Reply {
 
 impl Reg {
     async fn start(backend: Backend) -> Reg {
-        let pki = Pki::new();
-        let (schema, database_url) = match backend {
-            Backend::Sqlite => (None, None),
-            Backend::Postgres => {
-                let (s, u) = pgtest::create_schema("report").await.unwrap();
-                (Some(s), Some(u))
-            }
-        };
-        let certs = pki.certs();
-        let cfg = RegistryConfig {
-            addr: "127.0.0.1:0".parse().unwrap(),
-            cert: certs.join("gateway.pem"),
-            key: certs.join("gateway.key"),
-            client_ca: pki.ca_pem(),
-            crl: None,
-            state_dir: pki.dir.path().join("registry-state"),
-            database_url,
-            signing_key: None,
-        };
-        let running = sluice_registry::start(&cfg).await.unwrap();
-        let url = format!("https://localhost:{}", running.addr.port());
-        let admin = client(&pki, &url, "admin", "alice");
-        let gateway = client(&pki, &url, "gateway", "gw1");
-        let licensee = client(&pki, &url, "licensee", "acme");
-        let anon = RegistryClient::new(&url, &pki.ca_pem(), None).unwrap();
-        let a = &admin;
-        created(
-            a,
-            "/admin/agencies",
-            json!({ "id": "fire-bureau", "name": "Fire and Rescue Bureau" }),
-        )
-        .await;
+        let base = harness::Reg::start(backend).await;
+        let gateway = base.client("gateway", "gw1");
+        let a = &base.admin;
         for gw in ["gw1", "test-gateway"] {
             created(a, "/admin/gateways", json!({ "id": gw, "agency": "fire-bureau" })).await;
         }
@@ -145,25 +96,14 @@ impl Reg {
         .await;
         let granted = r.headers["sluice-revision"].to_str().unwrap().parse().unwrap();
         Reg {
-            pki,
-            running: Some(running),
-            schema,
-            url,
-            admin,
+            base,
             gateway,
-            licensee,
-            anon,
             granted,
         }
     }
 
-    async fn stop(mut self) {
-        if let Some(r) = self.running.take() {
-            r.stop().await;
-        }
-        if let Some(s) = &self.schema {
-            pgtest::drop_schema(s).await.unwrap();
-        }
+    async fn stop(self) {
+        self.base.stop().await;
     }
 
     /// `GET path` as the admin, with `accept` when given.
@@ -711,7 +651,7 @@ async fn a_gateways_counts_reach_the_report() {
     let (cert, key) = sluice_tests::registry_double::gateway_client_identity(&reg.pki);
     let public_key = {
         use base64::Engine;
-        base64::engine::general_purpose::STANDARD.encode(reg.running.as_ref().unwrap().public_key.as_bytes())
+        base64::engine::general_purpose::STANDARD.encode(reg.public_key().as_bytes())
     };
     let section = format!(
         "[registry]\nurl = {:?}\ncert = {:?}\nkey = {:?}\nca = {:?}\npublic_key = [{public_key:?}]\n\

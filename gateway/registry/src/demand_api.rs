@@ -15,9 +15,7 @@ use super::public::{esc, html_response, wants_html};
 use super::request::{body, json_response, query_str};
 use super::scope::Scope;
 use super::store::{Change, Store, StoreError};
-use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use sluice_net::body::RespBody;
 use sluice_policy::classify::OpenCategory;
@@ -25,8 +23,6 @@ use std::net::IpAddr;
 
 type Reply = Result<Response<RespBody>, Problem>;
 
-/// Largest filing body in bytes.
-pub const MAX_FILING_BYTES: usize = 64 * 1024;
 /// Most unanswered entries; a filing that would open one more waits (`rate-limited`).
 pub const MAX_OPEN: u64 = 10_000;
 
@@ -34,17 +30,7 @@ pub const MAX_OPEN: u64 = 10_000;
 /// page). `201` with `Location` (the entry's status URL), the entry's id and its count: also
 /// when the filing joined an existing entry.
 pub async fn file(store: &Store, filings: &Filings, peer: IpAddr, req: Request<Incoming>) -> Reply {
-    filings.admit(peer)?;
-    let form = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
-    let bytes: Bytes = Limited::new(req.into_body(), MAX_FILING_BYTES)
-        .collect()
-        .await
-        .map_err(|e| Problem::new(P::BadRequest, format!("request body: {e}")))?
-        .to_bytes();
+    let (form, bytes) = filings.read(peer, req).await?;
     let filing: NewDemand = if form {
         form_filing(&bytes)?
     } else {

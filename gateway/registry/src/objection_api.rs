@@ -55,6 +55,24 @@ impl Default for Filings {
 }
 
 impl Filings {
+    /// A public filing's body once the address's rate admits it: whether it came from the
+    /// HTML form (`application/x-www-form-urlencoded`), and its bytes, at most
+    /// [`MAX_FILING_BYTES`] (`bad-request` beyond).
+    pub(crate) async fn read(&self, peer: IpAddr, req: Request<Incoming>) -> Result<(bool, Bytes), Problem> {
+        self.admit(peer)?;
+        let form = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+        let bytes = Limited::new(req.into_body(), MAX_FILING_BYTES)
+            .collect()
+            .await
+            .map_err(|e| Problem::new(P::BadRequest, format!("request body: {e}")))?
+            .to_bytes();
+        Ok((form, bytes))
+    }
+
     /// Admits one filing from `ip`, or refuses it with `Retry-After` (also the demand list's
     /// limiter: an instance of its own).
     pub(crate) fn admit(&self, ip: IpAddr) -> Result<(), Problem> {
@@ -80,17 +98,7 @@ impl Filings {
 /// `POST /v1/objections`: JSON (answered with JSON) or the public form's fields (answered
 /// with a page naming the tracking id). `201` with `Location`, the id and the status URL.
 pub async fn file(store: &Store, filings: &Filings, peer: IpAddr, req: Request<Incoming>) -> Reply {
-    filings.admit(peer)?;
-    let form = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
-    let bytes: Bytes = Limited::new(req.into_body(), MAX_FILING_BYTES)
-        .collect()
-        .await
-        .map_err(|e| Problem::new(P::BadRequest, format!("request body: {e}")))?
-        .to_bytes();
+    let (form, bytes) = filings.read(peer, req).await?;
     let filing: NewObjection = if form {
         form_filing(&bytes)?
     } else {

@@ -13,10 +13,10 @@ use super::application::{
 use super::grant::build_licence;
 use super::model::{GrantRequest, ReasonBody};
 use super::problem::{Problem, ProblemCode as P};
-use super::request::{body, json_response, need_reason, query_str, valid_id};
+use super::request::{body, created_at, json_response, need_reason, query_str, valid_id};
 use super::scope::Scope;
 use super::store::{now, Change, Store, StoreError};
-use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use serde::{Deserialize, Serialize};
 use sluice_net::body::RespBody;
@@ -85,14 +85,6 @@ fn licensee_of(caller: &PeerIdentity) -> Result<&str, Problem> {
 
 fn invalid(msg: impl Into<String>) -> Problem {
     Problem::new(P::Invalid, msg)
-}
-
-fn created(rec: &ApplicationRecord) -> Response<RespBody> {
-    let mut r = json_response(StatusCode::CREATED, &rec.for_applicant(), None);
-    if let Ok(v) = HeaderValue::from_str(&format!("/v1/applications/{}", rec.id)) {
-        r.headers_mut().insert(header::LOCATION, v);
-    }
-    r
 }
 
 /// `GET /v1/agreements/<dataset>`: the current version of the dataset's agreement.
@@ -277,7 +269,11 @@ async fn file(store: &Store, licensee: &str, req: Request<Incoming>) -> Reply {
     };
     store.file_application(&rec, MAX_OPEN_PER_LICENSEE).await?;
     tracing::info!(application = %rec.id, licensee, dataset = %rec.dataset, "application filed");
-    Ok(created(&rec))
+    let location = format!("/v1/applications/{}", rec.id);
+    Ok(created_at(
+        json_response(StatusCode::CREATED, &rec.for_applicant(), None),
+        &location,
+    ))
 }
 
 /// `POST /admin/agreements`: the next version of a dataset's agreement (`201`).

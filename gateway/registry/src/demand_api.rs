@@ -64,7 +64,7 @@ pub async fn file(store: &Store, filings: &Filings, peer: IpAddr, req: Request<I
         .await?;
     let status_url = format!("/v1/demands/{id}");
     tracing::info!(demand = %id, count, kind = filing.kind.as_str(), "demand filed");
-    let mut r = if form {
+    let r = if form {
         html_response(
             "Request recorded",
             &format!(
@@ -83,11 +83,7 @@ pub async fn file(store: &Store, filings: &Filings, peer: IpAddr, req: Request<I
             None,
         )
     };
-    *r.status_mut() = StatusCode::CREATED;
-    if let Ok(v) = HeaderValue::from_str(&status_url) {
-        r.headers_mut().insert(header::LOCATION, v);
-    }
-    Ok(r)
+    Ok(super::request::created_at(r, &status_url))
 }
 
 /// The public form's fields as a filing: the JSON body's members, each once; `fields` is one

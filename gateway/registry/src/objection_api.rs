@@ -128,7 +128,7 @@ pub async fn file(store: &Store, filings: &Filings, peer: IpAddr, req: Request<I
     let rec = store.file_objection(&filing).await?;
     let status_url = format!("/v1/objections/{}", rec.id);
     tracing::info!(objection = %rec.id, dataset = %rec.dataset, kind = rec.kind.as_str(), "objection filed");
-    let mut r = if form {
+    let r = if form {
         html_response(
             "Filed",
             &format!(
@@ -152,11 +152,7 @@ pub async fn file(store: &Store, filings: &Filings, peer: IpAddr, req: Request<I
             None,
         )
     };
-    *r.status_mut() = StatusCode::CREATED;
-    if let Ok(v) = HeaderValue::from_str(&status_url) {
-        r.headers_mut().insert(header::LOCATION, v);
-    }
-    Ok(r)
+    Ok(super::request::created_at(r, &status_url))
 }
 
 /// The public form's fields as a filing: the same members as the JSON body, each once.

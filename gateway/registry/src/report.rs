@@ -338,30 +338,9 @@ pub struct DatasetReport {
     pub objections: u64,
 }
 
-/// What the store reads of the cases filed against one dataset in the period
-/// ([`ReportData::objections`]): the cases of one kind, by where they stand now.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ObjectionFigures {
-    /// Dataset id.
-    pub dataset: String,
-    /// Objection or correction.
-    pub kind: Kind,
-    /// Cases filed in the period (in any state now).
-    pub filed: u64,
-    /// Of those, not decided yet.
-    pub open: u64,
-    /// Upheld (the record suppressed or marked disputed).
-    pub upheld: u64,
-    /// Rejected.
-    pub rejected: u64,
-    /// Upheld objections withdrawn since.
-    pub withdrawn: u64,
-    /// Upheld corrections resolved since.
-    pub resolved: u64,
-}
-
 /// Objections or corrections filed against one dataset in the period, by where they stand
-/// now: `filed` is every case, the others split it by status.
+/// now: `filed` is every case, the others split it by status. The store reads them per
+/// dataset and kind ([`ReportData::objections`]); the report sums rows of one dataset and kind.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ObjectionCount {
     /// Dataset id.
@@ -396,7 +375,7 @@ impl ObjectionCount {
         ]
     }
 
-    fn add(&mut self, f: &ObjectionFigures) {
+    fn add(&mut self, f: &ObjectionCount) {
         self.filed = self.filed.saturating_add(f.filed);
         self.open = self.open.saturating_add(f.open);
         self.upheld = self.upheld.saturating_add(f.upheld);
@@ -641,17 +620,8 @@ pub fn build(period: &Period, data: ReportData, generated_at: String) -> Report 
         *d = d.saturating_add(o.filed);
         objections
             .entry((o.dataset.clone(), o.kind.as_str()))
-            .or_insert_with(|| ObjectionCount {
-                dataset: o.dataset.clone(),
-                kind: o.kind,
-                filed: 0,
-                open: 0,
-                upheld: 0,
-                rejected: 0,
-                withdrawn: 0,
-                resolved: 0,
-            })
-            .add(o);
+            .and_modify(|c| c.add(o))
+            .or_insert_with(|| o.clone());
     }
     let mut refusals_by_reason: Vec<ReasonCount> = by_reason
         .into_iter()

@@ -30,6 +30,15 @@ pub(crate) fn json_response<T: Serialize>(
     resp
 }
 
+/// `r` as `201 Created` with `Location: location` (left out if it is no valid header value).
+pub(crate) fn created_at(mut r: Response<RespBody>, location: &str) -> Response<RespBody> {
+    *r.status_mut() = StatusCode::CREATED;
+    if let Ok(v) = HeaderValue::from_str(location) {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
+    r
+}
+
 /// Reads and parses a JSON body of at most 1 MiB.
 pub(crate) async fn body<T: DeserializeOwned>(req: Request<Incoming>) -> Result<T, Problem> {
     body_limited(req, MAX_BODY).await

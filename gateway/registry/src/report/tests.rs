@@ -37,8 +37,8 @@ fn refusal(licensee: &str, licence: Option<&str>, code: &str, refusals: u64) -> 
 }
 
 /// Cases of `kind` filed against `dataset`: `[open, upheld, rejected, withdrawn, resolved]`.
-fn objections(dataset: &str, kind: Kind, n: [u64; 5]) -> ObjectionFigures {
-    ObjectionFigures {
+fn objections(dataset: &str, kind: Kind, n: [u64; 5]) -> ObjectionCount {
+    ObjectionCount {
         dataset: dataset.into(),
         kind,
         filed: n.iter().sum(),

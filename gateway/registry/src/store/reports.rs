@@ -6,7 +6,7 @@
 use super::{licence_from, to_u64, violation_from, Result, Store, StoreError, VIOLATION_COLUMNS};
 use crate::model::ViolationRecord;
 use crate::objection::{Kind, Status};
-use crate::report::ObjectionFigures;
+use crate::report::ObjectionCount;
 use sluice_policy::licence::Licence;
 use sqlx::any::AnyRow;
 use sqlx::Row;
@@ -59,7 +59,7 @@ pub struct ReportData {
     pub violations: Vec<ViolationRecord>,
     /// Objections and corrections filed in the period (by the UTC month of `filed_at`), per
     /// dataset and kind with their counts by status now; sorted by dataset, kind.
-    pub objections: Vec<ObjectionFigures>,
+    pub objections: Vec<ObjectionCount>,
     /// Every application (the report counts those filed or decided in the period, and those
     /// waiting now).
     pub applications: Vec<crate::application::ApplicationRecord>,
@@ -182,7 +182,7 @@ impl Store {
             let dataset: String = r.try_get("dataset")?;
             let kind: String = r.try_get("kind")?;
             let n = |c: &str| -> Result<u64> { Ok(to_u64(r.try_get(c)?)) };
-            Ok(ObjectionFigures {
+            Ok(ObjectionCount {
                 kind: Kind::parse(&kind).ok_or_else(|| {
                     StoreError::Corrupt(format!("objections of {dataset}"), format!("kind {kind:?}"))
                 })?,

@@ -98,6 +98,8 @@ pub enum ProblemCode {
     FusionConflict,
     /// Registry: a gateway certificate whose gateway is not registered, or is retired.
     UnknownGateway,
+    /// Registry console: a change without a valid CSRF token, or sent from another site.
+    CsrfRejected,
     /// Registry: the registry failed.
     Internal,
 }
@@ -145,6 +147,7 @@ impl ProblemCode {
             Self::Conflict => "conflict",
             Self::FusionConflict => "fusion-conflict",
             Self::UnknownGateway => "unknown-gateway",
+            Self::CsrfRejected => "csrf-rejected",
             Self::Internal => "internal",
         }
     }
@@ -187,6 +190,7 @@ impl ProblemCode {
             Self::Conflict => 409,
             Self::FusionConflict => 409,
             Self::UnknownGateway => 403,
+            Self::CsrfRejected => 403,
             Self::Internal => 500,
         }
     }
@@ -229,6 +233,7 @@ impl ProblemCode {
             Self::Conflict => "Conflict",
             Self::FusionConflict => "Grant would complete a fusion rule",
             Self::UnknownGateway => "Gateway not registered",
+            Self::CsrfRejected => "Console form not accepted",
             Self::Internal => "Internal error",
         }
     }
@@ -337,6 +342,7 @@ mod tests {
         ("fusion-conflict", 409, "Grant would complete a fusion rule"),
         ("method-not-allowed", 405, "Method not allowed"),
         ("unknown-gateway", 403, "Gateway not registered"),
+        ("csrf-rejected", 403, "Console form not accepted"),
         ("internal", 500, "Internal error"),
     ];
 
@@ -371,7 +377,7 @@ mod tests {
             assert_eq!(json, format!("\"{code}\""));
             assert_eq!(serde_json::from_str::<ProblemCode>(&json).unwrap(), c);
         }
-        assert_eq!(ProblemCode::ALL.len(), 36);
+        assert_eq!(ProblemCode::ALL.len(), 37);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! client certificate and reports broken transfers.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod browser;
 pub mod client;
 pub mod http2;
 pub mod registry_double;

@@ -1385,7 +1385,9 @@ fn this_month() -> String {
 }
 
 /// A real gateway subscribed to the real registry reports its usage, which the monthly report
-/// then shows under the gateway's certificate identity.
+/// then shows under the gateway's certificate identity; the registry's health view
+/// (`/admin/gateways/health`, `/metrics`) shows it current, and a registered gateway that never
+/// connected stale.
 async fn a_gateways_usage_reaches_the_monthly_report(b: Backend) {
     use base64::Engine;
     use sluice_tests::client::{get, tls_config};
@@ -1476,6 +1478,131 @@ async fn a_gateways_usage_reaches_the_monthly_report(b: Backend) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(got, want);
+
+    // The federation's health: gw1 was answered the registry's revision (its long-polls'
+    // 304s keep it seen), with its certificate and its last usage report; gw2, registered but
+    // never connected, is stale; a retired gateway is listed, marked, and never stale.
+    let granted = changes(&reg)
+        .await
+        .iter()
+        .rev()
+        .find(|c| c["action"] == "licence.grant")
+        .unwrap()["revision"]
+        .as_u64()
+        .unwrap();
+    admin(
+        "/admin/gateways",
+        json!({ "id": "gw-old", "agency": "fire-bureau" }),
+    )
+    .await;
+    let retire = json!({ "reason": "decommissioned" });
+    let r = reg
+        .admin
+        .post("/admin/gateways/gw-old/retire", &retire)
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{:?}", r.json());
+    let r = reg.admin.get("/admin/gateways/health").await.unwrap();
+    assert_eq!(r.status, 200, "{:?}", r.json());
+    let health = r.json();
+    let ids: Vec<&str> = health
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["gw-old", "gw1", "gw2"]);
+    let (old, gw1, gw2) = (&health[0], &health[1], &health[2]);
+    assert_eq!(
+        (
+            &gw1["revision"],
+            &gw1["registry_revision"],
+            &gw1["revisions_behind"]
+        ),
+        (&json!(granted), &json!(granted), &json!(0)),
+        "{gw1}"
+    );
+    assert_eq!(
+        (
+            &gw1["stale"],
+            &gw1["stale_reason"],
+            &gw1["retired"],
+            &gw1["agency"]
+        ),
+        (&json!(false), &Value::Null, &json!(false), &json!("fire-bureau")),
+        "{gw1}"
+    );
+    let rfc3339 = |v: &Value| {
+        time::OffsetDateTime::parse(
+            v.as_str().unwrap_or_else(|| panic!("{v} is no string")),
+            &time::format_description::well_known::Rfc3339,
+        )
+        .unwrap()
+    };
+    let now = time::OffsetDateTime::now_utc();
+    assert!((now - rfc3339(&gw1["last_seen"])).whole_seconds() <= 30, "{gw1}");
+    assert!(gw1["age_s"].as_i64().unwrap() <= 30, "{gw1}");
+    assert!(rfc3339(&gw1["cert_not_after"]) > now, "{gw1}");
+    assert!(gw1["cert_days_left"].as_i64().unwrap() >= 1, "{gw1}");
+    assert!(!gw1["cert_serial"].as_str().unwrap().is_empty(), "{gw1}");
+    assert!(gw1["last_usage_report"]["report_id"].is_string(), "{gw1}");
+    rfc3339(&gw1["last_usage_report"]["received_at"]);
+    assert_eq!(
+        (&gw2["stale"], &gw2["stale_reason"], &gw2["retired"]),
+        (&json!(true), &json!("never-seen"), &json!(false)),
+        "{gw2}"
+    );
+    for k in [
+        "last_seen",
+        "age_s",
+        "revision",
+        "revisions_behind",
+        "last_usage_report",
+        "cert_not_after",
+        "cert_days_left",
+    ] {
+        assert_eq!(gw2[k], Value::Null, "{k}: {gw2}");
+    }
+    assert_eq!(gw2["registry_revision"], json!(granted));
+    assert_eq!(
+        (&old["retired"], &old["stale"]),
+        (&json!(true), &json!(false)),
+        "{old}"
+    );
+    // Administrators only; /metrics has the same per unretired gateway.
+    let r = reg.anon.get("/admin/gateways/health").await.unwrap();
+    assert_eq!(r.problem().as_deref(), Some("unauthenticated"));
+    let r = reg.admin.get("/metrics").await.unwrap();
+    let text = String::from_utf8_lossy(&r.body).into_owned();
+    for line in [
+        "sluice_registry_gateway_stale{gateway=\"gw1\"} 0",
+        "sluice_registry_gateway_stale{gateway=\"gw2\"} 1",
+        "sluice_registry_gateway_revisions_behind{gateway=\"gw1\"} 0",
+        "sluice_registry_gateway_cert_expiry_timestamp_seconds{gateway=\"gw1\"} ",
+        "sluice_registry_gateway_contact_age_seconds{gateway=\"gw1\"} ",
+    ] {
+        assert!(text.contains(line), "{line} in {text}");
+    }
+    assert!(
+        !text.contains("gw-old") && !text.contains("revisions_behind{gateway=\"gw2\"}"),
+        "{text}"
+    );
+    // A long-poll answered 304 counts as contact too: gw2, told its revision is current, is
+    // seen and not stale.
+    let r = reg
+        .gateway2
+        .get(&format!("/v1/snapshot?after={granted}"))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 304);
+    let health = reg.admin.get("/admin/gateways/health").await.unwrap().json();
+    let gw2 = &health[2];
+    assert_eq!(
+        (&gw2["id"], &gw2["revision"], &gw2["stale"]),
+        (&json!("gw2"), &json!(granted), &json!(false)),
+        "{gw2}"
+    );
+    rfc3339(&gw2["cert_not_after"]);
     gw.shutdown().await;
     reg.stop().await;
 }

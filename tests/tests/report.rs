@@ -8,13 +8,14 @@ use serde_json::{json, Value};
 use sluice::admin as cli;
 use sluice::report_cli::{ReportCommand, ReportFormat};
 use sluice_net::registry_client::{RegistryClient, Reply};
+use sluice_tests::browser::screenshots_dir;
 use sluice_tests::client::{get, tls_config};
 use sluice_tests::registry_harness::{self as harness, Backend};
 use sluice_tests::upstream::Upstream;
 use sluice_tests::write_config;
 use std::collections::HashSet;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// A registry on loopback ([`harness::Reg`]) with an agency, its gateways `gw1` and
@@ -783,19 +784,6 @@ async fn a_gateways_counts_reach_the_report() {
 // --- The page in a browser ---------------------------------------------------------------
 
 const CHROMIUM: &str = "/usr/bin/chromium";
-
-/// `target/screenshots/` (beside the test binary's `target/<profile>/deps/`).
-fn screenshots_dir() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let target = exe
-        .ancestors()
-        .nth(3)
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target")));
-    let dir = target.join("screenshots");
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 /// A decoded PNG: its size and its pixels as RGB.
 struct Png {

@@ -12,6 +12,8 @@ pub struct Peer {
     pub fingerprint: String,
     /// Certificate serial, hex.
     pub serial: String,
+    /// End of the certificate's validity, unix seconds (`notAfter`).
+    pub not_after: i64,
 }
 
 /// What the client certificate of a connection says. Both servers use it: the gateway's data
@@ -49,6 +51,7 @@ impl PeerIdentity {
                     id: id.id,
                     fingerprint: id.sha256_fingerprint_hex,
                     serial: id.serial_hex,
+                    not_after: id.not_after,
                 };
                 match id.kind {
                     IdentityKind::Licensee => Self::Licensee(peer),

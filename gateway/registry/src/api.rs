@@ -8,7 +8,7 @@ use super::model::{NewDataset, NewLicensee, NewViolation, ReasonBody, RevokeSeri
 use super::objection_api;
 use super::problem::{Problem, ProblemCode as P};
 use super::public;
-use super::request::{body, json_response, need_reason, query_str, valid_dataset, valid_id};
+use super::request::{body, json_response, need_reason, query_str, valid_dataset, valid_id, ApiBody};
 use super::scope::Scope;
 use super::snapshot::Distributor;
 use super::store::{Change, Store, StoreError};
@@ -59,13 +59,14 @@ impl Api {
     /// Handles one request.
     pub async fn handle(self: Arc<Self>, conn: Arc<Conn>, req: Request<Incoming>) -> Response<RespBody> {
         let path = req.uri().path().to_owned();
+        let req = req.map(http_body_util::BodyExt::boxed);
         match self.route(&conn, req).await {
             Ok(r) => r,
             Err(p) => p.into_response(&path, None),
         }
     }
 
-    async fn route(&self, conn: &Conn, req: Request<Incoming>) -> Reply {
+    async fn route(&self, conn: &Conn, req: Request<ApiBody>) -> Reply {
         let caller = &conn.identity;
         let path = req.uri().path().to_owned();
         let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
@@ -133,7 +134,22 @@ impl Api {
                         ))
                     }
                 }
-                self.snapshot(req.uri().query()).await
+                let reply = self.snapshot(req.uri().query()).await;
+                if let (PeerIdentity::Gateway(peer), Ok(r)) = (caller, &reply) {
+                    // The revision answered: the one sent, or (304) the current one it holds.
+                    let rev = r
+                        .headers()
+                        .get("sluice-revision")
+                        .and_then(|v| v.to_str().ok()?.parse().ok());
+                    if let Some(rev) = rev {
+                        self.dist.record_contact(peer, rev).await;
+                    }
+                }
+                reply
+            }
+            ["console", ..] => {
+                let admin = admin_id(caller)?;
+                super::console::handle(self, &admin, req).await
             }
             ["admin", ..] => {
                 let admin = admin_id(caller)?;
@@ -203,7 +219,39 @@ impl Api {
         Ok(snapshot_response(rev, bytes))
     }
 
-    async fn admin(&self, admin: &str, req: Request<Incoming>) -> Reply {
+    /// Calls the admin API as `admin` (the console's only way to read or change anything):
+    /// `uri` is a path with its query, `body` the JSON of a change. Answers the response's
+    /// JSON (`null` for an empty body) or the refusal.
+    pub(crate) async fn call_admin(
+        &self,
+        admin: &str,
+        method: Method,
+        uri: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<serde_json::Value, Problem> {
+        use http_body_util::BodyExt;
+        let bytes = body.map(|b| Bytes::from(b.to_string())).unwrap_or_default();
+        let req = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(super::request::api_body(bytes))
+            .map_err(|e| Problem::new(P::BadRequest, format!("{uri}: {e}")))?;
+        let resp = self.admin(admin, req).await?;
+        let bytes = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|_| Problem::new(P::Internal, "the admin API's answer could not be read"))?
+            .to_bytes();
+        if bytes.is_empty() {
+            return Ok(serde_json::Value::Null);
+        }
+        serde_json::from_slice(&bytes)
+            .map_err(|_| Problem::new(P::Internal, "the admin API's answer is not JSON"))
+    }
+
+    async fn admin(&self, admin: &str, req: Request<ApiBody>) -> Reply {
         let path = req.uri().path().to_owned();
         let query = req.uri().query().map(str::to_owned);
         let segs: Vec<String> = path.trim_matches('/').split('/').map(str::to_owned).collect();
@@ -542,7 +590,7 @@ impl Api {
 
 /// The admin id of an admin certificate; `unauthenticated` without a certificate, `forbidden`
 /// for any other. Every admin route (`/admin/…`, `/reports/…`) checks its caller with it.
-fn admin_id(caller: &PeerIdentity) -> Result<String, Problem> {
+pub(crate) fn admin_id(caller: &PeerIdentity) -> Result<String, Problem> {
     match caller {
         PeerIdentity::Admin(a) => Ok(a.id.clone()),
         PeerIdentity::None => Err(Problem::new(

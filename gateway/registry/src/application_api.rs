@@ -13,11 +13,11 @@ use super::application::{
 use super::grant::build_licence;
 use super::model::{GrantRequest, ReasonBody};
 use super::problem::{Problem, ProblemCode as P};
+use super::request::ApiBody;
 use super::request::{body, created_at, json_response, need_reason, query_str, valid_id};
 use super::scope::Scope;
 use super::store::{now, Change, Store, StoreError};
 use http::{Method, Request, Response, StatusCode};
-use hyper::body::Incoming;
 use serde::{Deserialize, Serialize};
 use sluice_net::body::RespBody;
 use sluice_net::identity::{Peer, PeerIdentity};
@@ -99,7 +99,7 @@ pub async fn agreement(store: &Store, dataset: &str) -> Reply {
 }
 
 /// `/v1/applications…` for a licensee's certificate.
-pub async fn licensee(store: &Store, caller: &PeerIdentity, segs: &[&str], req: Request<Incoming>) -> Reply {
+pub async fn licensee(store: &Store, caller: &PeerIdentity, segs: &[&str], req: Request<ApiBody>) -> Reply {
     let method = req.method().clone();
     let routed = matches!(
         (segs, &method),
@@ -171,7 +171,7 @@ async fn own(store: &Store, licensee: &str, id: &str) -> Result<ApplicationRecor
     }
 }
 
-async fn file(store: &Store, licensee: &str, req: Request<Incoming>) -> Reply {
+async fn file(store: &Store, licensee: &str, req: Request<ApiBody>) -> Reply {
     let b: NewApplication = body(req).await?;
     let now_t = OffsetDateTime::now_utc();
     if let Some(p) = b.problem(now_t) {
@@ -277,7 +277,7 @@ async fn file(store: &Store, licensee: &str, req: Request<Incoming>) -> Reply {
 }
 
 /// `POST /admin/agreements`: the next version of a dataset's agreement (`201`).
-pub async fn publish(store: &Store, admin: &str, scope: &Scope, req: Request<Incoming>) -> Reply {
+pub async fn publish(store: &Store, admin: &str, scope: &Scope, req: Request<ApiBody>) -> Reply {
     let b: NewAgreement = body(req).await?;
     need_reason(&b.reason)?;
     if let Some(p) = text_problem("text", &b.text, MAX_AGREEMENT_CHARS) {
@@ -303,7 +303,7 @@ pub async fn admin(
     scope: &Scope,
     segs: &[&str],
     query: Option<&str>,
-    req: Request<Incoming>,
+    req: Request<ApiBody>,
 ) -> Reply {
     let method = req.method().clone();
     match (segs, &method) {

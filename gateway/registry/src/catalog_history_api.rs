@@ -9,12 +9,12 @@ use super::action::Action;
 use super::catalog_history::{self as history, CatalogEntry, CatalogVersion};
 use super::problem::{Problem, ProblemCode as P};
 use super::public::{esc, html_response, wants_html};
+use super::request::ApiBody;
 use super::request::{body, json_response, need_reason};
 use super::scope::Scope;
 use super::snapshot::Distributor;
 use super::store::{Change, Store};
 use http::{header, HeaderValue, Request, Response, StatusCode};
-use hyper::body::Incoming;
 use serde::{Deserialize, Serialize};
 use sluice_net::body::RespBody;
 
@@ -128,7 +128,7 @@ pub async fn evaluate(
     admin: &str,
     scope: &Scope,
     id: &str,
-    req: Request<Incoming>,
+    req: Request<ApiBody>,
 ) -> Reply {
     let b: NewEvaluation = body(req).await?;
     need_reason(&b.reason)?;

@@ -12,11 +12,11 @@ use super::demand::{form_fields, merge_key, resolve, Listed, NewAnswer, NewDeman
 use super::objection_api::Filings;
 use super::problem::{Problem, ProblemCode as P};
 use super::public::{esc, html_response, wants_html};
+use super::request::ApiBody;
 use super::request::{body, json_response, query_str};
 use super::scope::Scope;
 use super::store::{Change, Store, StoreError};
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
-use hyper::body::Incoming;
 use sluice_net::body::RespBody;
 use sluice_policy::classify::OpenCategory;
 use std::net::IpAddr;
@@ -29,7 +29,7 @@ pub const MAX_OPEN: u64 = 10_000;
 /// `POST /v1/demands`: JSON (answered with JSON) or the public form's fields (answered with a
 /// page). `201` with `Location` (the entry's status URL), the entry's id and its count: also
 /// when the filing joined an existing entry.
-pub async fn file(store: &Store, filings: &Filings, peer: IpAddr, req: Request<Incoming>) -> Reply {
+pub async fn file(store: &Store, filings: &Filings, peer: IpAddr, req: Request<ApiBody>) -> Reply {
     let (form, bytes) = filings.read(peer, req).await?;
     let filing: NewDemand = if form {
         form_filing(&bytes)?
@@ -245,7 +245,7 @@ pub async fn admin(
     segs: &[&str],
     method: &Method,
     query: Option<&str>,
-    req: Request<Incoming>,
+    req: Request<ApiBody>,
 ) -> Reply {
     match (segs, method) {
         (["admin", "demands"], &Method::GET) => {

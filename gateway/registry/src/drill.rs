@@ -13,11 +13,11 @@
 
 use super::action::Action;
 use super::problem::{Problem, ProblemCode as P};
+use super::request::ApiBody;
 use super::request::{body, json_response, valid_id};
 use super::snapshot::Distributor;
 use super::store::{Change, Store};
 use http::{Method, Request, Response, StatusCode};
-use hyper::body::Incoming;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use time::OffsetDateTime;
@@ -228,7 +228,7 @@ pub async fn admin(
     dist: &Distributor,
     admin: &str,
     method: &Method,
-    req: Request<Incoming>,
+    req: Request<ApiBody>,
 ) -> Result<Response<sluice_net::body::RespBody>, Problem> {
     if method == Method::GET {
         return Ok(json_response(StatusCode::OK, &store.drills().await?, None));

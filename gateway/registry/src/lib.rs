@@ -38,7 +38,9 @@
 //!    [`usage`], [`report`] (usage reports: page, CSV, JSON), [`public`], [`drill`] (emergency
 //!    drill reports: their checks and records), [`risk_api`] (risk rules and alerts),
 //!    [`demand_api`] (the demand list: filing, the public list and form, answers),
-//!    [`catalog_history_api`] (entries' histories, evaluation dates);
+//!    [`catalog_history_api`] (entries' histories, evaluation dates), [`gateway_health`]
+//!    (`/admin/gateways/health`: each gateway's last snapshot contact, staleness, last usage
+//!    report and certificate expiry);
 //! 5. [`api`]: the routes.
 
 pub mod action;
@@ -48,12 +50,14 @@ pub mod application_api;
 pub mod catalog_history;
 pub mod catalog_history_api;
 pub mod config;
+pub mod console;
 pub mod credit_code;
 pub mod demand;
 pub mod demand_api;
 pub mod drill;
 pub mod fusion;
 pub mod fusion_admin;
+pub mod gateway_health;
 pub mod grant;
 pub mod keys;
 pub mod metrics;
@@ -73,6 +77,7 @@ pub mod routes;
 pub mod scope;
 pub mod snapshot;
 pub mod store;
+pub mod terms;
 pub mod usage;
 
 #[cfg(test)]

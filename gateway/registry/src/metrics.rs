@@ -1,7 +1,10 @@
 //! `GET /metrics` on the admin listener (administrator certificates): the registry's state in
 //! the Prometheus text format, read from the store at each scrape, so replicas agree and
 //! nothing is counted twice. Applications waiting and overdue per owning agency (the review
-//! deadlines of issue 16), open objections, and the snapshot revision this process serves.
+//! deadlines of issue 16), open objections, the snapshot revision this process serves, and
+//! each unretired gateway's health ([`crate::gateway_health`]): whether it is stale, and, once
+//! it has been answered a snapshot, the seconds since, the revisions it is behind and when its
+//! certificate expires.
 
 use super::problem::Problem;
 use super::snapshot::Distributor;
@@ -18,6 +21,12 @@ use sluice_net::body::{full, RespBody};
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct AgencyLabels {
     agency: String,
+}
+
+/// A gateway (`gateway_…` gauges).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct GatewayLabels {
+    gateway: String,
 }
 
 fn gauge(v: u64) -> Gauge {
@@ -67,6 +76,51 @@ pub async fn render(store: &Store, dist: &Distributor) -> Result<String, Problem
         "snapshot_revision",
         "The snapshot revision this registry process serves",
         gauge(dist.current()),
+    );
+    let (age, behind, stale, cert) = (
+        Family::<GatewayLabels, Gauge>::default(),
+        Family::<GatewayLabels, Gauge>::default(),
+        Family::<GatewayLabels, Gauge>::default(),
+        Family::<GatewayLabels, Gauge>::default(),
+    );
+    let health = super::gateway_health::read(store, dist.current()).await?;
+    for h in health.iter().filter(|h| !h.retired) {
+        let labels = GatewayLabels {
+            gateway: h.id.clone(),
+        };
+        stale.get_or_create(&labels).set(i64::from(h.stale));
+        if let (Some(a), Some(b)) = (h.age_s, h.revisions_behind) {
+            age.get_or_create(&labels).set(a);
+            behind
+                .get_or_create(&labels)
+                .set(i64::try_from(b).unwrap_or(i64::MAX));
+        }
+        let not_after = h.cert_not_after.as_deref().and_then(|t| {
+            time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
+        });
+        if let Some(t) = not_after {
+            cert.get_or_create(&labels).set(t.unix_timestamp());
+        }
+    }
+    reg.register(
+        "gateway_contact_age_seconds",
+        "Seconds since the gateway was last answered a snapshot (a 304 included), per unretired gateway once seen",
+        age,
+    );
+    reg.register(
+        "gateway_revisions_behind",
+        "The registry's snapshot revision less the one the gateway was last answered, per unretired gateway once seen",
+        behind,
+    );
+    reg.register(
+        "gateway_stale",
+        "1 when the gateway is stale (never seen, not seen for 90 s, or behind a revision made over 10 s ago), per unretired gateway",
+        stale,
+    );
+    reg.register(
+        "gateway_cert_expiry_timestamp_seconds",
+        "End of validity of the client certificate the gateway last came with, unix seconds",
+        cert,
     );
     let mut out = String::new();
     encode(&mut out, &reg).map_err(|e| Problem::new(super::problem::ProblemCode::Internal, e.to_string()))?;

@@ -10,6 +10,7 @@ use super::model::ReasonBody;
 use super::objection::{Decision, NewObjection, PublicStatus, Status};
 use super::problem::{Problem, ProblemCode as P};
 use super::public::{esc, html_response, wants_html};
+use super::request::ApiBody;
 use super::request::{body, json_response, need_reason};
 use super::scope::Scope;
 use super::snapshot::Distributor;
@@ -18,7 +19,6 @@ use bytes::Bytes;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
-use hyper::body::Incoming;
 use sluice_net::body::RespBody;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
@@ -58,7 +58,7 @@ impl Filings {
     /// A public filing's body once the address's rate admits it: whether it came from the
     /// HTML form (`application/x-www-form-urlencoded`), and its bytes, at most
     /// [`MAX_FILING_BYTES`] (`bad-request` beyond).
-    pub(crate) async fn read(&self, peer: IpAddr, req: Request<Incoming>) -> Result<(bool, Bytes), Problem> {
+    pub(crate) async fn read(&self, peer: IpAddr, req: Request<ApiBody>) -> Result<(bool, Bytes), Problem> {
         self.admit(peer)?;
         let form = req
             .headers()
@@ -97,7 +97,7 @@ impl Filings {
 
 /// `POST /v1/objections`: JSON (answered with JSON) or the public form's fields (answered
 /// with a page naming the tracking id). `201` with `Location`, the id and the status URL.
-pub async fn file(store: &Store, filings: &Filings, peer: IpAddr, req: Request<Incoming>) -> Reply {
+pub async fn file(store: &Store, filings: &Filings, peer: IpAddr, req: Request<ApiBody>) -> Reply {
     let (form, bytes) = filings.read(peer, req).await?;
     let filing: NewObjection = if form {
         form_filing(&bytes)?
@@ -254,7 +254,7 @@ pub async fn admin(
     segs: &[&str],
     method: &Method,
     query: Option<&str>,
-    req: Request<Incoming>,
+    req: Request<ApiBody>,
 ) -> Reply {
     match (segs, method) {
         (["admin", "objections"], &Method::GET) => {

@@ -10,11 +10,11 @@
 use super::action::Action;
 use super::model::{NewAgency, NewGateway, NewScenario, ReasonBody};
 use super::problem::{Problem, ProblemCode as P};
+use super::request::ApiBody;
 use super::request::{body, json_response, need_reason, valid_id};
 use super::snapshot::Distributor;
 use super::store::{Change, Store};
 use http::{Method, Request, Response, StatusCode};
-use hyper::body::Incoming;
 
 /// Checks that a grant's scenario is registered and covers its dataset.
 pub async fn check_scenario(store: &Store, scenario: &str, dataset: &str) -> Result<(), Problem> {
@@ -70,14 +70,15 @@ fn not_empty(what: &str, v: &str) -> Result<(), Problem> {
     Ok(())
 }
 
-/// `/admin/agencies`, `/admin/gateways[/<id>/retire]`, `/admin/scenarios`.
+/// `/admin/agencies`, `/admin/gateways[/<id>/retire]`, `/admin/gateways/health`
+/// ([`crate::gateway_health`]), `/admin/scenarios`.
 pub async fn admin(
     store: &Store,
     dist: &Distributor,
     admin: &str,
     segs: &[&str],
     method: &Method,
-    req: Request<Incoming>,
+    req: Request<ApiBody>,
 ) -> Result<Response<sluice_net::body::RespBody>, Problem> {
     let (get, post) = (method == Method::GET, method == Method::POST);
     match segs {
@@ -108,6 +109,7 @@ pub async fn admin(
             Ok(json_response(StatusCode::CREATED, &rec, Some(rev.revision)))
         }
         ["admin", "gateways"] if get => Ok(json_response(StatusCode::OK, &store.gateways().await?, None)),
+        ["admin", "gateways", "health"] if get => super::gateway_health::get(store, dist.current()).await,
         ["admin", "gateways"] if post => {
             let b: NewGateway = body(req).await?;
             valid_id(&b.id)?;

@@ -5,10 +5,21 @@ use super::problem::{Problem, ProblemCode as P};
 use bytes::Bytes;
 use http::{header, HeaderValue, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
-use hyper::body::Incoming;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use sluice_net::body::{full, RespBody};
+
+/// A request body as the routes read it: a connection's body, or one the console builds for
+/// the admin API it calls.
+pub type ApiBody = http_body_util::combinators::BoxBody<Bytes, hyper::Error>;
+
+/// `bytes` as a request body.
+pub(crate) fn api_body(bytes: Bytes) -> ApiBody {
+    use http_body_util::{BodyExt, Full};
+    Full::new(bytes)
+        .map_err(|never: std::convert::Infallible| match never {})
+        .boxed()
+}
 
 /// Largest accepted request body.
 const MAX_BODY: usize = 1 << 20;
@@ -40,13 +51,13 @@ pub(crate) fn created_at(mut r: Response<RespBody>, location: &str) -> Response<
 }
 
 /// Reads and parses a JSON body of at most 1 MiB.
-pub(crate) async fn body<T: DeserializeOwned>(req: Request<Incoming>) -> Result<T, Problem> {
+pub(crate) async fn body<T: DeserializeOwned>(req: Request<ApiBody>) -> Result<T, Problem> {
     body_limited(req, MAX_BODY).await
 }
 
 /// Reads a JSON body of at most `limit` bytes (`bad-request` otherwise).
 pub(crate) async fn body_limited<T: DeserializeOwned>(
-    req: Request<Incoming>,
+    req: Request<ApiBody>,
     limit: usize,
 ) -> Result<T, Problem> {
     let bytes: Bytes = Limited::new(req.into_body(), limit)

@@ -5,12 +5,12 @@
 use super::action::Action;
 use super::model::ReasonBody;
 use super::problem::{Problem, ProblemCode as P};
+use super::request::ApiBody;
 use super::request::{body, json_response, need_reason};
 use super::risk::{alert_problem, NewRiskRule};
 use super::snapshot::Distributor;
 use super::store::{AlertRecorded, Change, Store, StoreError};
 use http::{Method, Request, Response, StatusCode};
-use hyper::body::Incoming;
 use sluice_net::body::RespBody;
 use sluice_net::identity::PeerIdentity;
 use sluice_policy::risk::RiskAlert;
@@ -25,7 +25,7 @@ pub async fn admin(
     admin: &str,
     segs: &[&str],
     method: &Method,
-    req: Request<Incoming>,
+    req: Request<ApiBody>,
 ) -> Reply {
     match (segs, method) {
         (["admin", "risk", "rules"], &Method::GET) => {
@@ -88,7 +88,7 @@ pub async fn post_alert(
     store: &Store,
     dist: &Distributor,
     caller: &PeerIdentity,
-    req: Request<Incoming>,
+    req: Request<ApiBody>,
 ) -> Reply {
     let gateway = super::usage::gateway_caller(caller, "risk alerts")?;
     if !store.gateway_active(gateway).await? {

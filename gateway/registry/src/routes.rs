@@ -56,6 +56,7 @@ pub const ROUTES: &[(&[&str], &str)] = &[
     (&["admin", "admins", "*"], "DELETE"),
     (&["admin", "gateways"], "GET, POST"),
     (&["admin", "gateways", "*", "retire"], "POST"),
+    (&["admin", "gateways", "health"], "GET"),
     (&["admin", "scenarios"], "GET, POST"),
     (&["admin", "changes"], "GET"),
     (&["reports", "usage"], "GET"),

@@ -16,10 +16,10 @@
 use super::action::Action;
 use super::model::ReasonBody;
 use super::problem::{Problem, ProblemCode as P};
+use super::request::ApiBody;
 use super::request::{body, json_response, need_reason, valid_id};
 use super::store::{Change, Store, StoreError};
 use http::{Method, Request, Response, StatusCode};
-use hyper::body::Incoming;
 use serde::{Deserialize, Serialize};
 use sluice_net::body::RespBody;
 
@@ -152,7 +152,7 @@ pub async fn admin(
     scope: &Scope,
     segs: &[&str],
     method: &Method,
-    req: Request<Incoming>,
+    req: Request<ApiBody>,
 ) -> Result<Response<RespBody>, Problem> {
     if *scope != Scope::City {
         return Err(scope.city_only(method, segs));

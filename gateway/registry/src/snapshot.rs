@@ -4,13 +4,19 @@
 //! Replicas sharing one PostgreSQL database learn of each other's changes at once through
 //! LISTEN/NOTIFY ([`Distributor::listen_store`]); a once-a-second revision check
 //! ([`Distributor::poll_store`]) is the safety net for lost notifications and for SQLite.
+//!
+//! It also records which revision each gateway was last answered
+//! ([`Distributor::record_contact`]), the registry's view of the federation's health
+//! (`GET /admin/gateways/health`).
 
-use super::store::{Store, StoreError, CHANGE_CHANNEL};
+use super::store::{GatewayContact, Store, StoreError, CHANGE_CHANNEL};
 use bytes::Bytes;
 use ed25519_dalek::SigningKey;
+use sluice_net::identity::Peer;
 use sluice_policy::snapshot::{key_id, Delta, SignedDelta, SignedSnapshot, Snapshot, SnapshotError};
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::{Arc, PoisonError};
+use std::time::{Duration, Instant};
 use tokio::sync::{watch, Mutex};
 
 /// Why a snapshot could not be produced.
@@ -32,7 +38,21 @@ pub struct Distributor {
     cache: Mutex<Option<(u64, Bytes)>>,
     /// Signed deltas by (base, revision), the most recent last.
     deltas: Mutex<Vec<(u64, u64, Bytes)>>,
+    /// The contact this process last recorded per gateway ([`Self::record_contact`]).
+    contacts: std::sync::Mutex<HashMap<String, Written>>,
 }
+
+/// What this process last recorded of a gateway's contact.
+struct Written {
+    revision: u64,
+    serial: String,
+    at: Instant,
+}
+
+/// How long this process leaves a gateway's recorded contact as it is while the gateway is
+/// answered the same revision under the same certificate: its `last_seen` is at most this old
+/// while it polls (per process: replicas each write at this pace).
+pub const CONTACT_WRITE_EVERY: Duration = Duration::from_secs(15);
 
 /// Signed deltas kept (one per base revision gateways hold; nearly all hold the same).
 const DELTAS_KEPT: usize = 16;
@@ -48,7 +68,20 @@ impl Distributor {
             revision: tx,
             cache: Mutex::new(None),
             deltas: Mutex::new(Vec::new()),
+            contacts: std::sync::Mutex::new(HashMap::new()),
         }))
+    }
+
+    /// A 32-byte secret for `purpose`, derived from the signing key (SHA-256 of the purpose
+    /// and the seed): the same at every replica sharing the key, never the key itself.
+    pub(crate) fn derived_secret(&self, purpose: &str) -> [u8; 32] {
+        use sha2::Digest;
+        let mut h = sha2::Sha256::new();
+        h.update(b"sluice-registry derived secret\0");
+        h.update(purpose.as_bytes());
+        h.update(b"\0");
+        h.update(self.key.to_bytes());
+        h.finalize().into()
     }
 
     /// The key id of the signing key.
@@ -158,6 +191,45 @@ impl Distributor {
         }
         deltas.push((base, delta.revision, bytes.clone()));
         Ok(Some((delta.revision, bytes)))
+    }
+
+    /// Records that gateway `peer` was answered on `GET /v1/snapshot` at `revision` (a 304
+    /// included). Written to the store when the revision or the certificate differs from what
+    /// this process last recorded for it, or that was [`CONTACT_WRITE_EVERY`] ago or more;
+    /// otherwise nothing is written. A failed write is logged (the answer still goes out) and
+    /// tried again on the next answer.
+    pub async fn record_contact(&self, peer: &Peer, revision: u64) {
+        let now = Instant::now();
+        {
+            let mut written = self.contacts.lock().unwrap_or_else(PoisonError::into_inner);
+            if written.get(&peer.id).is_some_and(|w| {
+                w.revision == revision
+                    && w.serial == peer.serial
+                    && now.duration_since(w.at) < CONTACT_WRITE_EVERY
+            }) {
+                return;
+            }
+            let w = Written {
+                revision,
+                serial: peer.serial.clone(),
+                at: now,
+            };
+            written.insert(peer.id.clone(), w);
+        }
+        let contact = GatewayContact {
+            gateway: peer.id.clone(),
+            revision,
+            seen_at: super::store::now(),
+            cert_serial: peer.serial.clone(),
+            cert_not_after: peer.not_after,
+        };
+        if let Err(e) = self.store.record_gateway_contact(&contact).await {
+            tracing::warn!(gateway = %peer.id, error = %e, "recording a gateway's contact failed");
+            let mut written = self.contacts.lock().unwrap_or_else(PoisonError::into_inner);
+            if written.get(&peer.id).is_some_and(|w| w.at == now) {
+                written.remove(&peer.id);
+            }
+        }
     }
 
     /// Checks the store's revision every second until `shutdown` turns true, so changes made
@@ -285,6 +357,65 @@ mod tests {
         tokio::time::timeout(Duration::from_secs(5), dist.listen_store(rx))
             .await
             .unwrap();
+        store.close().await;
+    }
+
+    /// A gateway's contact is written when the revision answered or its certificate changes,
+    /// not on every answer of the same revision.
+    #[tokio::test]
+    async fn contacts_are_written_on_a_new_revision_or_certificate_not_on_every_answer() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&Store::sqlite_url(dir.path())).await.unwrap();
+        let dist = Distributor::new(store.clone(), SigningKey::from_bytes(&[7; 32]))
+            .await
+            .unwrap();
+        let peer = Peer {
+            id: "gw1".into(),
+            fingerprint: "ff".into(),
+            serial: "0a".into(),
+            not_after: 1_900_000_000,
+        };
+        async fn seen(store: &Store) -> GatewayContact {
+            store.gateway_contacts().await.unwrap().remove("gw1").unwrap()
+        }
+        // The stored row is overwritten with a marker: a write replaces it.
+        async fn mark(store: &Store, c: GatewayContact) {
+            let marked = GatewayContact {
+                seen_at: "marker".into(),
+                ..c
+            };
+            store.record_gateway_contact(&marked).await.unwrap();
+        }
+        dist.record_contact(&peer, 3).await;
+        let first = seen(&store).await;
+        assert_eq!(
+            (first.revision, first.cert_serial.as_str(), first.cert_not_after),
+            (3, "0a", 1_900_000_000)
+        );
+        assert!(first.seen_at.starts_with("20"), "{first:?}");
+        mark(&store, first).await;
+        dist.record_contact(&peer, 3).await;
+        assert_eq!(
+            seen(&store).await.seen_at,
+            "marker",
+            "the same revision again: not written"
+        );
+        dist.record_contact(&peer, 4).await;
+        let moved = seen(&store).await;
+        assert_eq!(moved.revision, 4);
+        assert_ne!(moved.seen_at, "marker");
+        mark(&store, moved).await;
+        let renewed = Peer {
+            serial: "0b".into(),
+            not_after: 1_950_000_000,
+            ..peer.clone()
+        };
+        dist.record_contact(&renewed, 4).await;
+        let c = seen(&store).await;
+        assert_eq!(
+            (c.cert_serial.as_str(), c.cert_not_after, c.seen_at == "marker"),
+            ("0b", 1_950_000_000, false)
+        );
         store.close().await;
     }
 }

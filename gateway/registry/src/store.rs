@@ -18,6 +18,7 @@ mod catalog_history;
 mod demands;
 mod drills;
 mod fusion_rules;
+mod gateway_contacts;
 mod objections;
 mod parties;
 mod reports;
@@ -26,6 +27,7 @@ mod scopes;
 mod usage_counts;
 
 use catalog_history::DATASET_COLUMNS;
+pub use gateway_contacts::{GatewayContact, UsageReportSeen};
 pub use reports::{RefusalFigures, ReportData, UsageFigures};
 pub use risk::AlertRecorded;
 
@@ -310,6 +312,7 @@ impl Store {
             .chain(objections::SCHEMA)
             .chain(demands::SCHEMA)
             .chain(risk::SCHEMA)
+            .chain(gateway_contacts::SCHEMA)
         {
             sqlx::query(stmt).execute(&pool).await?;
         }

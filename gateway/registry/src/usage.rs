@@ -5,11 +5,11 @@
 //! Reports are not admin changes: they do not bump the revision.
 
 use super::problem::{Problem, ProblemCode as P};
+use super::request::ApiBody;
 use super::request::{body_limited, json_response, query_str};
 use super::store::Store;
 pub use crate::model::UsageRow;
 use http::{Request, Response, StatusCode};
-use hyper::body::Incoming;
 use sluice_net::body::RespBody;
 use sluice_net::identity::{Peer, PeerIdentity};
 pub use sluice_policy::usage::{UsageAck, UsageCount, UsageReport, UsageReportError, MAX_ROWS};
@@ -50,7 +50,7 @@ pub(crate) fn gateway_caller<'a>(caller: &'a PeerIdentity, what: &str) -> Result
 pub async fn post(
     store: &Store,
     caller: &PeerIdentity,
-    req: Request<Incoming>,
+    req: Request<ApiBody>,
 ) -> Result<Response<RespBody>, Problem> {
     let gateway = gateway_caller(caller, "usage reports")?;
     // Retired gateways may still deliver their last counts; unknown ones may not report.

@@ -463,34 +463,13 @@ pub fn parse_member(s: &str) -> Result<Value, CliError> {
     }
 }
 
-/// Parses `name=rule[:key=value,…]` into the name and the rule as JSON.
+/// Parses `--field name=rule[:key=value,…]` into the field name and its rule's JSON.
 pub fn parse_field(s: &str) -> Result<(String, Value), CliError> {
-    let (name, rest) = s.split_once('=').ok_or_else(|| CliError::Field(s.into()))?;
-    let (rule, args) = rest.split_once(':').unwrap_or((rest, ""));
-    if name.is_empty() || rule.is_empty() {
-        return Err(CliError::Field(s.into()));
-    }
-    let mut obj = Map::new();
-    obj.insert("rule".into(), Value::String(rule.into()));
-    for kv in args.split(',').filter(|kv| !kv.is_empty()) {
-        let (k, v) = kv.split_once('=').ok_or_else(|| CliError::Field(s.into()))?;
-        let v = serde_json::from_str::<serde_json::Number>(v)
-            .map(Value::Number)
-            .unwrap_or_else(|_| Value::String(v.into()));
-        obj.insert(k.into(), v);
-    }
-    Ok((name.into(), Value::Object(obj)))
+    sluice_registry::terms::parse_field(s).map_err(|_| CliError::Field(s.into()))
 }
 
 fn date(s: &str) -> Result<String, CliError> {
-    let full = if s.len() == 10 {
-        format!("{s}T00:00:00Z")
-    } else {
-        s.to_owned()
-    };
-    time::OffsetDateTime::parse(&full, &time::format_description::well_known::Rfc3339)
-        .map_err(|_| CliError::Date(s.into()))?;
-    Ok(full)
+    sluice_registry::terms::parse_date(s).map_err(|_| CliError::Date(s.into()))
 }
 
 /// The grant request body of `sluice admin grant`.

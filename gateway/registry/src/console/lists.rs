@@ -1,0 +1,330 @@
+//! The console's read pages: one admin API list each, as a searchable table. Filtering by
+//! the search text happens here, over the columns shown; with htmx the results update as the
+//! administrator types, without it the form submits.
+
+use super::form::Form;
+use super::layout::{self, urlencode, Column};
+use super::{page_or_refusal, Ctx, Reply};
+use maud::{html, Markup};
+use serde_json::Value;
+
+/// One read page.
+pub struct List {
+    slug: &'static str,
+    title: super::layout::Label,
+    /// The admin API route it reads (a list).
+    api: &'static str,
+    cols: &'static [Column],
+    /// Where the first column links to (its value appended).
+    link: Option<&'static str>,
+    /// Newest last in the API; shown newest first.
+    newest_first: bool,
+}
+
+macro_rules! col {
+    ($label:ident, $pointer:literal) => {
+        Column {
+            label: |l| &l.$label,
+            pointer: $pointer,
+        }
+    };
+}
+
+const LISTS: &[List] = &[
+    List {
+        slug: "licensees",
+        title: |l| &l.licensees,
+        api: "/admin/licensees",
+        cols: &[
+            col!(id, "/id"),
+            col!(name, "/name"),
+            col!(credit_code, "/credit_code"),
+            col!(created_at, "/created_at"),
+        ],
+        link: Some("/console/licences?licensee="),
+        newest_first: false,
+    },
+    List {
+        slug: "agencies",
+        title: |l| &l.agencies,
+        api: "/admin/agencies",
+        cols: &[
+            col!(id, "/id"),
+            col!(name, "/name"),
+            col!(review_days, "/review_days"),
+            col!(created_at, "/created_at"),
+        ],
+        link: None,
+        newest_first: false,
+    },
+    List {
+        slug: "gateways",
+        title: |l| &l.federation_health,
+        api: "/admin/gateways/health",
+        cols: &[
+            col!(id, "/id"),
+            col!(agency, "/agency"),
+            col!(stale, "/stale"),
+            col!(revision, "/revision"),
+            col!(registry_revision, "/registry_revision"),
+            col!(behind, "/revisions_behind"),
+            col!(last_seen, "/last_seen"),
+            col!(age_s, "/age_s"),
+            col!(last_usage_report, "/last_usage_report/received_at"),
+            col!(cert_not_after, "/cert_not_after"),
+            col!(cert_days_left, "/cert_days_left"),
+            col!(url, "/url"),
+            col!(retired, "/retired"),
+        ],
+        link: None,
+        newest_first: false,
+    },
+    List {
+        slug: "datasets",
+        title: |l| &l.datasets,
+        api: "/admin/datasets",
+        cols: &[
+            col!(id, "/spec/id"),
+            col!(title, "/spec/title"),
+            col!(agency, "/agency"),
+            col!(grades, "/spec/grades"),
+            col!(open_category, "/open_category"),
+            col!(closed, "/closed"),
+        ],
+        link: Some("/console/licences?dataset="),
+        newest_first: false,
+    },
+    List {
+        slug: "scenarios",
+        title: |l| &l.scenarios,
+        api: "/admin/scenarios",
+        cols: &[
+            col!(id, "/id"),
+            col!(title, "/title"),
+            col!(datasets, "/datasets"),
+            col!(description, "/description"),
+        ],
+        link: Some("/console/licences?scenario="),
+        newest_first: false,
+    },
+    List {
+        slug: "fusion-rules",
+        title: |l| &l.fusion_rules,
+        api: "/admin/fusion-rules",
+        cols: &[
+            col!(id, "/id"),
+            col!(description, "/description"),
+            col!(members, "/members"),
+        ],
+        link: None,
+        newest_first: false,
+    },
+    List {
+        slug: "violations",
+        title: |l| &l.violations,
+        api: "/admin/violations",
+        cols: &[
+            col!(id, "/id"),
+            col!(licensee, "/licensee"),
+            col!(what, "/what"),
+            col!(measure, "/measure"),
+            col!(at, "/at"),
+            col!(reason, "/reason"),
+            col!(lifted_at, "/lifted_at"),
+        ],
+        link: None,
+        newest_first: true,
+    },
+    List {
+        slug: "objections",
+        title: |l| &l.objections,
+        api: "/admin/objections",
+        cols: &[
+            col!(id, "/id"),
+            col!(dataset, "/dataset"),
+            col!(record_key, "/record_key"),
+            col!(kind, "/kind"),
+            col!(status, "/status"),
+            col!(filed_at, "/filed_at"),
+            col!(reason, "/reason"),
+        ],
+        link: None,
+        newest_first: false,
+    },
+    List {
+        slug: "applications",
+        title: |l| &l.applications,
+        api: "/admin/applications",
+        cols: &[
+            col!(id, "/id"),
+            col!(licensee, "/licensee"),
+            col!(dataset, "/dataset"),
+            col!(scenario, "/scenario"),
+            col!(fields, "/fields"),
+            col!(status, "/status"),
+            col!(filed_at, "/filed_at"),
+            col!(due_by, "/due_by"),
+        ],
+        link: None,
+        newest_first: false,
+    },
+    List {
+        slug: "demands",
+        title: |l| &l.demands,
+        api: "/admin/demands",
+        cols: &[
+            col!(id, "/id"),
+            col!(kind, "/kind"),
+            col!(dataset, "/dataset"),
+            col!(title, "/title"),
+            col!(fields, "/fields"),
+            col!(count, "/count"),
+            col!(status, "/status"),
+        ],
+        link: None,
+        newest_first: false,
+    },
+    List {
+        slug: "usage",
+        title: |l| &l.usage,
+        api: "/admin/usage",
+        cols: &[
+            col!(licensee, "/licensee"),
+            col!(dataset, "/dataset"),
+            col!(requests, "/requests"),
+            col!(records, "/records"),
+            col!(refusals, "/refusals"),
+            col!(quota_requests, "/quota_requests"),
+            col!(quota_records, "/quota_records"),
+        ],
+        link: Some("/console/licences?licensee="),
+        newest_first: false,
+    },
+    List {
+        slug: "changes",
+        title: |l| &l.changes,
+        api: "/admin/changes",
+        cols: &[
+            col!(revision, "/revision"),
+            col!(at, "/at"),
+            col!(admin, "/admin"),
+            col!(action, "/action"),
+            col!(target, "/target"),
+            col!(reason, "/reason"),
+        ],
+        link: None,
+        newest_first: true,
+    },
+];
+
+/// The read page at `slug`.
+pub fn find(slug: &str) -> Option<&'static List> {
+    LISTS.iter().find(|p| p.slug == slug)
+}
+
+/// `GET /console/<slug>[?q=…]` (usage also `month=YYYY-MM`, this month by default).
+pub async fn page(ctx: &Ctx<'_>, list: &List, query: &Form) -> Reply {
+    let slug = list.slug;
+    let title = (list.title)(ctx.l);
+    let q = query.get("q");
+    let month = query.opt("month").map(str::to_owned).unwrap_or_else(this_month);
+    let body = async {
+        let mut rows = if slug == "usage" {
+            usage_with_quotas(ctx, &month).await?
+        } else {
+            rows_of(ctx.get(list.api).await?)
+        };
+        if list.newest_first {
+            rows.reverse();
+        }
+        let shown: Vec<&Value> = rows
+            .iter()
+            .filter(|r| layout::matches(ctx.l, r, list.cols, q))
+            .collect();
+        let results = html! {
+            div #results aria-live="polite" {
+                (layout::table(ctx.l, title, list.cols, &shown, list.link))
+            }
+        };
+        if ctx.partial {
+            return Ok(results);
+        }
+        Ok(html! {
+            (search_form(ctx, slug, q, (slug == "usage").then_some(month.as_str())))
+            (results)
+        })
+    }
+    .await;
+    if ctx.partial {
+        if let Ok(fragment) = &body {
+            return Ok(super::html(http::StatusCode::OK, fragment.clone()));
+        }
+    }
+    page_or_refusal(ctx, slug, title, body)
+}
+
+fn search_form(ctx: &Ctx<'_>, slug: &str, q: &str, month: Option<&str>) -> Markup {
+    let l = ctx.l;
+    let action = format!("/console/{slug}");
+    html! {
+        form.search method="get" action=(action) role="search"
+            hx-get=(action) hx-target="#results" hx-select="#results" hx-swap="outerHTML"
+            hx-trigger="input delay:300ms, change, submit" hx-push-url="true" {
+            @if let Some(m) = month {
+                label for="month" { (l.month) }
+                input #month type="month" name="month" value=(m);
+            }
+            label for="q" { (l.search_text) }
+            input #q type="search" name="q" value=(q);
+            button type="submit" { (l.search) }
+        }
+    }
+}
+
+/// A list answer's rows (a JSON array; anything else shows as nothing).
+pub fn rows_of(v: Value) -> Vec<Value> {
+    match v {
+        Value::Array(a) => a,
+        _ => Vec::new(),
+    }
+}
+
+fn this_month() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    format!("{:04}-{:02}", now.year(), u8::from(now.month()))
+}
+
+/// The month's usage per licensee and dataset, with the daily quotas of the licences in
+/// force on that pair.
+async fn usage_with_quotas(ctx: &Ctx<'_>, month: &str) -> Result<Vec<Value>, crate::problem::Problem> {
+    let usage = rows_of(
+        ctx.get(&format!("/admin/usage?month={}", urlencode(month)))
+            .await?,
+    );
+    let licences = rows_of(ctx.get("/admin/licences").await?);
+    Ok(usage
+        .into_iter()
+        .map(|mut row| {
+            let held: Vec<&Value> = licences
+                .iter()
+                .filter(|l| {
+                    l["licensee"] == row["licensee"]
+                        && l["dataset"] == row["dataset"]
+                        && l.pointer("/status/state") == Some(&Value::from("active"))
+                })
+                .collect();
+            for (key, quota) in [
+                ("quota_requests", "requests_per_day"),
+                ("quota_records", "records_per_day"),
+            ] {
+                let quotas: Vec<Value> = held
+                    .iter()
+                    .map(|l| l["quota"][quota].clone())
+                    .filter(|q| !q.is_null())
+                    .collect();
+                row[key] = Value::Array(quotas);
+            }
+            row
+        })
+        .collect())
+}

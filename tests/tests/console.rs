@@ -1,0 +1,434 @@
+//! The administrators' console in real Chromium, against the demo federation (a real
+//! registry, two real gateways, the seeded catalog and its fusion rule): log in with the demo
+//! administrator's certificate, grant a licence and meet the fusion conflict, grant it with an
+//! expert review, see the gateway serve the licensee, suspend the licence and see the gateway
+//! refuse; search the change log; switch to Chinese. Screenshots of the main pages are kept in
+//! the artefacts folder ([`sluice_tests::browser::screenshots_dir`]).
+//!
+//! And without a browser: who may open the console, what a change without its CSRF token gets,
+//! and that pages read without JavaScript.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use fantoccini::elements::Element;
+use fantoccini::Locator;
+use serde_json::Value;
+use sluice_net::registry_client::{RegistryClient, Reply};
+use sluice_tests::browser::{skip_without_browser, Browser};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+const FUSION_RULE: &str = "hydrant-adopters-and-enterprise-power";
+const BANK: &str = "pudong-green-bank";
+const SCENARIO: &str = "fire-hydrant-adoption";
+
+struct Demo {
+    demo: sluice::demo::Demo,
+    _dir: tempfile::TempDir,
+}
+
+impl Demo {
+    async fn start() -> Demo {
+        let dir = tempfile::tempdir().unwrap();
+        let demo = sluice::demo::start(&dir.path().join("demo")).await.unwrap();
+        Demo { demo, _dir: dir }
+    }
+
+    fn m(&self, pointer: &str) -> &str {
+        self.demo
+            .manifest
+            .pointer(pointer)
+            .and_then(Value::as_str)
+            .unwrap_or_else(|| panic!("demo.json has no {pointer}"))
+    }
+
+    fn path(&self, pointer: &str) -> PathBuf {
+        PathBuf::from(self.m(pointer))
+    }
+
+    fn registry(&self) -> String {
+        self.m("/registry/admin_url").to_owned()
+    }
+
+    fn admin(&self) -> (PathBuf, PathBuf) {
+        (
+            self.path("/registry/admin/cert"),
+            self.path("/registry/admin/key"),
+        )
+    }
+
+    /// A client of `url` with the certificate of `who` (a licensee of the demo, `admin`, or
+    /// nobody).
+    fn client(&self, url: &str, who: Option<&str>) -> RegistryClient {
+        let ca = self.path("/ca");
+        let pair = match who {
+            None => None,
+            Some("admin") => Some(self.admin()),
+            Some(id) => {
+                let certs = self.path("/registry/admin/cert").parent().unwrap().to_owned();
+                Some((certs.join(format!("{id}.pem")), certs.join(format!("{id}.key"))))
+            }
+        };
+        RegistryClient::new(url, &ca, pair.as_ref().map(|(c, k)| (c.as_path(), k.as_path()))).unwrap()
+    }
+
+    /// The fire bureau's gateway (it serves the hydrant register).
+    fn fire_gateway(&self) -> String {
+        self.m("/gateways/0/url").to_owned()
+    }
+}
+
+async fn hydrants(bank: &RegistryClient) -> Reply {
+    bank.send(
+        http::Method::GET,
+        "/v1/datasets/fire-hydrants/records?limit=2",
+        None,
+        &[("sluice-scenario", SCENARIO)],
+    )
+    .await
+    .unwrap()
+}
+
+fn problem_type(r: &Reply) -> String {
+    r.json()["type"]
+        .as_str()
+        .unwrap_or("")
+        .rsplit('/')
+        .next()
+        .unwrap_or("")
+        .to_owned()
+}
+
+/// Waits (bounded, 15 s) until the bank's hydrant request gets `status` (and problem `code`).
+async fn gateway_answers(bank: &RegistryClient, status: u16, code: &str) -> Reply {
+    let start = Instant::now();
+    loop {
+        let r = hydrants(bank).await;
+        if r.status == status && (code.is_empty() || problem_type(&r) == code) {
+            return r;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "the gateway still answers {} {} (want {status} {code})",
+            r.status,
+            String::from_utf8_lossy(&r.body)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn css(b: &Browser, selector: &str) -> Element {
+    match b
+        .client
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css(selector))
+        .await
+    {
+        Ok(e) => e,
+        Err(e) => {
+            let at = b.client.current_url().await.unwrap();
+            let shot = b.screenshot("console-failed").await;
+            panic!("no {selector} on {at} ({e}); see {}", shot.display())
+        }
+    }
+}
+
+async fn text(b: &Browser, selector: &str) -> String {
+    css(b, selector).await.text().await.unwrap()
+}
+
+async fn click_link(b: &Browser, label: &str) {
+    b.client
+        .find(Locator::LinkText(label))
+        .await
+        .unwrap_or_else(|e| panic!("no link {label:?}: {e}"))
+        .click()
+        .await
+        .unwrap();
+}
+
+async fn type_into(b: &Browser, selector: &str, value: &str) {
+    let e = css(b, selector).await;
+    e.clear().await.unwrap();
+    e.send_keys(value).await.unwrap();
+}
+
+async fn choose(b: &Browser, selector: &str, value: &str) {
+    css(b, selector).await.select_by_value(value).await.unwrap();
+}
+
+fn keep(shot: &Path) {
+    let len = std::fs::metadata(shot).unwrap().len();
+    assert!(len > 5_000, "{} is only {len} bytes", shot.display());
+    eprintln!("screenshot: {}", shot.display());
+}
+
+/// The whole administrator's path through the console in Chromium, with a real gateway
+/// enforcing what the console changed.
+#[tokio::test]
+async fn an_administrator_grants_meets_the_fusion_conflict_and_suspends_in_chromium() {
+    if skip_without_browser("an_administrator_grants_meets_the_fusion_conflict_and_suspends_in_chromium") {
+        return;
+    }
+    let demo = Demo::start().await;
+    let registry = demo.registry();
+    let bank = demo.client(&demo.fire_gateway(), Some(BANK));
+    // The bank holds no hydrant licence yet.
+    let before = hydrants(&bank).await;
+    assert_eq!(before.status, 403, "{}", String::from_utf8_lossy(&before.body));
+
+    let (cert, key) = demo.admin();
+    let b = Browser::launch(&demo.path("/ca"), &cert, &key)
+        .await
+        .unwrap_or_else(|e| panic!("launching Chromium: {e}"));
+
+    // Log in: the certificate is the login.
+    b.client.goto(&format!("{registry}/console/")).await.unwrap();
+    assert_eq!(text(&b, "h1").await, "sluice registry console");
+    assert!(text(&b, "header .who").await.contains("demo-admin"));
+    keep(&b.screenshot("console-start").await);
+
+    // Two clicks to the grant form: Licences, then Grant a licence.
+    click_link(&b, "Licences").await;
+    assert!(text(&b, "#results caption").await.starts_with("Licences"));
+    keep(&b.screenshot("console-licences").await);
+    click_link(&b, "Grant a licence").await;
+    assert_eq!(text(&b, "h1").await, "Grant a licence");
+
+    choose(&b, "#licensee", BANK).await;
+    choose(&b, "#dataset", "fire-hydrants").await;
+    choose(&b, "#scenario", SCENARIO).await;
+    type_into(
+        &b,
+        "#fields",
+        "id=clear\ndistrict=clear\nadopter_name=partial:first=1,last=0\nadopter_mobile=partial:first=3,last=4",
+    )
+    .await;
+    type_into(&b, "#requests_per_day", "500").await;
+    let until = css(&b, "#valid_until").await;
+    until.send_keys("06302030").await.unwrap();
+    assert_eq!(until.prop("value").await.unwrap().as_deref(), Some("2030-06-30"));
+    type_into(
+        &b,
+        "#reason",
+        "pilot: green credit for hydrant adopters' businesses",
+    )
+    .await;
+    css(&b, "#do-grant").await.click().await.unwrap();
+
+    // The fusion conflict, beside the expert-review field, with what was typed kept.
+    let conflict = text(&b, "#fusion-conflict").await;
+    assert!(
+        conflict.contains("fusion-conflict") && conflict.contains(FUSION_RULE),
+        "{conflict}"
+    );
+    let review = css(&b, "#expert_review").await;
+    assert_eq!(
+        review.attr("aria-invalid").await.unwrap().as_deref(),
+        Some("true")
+    );
+    assert_eq!(
+        css(&b, "#reason").await.prop("value").await.unwrap().as_deref(),
+        Some("pilot: green credit for hydrant adopters' businesses")
+    );
+    keep(&b.screenshot("console-fusion-conflict").await);
+    // Nothing was granted.
+    assert_eq!(hydrants(&bank).await.status, 403);
+
+    review.send_keys("ER-2026-117").await.unwrap();
+    css(&b, "#do-grant").await.click().await.unwrap();
+    assert_eq!(text(&b, ".notice").await, "Licence granted.");
+    let url = b.client.current_url().await.unwrap();
+    let licence = url.path().rsplit('/').next().unwrap().to_owned();
+    assert!(licence.starts_with("lic-"), "{url}");
+    assert_eq!(text(&b, "dd.state strong").await, "active");
+    keep(&b.screenshot("console-licence-granted").await);
+
+    // The admin API holds what the form said.
+    let admin = demo.client(&registry, Some("admin"));
+    let lic = admin
+        .get(&format!("/admin/licences/{licence}"))
+        .await
+        .unwrap()
+        .json();
+    assert_eq!(lic["licensee"], BANK);
+    assert_eq!(lic["expert_review"], "ER-2026-117");
+    assert_eq!(lic["quota"]["requests_per_day"], 500);
+    assert_eq!(lic["fields"]["adopter_mobile"]["rule"], "partial");
+    assert_eq!(lic["valid_until"], "2030-06-30T00:00:00Z");
+
+    // A real gateway serves the bank now, masked as granted.
+    let served = gateway_answers(&bank, 200, "").await;
+    let rows = served.json();
+    let first = &rows.as_array().unwrap()[0];
+    assert!(
+        first.get("street").is_none(),
+        "a field the licence does not allow left: {first}"
+    );
+
+    // Suspend, with a reason, from the licence's page.
+    type_into(&b, "#reason-suspend", "adopter complaint under review").await;
+    css(&b, "#do-suspend").await.click().await.unwrap();
+    assert_eq!(text(&b, ".notice").await, "Licence suspended.");
+    assert!(text(&b, "dd.state")
+        .await
+        .contains("adopter complaint under review"));
+    keep(&b.screenshot("console-licence-suspended").await);
+
+    // …and the gateway refuses.
+    gateway_answers(&bank, 403, "licence-suspended").await;
+
+    // The change log, searched for this licence (htmx updates the table as one types).
+    click_link(&b, "Change log").await;
+    type_into(&b, "#q", &licence).await;
+    let start = Instant::now();
+    loop {
+        let rows = text(&b, "#results").await;
+        if rows.contains("licence.suspend") && !rows.contains("licensee.add") {
+            assert!(
+                rows.contains("licence.grant") && rows.contains("adopter complaint under review"),
+                "{rows}"
+            );
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the search did not narrow the log: {rows}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    keep(&b.screenshot("console-change-log").await);
+
+    // The federation's health, and the same console in Chinese.
+    click_link(&b, "Gateways").await;
+    let health = text(&b, "#results").await;
+    assert!(
+        health.contains("shanghai-fire") && health.contains("shanghai-utilities"),
+        "{health}"
+    );
+    keep(&b.screenshot("console-gateways").await);
+    click_link(&b, "中文").await;
+    assert_eq!(text(&b, "h1").await, "联邦运行状况");
+    click_link(&b, "许可").await;
+    assert!(text(&b, "#results caption").await.starts_with("许可"));
+    keep(&b.screenshot("console-licences-zh").await);
+
+    b.close().await;
+    demo.demo.stop().await;
+}
+
+/// The console's door without a browser: admin certificates only, changes only with the
+/// page's CSRF token and from the console's own origin, pages readable as plain HTML.
+#[tokio::test]
+async fn the_console_is_for_administrators_and_refuses_forged_changes() {
+    let demo = Demo::start().await;
+    let registry = demo.registry();
+    let admin = demo.client(&registry, Some("admin"));
+
+    let nobody = demo.client(&registry, None).get("/console/").await.unwrap();
+    assert_eq!(
+        (nobody.status.as_u16(), problem_type(&nobody).as_str()),
+        (401, "unauthenticated")
+    );
+    let licensee = demo
+        .client(&registry, Some(BANK))
+        .get("/console/licences")
+        .await
+        .unwrap();
+    assert_eq!(
+        (licensee.status.as_u16(), problem_type(&licensee).as_str()),
+        (403, "forbidden")
+    );
+
+    // Reading needs no script: the licence table is in the HTML.
+    let page = admin
+        .get("/console/licences?licensee=acme-insurance")
+        .await
+        .unwrap();
+    assert_eq!(page.status, 200);
+    let html = String::from_utf8_lossy(&page.body).into_owned();
+    assert!(
+        html.contains("lic-acme-adoption") && !html.contains("lic-maps-overlay"),
+        "{html}"
+    );
+    let csp = page
+        .headers
+        .get("content-security-policy")
+        .unwrap()
+        .to_str()
+        .unwrap();
+    assert!(csp.starts_with("default-src 'self'"), "{csp}");
+
+    let token = {
+        let form = String::from_utf8_lossy(
+            &admin
+                .get("/console/licences/lic-acme-adoption")
+                .await
+                .unwrap()
+                .body,
+        )
+        .into_owned();
+        let at = form.find("name=\"csrf\" value=\"").expect("a CSRF field") + "name=\"csrf\" value=\"".len();
+        form[at..].split('"').next().unwrap().to_owned()
+    };
+    let suspend = |body: String, origin: Option<&'static str>| {
+        let admin = &admin;
+        async move {
+            let headers: Vec<(&str, &str)> = origin.map(|o| ("origin", o)).into_iter().collect();
+            admin
+                .send_bytes(
+                    http::Method::POST,
+                    "/console/licences/lic-acme-adoption/suspend",
+                    bytes::Bytes::from(body),
+                    "application/x-www-form-urlencoded",
+                    &headers,
+                )
+                .await
+                .unwrap()
+        }
+    };
+    for (body, origin) in [
+        ("reason=forged".to_owned(), None),
+        ("reason=forged&csrf=AAAA".to_owned(), None),
+        (
+            format!("reason=forged&csrf={token}"),
+            Some("https://evil.example"),
+        ),
+    ] {
+        let r = suspend(body.clone(), origin).await;
+        assert_eq!(
+            (r.status.as_u16(), problem_type(&r).as_str()),
+            (403, "csrf-rejected"),
+            "{body} {origin:?}"
+        );
+    }
+    let lic = admin
+        .get("/admin/licences/lic-acme-adoption")
+        .await
+        .unwrap()
+        .json();
+    assert_eq!(lic["status"]["state"], "active", "a refused form changed nothing");
+
+    // The page's own token, from the console's origin, goes through (303 to the licence).
+    let own = format!("https://{}", url::Url::parse(&registry).unwrap().authority());
+    let own: &'static str = Box::leak(own.into_boxed_str());
+    let r = suspend(format!("reason=checked&csrf={token}"), Some(own)).await;
+    assert_eq!(r.status, 303, "{}", String::from_utf8_lossy(&r.body));
+    let lic = admin
+        .get("/admin/licences/lic-acme-adoption")
+        .await
+        .unwrap()
+        .json();
+    assert_eq!(lic["status"]["state"], "suspended");
+    let changes = admin.get("/admin/changes").await.unwrap().json();
+    let last = changes.as_array().unwrap().last().unwrap().clone();
+    assert_eq!(
+        (
+            last["admin"].as_str(),
+            last["action"].as_str(),
+            last["reason"].as_str()
+        ),
+        (Some("demo-admin"), Some("licence.suspend"), Some("checked"))
+    );
+    demo.demo.stop().await;
+}

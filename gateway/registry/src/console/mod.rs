@@ -226,3 +226,74 @@ fn page_or_refusal(ctx: &Ctx<'_>, section: &str, title: &str, result: Result<Mar
         ),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_language_switch_returns_to_console_pages_only() {
+        let location = |back: &str| {
+            let r = switch_language("zh", back).unwrap();
+            assert_eq!(r.status(), StatusCode::SEE_OTHER);
+            let cookie = r.headers()[header::SET_COOKIE].to_str().unwrap().to_owned();
+            assert!(
+                cookie.starts_with("sluice_lang=zh;") && cookie.contains("Secure; HttpOnly"),
+                "{cookie}"
+            );
+            r.headers()[header::LOCATION].to_str().unwrap().to_owned()
+        };
+        assert_eq!(
+            location("/console/licences?state=active"),
+            "/console/licences?state=active"
+        );
+        for away in [
+            "https://evil.example/",
+            "//evil.example/console/",
+            "/console//evil.example",
+            "/admin/licences",
+            "/console/\\evil",
+            "",
+        ] {
+            assert_eq!(location(away), "/console/", "{away}");
+        }
+        assert_eq!(switch_language("fr", "/console/").unwrap_err().code, P::NotFound);
+    }
+
+    #[test]
+    fn values_from_the_store_are_escaped() {
+        let l = Lang::En.labels();
+        let row =
+            serde_json::json!({"id": "<script>alert(1)</script>", "name": "\"><img src=x onerror=alert(1)>"});
+        let cols = [
+            layout::Column {
+                label: |l| &l.id,
+                pointer: "/id",
+            },
+            layout::Column {
+                label: |l| &l.name,
+                pointer: "/name",
+            },
+        ];
+        let html = layout::table(l, "t", &cols, &[&row], Some("/console/licences?licensee=")).into_string();
+        assert!(!html.contains("<script>") && !html.contains("<img"), "{html}");
+        assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"), "{html}");
+        assert!(
+            html.contains("href=\"/console/licences?licensee=%3Cscript%3E"),
+            "{html}"
+        );
+    }
+
+    #[test]
+    fn only_the_vendored_files_are_served() {
+        let js = static_file("htmx.min.js").unwrap();
+        assert_eq!(
+            js.headers()[header::CONTENT_TYPE],
+            "text/javascript; charset=utf-8"
+        );
+        assert!(static_file("htmx-LICENSE.txt").is_ok() && static_file("console.css").is_ok());
+        for other in ["../lib.rs", "htmx.js", "", "mod.rs"] {
+            assert_eq!(static_file(other).unwrap_err().code, P::NotFound, "{other}");
+        }
+    }
+}

@@ -97,6 +97,8 @@ pub fn print(demo: &Demo) {
     println!("# resume it; every change is recorded (who, when, what, why)");
     println!("{admin} resume lic-acme-underwriting --reason 'demo: audit closed'");
     println!("{admin} changes");
+    println!("# the administrators' console in a browser that holds the demo admin certificate (README, \"The console\")");
+    println!("{registry}/console/");
     println!();
     println!("Ctrl-C stops the demo.");
 }

@@ -133,18 +133,45 @@ async fn css(b: &Browser, selector: &str) -> Element {
     }
 }
 
+/// The text of `selector`, found afresh when htmx swapped the element while it was read
+/// (a stale element reference), for at most 10 s.
 async fn text(b: &Browser, selector: &str) -> String {
-    css(b, selector).await.text().await.unwrap()
+    let start = Instant::now();
+    loop {
+        match css(b, selector).await.text().await {
+            Ok(t) => return t,
+            Err(e) if start.elapsed() > Duration::from_secs(10) => panic!("{selector}: {e}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+}
+
+/// Clicks `element` and waits (bounded, 10 s) until the page it was on is gone: the next
+/// lookup must not find the old page's element of the same name.
+async fn click_to_navigate(b: &Browser, element: Element) {
+    let old = b.client.find(Locator::Css("html")).await.unwrap();
+    element.click().await.unwrap();
+    let start = Instant::now();
+    while old.tag_name().await.is_ok() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the click did not leave the page"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 async fn click_link(b: &Browser, label: &str) {
-    b.client
+    let link = b
+        .client
         .find(Locator::LinkText(label))
         .await
-        .unwrap_or_else(|e| panic!("no link {label:?}: {e}"))
-        .click()
-        .await
-        .unwrap();
+        .unwrap_or_else(|e| panic!("no link {label:?}: {e}"));
+    click_to_navigate(b, link).await;
+}
+
+async fn submit(b: &Browser, button: &str) {
+    click_to_navigate(b, css(b, button).await).await;
 }
 
 async fn type_into(b: &Browser, selector: &str, value: &str) {
@@ -214,7 +241,7 @@ async fn an_administrator_grants_meets_the_fusion_conflict_and_suspends_in_chrom
         "pilot: green credit for hydrant adopters' businesses",
     )
     .await;
-    css(&b, "#do-grant").await.click().await.unwrap();
+    submit(&b, "#do-grant").await;
 
     // The fusion conflict, beside the expert-review field, with what was typed kept.
     let conflict = text(&b, "#fusion-conflict").await;
@@ -236,7 +263,7 @@ async fn an_administrator_grants_meets_the_fusion_conflict_and_suspends_in_chrom
     assert_eq!(hydrants(&bank).await.status, 403);
 
     review.send_keys("ER-2026-117").await.unwrap();
-    css(&b, "#do-grant").await.click().await.unwrap();
+    submit(&b, "#do-grant").await;
     assert_eq!(text(&b, ".notice").await, "Licence granted.");
     let url = b.client.current_url().await.unwrap();
     let licence = url.path().rsplit('/').next().unwrap().to_owned();
@@ -268,7 +295,7 @@ async fn an_administrator_grants_meets_the_fusion_conflict_and_suspends_in_chrom
 
     // Suspend, with a reason, from the licence's page.
     type_into(&b, "#reason-suspend", "adopter complaint under review").await;
-    css(&b, "#do-suspend").await.click().await.unwrap();
+    submit(&b, "#do-suspend").await;
     assert_eq!(text(&b, ".notice").await, "Licence suspended.");
     assert!(text(&b, "dd.state")
         .await

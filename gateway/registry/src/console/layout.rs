@@ -93,6 +93,17 @@ pub fn refusal(l: &Labels, p: &Problem) -> Markup {
     }
 }
 
+/// A [`Column`]: `col!(label, "/pointer")` names the label member of [`Labels`].
+macro_rules! col {
+    ($label:ident, $pointer:literal) => {
+        $crate::console::layout::Column {
+            label: |l| &l.$label,
+            pointer: $pointer,
+        }
+    };
+}
+pub(crate) use col;
+
 /// One column of a table: its label and where its value sits in a row (JSON pointer).
 pub struct Column {
     /// The heading.

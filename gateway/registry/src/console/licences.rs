@@ -4,23 +4,14 @@
 //! typed.
 
 use super::form::Form;
-use super::layout::{self, cell, urlencode, Column};
+use super::layout::{self, cell, col, urlencode, Column};
 use super::lists::rows_of;
-use super::{csrf, html, page_or_refusal, see_other, Ctx, Reply};
+use super::{csrf, html, page_or_refusal, page_with_status, see_other, Ctx, Reply};
 use crate::problem::{Problem, ProblemCode as P};
 use crate::terms::{parse_date, parse_field};
 use http::StatusCode;
 use maud::{html, Markup};
 use serde_json::{json, Map, Value};
-
-macro_rules! col {
-    ($label:ident, $pointer:literal) => {
-        Column {
-            label: |l| &l.$label,
-            pointer: $pointer,
-        }
-    };
-}
 
 const COLS: &[Column] = &[
     col!(licence, "/id"),
@@ -85,11 +76,6 @@ pub async fn search(ctx: &Ctx<'_>, query: &Form) -> Reply {
         })
     }
     .await;
-    if ctx.partial {
-        if let Ok(fragment) = &body {
-            return Ok(html(StatusCode::OK, fragment.clone()));
-        }
-    }
     page_or_refusal(ctx, "licences", &l.licences, body)
 }
 
@@ -186,11 +172,7 @@ async fn licence_page(ctx: &Ctx<'_>, id: &str, above: Option<Markup>, status: St
         })
     }
     .await;
-    let mut resp = page_or_refusal(ctx, "licences", &title, body)?;
-    if resp.status() == StatusCode::OK {
-        *resp.status_mut() = status;
-    }
-    Ok(resp)
+    page_with_status(ctx, "licences", &title, body, status)
 }
 
 /// The actions a licence in `state` allows.
@@ -401,11 +383,7 @@ async fn grant_page(ctx: &Ctx<'_>, form: &Form, refused: Option<Problem>, status
         })
     }
     .await;
-    let mut resp = page_or_refusal(ctx, "licences", &l.grant_licence, body)?;
-    if resp.status() == StatusCode::OK {
-        *resp.status_mut() = status;
-    }
-    Ok(resp)
+    page_with_status(ctx, "licences", &l.grant_licence, body, status)
 }
 
 /// `GET /console/licences/dataset-fields?dataset=…` (htmx): the dataset's fields with their

@@ -3,7 +3,7 @@
 //! administrator types, without it the form submits.
 
 use super::form::Form;
-use super::layout::{self, urlencode, Column};
+use super::layout::{self, col, urlencode, Column};
 use super::{page_or_refusal, Ctx, Reply};
 use maud::{html, Markup};
 use serde_json::Value;
@@ -19,15 +19,6 @@ pub struct List {
     link: Option<&'static str>,
     /// Newest last in the API; shown newest first.
     newest_first: bool,
-}
-
-macro_rules! col {
-    ($label:ident, $pointer:literal) => {
-        Column {
-            label: |l| &l.$label,
-            pointer: $pointer,
-        }
-    };
 }
 
 const LISTS: &[List] = &[
@@ -241,25 +232,16 @@ pub async fn page(ctx: &Ctx<'_>, list: &List, query: &Form) -> Reply {
             .iter()
             .filter(|r| layout::matches(ctx.l, r, list.cols, q))
             .collect();
-        let results = html! {
+        Ok(html! {
+            @if !ctx.partial {
+                (search_form(ctx, slug, q, (slug == "usage").then_some(month.as_str())))
+            }
             div #results aria-live="polite" {
                 (layout::table(ctx.l, title, list.cols, &shown, list.link))
             }
-        };
-        if ctx.partial {
-            return Ok(results);
-        }
-        Ok(html! {
-            (search_form(ctx, slug, q, (slug == "usage").then_some(month.as_str())))
-            (results)
         })
     }
     .await;
-    if ctx.partial {
-        if let Ok(fragment) = &body {
-            return Ok(super::html(http::StatusCode::OK, fragment.clone()));
-        }
-    }
     page_or_refusal(ctx, slug, title, body)
 }
 

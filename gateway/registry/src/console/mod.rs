@@ -216,10 +216,24 @@ fn switch_language(tag: &str, back: &str) -> Reply {
     Ok(r)
 }
 
-/// A page, or the refusal that kept it from being read, shown as a page with its status.
+/// A page, or the refusal that kept it from being read, shown as a page with its status. An
+/// htmx request gets the body alone (a search's results).
 fn page_or_refusal(ctx: &Ctx<'_>, section: &str, title: &str, result: Result<Markup, Problem>) -> Reply {
+    page_with_status(ctx, section, title, result, StatusCode::OK)
+}
+
+/// [`page_or_refusal`], answered with `status` when the page could be read (a form shown
+/// again with the refusal of what it sent).
+fn page_with_status(
+    ctx: &Ctx<'_>,
+    section: &str,
+    title: &str,
+    result: Result<Markup, Problem>,
+    status: StatusCode,
+) -> Reply {
     Ok(match result {
-        Ok(body) => html(StatusCode::OK, layout::page(ctx, section, title, body)),
+        Ok(body) if ctx.partial => html(status, body),
+        Ok(body) => html(status, layout::page(ctx, section, title, body)),
         Err(p) => html(
             p.status(),
             layout::page(ctx, section, title, layout::refusal(ctx.l, &p)),

@@ -447,18 +447,22 @@ pub async fn run(config_path: &Path) -> Result<(), StartError> {
     };
     let mut hup = signal(SignalKind::hangup()).map_err(signals)?;
     let mut term = signal(SignalKind::terminate()).map_err(signals)?;
+    sluice_net::service::ready("serving");
     loop {
         tokio::select! {
             _ = hup.recv() => {
+                sluice_net::service::reloading();
                 if let Err(e) = running.gateway.reload() {
                     tracing::error!(error = %e, "reload refused; the previous configuration stays in force");
                 }
+                sluice_net::service::ready("serving");
             }
             _ = term.recv() => break,
             _ = tokio::signal::ctrl_c() => break,
         }
     }
     tracing::info!("draining");
+    sluice_net::service::stopping();
     running.shutdown().await;
     Ok(())
 }

@@ -222,10 +222,12 @@ pub async fn run(config: &Path) -> Result<(), RegistryError> {
     println!("registry on https://{}", running.addr);
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(RegistryError::Signal)?;
+    sluice_net::service::ready("serving");
     tokio::select! {
         r = tokio::signal::ctrl_c() => r.map_err(RegistryError::Signal)?,
         _ = term.recv() => {}
     }
+    sluice_net::service::stopping();
     running.stop().await;
     Ok(())
 }

@@ -127,6 +127,8 @@ pub struct Federation {
     pub source: Proc,
     /// Its address.
     pub source_addr: SocketAddr,
+    /// Environment added to the registry and gateway processes started from now on.
+    pub child_env: Vec<(String, String)>,
 }
 
 impl Federation {
@@ -183,6 +185,7 @@ impl Federation {
             source,
             source_addr,
             dir,
+            child_env: Vec::new(),
         };
         fed.start_registry().await;
         fed.seed();
@@ -211,7 +214,11 @@ impl Federation {
              client_ca = \"ca/ca.pem\"\nstate_dir = \"registry-state\"\n{db}"
         );
         std::fs::write(&config, text).unwrap();
-        let proc = Proc::spawn("registry", &["registry", "--config", config.to_str().unwrap()]);
+        let proc = Proc::spawn_env(
+            "registry",
+            &["registry", "--config", config.to_str().unwrap()],
+            &self.child_env,
+        );
         let addr: SocketAddr = proc.wait_for(START, |l| {
             l.strip_prefix("registry on https://")
                 .and_then(|a| a.parse().ok())
@@ -382,9 +389,10 @@ url = "http://{src}/hydrants"
         );
         let config = dir.join("gateway.toml");
         std::fs::write(&config, text).unwrap();
-        let proc = Proc::spawn(
+        let proc = Proc::spawn_env(
             &format!("gateway {id}"),
             &["gateway", "--log-json", "--config", config.to_str().unwrap()],
+            &self.child_env,
         );
         let (data, public, admin) = proc.wait_for(START, listening);
         Gateway {

@@ -27,9 +27,15 @@ pub struct Proc {
 impl Proc {
     /// Starts `sluice <args>` with `SLUICE_LOG=info`, collecting stdout and stderr.
     pub fn spawn(name: &str, args: &[&str]) -> Proc {
+        Self::spawn_env(name, args, &[])
+    }
+
+    /// [`Proc::spawn`] with `env` added to the environment.
+    pub fn spawn_env(name: &str, args: &[&str], env: &[(String, String)]) -> Proc {
         let mut child = Command::new(sluice_bin())
             .args(args)
             .env("SLUICE_LOG", "info")
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

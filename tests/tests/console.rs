@@ -305,6 +305,30 @@ async fn an_administrator_grants_meets_the_fusion_conflict_and_suspends_in_chrom
     // …and the gateway refuses.
     gateway_answers(&bank, 403, "licence-suspended").await;
 
+    // The emergency switch, from the catalog page: close the hydrant register with a reason,
+    // and the gateway refuses even a licensee in good standing; reopen it.
+    let acme = demo.client(&demo.fire_gateway(), Some("acme-insurance"));
+    assert_eq!(hydrants(&acme).await.status, 200);
+    click_link(&b, "Datasets").await;
+    type_into(
+        &b,
+        "#datasets-fire-hydrants-close",
+        "drill: source under maintenance",
+    )
+    .await;
+    submit(&b, "form[action='/console/datasets/fire-hydrants/close'] button").await;
+    assert_eq!(text(&b, ".notice").await, "Recorded.");
+    assert!(css(&b, "#datasets-fire-hydrants-open")
+        .await
+        .is_displayed()
+        .await
+        .is_ok());
+    keep(&b.screenshot("console-datasets").await);
+    gateway_answers(&acme, 503, "dataset-closed").await;
+    type_into(&b, "#datasets-fire-hydrants-open", "drill over").await;
+    submit(&b, "form[action='/console/datasets/fire-hydrants/open'] button").await;
+    gateway_answers(&acme, 200, "").await;
+
     // The change log, searched for this licence (htmx updates the table as one types).
     click_link(&b, "Change log").await;
     type_into(&b, "#q", &licence).await;

@@ -112,8 +112,19 @@ pub struct Column {
     pub pointer: &'static str,
 }
 
-/// A table of admin API rows. `link` makes the first column a link to `link` + its value.
-pub fn table(l: &Labels, caption: &str, cols: &[Column], rows: &[&Value], link: Option<&str>) -> Markup {
+/// What a row offers to change (forms), as the last column.
+pub type RowActions<'a> = &'a dyn Fn(&Value) -> Markup;
+
+/// A table of admin API rows. `link` makes the first column a link to `link` + its value;
+/// `actions` adds a last column of what each row offers to change.
+pub fn table(
+    l: &Labels,
+    caption: &str,
+    cols: &[Column],
+    rows: &[&Value],
+    link: Option<&str>,
+    actions: Option<RowActions<'_>>,
+) -> Markup {
     html! {
         @if rows.is_empty() {
             p { (l.no_rows) }
@@ -121,7 +132,10 @@ pub fn table(l: &Labels, caption: &str, cols: &[Column], rows: &[&Value], link: 
             div.scroll {
                 table {
                     caption { (caption) " — " (rows.len()) " " (l.rows_shown) }
-                    thead { tr { @for c in cols { th scope="col" { ((c.label)(l)) } } } }
+                    thead { tr {
+                        @for c in cols { th scope="col" { ((c.label)(l)) } }
+                        @if actions.is_some() { th scope="col" { (l.actions) } }
+                    } }
                     tbody {
                         @for row in rows {
                             tr {
@@ -137,6 +151,7 @@ pub fn table(l: &Labels, caption: &str, cols: &[Column], rows: &[&Value], link: 
                                         td { (v) }
                                     }
                                 }
+                                @if let Some(actions) = actions { td.actions { (actions(row)) } }
                             }
                         }
                     }

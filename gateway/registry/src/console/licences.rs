@@ -51,7 +51,7 @@ pub async fn search(ctx: &Ctx<'_>, query: &Form) -> Reply {
             .collect();
         let results = html! {
             div #results aria-live="polite" {
-                (layout::table(l, &l.licences, COLS, &shown, Some("/console/licences/")))
+                (layout::table(l, &l.licences, COLS, &shown, Some("/console/licences/"), None))
             }
         };
         if ctx.partial {
@@ -168,7 +168,7 @@ async fn licence_page(ctx: &Ctx<'_>, id: &str, above: Option<Markup>, status: St
                 (action_form(ctx, id, action))
             }
             h2 { (l.history) }
-            (layout::table(l, &l.history, HISTORY, &history, None))
+            (layout::table(l, &l.history, HISTORY, &history, None, None))
         })
     }
     .await;

@@ -3,10 +3,12 @@
 //! administrator types, without it the form submits.
 
 use super::form::Form;
-use super::layout::{self, col, urlencode, Column};
-use super::{page_or_refusal, Ctx, Reply};
+use super::layout::{self, col, urlencode, Column, Label};
+use super::{csrf, page_with_status, see_other, Ctx, Reply};
+use crate::problem::{Problem, ProblemCode as P};
+use http::StatusCode;
 use maud::{html, Markup};
-use serde_json::Value;
+use serde_json::{json, Value};
 
 /// One read page.
 pub struct List {
@@ -19,6 +21,33 @@ pub struct List {
     link: Option<&'static str>,
     /// Newest last in the API; shown newest first.
     newest_first: bool,
+    /// What a row offers to change.
+    actions: &'static [RowAction],
+}
+
+/// A change a row offers: an admin API action on the row's id (its first column) that takes a
+/// reason and nothing else, `POST {api}<id>/{verb}`.
+pub struct RowAction {
+    verb: &'static str,
+    label: Label,
+    api: &'static str,
+    /// Whether the row's state allows it (the API decides; this only keeps the page short).
+    when: fn(&Value) -> bool,
+}
+
+macro_rules! act {
+    ($verb:literal, $label:ident, $api:literal, $when:expr) => {
+        RowAction {
+            verb: $verb,
+            label: |l| &l.$label,
+            api: $api,
+            when: $when,
+        }
+    };
+}
+
+fn is(row: &Value, key: &str, value: &str) -> bool {
+    row[key] == value
 }
 
 const LISTS: &[List] = &[
@@ -34,6 +63,7 @@ const LISTS: &[List] = &[
         ],
         link: Some("/console/licences?licensee="),
         newest_first: false,
+        actions: &[],
     },
     List {
         slug: "agencies",
@@ -47,6 +77,7 @@ const LISTS: &[List] = &[
         ],
         link: None,
         newest_first: false,
+        actions: &[],
     },
     List {
         slug: "gateways",
@@ -69,6 +100,7 @@ const LISTS: &[List] = &[
         ],
         link: None,
         newest_first: false,
+        actions: &[act!("retire", retire, "/admin/gateways/", |r| r["retired"] == false)],
     },
     List {
         slug: "datasets",
@@ -84,6 +116,10 @@ const LISTS: &[List] = &[
         ],
         link: Some("/console/licences?dataset="),
         newest_first: false,
+        actions: &[
+            act!("close", close, "/admin/datasets/", |r| r["closed"] == false),
+            act!("open", reopen, "/admin/datasets/", |r| r["closed"] == true),
+        ],
     },
     List {
         slug: "scenarios",
@@ -97,6 +133,7 @@ const LISTS: &[List] = &[
         ],
         link: Some("/console/licences?scenario="),
         newest_first: false,
+        actions: &[],
     },
     List {
         slug: "fusion-rules",
@@ -109,6 +146,7 @@ const LISTS: &[List] = &[
         ],
         link: None,
         newest_first: false,
+        actions: &[],
     },
     List {
         slug: "violations",
@@ -125,6 +163,7 @@ const LISTS: &[List] = &[
         ],
         link: None,
         newest_first: true,
+        actions: &[act!("lift", lift, "/admin/violations/", |r| r["lifted_at"].is_null())],
     },
     List {
         slug: "objections",
@@ -141,6 +180,20 @@ const LISTS: &[List] = &[
         ],
         link: None,
         newest_first: false,
+        actions: &[
+            act!("uphold", uphold, "/admin/objections/", |r| is(
+                r, "status", "open"
+            )),
+            act!("reject", reject, "/admin/objections/", |r| is(
+                r, "status", "open"
+            )),
+            act!("withdraw", withdraw, "/admin/objections/", |r| is(
+                r, "status", "open"
+            )),
+            act!("resolve", resolve, "/admin/objections/", |r| is(
+                r, "status", "upheld"
+            )),
+        ],
     },
     List {
         slug: "applications",
@@ -158,6 +211,16 @@ const LISTS: &[List] = &[
         ],
         link: None,
         newest_first: false,
+        actions: &[
+            act!("ask", ask, "/admin/applications/", |r| is(r, "status", "open")),
+            act!("reject", reject, "/admin/applications/", |r| is(
+                r, "status", "open"
+            ) || is(
+                r,
+                "status",
+                "more-info"
+            )),
+        ],
     },
     List {
         slug: "demands",
@@ -174,6 +237,7 @@ const LISTS: &[List] = &[
         ],
         link: None,
         newest_first: false,
+        actions: &[],
     },
     List {
         slug: "usage",
@@ -190,6 +254,7 @@ const LISTS: &[List] = &[
         ],
         link: Some("/console/licences?licensee="),
         newest_first: false,
+        actions: &[],
     },
     List {
         slug: "changes",
@@ -205,6 +270,7 @@ const LISTS: &[List] = &[
         ],
         link: None,
         newest_first: true,
+        actions: &[],
     },
 ];
 
@@ -213,8 +279,56 @@ pub fn find(slug: &str) -> Option<&'static List> {
     LISTS.iter().find(|p| p.slug == slug)
 }
 
-/// `GET /console/<slug>[?q=…]` (usage also `month=YYYY-MM`, this month by default).
+/// `GET /console/<slug>[?q=…][&done=<verb>]` (usage also `month=YYYY-MM`, this month by
+/// default).
 pub async fn page(ctx: &Ctx<'_>, list: &List, query: &Form) -> Reply {
+    let done = list
+        .actions
+        .iter()
+        .any(|a| a.verb == query.get("done"))
+        .then(|| layout::notice(&ctx.l.recorded));
+    render(ctx, list, query, done, StatusCode::OK).await
+}
+
+/// `POST /console/<slug>/<id>/<verb>` (form: `reason`): the row action through the admin API,
+/// then back to the list; a refusal is shown above the list, with its status.
+pub async fn act(ctx: &Ctx<'_>, list: &List, id: &str, verb: &str, form: &Form) -> Reply {
+    let Some(action) = list.actions.iter().find(|a| a.verb == verb) else {
+        return Err(Problem::new(
+            P::NotFound,
+            format!("no console action {verb} on {}", list.slug),
+        ));
+    };
+    let reason = form.get("reason");
+    let result = if reason.is_empty() {
+        Err(Problem::new(P::Invalid, "a reason is required for this change"))
+    } else {
+        let uri = format!("{}{}/{}", action.api, urlencode(id), action.verb);
+        ctx.post(&uri, &json!({ "reason": reason })).await
+    };
+    match result {
+        Ok(_) => Ok(see_other(&format!("/console/{}?done={verb}", list.slug))),
+        Err(p) => {
+            let status = p.status();
+            render(
+                ctx,
+                list,
+                &Form::default(),
+                Some(layout::refusal(ctx.l, &p)),
+                status,
+            )
+            .await
+        }
+    }
+}
+
+async fn render(
+    ctx: &Ctx<'_>,
+    list: &List,
+    query: &Form,
+    above: Option<Markup>,
+    status: StatusCode,
+) -> Reply {
     let slug = list.slug;
     let title = (list.title)(ctx.l);
     let q = query.get("q");
@@ -232,17 +346,44 @@ pub async fn page(ctx: &Ctx<'_>, list: &List, query: &Form) -> Reply {
             .iter()
             .filter(|r| layout::matches(ctx.l, r, list.cols, q))
             .collect();
+        let actions = |row: &Value| row_actions(ctx, list, row);
+        let actions: Option<layout::RowActions<'_>> = (!list.actions.is_empty()).then_some(&actions);
         Ok(html! {
+            @if let Some(m) = &above { (m) }
             @if !ctx.partial {
                 (search_form(ctx, slug, q, (slug == "usage").then_some(month.as_str())))
             }
             div #results aria-live="polite" {
-                (layout::table(ctx.l, title, list.cols, &shown, list.link))
+                (layout::table(ctx.l, title, list.cols, &shown, list.link, actions))
             }
         })
     }
     .await;
-    page_or_refusal(ctx, slug, title, body)
+    page_with_status(ctx, slug, title, body, status)
+}
+
+/// The forms of the actions `row`'s state allows, each with its reason field.
+fn row_actions(ctx: &Ctx<'_>, list: &List, row: &Value) -> Markup {
+    let l = ctx.l;
+    let Some(id) = list
+        .cols
+        .first()
+        .and_then(|c| row.pointer(c.pointer))
+        .and_then(Value::as_str)
+    else {
+        return html! {};
+    };
+    html! {
+        @for a in list.actions.iter().filter(|a| (a.when)(row)) {
+            @let field = format!("{}-{id}-{}", list.slug, a.verb);
+            form.row-action method="post" action=(format!("/console/{}/{}/{}", list.slug, urlencode(id), a.verb)) {
+                input type="hidden" name=(csrf::FIELD) value=(ctx.csrf);
+                label.sr for=(field) { ((a.label)(l)) " " (id) ": " (l.reason) }
+                input #(field) name="reason" required placeholder=(l.reason);
+                button type="submit" { ((a.label)(l)) }
+            }
+        }
+    }
 }
 
 fn search_form(ctx: &Ctx<'_>, slug: &str, q: &str, month: Option<&str>) -> Markup {

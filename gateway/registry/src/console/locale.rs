@@ -202,6 +202,17 @@ pub struct Labels {
     pub summary: String,
     pub error: String,
     pub dataset_fields: String,
+    pub actions: String,
+    pub recorded: String,
+    pub close: String,
+    pub reopen: String,
+    pub lift: String,
+    pub retire: String,
+    pub reject: String,
+    pub ask: String,
+    pub uphold: String,
+    pub withdraw: String,
+    pub resolve: String,
 }
 
 #[cfg(test)]

@@ -99,6 +99,16 @@ pub(crate) async fn handle(api: &Api, admin: &str, req: Request<ApiBody>) -> Rep
             Some(list) => lists::page(&ctx, list, &query).await,
             None => Err(Problem::new(P::NotFound, format!("no console page {path}"))),
         },
+        (&Method::POST, [section, id, verb]) if lists::find(section).is_some() => {
+            let (id, verb) = (id.to_string(), verb.to_string());
+            match lists::find(section) {
+                Some(list) => {
+                    let form = checked_form(&ctx, req).await?;
+                    lists::act(&ctx, list, &id, &verb, &form).await
+                }
+                None => Err(Problem::new(P::NotFound, format!("no console page {path}"))),
+            }
+        }
         (&Method::GET | &Method::POST, _) => {
             Err(Problem::new(P::NotFound, format!("no console page {path}")))
         }
@@ -289,7 +299,8 @@ mod tests {
                 pointer: "/name",
             },
         ];
-        let html = layout::table(l, "t", &cols, &[&row], Some("/console/licences?licensee=")).into_string();
+        let html =
+            layout::table(l, "t", &cols, &[&row], Some("/console/licences?licensee="), None).into_string();
         assert!(!html.contains("<script>") && !html.contains("<img"), "{html}");
         assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"), "{html}");
         assert!(

@@ -184,6 +184,56 @@ async fn choose(b: &Browser, selector: &str, value: &str) {
     css(b, selector).await.select_by_value(value).await.unwrap();
 }
 
+/// axe-core, the accessibility rules engine, as `.ci/run` installs it from npm
+/// (`npm install --prefix target/axe axe-core@4.14.1`).
+fn axe_source() -> Option<String> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/axe/node_modules/axe-core/axe.min.js");
+    match std::fs::read_to_string(&path) {
+        Ok(js) => Some(js),
+        Err(e) if std::env::var_os("SLUICE_REQUIRE_CHROMIUM").is_some() => {
+            panic!(
+                "{}: {e} (npm install --prefix target/axe axe-core@4.14.1)",
+                path.display()
+            )
+        }
+        Err(_) => {
+            eprintln!(
+                "\n!!!!!!!!!! SKIPPED the console's accessibility checks: {} is missing \
+                 (npm install --prefix target/axe axe-core@4.14.1) !!!!!!!!!!\n",
+                path.display()
+            );
+            None
+        }
+    }
+}
+
+/// Runs axe-core's WCAG 2 A and AA rules on the current page; panics with every violation
+/// found. (WebDriver runs the script outside the page's Content-Security-Policy.)
+async fn accessible(b: &Browser, axe: Option<&str>, page: &str) {
+    let Some(axe) = axe else { return };
+    b.client
+        .execute(&format!("{axe}\nreturn typeof axe;"), vec![])
+        .await
+        .unwrap();
+    let found = b
+        .client
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] } })
+                .then(r => done(r.violations.map(v => ({ id: v.id, impact: v.impact, help: v.help,
+                                                         nodes: v.nodes.map(n => n.html) }))))
+                .catch(e => done([{ id: 'axe-failed', help: String(e) }]));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        found,
+        Value::Array(vec![]),
+        "accessibility violations on {page}: {found:#}"
+    );
+}
+
 fn keep(shot: &Path) {
     let len = std::fs::metadata(shot).unwrap().len();
     assert!(len > 5_000, "{} is only {len} bytes", shot.display());
@@ -204,6 +254,7 @@ async fn an_administrator_grants_meets_the_fusion_conflict_and_suspends_in_chrom
     let before = hydrants(&bank).await;
     assert_eq!(before.status, 403, "{}", String::from_utf8_lossy(&before.body));
 
+    let axe = axe_source();
     let (cert, key) = demo.admin();
     let b = Browser::launch(&demo.path("/ca"), &cert, &key)
         .await
@@ -214,11 +265,13 @@ async fn an_administrator_grants_meets_the_fusion_conflict_and_suspends_in_chrom
     assert_eq!(text(&b, "h1").await, "sluice registry console");
     assert!(text(&b, "header .who").await.contains("demo-admin"));
     keep(&b.screenshot("console-start").await);
+    accessible(&b, axe.as_deref(), "console-start").await;
 
     // Two clicks to the grant form: Licences, then Grant a licence.
     click_link(&b, "Licences").await;
     assert!(text(&b, "#results caption").await.starts_with("Licences"));
     keep(&b.screenshot("console-licences").await);
+    accessible(&b, axe.as_deref(), "console-licences").await;
     click_link(&b, "Grant a licence").await;
     assert_eq!(text(&b, "h1").await, "Grant a licence");
 
@@ -259,6 +312,7 @@ async fn an_administrator_grants_meets_the_fusion_conflict_and_suspends_in_chrom
         Some("pilot: green credit for hydrant adopters' businesses")
     );
     keep(&b.screenshot("console-fusion-conflict").await);
+    accessible(&b, axe.as_deref(), "console-fusion-conflict").await;
     // Nothing was granted.
     assert_eq!(hydrants(&bank).await.status, 403);
 
@@ -301,6 +355,7 @@ async fn an_administrator_grants_meets_the_fusion_conflict_and_suspends_in_chrom
         .await
         .contains("adopter complaint under review"));
     keep(&b.screenshot("console-licence-suspended").await);
+    accessible(&b, axe.as_deref(), "console-licence-suspended").await;
 
     // …and the gateway refuses.
     gateway_answers(&bank, 403, "licence-suspended").await;
@@ -324,6 +379,7 @@ async fn an_administrator_grants_meets_the_fusion_conflict_and_suspends_in_chrom
         .await
         .is_ok());
     keep(&b.screenshot("console-datasets").await);
+    accessible(&b, axe.as_deref(), "console-datasets").await;
     gateway_answers(&acme, 503, "dataset-closed").await;
     type_into(&b, "#datasets-fire-hydrants-open", "drill over").await;
     submit(&b, "form[action='/console/datasets/fire-hydrants/open'] button").await;
@@ -349,6 +405,7 @@ async fn an_administrator_grants_meets_the_fusion_conflict_and_suspends_in_chrom
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     keep(&b.screenshot("console-change-log").await);
+    accessible(&b, axe.as_deref(), "console-change-log").await;
 
     // The federation's health, and the same console in Chinese.
     click_link(&b, "Gateways").await;
@@ -358,11 +415,13 @@ async fn an_administrator_grants_meets_the_fusion_conflict_and_suspends_in_chrom
         "{health}"
     );
     keep(&b.screenshot("console-gateways").await);
+    accessible(&b, axe.as_deref(), "console-gateways").await;
     click_link(&b, "中文").await;
     assert_eq!(text(&b, "h1").await, "联邦运行状况");
     click_link(&b, "许可").await;
     assert!(text(&b, "#results caption").await.starts_with("许可"));
     keep(&b.screenshot("console-licences-zh").await);
+    accessible(&b, axe.as_deref(), "console-licences-zh").await;
 
     b.close().await;
     demo.demo.stop().await;

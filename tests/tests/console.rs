@@ -542,3 +542,99 @@ async fn the_console_is_for_administrators_and_refuses_forged_changes() {
     );
     demo.demo.stop().await;
 }
+
+/// The applications queue: an open application's page is the grant form with the
+/// application's licensee, dataset, scenario and asked fields shown, and sending it approves
+/// the application through `POST /admin/applications/<id>/approve` (the fusion rule applies
+/// as to any grant).
+#[tokio::test]
+async fn an_application_is_approved_from_the_console() {
+    let demo = Demo::start().await;
+    let registry = demo.registry();
+    let admin = demo.client(&registry, Some("admin"));
+    let apps = admin.get("/admin/applications").await.unwrap().json();
+    let app = apps
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["status"] == "open")
+        .expect("the demo files an application")
+        .clone();
+    let id = app["id"].as_str().unwrap();
+
+    let queue = String::from_utf8_lossy(&admin.get("/console/applications").await.unwrap().body).into_owned();
+    let link = format!("/console/licences/new?application={id}");
+    assert!(queue.contains(&format!("href=\"{link}\"")), "{queue}");
+    let page = admin.get(&link).await.unwrap();
+    assert_eq!(page.status, 200);
+    let form = String::from_utf8_lossy(&page.body).into_owned();
+    assert!(
+        form.contains(&format!("name=\"application\" value=\"{id}\"")),
+        "{form}"
+    );
+    assert!(
+        form.contains(app["purpose"].as_str().unwrap()),
+        "the application is shown: {form}"
+    );
+    let at = form.find("name=\"csrf\" value=\"").unwrap() + "name=\"csrf\" value=\"".len();
+    let token = form[at..].split('"').next().unwrap().to_owned();
+
+    let fields: Vec<String> = app["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| format!("{}=partial:first=1,last=0", f.as_str().unwrap()))
+        .collect();
+    let own = format!("https://{}", url::Url::parse(&registry).unwrap().authority());
+    let post = |extra: &'static str| {
+        let body: String = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("csrf", &token)
+            .append_pair("application", id)
+            .append_pair("fields", &fields.join("\n"))
+            .append_pair("reason", "meets the agreement")
+            .finish()
+            + extra;
+        let (admin, own) = (&admin, own.clone());
+        async move {
+            admin
+                .send_bytes(
+                    http::Method::POST,
+                    "/console/licences",
+                    bytes::Bytes::from(body),
+                    "application/x-www-form-urlencoded",
+                    &[("origin", own.as_str())],
+                )
+                .await
+                .unwrap()
+        }
+    };
+    // The bank holds the utilities register, and adopters' names complete the demo's fusion
+    // rule: the approval is refused as a grant would be, shown in the form, until it carries
+    // an expert review.
+    let first = post("").await;
+    assert_eq!(first.status, 409);
+    let html = String::from_utf8_lossy(&first.body).into_owned();
+    assert!(html.contains("id=\"fusion-conflict\""), "{html}");
+    let second = post("&expert_review=ER-2026-200").await;
+    assert_eq!(second.status, 303, "{}", String::from_utf8_lossy(&second.body));
+    let location = second.headers["location"].to_str().unwrap().to_owned();
+    let decided = admin
+        .get(&format!("/admin/applications/{id}"))
+        .await
+        .unwrap()
+        .json()["application"]
+        .clone();
+    assert_eq!(decided["status"], "approved", "{decided}");
+    let licence = decided["licence"].as_str().unwrap();
+    assert_eq!(location, format!("/console/licences/{licence}?done=granted"));
+    let lic = admin
+        .get(&format!("/admin/licences/{licence}"))
+        .await
+        .unwrap()
+        .json();
+    assert_eq!(
+        (lic["licensee"].clone(), lic["dataset"].clone()),
+        (app["licensee"].clone(), app["dataset"].clone())
+    );
+    demo.demo.stop().await;
+}

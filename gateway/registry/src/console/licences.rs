@@ -234,11 +234,17 @@ pub async fn grant_form(ctx: &Ctx<'_>, query: &Form) -> Reply {
     grant_page(ctx, query, None, StatusCode::OK).await
 }
 
-/// `POST /console/licences`: the grant form, turned into the admin API's grant request.
+/// `POST /console/licences`: the grant form, turned into the admin API's grant request; with
+/// `application`, its approval (`POST /admin/applications/<id>/approve`, which grants on the
+/// application's licensee, dataset and scenario).
 pub async fn grant(ctx: &Ctx<'_>, form: &Form) -> Reply {
-    let result = match grant_request(form) {
-        Ok(body) => ctx.post("/admin/licences", &body).await,
-        Err(p) => Err(p),
+    let result = match (grant_request(form), form.opt("application")) {
+        (Ok(body), None) => ctx.post("/admin/licences", &body).await,
+        (Ok(body), Some(app)) => {
+            let uri = format!("/admin/applications/{}/approve", urlencode(app));
+            ctx.post(&uri, &body).await.map(|r| r["licence"].clone())
+        }
+        (Err(p), _) => Err(p),
     };
     match result {
         Ok(lic) => {
@@ -255,7 +261,8 @@ pub async fn grant(ctx: &Ctx<'_>, form: &Form) -> Reply {
     }
 }
 
-/// The grant request the form asks for; `invalid` for what the form cannot say.
+/// The grant request the form asks for (for an approval, its terms only); `invalid` for what
+/// the form cannot say.
 fn grant_request(form: &Form) -> Result<Value, Problem> {
     let invalid = |m: String| Problem::new(P::Invalid, m);
     let mut fields = Map::new();
@@ -271,18 +278,23 @@ fn grant_request(form: &Form) -> Result<Value, Problem> {
     if form.get("reason").is_empty() {
         return Err(invalid("a reason is required for this change".into()));
     }
-    let until = form
-        .opt("valid_until")
-        .ok_or_else(|| invalid("valid until is required".into()))?;
     let mut body = json!({
-        "licensee": form.get("licensee"),
-        "dataset": form.get("dataset"),
-        "scenario": form.get("scenario"),
         "fields": fields,
         "mode": form.opt("mode").unwrap_or("records"),
-        "valid_until": parse_date(until).map_err(|e| invalid(format!("valid until: {e}")))?,
         "reason": form.get("reason"),
     });
+    // An approval grants on the application's parties and, unless narrowed, its period.
+    if form.opt("application").is_none() {
+        for key in ["licensee", "dataset", "scenario"] {
+            body[key] = json!(form.get(key));
+        }
+        if form.opt("valid_until").is_none() {
+            return Err(invalid("valid until is required".into()));
+        }
+    }
+    if let Some(until) = form.opt("valid_until") {
+        body["valid_until"] = json!(parse_date(until).map_err(|e| invalid(format!("valid until: {e}")))?);
+    }
     if let Some(from) = form.opt("valid_from") {
         body["valid_from"] = json!(parse_date(from).map_err(|e| invalid(format!("valid from: {e}")))?);
     }
@@ -320,29 +332,54 @@ fn grant_request(form: &Form) -> Result<Value, Problem> {
 
 async fn grant_page(ctx: &Ctx<'_>, form: &Form, refused: Option<Problem>, status: StatusCode) -> Reply {
     let l = ctx.l;
+    let application = form.opt("application");
+    let title = match application {
+        Some(id) => format!("{} {id}", l.approve_application),
+        None => l.grant_licence.clone(),
+    };
     let body = async {
+        let app = match application {
+            Some(id) => {
+                let reviewed = ctx.get(&format!("/admin/applications/{}", urlencode(id))).await?;
+                Some(reviewed["application"].clone())
+            }
+            None => None,
+        };
         let licensees = ids(ctx, "/admin/licensees", "/id").await?;
         let datasets = ids(ctx, "/admin/datasets", "/spec/id").await?;
         let scenarios = ids(ctx, "/admin/scenarios", "/id").await?;
         let fusion = refused.as_ref().filter(|p| p.code == P::FusionConflict);
         let other = refused.as_ref().filter(|p| p.code != P::FusionConflict);
         let modes = ["records".to_string(), "aggregate".to_string()];
-        let fields_help = dataset_fields_markup(ctx, form.get("dataset")).await;
+        let dataset = app.as_ref().and_then(|a| a["dataset"].as_str()).unwrap_or(form.get("dataset"));
+        let fields_help = dataset_fields_markup(ctx, dataset).await;
         Ok::<_, Problem>(html! {
             @if let Some(p) = other { (layout::refusal(l, p)) }
             form.grant method="post" action="/console/licences" {
                 input type="hidden" name=(csrf::FIELD) value=(ctx.csrf);
-                div.row { (select(l, "licensee", &l.licensee, &licensees, form.get("licensee"), true, |_, v| v.to_owned())) }
-                div.row {
-                    label for="dataset" { (l.dataset) }
-                    select #dataset name="dataset" required
-                        hx-get="/console/licences/dataset-fields" hx-target="#dataset-fields" hx-trigger="change" {
-                        option value="" { (l.choose) }
-                        @for o in &datasets { option value=(o) selected[o == form.get("dataset")] { (o) } }
+                @if let (Some(id), Some(app)) = (application, &app) {
+                    input type="hidden" name="application" value=(id);
+                    dl.terms {
+                        @for (label, key) in [(&l.licensee, "licensee"), (&l.dataset, "dataset"), (&l.scenario, "scenario"),
+                                              (&l.purpose, "purpose"), (&l.fields_asked, "fields"), (&l.valid_until, "valid_until"),
+                                              (&l.status, "status")] {
+                            dt { (label) } dd { (cell(l, &app[key])) }
+                        }
                     }
+                    (fields_help)
+                } @else {
+                    div.row { (select(l, "licensee", &l.licensee, &licensees, form.get("licensee"), true, |_, v| v.to_owned())) }
+                    div.row {
+                        label for="dataset" { (l.dataset) }
+                        select #dataset name="dataset" required
+                            hx-get="/console/licences/dataset-fields" hx-target="#dataset-fields" hx-trigger="change" {
+                            option value="" { (l.choose) }
+                            @for o in &datasets { option value=(o) selected[o == form.get("dataset")] { (o) } }
+                        }
+                    }
+                    div #dataset-fields { (fields_help) }
+                    div.row { (select(l, "scenario", &l.scenario, &scenarios, form.get("scenario"), true, |_, v| v.to_owned())) }
                 }
-                div #dataset-fields { (fields_help) }
-                div.row { (select(l, "scenario", &l.scenario, &scenarios, form.get("scenario"), true, |_, v| v.to_owned())) }
                 div.row {
                     label for="fields" { (l.fields) }
                     textarea #fields name="fields" rows="4" required aria-describedby="fields-help" { (form.get("fields")) }
@@ -357,7 +394,7 @@ async fn grant_page(ctx: &Ctx<'_>, form: &Form, refused: Option<Problem>, status
                 }
                 div.row.inline {
                     span { label for="valid_from" { (l.valid_from) } input #valid_from type="date" name="valid_from" value=(form.get("valid_from")); }
-                    span { label for="valid_until" { (l.valid_until) } input #valid_until type="date" name="valid_until" required value=(form.get("valid_until")); }
+                    span { label for="valid_until" { (l.valid_until) } input #valid_until type="date" name="valid_until" required[application.is_none()] value=(form.get("valid_until")); }
                     span { (select(l, "mode", &l.mode, &modes, form.opt("mode").unwrap_or("records"), true, |_, v| v.to_owned())) }
                 }
                 div.row.expert[fusion.is_some()] {
@@ -378,12 +415,12 @@ async fn grant_page(ctx: &Ctx<'_>, form: &Form, refused: Option<Problem>, status
                     textarea #reason name="reason" rows="2" required aria-describedby="reason-help" { (form.get("reason")) }
                     p.help #reason-help { (l.reason_help) }
                 }
-                button type="submit" #do-grant { (l.grant) }
+                button type="submit" #do-grant { @if application.is_some() { (l.approve) } @else { (l.grant) } }
             }
         })
     }
     .await;
-    page_with_status(ctx, "licences", &l.grant_licence, body, status)
+    page_with_status(ctx, "licences", &title, body, status)
 }
 
 /// `GET /console/licences/dataset-fields?dataset=…` (htmx): the dataset's fields with their

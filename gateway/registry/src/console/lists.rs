@@ -209,7 +209,7 @@ const LISTS: &[List] = &[
             col!(filed_at, "/filed_at"),
             col!(due_by, "/due_by"),
         ],
-        link: None,
+        link: Some("/console/licences/new?application="),
         newest_first: false,
         actions: &[
             act!("ask", ask, "/admin/applications/", |r| is(r, "status", "open")),

@@ -213,6 +213,10 @@ pub struct Labels {
     pub uphold: String,
     pub withdraw: String,
     pub resolve: String,
+    pub approve: String,
+    pub approve_application: String,
+    pub purpose: String,
+    pub fields_asked: String,
 }
 
 #[cfg(test)]

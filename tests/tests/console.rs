@@ -98,6 +98,28 @@ fn problem_type(r: &Reply) -> String {
         .to_owned()
 }
 
+/// The CSRF token in a console page's forms.
+fn csrf_token(html: &str) -> String {
+    let field = "name=\"csrf\" value=\"";
+    let at = html.find(field).expect("a CSRF field") + field.len();
+    html[at..].split('"').next().unwrap().to_owned()
+}
+
+/// Posts a console form (URL-encoded `body`) as `client`, with `Origin: origin` if given.
+async fn post_form(client: &RegistryClient, path: &str, body: String, origin: Option<&str>) -> Reply {
+    let headers: Vec<(&str, &str)> = origin.map(|o| ("origin", o)).into_iter().collect();
+    client
+        .send_bytes(
+            http::Method::POST,
+            path,
+            bytes::Bytes::from(body),
+            "application/x-www-form-urlencoded",
+            &headers,
+        )
+        .await
+        .unwrap()
+}
+
 /// Waits (bounded, 15 s) until the bank's hydrant request gets `status` (and problem `code`).
 async fn gateway_answers(bank: &RegistryClient, status: u16, code: &str) -> Reply {
     let start = Instant::now();
@@ -469,34 +491,9 @@ async fn the_console_is_for_administrators_and_refuses_forged_changes() {
         .unwrap();
     assert!(csp.starts_with("default-src 'self'"), "{csp}");
 
-    let token = {
-        let form = String::from_utf8_lossy(
-            &admin
-                .get("/console/licences/lic-acme-adoption")
-                .await
-                .unwrap()
-                .body,
-        )
-        .into_owned();
-        let at = form.find("name=\"csrf\" value=\"").expect("a CSRF field") + "name=\"csrf\" value=\"".len();
-        form[at..].split('"').next().unwrap().to_owned()
-    };
-    let suspend = |body: String, origin: Option<&'static str>| {
-        let admin = &admin;
-        async move {
-            let headers: Vec<(&str, &str)> = origin.map(|o| ("origin", o)).into_iter().collect();
-            admin
-                .send_bytes(
-                    http::Method::POST,
-                    "/console/licences/lic-acme-adoption/suspend",
-                    bytes::Bytes::from(body),
-                    "application/x-www-form-urlencoded",
-                    &headers,
-                )
-                .await
-                .unwrap()
-        }
-    };
+    let page = admin.get("/console/licences/lic-acme-adoption").await.unwrap();
+    let token = csrf_token(&String::from_utf8_lossy(&page.body));
+    const SUSPEND: &str = "/console/licences/lic-acme-adoption/suspend";
     for (body, origin) in [
         ("reason=forged".to_owned(), None),
         ("reason=forged&csrf=AAAA".to_owned(), None),
@@ -505,7 +502,7 @@ async fn the_console_is_for_administrators_and_refuses_forged_changes() {
             Some("https://evil.example"),
         ),
     ] {
-        let r = suspend(body.clone(), origin).await;
+        let r = post_form(&admin, SUSPEND, body.clone(), origin).await;
         assert_eq!(
             (r.status.as_u16(), problem_type(&r).as_str()),
             (403, "csrf-rejected"),
@@ -521,8 +518,13 @@ async fn the_console_is_for_administrators_and_refuses_forged_changes() {
 
     // The page's own token, from the console's origin, goes through (303 to the licence).
     let own = format!("https://{}", url::Url::parse(&registry).unwrap().authority());
-    let own: &'static str = Box::leak(own.into_boxed_str());
-    let r = suspend(format!("reason=checked&csrf={token}"), Some(own)).await;
+    let r = post_form(
+        &admin,
+        SUSPEND,
+        format!("reason=checked&csrf={token}"),
+        Some(&own),
+    )
+    .await;
     assert_eq!(r.status, 303, "{}", String::from_utf8_lossy(&r.body));
     let lic = admin
         .get("/admin/licences/lic-acme-adoption")
@@ -576,8 +578,7 @@ async fn an_application_is_approved_from_the_console() {
         form.contains(app["purpose"].as_str().unwrap()),
         "the application is shown: {form}"
     );
-    let at = form.find("name=\"csrf\" value=\"").unwrap() + "name=\"csrf\" value=\"".len();
-    let token = form[at..].split('"').next().unwrap().to_owned();
+    let token = csrf_token(&form);
 
     let fields: Vec<String> = app["fields"]
         .as_array()
@@ -586,36 +587,29 @@ async fn an_application_is_approved_from_the_console() {
         .map(|f| format!("{}=partial:first=1,last=0", f.as_str().unwrap()))
         .collect();
     let own = format!("https://{}", url::Url::parse(&registry).unwrap().authority());
-    let post = |extra: &'static str| {
-        let body: String = url::form_urlencoded::Serializer::new(String::new())
+    let body = |extra: &str| {
+        url::form_urlencoded::Serializer::new(String::new())
             .append_pair("csrf", &token)
             .append_pair("application", id)
             .append_pair("fields", &fields.join("\n"))
             .append_pair("reason", "meets the agreement")
             .finish()
-            + extra;
-        let (admin, own) = (&admin, own.clone());
-        async move {
-            admin
-                .send_bytes(
-                    http::Method::POST,
-                    "/console/licences",
-                    bytes::Bytes::from(body),
-                    "application/x-www-form-urlencoded",
-                    &[("origin", own.as_str())],
-                )
-                .await
-                .unwrap()
-        }
+            + extra
     };
     // The bank holds the utilities register, and adopters' names complete the demo's fusion
     // rule: the approval is refused as a grant would be, shown in the form, until it carries
     // an expert review.
-    let first = post("").await;
+    let first = post_form(&admin, "/console/licences", body(""), Some(&own)).await;
     assert_eq!(first.status, 409);
     let html = String::from_utf8_lossy(&first.body).into_owned();
     assert!(html.contains("id=\"fusion-conflict\""), "{html}");
-    let second = post("&expert_review=ER-2026-200").await;
+    let second = post_form(
+        &admin,
+        "/console/licences",
+        body("&expert_review=ER-2026-200"),
+        Some(&own),
+    )
+    .await;
     assert_eq!(second.status, 303, "{}", String::from_utf8_lossy(&second.body));
     let location = second.headers["location"].to_str().unwrap().to_owned();
     let decided = admin

@@ -442,6 +442,8 @@ async fn an_administrator_grants_meets_the_fusion_conflict_and_suspends_in_chrom
     assert_eq!(text(&b, "h1").await, "联邦运行状况");
     click_link(&b, "许可").await;
     assert!(text(&b, "#results caption").await.starts_with("许可"));
+    // States read in the page's language too (the suspended licence).
+    assert!(text(&b, "#results").await.contains("已暂停"));
     keep(&b.screenshot("console-licences-zh").await);
     accessible(&b, axe.as_deref(), "console-licences-zh").await;
 

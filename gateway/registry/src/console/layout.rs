@@ -93,12 +93,22 @@ pub fn refusal(l: &Labels, p: &Problem) -> Markup {
     }
 }
 
-/// A [`Column`]: `col!(label, "/pointer")` names the label member of [`Labels`].
+/// A [`Column`]: `col!(label, "/pointer")` names the label member of [`Labels`];
+/// `col!(label, "/pointer", values)` is a column of enumerated values, shown in the page's
+/// language ([`Labels::value`]).
 macro_rules! col {
     ($label:ident, $pointer:literal) => {
         $crate::console::layout::Column {
             label: |l| &l.$label,
             pointer: $pointer,
+            values: false,
+        }
+    };
+    ($label:ident, $pointer:literal, values) => {
+        $crate::console::layout::Column {
+            label: |l| &l.$label,
+            pointer: $pointer,
+            values: true,
         }
     };
 }
@@ -110,6 +120,19 @@ pub struct Column {
     pub label: Label,
     /// The JSON pointer of the value in a row.
     pub pointer: &'static str,
+    /// Whether the values are enumerated (states, statuses…), shown in the page's language.
+    pub values: bool,
+}
+
+impl Column {
+    /// This column's value of `row` as the page shows it.
+    pub fn shown(&self, l: &Labels, row: &Value) -> String {
+        let v = row.pointer(self.pointer).unwrap_or(&Value::Null);
+        match v.as_str() {
+            Some(s) if self.values => l.value(s).to_owned(),
+            _ => cell(l, v),
+        }
+    }
 }
 
 /// What a row offers to change (forms), as the last column.
@@ -140,7 +163,7 @@ pub fn table(
                         @for row in rows {
                             tr {
                                 @for (i, c) in cols.iter().enumerate() {
-                                    @let v = cell(l, row.pointer(c.pointer).unwrap_or(&Value::Null));
+                                    @let v = c.shown(l, row);
                                     @if i == 0 {
                                         @if let Some(prefix) = link {
                                             th scope="row" { a href=(format!("{prefix}{}", urlencode(&v))) { (v) } }
@@ -183,11 +206,9 @@ pub fn cell(l: &Labels, v: &Value) -> String {
 pub fn matches(l: &Labels, row: &Value, cols: &[Column], needle: &str) -> bool {
     let needle = needle.to_lowercase();
     needle.is_empty()
-        || cols.iter().any(|c| {
-            cell(l, row.pointer(c.pointer).unwrap_or(&Value::Null))
-                .to_lowercase()
-                .contains(&needle)
-        })
+        || cols
+            .iter()
+            .any(|c| c.shown(l, row).to_lowercase().contains(&needle))
 }
 
 /// `s` percent-encoded for a query value or path segment.

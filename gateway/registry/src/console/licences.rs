@@ -18,21 +18,12 @@ const COLS: &[Column] = &[
     col!(licensee, "/licensee"),
     col!(dataset, "/dataset"),
     col!(scenario, "/scenario"),
-    col!(state, "/status/state"),
+    col!(state, "/status/state", values),
     col!(valid_until, "/valid_until"),
-    col!(mode, "/mode"),
+    col!(mode, "/mode", values),
 ];
 
 const STATES: [&str; 3] = ["active", "suspended", "revoked"];
-
-fn state_label<'l>(l: &'l super::Labels, state: &str) -> &'l str {
-    match state {
-        "active" => &l.state_active,
-        "suspended" => &l.state_suspended,
-        "revoked" => &l.state_revoked,
-        _ => &l.any,
-    }
-}
 
 /// `GET /console/licences[?licensee=&dataset=&scenario=&state=]`.
 pub async fn search(ctx: &Ctx<'_>, query: &Form) -> Reply {
@@ -69,7 +60,7 @@ pub async fn search(ctx: &Ctx<'_>, query: &Form) -> Reply {
                 (select(l, "licensee", &l.licensee, &licensees, query.get("licensee"), false, |_, v| v.to_owned()))
                 (select(l, "dataset", &l.dataset, &datasets, query.get("dataset"), false, |_, v| v.to_owned()))
                 (select(l, "scenario", &l.scenario, &scenarios, query.get("scenario"), false, |_, v| v.to_owned()))
-                (select(l, "state", &l.state, &states, query.get("state"), false, |l, v| state_label(l, v).to_owned()))
+                (select(l, "state", &l.state, &states, query.get("state"), false, |l, v| l.value(v).to_owned()))
                 button type="submit" { (l.search) }
             }
             (results)
@@ -151,7 +142,7 @@ async fn licence_page(ctx: &Ctx<'_>, id: &str, above: Option<Markup>, status: St
                                       (&l.expert_review, "expert_review")] {
                     dt { (label) } dd { (cell(l, &lic[key])) }
                 }
-                dt { (l.state) } dd.state { strong { (state_label(l, state)) } @if let Some(r) = lic.pointer("/status/reason") { " — " (cell(l, r)) } }
+                dt { (l.state) } dd.state { strong { (l.value(state)) } @if let Some(r) = lic.pointer("/status/reason") { " — " (cell(l, r)) } }
                 dt { (l.rate_per_second) } dd { (cell(l, &lic["rate"])) }
                 dt { (l.requests_per_day) " / " (l.records_per_day) } dd { (cell(l, &lic["quota"])) }
             }

@@ -119,9 +119,6 @@ pub struct Labels {
     pub dataset: String,
     pub scenario: String,
     pub state: String,
-    pub state_active: String,
-    pub state_suspended: String,
-    pub state_revoked: String,
     pub fields: String,
     pub fields_help: String,
     pub field_rule: String,
@@ -217,6 +214,17 @@ pub struct Labels {
     pub approve_application: String,
     pub purpose: String,
     pub fields_asked: String,
+    /// The words for the values of states, statuses, measures, categories and kinds the
+    /// admin API answers (`suspended`, `non_open`, `more-info`…); a value not listed shows as
+    /// the API writes it.
+    pub values: std::collections::BTreeMap<String, String>,
+}
+
+impl Labels {
+    /// How value `v` of an enumerated column reads in this language.
+    pub fn value<'a>(&'a self, v: &'a str) -> &'a str {
+        self.values.get(v).map_or(v, String::as_str)
+    }
 }
 
 #[cfg(test)]
@@ -235,6 +243,11 @@ mod tests {
             assert!(!labels.licences.is_empty());
         }
         assert_eq!(Lang::Zh.labels().licences, "许可");
+        assert_eq!(Lang::Zh.labels().value("suspended"), "已暂停");
+        assert_eq!(Lang::Zh.labels().value("lic-1"), "lic-1");
+        let en: Vec<&String> = Lang::En.labels().values.keys().collect();
+        let zh: Vec<&String> = Lang::Zh.labels().values.keys().collect();
+        assert_eq!(en, zh, "both languages name the same values");
         assert_eq!(Lang::En.labels().licences, "Licences");
     }
 

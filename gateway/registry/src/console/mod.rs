@@ -293,10 +293,12 @@ mod tests {
             layout::Column {
                 label: |l| &l.id,
                 pointer: "/id",
+                values: false,
             },
             layout::Column {
                 label: |l| &l.name,
                 pointer: "/name",
+                values: false,
             },
         ];
         let html =

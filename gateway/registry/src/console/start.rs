@@ -45,9 +45,9 @@ pub async fn page(ctx: &Ctx<'_>) -> Reply {
             section aria-labelledby="lic" {
                 h2 #lic { (l.licences) }
                 ul.tiles {
-                    li { a href="/console/licences?state=active" { span.n { (state_count("active")) } " " (l.state_active) } }
-                    li { a href="/console/licences?state=suspended" { span.n { (state_count("suspended")) } " " (l.state_suspended) } }
-                    li { a href="/console/licences?state=revoked" { span.n { (state_count("revoked")) } " " (l.state_revoked) } }
+                    li { a href="/console/licences?state=active" { span.n { (state_count("active")) } " " (l.value("active")) } }
+                    li { a href="/console/licences?state=suspended" { span.n { (state_count("suspended")) } " " (l.value("suspended")) } }
+                    li { a href="/console/licences?state=revoked" { span.n { (state_count("revoked")) } " " (l.value("revoked")) } }
                 }
                 p { a.button href="/console/licences/new" { (l.grant_licence) } }
             }

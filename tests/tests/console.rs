@@ -98,6 +98,13 @@ fn problem_type(r: &Reply) -> String {
         .to_owned()
 }
 
+/// Whether the catalog says dataset `id` is closed.
+async fn closed(admin: &RegistryClient, id: &str) -> Value {
+    let all = admin.get("/admin/datasets").await.unwrap().json();
+    let entry = all.as_array().unwrap().iter().find(|d| d["spec"]["id"] == id);
+    entry.unwrap_or_else(|| panic!("no dataset {id}"))["closed"].clone()
+}
+
 /// The CSRF token in a console page's forms.
 fn csrf_token(html: &str) -> String {
     let field = "name=\"csrf\" value=\"";
@@ -631,6 +638,82 @@ async fn an_application_is_approved_from_the_console() {
     assert_eq!(
         (lic["licensee"].clone(), lic["dataset"].clone()),
         (app["licensee"].clone(), app["dataset"].clone())
+    );
+    demo.demo.stop().await;
+}
+
+/// An administrator limited to one agency reads every page but changes only its agency's
+/// data: the console asks the admin API as that administrator, so the API's scope decides,
+/// and the refusal shows on the page with its status.
+#[tokio::test]
+async fn an_agency_administrator_changes_only_its_own_data_in_the_console() {
+    let demo = Demo::start().await;
+    let registry = demo.registry();
+    let admin = demo.client(&registry, Some("admin"));
+    let ca = sluice_certs::Ca::open(demo.path("/ca").parent().unwrap()).unwrap();
+    let certs = demo.path("/registry/admin/cert").parent().unwrap().to_owned();
+    sluice_certs::issue_admin(&ca, "utilities-officer", 5)
+        .unwrap()
+        .write_to(&certs, "utilities-officer")
+        .unwrap();
+    let limit = serde_json::json!({
+        "id": "utilities-officer", "agency": "utilities-bureau", "reason": "the bureau's data officer"
+    });
+    assert_eq!(admin.post("/admin/admins", &limit).await.unwrap().status, 201);
+    let officer = demo.client(&registry, Some("utilities-officer"));
+    let own = format!("https://{}", url::Url::parse(&registry).unwrap().authority());
+
+    let page = officer.get("/console/datasets").await.unwrap();
+    assert_eq!(page.status, 200);
+    let html = String::from_utf8_lossy(&page.body).into_owned();
+    assert!(
+        html.contains("fire-hydrants") && html.contains("enterprise-utilities"),
+        "{html}"
+    );
+    let token = csrf_token(&html);
+    let body = format!("reason=not+mine&csrf={token}");
+    let r = post_form(
+        &officer,
+        "/console/datasets/fire-hydrants/close",
+        body,
+        Some(&own),
+    )
+    .await;
+    assert_eq!(r.status, 403);
+    let html = String::from_utf8_lossy(&r.body).into_owned();
+    assert!(
+        html.contains("role=\"alert\"") && html.contains("<code>forbidden</code>"),
+        "{html}"
+    );
+    assert_eq!(
+        closed(&admin, "fire-hydrants").await,
+        false,
+        "another agency's dataset is unchanged"
+    );
+
+    let body = format!("reason=maintenance&csrf={token}");
+    let r = post_form(
+        &officer,
+        "/console/datasets/enterprise-utilities/close",
+        body,
+        Some(&own),
+    )
+    .await;
+    assert_eq!(r.status, 303, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(closed(&admin, "enterprise-utilities").await, true);
+    let last = admin
+        .get("/admin/changes")
+        .await
+        .unwrap()
+        .json()
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (last["admin"].as_str(), last["action"].as_str()),
+        (Some("utilities-officer"), Some("dataset.close"))
     );
     demo.demo.stop().await;
 }

@@ -306,6 +306,15 @@ async fn an_administrator_grants_meets_the_fusion_conflict_and_suspends_in_chrom
 
     choose(&b, "#licensee", BANK).await;
     choose(&b, "#dataset", "fire-hydrants").await;
+    // htmx puts the dataset's fields and grades beside the form.
+    let start = Instant::now();
+    while !text(&b, "#dataset-fields").await.contains("adopter_mobile") {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no dataset fields shown"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     choose(&b, "#scenario", SCENARIO).await;
     type_into(
         &b,

@@ -363,7 +363,7 @@ async fn grant_page(ctx: &Ctx<'_>, form: &Form, refused: Option<Problem>, status
                     div.row {
                         label for="dataset" { (l.dataset) }
                         select #dataset name="dataset" required
-                            hx-get="/console/licences/dataset-fields" hx-target="#dataset-fields" hx-trigger="change" {
+                            hx-get="/console/fragments/dataset-fields" hx-target="#dataset-fields" hx-trigger="change" {
                             option value="" { (l.choose) }
                             @for o in &datasets { option value=(o) selected[o == form.get("dataset")] { (o) } }
                         }
@@ -414,7 +414,7 @@ async fn grant_page(ctx: &Ctx<'_>, form: &Form, refused: Option<Problem>, status
     page_with_status(ctx, "licences", &title, body, status)
 }
 
-/// `GET /console/licences/dataset-fields?dataset=…` (htmx): the dataset's fields with their
+/// `GET /console/fragments/dataset-fields?dataset=…` (htmx): the dataset's fields with their
 /// grade and open category, beside the grant form.
 pub async fn dataset_fields(ctx: &Ctx<'_>, query: &Form) -> Reply {
     Ok(html(

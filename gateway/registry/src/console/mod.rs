@@ -84,7 +84,7 @@ pub(crate) async fn handle(api: &Api, admin: &str, req: Request<ApiBody>) -> Rep
         (&Method::GET, ["lang", tag]) => switch_language(tag, query.get("back")),
         (&Method::GET, ["licences"]) => licences::search(&ctx, &query).await,
         (&Method::GET, ["licences", "new"]) => licences::grant_form(&ctx, &query).await,
-        (&Method::GET, ["licences", "dataset-fields"]) => licences::dataset_fields(&ctx, &query).await,
+        (&Method::GET, ["fragments", "dataset-fields"]) => licences::dataset_fields(&ctx, &query).await,
         (&Method::GET, ["licences", id]) => licences::show(&ctx, id, &query).await,
         (&Method::POST, ["licences"]) => {
             let form = checked_form(&ctx, req).await?;

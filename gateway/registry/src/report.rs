@@ -362,6 +362,26 @@ pub struct ObjectionCount {
 }
 
 impl ObjectionCount {
+    /// The headings of [`ObjectionCount::cells`]: name, and whether the column is a number.
+    pub const HEAD: [(&'static str, bool); 8] = [
+        ("dataset", false),
+        ("kind", false),
+        ("filed", true),
+        ("open", true),
+        ("upheld", true),
+        ("rejected", true),
+        ("withdrawn", true),
+        ("resolved", true),
+    ];
+
+    /// The row as the report's tables show it (HTML page and text alike): dataset, kind, and
+    /// the counts of [`ObjectionCount::by_status`] grouped by thousands.
+    pub fn cells(&self) -> Vec<String> {
+        let mut row = vec![self.dataset.clone(), self.kind.as_str().to_owned()];
+        row.extend(self.by_status().iter().map(|(_, n)| svg::group(*n)));
+        row
+    }
+
     /// `filed` and the count in each status, named as on the wire (`filed`, `open`, `upheld`,
     /// `rejected`, `withdrawn`, `resolved`).
     pub fn by_status(&self) -> [(&'static str, u64); 6] {
@@ -406,6 +426,24 @@ pub struct AgencyApplications {
     /// Median time from filing to decision of those decided in the period, in days (one
     /// decimal); `null` when none was decided.
     pub median_decision_days: Option<f64>,
+}
+
+impl AgencyApplications {
+    /// The row as the report's tables show it (HTML page and text alike): the agency, the
+    /// counts grouped by thousands, the median days to one decimal or `missing`.
+    pub fn cells(&self, missing: &str) -> Vec<String> {
+        vec![
+            self.agency.clone(),
+            svg::group(self.filed),
+            svg::group(self.decided),
+            svg::group(self.approved),
+            svg::group(self.rejected),
+            svg::group(self.waiting),
+            svg::group(self.overdue),
+            self.median_decision_days
+                .map_or_else(|| missing.to_owned(), |d| format!("{d:.1}")),
+        ]
+    }
 }
 
 /// The applications part of a report, per agency, sorted by agency.

@@ -13,7 +13,7 @@ use crate::admin::Output;
 use clap::{Subcommand, ValueEnum};
 use sluice_net::registry_client::RegistryClient;
 use sluice_registry::report::svg::group;
-use sluice_registry::report::{epsilon, Figures, Report};
+use sluice_registry::report::{epsilon, Figures, ObjectionCount, Report};
 
 /// `sluice admin report …`.
 #[derive(Debug, Subcommand)]
@@ -282,28 +282,8 @@ pub fn usage_text(r: &Report) -> String {
     out.push_str("\nViolations recorded\n");
     out.push_str(&violations_table(r));
     out.push_str("\nObjections and corrections filed, by status now\n");
-    let rows: Vec<Vec<String>> = r
-        .objections
-        .iter()
-        .map(|o| {
-            let mut row = vec![o.dataset.clone(), o.kind.as_str().to_owned()];
-            row.extend(o.by_status().iter().map(|(_, n)| group(*n)));
-            row
-        })
-        .collect();
-    out.push_str(&table(
-        &[
-            ("dataset", false),
-            ("kind", false),
-            ("filed", true),
-            ("open", true),
-            ("upheld", true),
-            ("rejected", true),
-            ("withdrawn", true),
-            ("resolved", true),
-        ],
-        &rows,
-    ));
+    let rows: Vec<Vec<String>> = r.objections.iter().map(ObjectionCount::cells).collect();
+    out.push_str(&table(&ObjectionCount::HEAD, &rows));
     out.push_str("\nApplications per agency\n");
     out.push_str(&applications_table(r));
     out
@@ -311,23 +291,7 @@ pub fn usage_text(r: &Report) -> String {
 
 /// The applications per agency: filed and decided in the period, waiting and overdue now.
 fn applications_table(r: &Report) -> String {
-    let rows: Vec<Vec<String>> = r
-        .applications
-        .iter()
-        .map(|a| {
-            vec![
-                a.agency.clone(),
-                group(a.filed),
-                group(a.decided),
-                group(a.approved),
-                group(a.rejected),
-                group(a.waiting),
-                group(a.overdue),
-                a.median_decision_days
-                    .map_or_else(|| "-".to_owned(), |d| format!("{d:.1}")),
-            ]
-        })
-        .collect();
+    let rows: Vec<Vec<String>> = r.applications.iter().map(|a| a.cells("-")).collect();
     table(
         &[
             ("agency", false),

@@ -6,7 +6,7 @@
 //! recorded. Inline CSS only: no scripts, fonts, images or links to load.
 
 use super::svg::{bar_chart, esc, group, Bar};
-use super::{epsilon, PeriodKind, Report};
+use super::{epsilon, ObjectionCount, PeriodKind, Report};
 
 const STYLE: &str = "\
 body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;color:#1b1f24;background:#fff;\
@@ -268,30 +268,17 @@ fn objection_status(out: &mut String, r: &Report) {
         out.push_str("<p class=\"none\">None filed in this period.</p></section>");
         return;
     }
-    let head = [
-        ("dataset", false),
-        ("kind", false),
-        ("filed", true),
-        ("open", true),
-        ("upheld", true),
-        ("rejected", true),
-        ("withdrawn", true),
-        ("resolved", true),
-    ];
-    let rows: Vec<Vec<String>> = r
-        .objections
-        .iter()
-        .map(|o| {
-            let mut row = vec![o.dataset.clone(), o.kind.as_str().to_owned()];
-            row.extend(o.by_status().iter().map(|(_, n)| group(*n)));
-            row
-        })
-        .collect();
+    let rows: Vec<Vec<String>> = r.objections.iter().map(ObjectionCount::cells).collect();
     out.push_str(
         "<p class=\"meta\">Cases filed in the period against a dataset's records, by where they stand \
          now. Counted per dataset: the registry does not know which licensee was served a record.</p>",
     );
-    table(out, "Objections and corrections by status", &head, &rows);
+    table(
+        out,
+        "Objections and corrections by status",
+        &ObjectionCount::HEAD,
+        &rows,
+    );
     out.push_str("</section>");
 }
 
@@ -316,23 +303,7 @@ fn application_deadlines(out: &mut String, r: &Report) {
         ("overdue", true),
         ("median days to decide", true),
     ];
-    let rows: Vec<Vec<String>> = r
-        .applications
-        .iter()
-        .map(|a| {
-            vec![
-                a.agency.clone(),
-                group(a.filed),
-                group(a.decided),
-                group(a.approved),
-                group(a.rejected),
-                group(a.waiting),
-                group(a.overdue),
-                a.median_decision_days
-                    .map_or_else(|| "–".to_owned(), |d| format!("{d:.1}")),
-            ]
-        })
-        .collect();
+    let rows: Vec<Vec<String>> = r.applications.iter().map(|a| a.cells("–")).collect();
     out.push_str(
         "<p class=\"meta\">Filed and decided: in the period. Waiting and overdue (open past the \
          agency's deadline in working days): when the report was made.</p>",

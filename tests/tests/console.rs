@@ -536,6 +536,14 @@ async fn the_console_is_for_administrators_and_refuses_forged_changes() {
 
     // The page's own token, from the console's origin, goes through (303 to the licence).
     let own = format!("https://{}", url::Url::parse(&registry).unwrap().authority());
+    // A blank reason is the admin API's refusal, shown on the licence's page.
+    let r = post_form(&admin, SUSPEND, format!("reason=+&csrf={token}"), Some(&own)).await;
+    assert_eq!(r.status, 422);
+    let html = String::from_utf8_lossy(&r.body).into_owned();
+    assert!(
+        html.contains("<code>invalid</code>") && html.contains("a reason is required"),
+        "{html}"
+    );
     let r = post_form(
         &admin,
         SUSPEND,

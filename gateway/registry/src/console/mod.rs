@@ -91,33 +91,31 @@ pub(crate) async fn handle(api: &Api, admin: &str, req: Request<ApiBody>) -> Rep
             licences::grant(&ctx, &form).await
         }
         (&Method::POST, ["licences", id, action @ ("suspend" | "resume" | "revoke")]) => {
-            let (id, action) = (id.to_string(), action.to_string());
             let form = checked_form(&ctx, req).await?;
-            licences::change(&ctx, &id, &action, &form).await
+            licences::change(&ctx, id, action, &form).await
         }
-        (&Method::GET, [section]) if lists::find(section).is_some() => match lists::find(section) {
+        (&Method::GET, [section]) => match lists::find(section) {
             Some(list) => lists::page(&ctx, list, &query).await,
-            None => Err(Problem::new(P::NotFound, format!("no console page {path}"))),
+            None => Err(no_page(&path)),
         },
-        (&Method::POST, [section, id, verb]) if lists::find(section).is_some() => {
-            let (id, verb) = (id.to_string(), verb.to_string());
-            match lists::find(section) {
-                Some(list) => {
-                    let form = checked_form(&ctx, req).await?;
-                    lists::act(&ctx, list, &id, &verb, &form).await
-                }
-                None => Err(Problem::new(P::NotFound, format!("no console page {path}"))),
+        (&Method::POST, [section, id, verb]) => match lists::find(section) {
+            Some(list) => {
+                let form = checked_form(&ctx, req).await?;
+                lists::act(&ctx, list, id, verb, &form).await
             }
-        }
-        (&Method::GET | &Method::POST, _) => {
-            Err(Problem::new(P::NotFound, format!("no console page {path}")))
-        }
+            None => Err(no_page(&path)),
+        },
+        (&Method::GET | &Method::POST, _) => Err(no_page(&path)),
         _ => Err(Problem::new(
             P::MethodNotAllowed,
             format!("the console answers GET and form POST, not {method}"),
         )),
     };
     resp.map(secure)
+}
+
+fn no_page(path: &str) -> Problem {
+    Problem::new(P::NotFound, format!("no console page {path}"))
 }
 
 /// Reads a change's form after its CSRF check.

@@ -1,7 +1,7 @@
 //! A registry started in the test process on loopback, on SQLite or on PostgreSQL (one schema
 //! per test, dropped by [`Reg::stop`]), with clients presenting certificates from a per-test CA.
 
-use serde_json::json;
+use serde_json::{json, Value};
 use sluice_net::registry_client::RegistryClient;
 use sluice_registry::config::RegistryConfig;
 use sluice_registry::{pgtest, Running};
@@ -114,6 +114,13 @@ impl Reg {
     /// A client with a new `kind` certificate for `id`.
     pub fn client(&self, kind: &str, id: &str) -> RegistryClient {
         client(&self.pki, &self.url, kind, id)
+    }
+
+    /// The change log (`GET /admin/changes` as alice), oldest first.
+    pub async fn changes(&self) -> Vec<Value> {
+        let r = self.admin.get("/admin/changes").await.unwrap();
+        assert_eq!(r.status, 200);
+        r.json().as_array().unwrap().clone()
     }
 
     /// `sluice admin …` as the CLI runs it, with alice's certificate.

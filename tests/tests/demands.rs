@@ -243,16 +243,10 @@ async fn a_demand_filed_twice_is_counted_twice_and_answered_once(b: Backend) {
     assert_eq!(r.headers["sluice-revision"], "0");
     assert_eq!(r.json()["answer"]["answered_by"], "alice");
     let answers: Vec<Value> = reg
-        .admin
-        .get("/admin/changes")
+        .changes()
         .await
-        .unwrap()
-        .json()
-        .as_array()
-        .unwrap()
-        .iter()
+        .into_iter()
         .filter(|c| c["action"] == "demand.answer" && c["target"] == bus.as_str())
-        .cloned()
         .collect();
     assert_eq!(answers.len(), 1, "{answers:?}");
     assert_eq!(
@@ -396,13 +390,8 @@ async fn a_demand_filed_twice_is_counted_twice_and_answered_once(b: Backend) {
         (&json!("opened"), &json!("published as bus-stops"), &Value::Null)
     );
     let n = reg
-        .admin
-        .get("/admin/changes")
+        .changes()
         .await
-        .unwrap()
-        .json()
-        .as_array()
-        .unwrap()
         .iter()
         .filter(|c| c["action"] == "demand.answer" && c["target"] == bus.as_str())
         .count();

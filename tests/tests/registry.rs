@@ -124,13 +124,6 @@ fn rev(r: &Reply) -> u64 {
     r.headers["sluice-revision"].to_str().unwrap().parse().unwrap()
 }
 
-/// The change log, oldest first.
-async fn changes(reg: &Reg) -> Vec<Value> {
-    let r = reg.admin.get("/admin/changes").await.unwrap();
-    assert_eq!(r.status, 200);
-    r.json().as_array().unwrap().clone()
-}
-
 macro_rules! both {
     ($name:ident) => {
         mod $name {
@@ -323,7 +316,7 @@ async fn only_admins_administer_and_only_gateways_fetch_snapshots(b: Backend) {
     assert_eq!(r.json()["openapi"], "3.0.3");
     let r = reg.anon.get("/nope").await.unwrap();
     assert_eq!(r.problem().as_deref(), Some("not-found"));
-    assert_eq!(changes(&reg).await.len() as u64, SETUP, "nothing changed");
+    assert_eq!(reg.changes().await.len() as u64, SETUP, "nothing changed");
     // A certificate from another CA is refused at the handshake.
     let other = Pki::new();
     let (cert, key) = other.licensee("mallory");
@@ -497,7 +490,7 @@ async fn changes_outside_the_snapshot_wake_no_gateway(b: Backend) {
     );
     assert_eq!(reg.snapshot().await.revision, SEEDED);
     // Every change is in the log, in order, numbered after the seed's.
-    let log = changes(&reg).await;
+    let log = reg.changes().await;
     let recorded: Vec<(u64, &str)> = log[SEEDED as usize..]
         .iter()
         .map(|c| (c["revision"].as_u64().unwrap(), c["action"].as_str().unwrap()))
@@ -807,7 +800,7 @@ async fn fusion_rules_block_the_completing_grant(b: Backend) {
     assert_eq!(r.status, 201, "{:?}", r.json());
     assert_eq!(rev(&r), before, "a rule is not in the snapshot");
     assert_eq!(
-        changes(&reg).await.last().unwrap()["action"],
+        reg.changes().await.last().unwrap()["action"],
         "fusion-rule.add",
         "a rule is an admin change"
     );
@@ -1482,7 +1475,8 @@ async fn a_gateways_usage_reaches_the_monthly_report(b: Backend) {
     // The federation's health: gw1 was answered the registry's revision (its long-polls'
     // 304s keep it seen), with its certificate and its last usage report; gw2, registered but
     // never connected, is stale; a retired gateway is listed, marked, and never stale.
-    let granted = changes(&reg)
+    let granted = reg
+        .changes()
         .await
         .iter()
         .rev()
@@ -1973,7 +1967,8 @@ async fn objections_are_filed_in_public_and_decided_by_administrators(b: Backend
         .await
         .unwrap();
     assert!(reg.snapshot().await.record_marks.is_empty());
-    let actions: Vec<String> = changes(&reg)
+    let actions: Vec<String> = reg
+        .changes()
         .await
         .iter()
         .filter(|c| c["action"].as_str().unwrap().starts_with("objection."))
@@ -2130,7 +2125,7 @@ async fn risk_rules_travel_in_the_snapshot_and_suspend_alerts_suspend_the_licenc
     let snap = reg.snapshot().await;
     assert_eq!(snap.revision, SEEDED + 3);
     assert_eq!(snap.risk_rules.len(), 1);
-    let changes_now = changes(&reg).await;
+    let changes_now = reg.changes().await;
     let actions: Vec<&str> = changes_now[changes_now.len() - 3..]
         .iter()
         .map(|c| c["action"].as_str().unwrap())
@@ -2241,7 +2236,7 @@ async fn risk_rules_travel_in_the_snapshot_and_suspend_alerts_suspend_the_licenc
         (snap.revision, &snap.licences[0].status),
         (SEEDED + 4, &LicenceStatus::Active)
     );
-    let last = changes(&reg).await.last().unwrap().clone();
+    let last = reg.changes().await.last().unwrap().clone();
     assert_eq!(
         (
             &last["admin"],
@@ -2269,7 +2264,7 @@ async fn risk_rules_travel_in_the_snapshot_and_suspend_alerts_suspend_the_licenc
     // A `suspend` alert: a violation with the evidence, l1 suspended at every gateway, and a
     // gateway waiting on the snapshot woken at once.
     let held = reg.snapshot().await.revision;
-    let numbered = changes(&reg).await.len() as u64;
+    let numbered = reg.changes().await.len() as u64;
     assert!(
         numbered > held,
         "the `alert` alert was numbered without moving the snapshot"
@@ -2338,7 +2333,7 @@ async fn risk_rules_travel_in_the_snapshot_and_suspend_alerts_suspend_the_licenc
             Some(evidence(&a1).as_str())
         )
     );
-    let log = changes(&reg).await;
+    let log = reg.changes().await;
     let tail: Vec<(&str, &str, &str)> = log[log.len() - 3..]
         .iter()
         .map(|c| {
@@ -2363,7 +2358,7 @@ async fn risk_rules_travel_in_the_snapshot_and_suspend_alerts_suspend_the_licenc
     assert_eq!(r.status, 200, "{:?}", r.json());
     assert_eq!(r.json(), outcome);
     assert_eq!(rev(&r), numbered + 3, "a retry learns the revision that suspends");
-    assert_eq!(changes(&reg).await.len(), log.len());
+    assert_eq!(reg.changes().await.len(), log.len());
     assert_eq!(
         reg.anon
             .get("/violations")
@@ -2642,7 +2637,7 @@ async fn agency_administrators_decide_for_their_agency_only(b: Backend) {
         .await
         .unwrap();
     assert_eq!(r.status, 200, "{:?}", r.json());
-    let log = changes(&reg).await;
+    let log = reg.changes().await;
     let scoped: Vec<(&str, &str)> = log
         .iter()
         .filter(|c| c["action"].as_str().unwrap().starts_with("admin."))
@@ -2931,7 +2926,8 @@ async fn applications_are_reviewed_within_a_deadline_and_granted(b: Backend) {
     );
 
     // Every decision is an admin change.
-    let actions: Vec<String> = changes(&reg)
+    let actions: Vec<String> = reg
+        .changes()
         .await
         .iter()
         .map(|c| c["action"].as_str().unwrap().to_owned())
@@ -3282,7 +3278,8 @@ async fn catalog_changes_are_kept_in_each_entrys_public_history(b: Backend) {
         .await
         .unwrap();
     assert_eq!(r.status, 200, "{:?}", r.json());
-    let evaluations: Vec<(String, String)> = changes(&reg)
+    let evaluations: Vec<(String, String)> = reg
+        .changes()
         .await
         .iter()
         .filter(|c| c["action"] == "dataset.evaluation")

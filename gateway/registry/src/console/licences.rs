@@ -30,13 +30,17 @@ const STATES: [&str; 3] = ["active", "suspended", "revoked"];
 pub async fn search(ctx: &Ctx<'_>, query: &Form) -> Reply {
     let l = ctx.l;
     let body = async {
-        let licences = rows_of(ctx.get("/admin/licences").await?);
+        // The admin API selects by licensee; the other criteria are applied here.
+        let uri = match query.opt("licensee") {
+            Some(id) => format!("/admin/licences?licensee={}", urlencode(id)),
+            None => "/admin/licences".to_owned(),
+        };
+        let licences = rows_of(ctx.get(&uri).await?);
         let want = |key: &str, v: &Value| query.opt(key).is_none_or(|q| v.as_str() == Some(q));
         let shown: Vec<&Value> = licences
             .iter()
             .filter(|x| {
-                want("licensee", &x["licensee"])
-                    && want("dataset", &x["dataset"])
+                want("dataset", &x["dataset"])
                     && want("scenario", &x["scenario"])
                     && want("state", x.pointer("/status/state").unwrap_or(&Value::Null))
             })
@@ -73,12 +77,17 @@ pub async fn search(ctx: &Ctx<'_>, query: &Form) -> Reply {
 
 /// The values at `pointer` of the rows of list `uri`, sorted.
 async fn ids(ctx: &Ctx<'_>, uri: &str, pointer: &str) -> Result<Vec<String>, Problem> {
-    let mut v: Vec<String> = rows_of(ctx.get(uri).await?)
+    Ok(ids_of(&rows_of(ctx.get(uri).await?), pointer))
+}
+
+/// The values at `pointer` of `rows`, sorted.
+fn ids_of(rows: &[Value], pointer: &str) -> Vec<String> {
+    let mut v: Vec<String> = rows
         .iter()
         .filter_map(|r| r.pointer(pointer)?.as_str().map(str::to_owned))
         .collect();
     v.sort();
-    Ok(v)
+    v
 }
 
 /// A labelled `<select>` of `options` (shown through `show`), `current` selected; an empty
@@ -334,13 +343,14 @@ async fn grant_page(ctx: &Ctx<'_>, form: &Form, refused: Option<Problem>, status
             None => None,
         };
         let licensees = ids(ctx, "/admin/licensees", "/id").await?;
-        let datasets = ids(ctx, "/admin/datasets", "/spec/id").await?;
+        let catalog = rows_of(ctx.get("/admin/datasets").await?);
+        let datasets = ids_of(&catalog, "/spec/id");
         let scenarios = ids(ctx, "/admin/scenarios", "/id").await?;
         let fusion = refused.as_ref().filter(|p| p.code == P::FusionConflict);
         let other = refused.as_ref().filter(|p| p.code != P::FusionConflict);
         let modes = ["records".to_string(), "aggregate".to_string()];
         let dataset = app.as_ref().and_then(|a| a["dataset"].as_str()).unwrap_or(form.get("dataset"));
-        let fields_help = dataset_fields_markup(ctx, dataset).await;
+        let fields_help = dataset_fields_markup(l, &catalog, dataset);
         Ok::<_, Problem>(html! {
             @if let Some(p) = other { (layout::refusal(l, p)) }
             form.grant method="post" action="/console/licences" {
@@ -414,23 +424,24 @@ async fn grant_page(ctx: &Ctx<'_>, form: &Form, refused: Option<Problem>, status
 /// `GET /console/fragments/dataset-fields?dataset=…` (htmx): the dataset's fields with their
 /// grade and open category, beside the grant form.
 pub async fn dataset_fields(ctx: &Ctx<'_>, query: &Form) -> Reply {
+    let dataset = query.get("dataset");
+    // A catalog that cannot be read shows no fields, as an unknown dataset does.
+    let catalog = match dataset {
+        "" => Vec::new(),
+        _ => ctx.get("/admin/datasets").await.map(rows_of).unwrap_or_default(),
+    };
     Ok(html(
         StatusCode::OK,
-        dataset_fields_markup(ctx, query.get("dataset")).await,
+        dataset_fields_markup(ctx.l, &catalog, dataset),
     ))
 }
 
-async fn dataset_fields_markup(ctx: &Ctx<'_>, dataset: &str) -> Markup {
-    let l = ctx.l;
-    if dataset.is_empty() {
-        return html! {};
-    }
-    let Ok(datasets) = ctx.get("/admin/datasets").await else {
-        return html! {};
-    };
-    let Some(d) = rows_of(datasets)
-        .into_iter()
-        .find(|d| d.pointer("/spec/id").and_then(Value::as_str) == Some(dataset))
+/// The fields of `dataset` in `catalog` (the admin API's datasets) with their grades;
+/// nothing for no or an unknown dataset.
+fn dataset_fields_markup(l: &super::Labels, catalog: &[Value], dataset: &str) -> Markup {
+    let Some(d) = catalog
+        .iter()
+        .find(|d| !dataset.is_empty() && d.pointer("/spec/id").and_then(Value::as_str) == Some(dataset))
     else {
         return html! {};
     };

@@ -14,12 +14,21 @@ pub(crate) fn wants_html<B>(req: &Request<B>) -> bool {
         .is_some_and(|v| v.contains("text/html"))
 }
 
-/// Escapes text for HTML.
+/// Escapes text for HTML (and SVG) content and attribute values, quoted either way: the
+/// registry's hand-written pages all escape with it.
 pub(crate) fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 fn respond(html: Option<String>, json: serde_json::Value) -> Response<RespBody> {

@@ -5,8 +5,9 @@
 //! the evaluation per licensee and licence against the declared scenario; the violations
 //! recorded. Inline CSS only: no scripts, fonts, images or links to load.
 
-use super::svg::{bar_chart, esc, group, Bar};
+use super::svg::{bar_chart, group, Bar};
 use super::{epsilon, ObjectionCount, PeriodKind, Report};
+use crate::public::esc;
 
 const STYLE: &str = "\
 body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;color:#1b1f24;background:#fff;\

@@ -2,6 +2,8 @@
 //! (named by `aria-labelledby`), a `<title>` per bar (its label and value), every text
 //! escaped. No scripts, fonts or other resources: the page embeds the markup as it is.
 
+use crate::public::esc;
+
 /// Most bars drawn; the smallest past `MAX_BARS - 1` are drawn as one "others" bar (the table
 /// beside the chart lists every figure).
 pub const MAX_BARS: usize = 20;
@@ -28,22 +30,6 @@ pub struct Bar {
     pub label: String,
     /// Its value.
     pub value: u64,
-}
-
-/// Escapes text for HTML and SVG content and attribute values.
-pub fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// `n` with thousands separated by commas.

@@ -463,6 +463,11 @@ pub fn parse_member(s: &str) -> Result<Value, CliError> {
     }
 }
 
+/// `s` percent-encoded for a path segment or a query value of a registry URL.
+pub(crate) fn url_part(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
 /// Parses `--field name=rule[:key=value,…]` into the field name and its rule's JSON.
 pub fn parse_field(s: &str) -> Result<(String, Value), CliError> {
     sluice_registry::terms::parse_field(s).map_err(|_| CliError::Field(s.into()))
@@ -744,8 +749,9 @@ async fn objection(c: &RegistryClient, o: ObjectionCommand) -> anyhow::Result<Re
     let (verb, d) = match o {
         ObjectionCommand::List { status: None } => return Ok(c.get("/admin/objections").await?),
         ObjectionCommand::List { status: Some(s) } => {
-            let q: String = url::form_urlencoded::byte_serialize(s.as_bytes()).collect();
-            return Ok(c.get(&format!("/admin/objections?status={q}")).await?);
+            return Ok(c
+                .get(&format!("/admin/objections?status={}", url_part(&s)))
+                .await?);
         }
         ObjectionCommand::Show { id } => return Ok(c.get(&format!("/admin/objections/{id}")).await?),
         ObjectionCommand::Uphold(d) => ("uphold", d),

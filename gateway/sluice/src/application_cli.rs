@@ -1,7 +1,7 @@
 //! `sluice admin application …` (review licensees' applications) and `sluice admin agreement
 //! …` (publish a dataset's data-use agreement).
 
-use crate::admin::{terms_body, GrantTerms};
+use crate::admin::{terms_body, url_part, GrantTerms};
 use clap::{Args, Subcommand};
 use serde_json::json;
 use sluice_net::registry_client::{RegistryClient, Reply};
@@ -80,16 +80,13 @@ pub async fn application(c: &RegistryClient, cmd: ApplicationCommand) -> anyhow:
         ApplicationCommand::List { status, overdue, on } => {
             let mut q: Vec<String> = Vec::new();
             if let Some(s) = status {
-                q.push(format!(
-                    "status={}",
-                    url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>()
-                ));
+                q.push(format!("status={}", url_part(&s)));
             }
             if overdue {
                 q.push("overdue=1".into());
             }
             if let Some(d) = on {
-                q.push(format!("on={}", seg(&d)));
+                q.push(format!("on={}", url_part(&d)));
             }
             let path = if q.is_empty() {
                 "/admin/applications".to_owned()
@@ -98,10 +95,10 @@ pub async fn application(c: &RegistryClient, cmd: ApplicationCommand) -> anyhow:
             };
             c.get(&path).await?
         }
-        ApplicationCommand::Show { id } => c.get(&format!("/admin/applications/{}", seg(&id))).await?,
+        ApplicationCommand::Show { id } => c.get(&format!("/admin/applications/{}", url_part(&id))).await?,
         ApplicationCommand::Approve(a) => {
             c.post(
-                &format!("/admin/applications/{}/approve", seg(&a.application)),
+                &format!("/admin/applications/{}/approve", url_part(&a.application)),
                 &terms_body(&a.terms)?,
             )
             .await?
@@ -131,12 +128,8 @@ pub async fn agreement(c: &RegistryClient, cmd: AgreementCommand) -> anyhow::Res
 
 async fn decide(c: &RegistryClient, verb: &str, d: DecideArgs) -> anyhow::Result<Reply> {
     Ok(c.post(
-        &format!("/admin/applications/{}/{verb}", seg(&d.id)),
+        &format!("/admin/applications/{}/{verb}", url_part(&d.id)),
         &json!({ "reason": d.reason }),
     )
     .await?)
-}
-
-fn seg(s: &str) -> String {
-    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }

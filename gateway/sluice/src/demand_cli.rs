@@ -2,7 +2,7 @@
 //! entries with every request's reason and contact, and the agencies' answers (planned with a
 //! date, opened, refused; each an audited admin change, `demand.answer`).
 
-use crate::admin::Output;
+use crate::admin::{url_part, Output};
 use clap::{Args, Subcommand};
 use serde_json::{json, Value};
 use sluice_net::registry_client::RegistryClient;
@@ -50,21 +50,17 @@ pub fn answer_body(a: &AnswerArgs) -> Value {
     b
 }
 
-fn segment(s: &str) -> String {
-    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
-}
-
 /// Runs a demand command against the registry.
 pub async fn execute(c: &RegistryClient, cmd: DemandCommand) -> anyhow::Result<Output> {
     let reply = match cmd {
         DemandCommand::List { status: None } => c.get("/admin/demands").await?,
         DemandCommand::List { status: Some(s) } => {
-            c.get(&format!("/admin/demands?status={}", segment(&s))).await?
+            c.get(&format!("/admin/demands?status={}", url_part(&s))).await?
         }
-        DemandCommand::Show { id } => c.get(&format!("/admin/demands/{}", segment(&id))).await?,
+        DemandCommand::Show { id } => c.get(&format!("/admin/demands/{}", url_part(&id))).await?,
         DemandCommand::Answer(a) => {
             c.post(
-                &format!("/admin/demands/{}/answer", segment(&a.id)),
+                &format!("/admin/demands/{}/answer", url_part(&a.id)),
                 &answer_body(&a),
             )
             .await?

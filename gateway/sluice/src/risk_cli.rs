@@ -118,7 +118,7 @@ pub async fn execute(c: &RegistryClient, cmd: RiskCommand) -> anyhow::Result<Out
         RiskCommand::Rule(RuleCommand::Add(a)) => c.post("/admin/risk/rules", &rule_body(&a)?).await?,
         RiskCommand::Rule(RuleCommand::List) => c.get("/admin/risk/rules").await?,
         RiskCommand::Rule(RuleCommand::Remove { id, reason }) => {
-            let id: String = url::form_urlencoded::byte_serialize(id.as_bytes()).collect();
+            let id = crate::admin::url_part(&id);
             c.send(
                 http::Method::DELETE,
                 &format!("/admin/risk/rules/{id}"),
